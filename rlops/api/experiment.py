@@ -1,0 +1,345 @@
+"""The RLExperiment resource: one RLlib training run."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Literal
+
+from pydantic import Field
+
+from rlops.api.base import Model
+from rlops.api.meta import Condition, ObjectMeta
+
+
+class Phase(enum.StrEnum):
+    """The one phase enum of an RLExperiment, whatever its backend."""
+
+    PENDING = "Pending"
+    SUBMITTED = "Submitted"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+    @property
+    def finished(self) -> bool:
+        return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.STOPPED)
+
+
+class Backend(enum.StrEnum):
+    KUBERNETES = "kubernetes"
+    SLURM = "slurm"
+    LOCAL = "local"
+
+
+class EnvironmentSpec(Model):
+    """The environment to train on: a Gymnasium id or a custom creator."""
+
+    id: str | None = Field(
+        default=None,
+        description="A registered Gymnasium environment id, e.g. `CartPole-v1`.",
+    )
+    entry_point: str | None = Field(
+        default=None,
+        description=(
+            "A custom environment creator as `package.module:callable`. It is registered "
+            "with RLlib's `register_env` and called with `config`."
+        ),
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The env_config passed to the environment (or its creator).",
+    )
+
+
+class ResourcesSpec(Model):
+    """What the training run needs. Backends size pods, allocations or local slots from it."""
+
+    env_runners: int = Field(
+        default=0,
+        description=(
+            "Remote RLlib env runners (sampling workers). 0 samples in the driver process."
+        ),
+    )
+    envs_per_runner: int = Field(default=1, description="Vectorised environments per env runner.")
+    cpus_per_runner: float = Field(default=1.0, description="CPUs reserved per env runner.")
+    learners: int = Field(
+        default=0, description="Remote RLlib learners. 0 trains in the driver process."
+    )
+    gpus_per_learner: float = Field(
+        default=0.0, description="GPUs per learner (fractions share one GPU between trials)."
+    )
+    driver_cpus: float = Field(default=1.0, description="CPUs reserved for the driver process.")
+    nodes: int = Field(
+        default=1,
+        description="Ray cluster nodes (Kubernetes: a head and nodes-1 workers; SLURM: --nodes).",
+    )
+    memory: str | None = Field(
+        default=None,
+        description="Memory per node as a Kubernetes quantity, e.g. `4Gi` (SLURM: --mem).",
+    )
+
+    def total_cpus(self) -> float:
+        """CPUs the run occupies in all, driver included."""
+        return self.driver_cpus + self.env_runners * self.cpus_per_runner
+
+    def total_gpus(self) -> float:
+        return max(self.learners, 1) * self.gpus_per_learner
+
+
+class StopSpec(Model):
+    """When training ends: the first criterion met stops the run."""
+
+    timesteps: int | None = Field(default=None, description="Total env steps sampled.")
+    episode_return_mean: float | None = Field(
+        default=None, description="Mean episode return reached (the run succeeds early)."
+    )
+    iterations: int | None = Field(default=None, description="Training iterations.")
+    wall_time_seconds: float | None = Field(
+        default=None, description="Wall-clock seconds of training, summed over attempts."
+    )
+
+    def is_empty(self) -> bool:
+        return all(
+            v is None
+            for v in (
+                self.timesteps,
+                self.episode_return_mean,
+                self.iterations,
+                self.wall_time_seconds,
+            )
+        )
+
+
+class CheckpointSpec(Model):
+    """How checkpoints are kept, as RLlib's Tune checkpoint config does."""
+
+    frequency: int = Field(
+        default=0, description="Checkpoint every N training iterations (0: only at the end)."
+    )
+    keep: int | None = Field(
+        default=None, description="Keep the N best checkpoints by `scoreAttribute` (all if unset)."
+    )
+    score_attribute: str = Field(
+        default="env_runners/episode_return_mean",
+        description="Result key, `/`-separated, that ranks checkpoints.",
+    )
+    score_order: Literal["max", "min"] = Field(
+        default="max", description="Whether a higher or lower score is better."
+    )
+    at_end: bool = Field(default=True, description="Write a checkpoint when training ends.")
+    resume_from: str | None = Field(
+        default=None,
+        description="A checkpoint directory to start from instead of fresh weights.",
+    )
+
+
+class Toleration(Model):
+    """A Kubernetes toleration, copied into the Ray pods."""
+
+    key: str | None = Field(default=None, description="The taint key.")
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Exists or Equal."
+    )
+    value: str | None = Field(default=None, description="The taint value.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="The taint effect."
+    )
+    toleration_seconds: int | None = Field(default=None, description="For NoExecute taints.")
+
+
+class KubernetesPlacement(Model):
+    """Settings for the Kubernetes (KubeRay) backend."""
+
+    queue: str | None = Field(
+        default=None,
+        description="Kueue LocalQueue name; Kueue then admits the RayJob through `suspend`.",
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node selector for the Ray pods."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Tolerations for the Ray pods."
+    )
+    service_account: str | None = Field(
+        default=None, description="ServiceAccount of the Ray pods (no cluster rights needed)."
+    )
+    ttl_seconds_after_finished: int = Field(
+        default=300, description="Seconds the finished RayJob and its cluster are kept."
+    )
+    pre_running_deadline_seconds: int = Field(
+        default=600,
+        description=(
+            "Seconds the RayJob may stay Initializing (image pulls, quota) before the "
+            "experiment fails with a clear message."
+        ),
+    )
+    max_parallel: int | None = Field(
+        default=None,
+        description="Sweeps with `burst` placement: trials running or waiting here at most.",
+    )
+
+
+class ContainerRuntime(enum.StrEnum):
+    APPTAINER = "apptainer"
+    SINGULARITY = "singularity"
+    NONE = "none"
+
+
+class SlurmPlacement(Model):
+    """Settings for the SLURM backend (the bridge, or `rlops run --backend slurm`)."""
+
+    cluster: str = Field(
+        default="default",
+        description="The SLURM cluster's name; the bridge started with `--cluster` claims it.",
+    )
+    partition: str | None = Field(default=None, description="--partition.")
+    account: str | None = Field(default=None, description="--account.")
+    qos: str | None = Field(default=None, description="--qos.")
+    time_limit: str | None = Field(
+        default=None,
+        description="--time, in a SLURM format: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM:SS`.",
+    )
+    gpus_per_node: int | None = Field(default=None, description="--gpus-per-node.")
+    constraint: str | None = Field(default=None, description="--constraint (node features).")
+    extra_directives: list[str] = Field(
+        default_factory=list,
+        description="More `#SBATCH` options, each `--name` or `--name=value`; validated.",
+    )
+    container_runtime: ContainerRuntime = Field(
+        default=ContainerRuntime.NONE,
+        description="`apptainer` or `singularity` run the image; `none` runs the host Python.",
+    )
+    container_options: list[str] = Field(
+        default_factory=list,
+        description="Options for `apptainer exec`, e.g. `--nv` for GPUs or `--bind=/data`.",
+    )
+    max_requeues: int = Field(
+        default=0,
+        description="How often a job that hits its time limit is requeued to resume.",
+    )
+    signal_seconds: int = Field(
+        default=120,
+        description="Seconds before the time limit at which SIGUSR1 asks for a checkpoint.",
+    )
+    python: str | None = Field(
+        default=None,
+        description="Runtime `none`: the Python interpreter with rlops installed.",
+    )
+
+
+class PlacementSpec(Model):
+    """Where the experiment runs."""
+
+    backend: Backend = Field(default=Backend.LOCAL, description="kubernetes, slurm or local.")
+    kubernetes: KubernetesPlacement | None = Field(default=None, description="Kubernetes settings.")
+    slurm: SlurmPlacement | None = Field(default=None, description="SLURM settings.")
+
+
+class StorageSpec(Model):
+    """Where checkpoints and results go."""
+
+    path: str | None = Field(
+        default=None,
+        description=(
+            "A shared path or an object-store URI (`s3://`, `gs://`) for the run directory; "
+            "defaults per backend."
+        ),
+    )
+
+
+class RLExperimentSpec(Model):
+    """One RLlib training run."""
+
+    image: str | None = Field(
+        default=None,
+        description="Container image with rlops, Ray and the user's code (operator default).",
+    )
+    algorithm: str = Field(description="An RLlib algorithm name: PPO, APPO, IMPALA, DQN, SAC, ...")
+    environment: EnvironmentSpec = Field(description="The environment to train on.")
+    config: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "AlgorithmConfig settings grouped by the config's method names (`training`, "
+            "`env_runners`, `rl_module`, ...); each group is applied by calling that method."
+        ),
+    )
+    resources: ResourcesSpec = Field(
+        default_factory=ResourcesSpec, description="Runners, learners, GPUs, nodes, memory."
+    )
+    stop: StopSpec = Field(description="Stop criteria; at least one.")
+    checkpoint: CheckpointSpec = Field(
+        default_factory=CheckpointSpec, description="Checkpoint frequency and retention."
+    )
+    seed: int | None = Field(default=None, description="Random seed of the run.")
+    placement: PlacementSpec = Field(
+        default_factory=PlacementSpec, description="Backend and per-backend settings."
+    )
+    storage: StorageSpec = Field(
+        default_factory=StorageSpec, description="Where checkpoints and results go."
+    )
+
+
+class BackendRef(Model):
+    """What the experiment became on its backend."""
+
+    kind: Literal["RayJob", "SlurmJob", "Process"] = Field(description="The kind of object.")
+    name: str | None = Field(default=None, description="RayJob name.")
+    namespace: str | None = Field(default=None, description="RayJob namespace.")
+    cluster: str | None = Field(default=None, description="SLURM cluster.")
+    job_id: str | None = Field(default=None, description="SLURM job id.")
+    pid: int | None = Field(default=None, description="Local process id.")
+
+
+class Progress(Model):
+    """Training progress, at most ~30 s behind training."""
+
+    iteration: int = Field(default=0, description="Training iterations done.")
+    timesteps: int = Field(default=0, description="Env steps sampled in all.")
+    episode_return_mean: float | None = Field(default=None, description="Latest mean return.")
+    time_seconds: float = Field(default=0.0, description="Training wall time in all.")
+    updated_at: str | None = Field(default=None, description="When this was last updated.")
+    percent: float | None = Field(
+        default=None, description="Percent of the stop budget used (the furthest criterion)."
+    )
+
+
+class ExperimentResult(Model):
+    """The outcome of training."""
+
+    final_objective: float | None = Field(default=None, description="Objective at the end.")
+    best_objective: float | None = Field(default=None, description="Best objective seen.")
+    best_checkpoint: str | None = Field(default=None, description="Path of the best checkpoint.")
+    stop_reason: str | None = Field(default=None, description="Which stop criterion ended it.")
+
+
+class RLExperimentStatus(Model):
+    """The one status shape of an RLExperiment, whatever its backend."""
+
+    phase: Phase = Field(default=Phase.PENDING, description="Where the experiment is.")
+    backend: Backend | None = Field(default=None, description="Where it runs.")
+    backend_ref: BackendRef | None = Field(default=None, description="Its object on the backend.")
+    progress: Progress | None = Field(default=None, description="Training progress.")
+    result: ExperimentResult | None = Field(default=None, description="The outcome.")
+    attempts: int = Field(default=0, description="Attempts started (retries and requeues).")
+    message: str | None = Field(default=None, description="A human-readable reason.")
+    started_at: str | None = Field(default=None, description="When training started.")
+    completed_at: str | None = Field(default=None, description="When it finished.")
+    observed_generation: int | None = Field(
+        default=None, description="The spec generation this status describes."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Reconciling, Stalled (kstatus)."
+    )
+
+
+class RLExperiment(Model):
+    """An RLExperiment resource."""
+
+    api_version: Literal["rlops.dev/v1alpha1"] = Field(
+        default="rlops.dev/v1alpha1", description="rlops.dev/v1alpha1"
+    )
+    kind: Literal["RLExperiment"] = Field(default="RLExperiment", description="RLExperiment")
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Standard metadata.")
+    spec: RLExperimentSpec = Field(description="What to train.")
+    status: RLExperimentStatus | None = Field(default=None, description="What happened.")

@@ -1,0 +1,1 @@
+"""What runs inside the container: RLlib training of one RLExperiment."""

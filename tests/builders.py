@@ -1,0 +1,98 @@
+"""Fluent builders for manifests in tests: `experiment("x").algorithm("DQN").obj()`."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Self
+
+
+class _Builder:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+
+    def set(self, dotted: str, value: Any) -> Self:
+        """Set any field by a dotted path (`spec.stop.timesteps`)."""
+        node = self.body
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+        return self
+
+    def drop(self, dotted: str) -> Self:
+        node = self.body
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node[part]
+        del node[parts[-1]]
+        return self
+
+    def obj(self) -> dict[str, Any]:
+        return copy.deepcopy(self.body)
+
+
+class ExperimentBuilder(_Builder):
+    def algorithm(self, name: str) -> Self:
+        return self.set("spec.algorithm", name)
+
+    def env(self, env_id: str) -> Self:
+        return self.set("spec.environment", {"id": env_id})
+
+    def config(self, group: str, **settings: Any) -> Self:
+        self.body["spec"].setdefault("config", {}).setdefault(group, {}).update(settings)
+        return self
+
+    def stop(self, **criteria: Any) -> Self:
+        return self.set("spec.stop", criteria)
+
+    def slurm(self, **settings: Any) -> Self:
+        self.set("spec.placement.backend", "slurm")
+        return self.set("spec.placement.slurm", {"cluster": "hpc", **settings})
+
+    def kubernetes(self, **settings: Any) -> Self:
+        self.set("spec.placement.backend", "kubernetes")
+        return self.set("spec.placement.kubernetes", settings)
+
+
+def experiment(name: str = "exp", namespace: str | None = None) -> ExperimentBuilder:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    return ExperimentBuilder(
+        {
+            "apiVersion": "rlops.dev/v1alpha1",
+            "kind": "RLExperiment",
+            "metadata": meta,
+            "spec": {
+                "algorithm": "PPO",
+                "environment": {"id": "CartPole-v1"},
+                "config": {"training": {"train_batch_size_per_learner": 500}},
+                "resources": {"envRunners": 0},
+                "stop": {"timesteps": 2000},
+            },
+        }
+    )
+
+
+class SweepBuilder(_Builder):
+    def param(self, key: str, type: str, **fields: Any) -> Self:
+        self.body["spec"].setdefault("parameters", {})[key] = {"type": type, **fields}
+        return self
+
+    def template(self, dotted: str, value: Any) -> Self:
+        return self.set(f"spec.template.{dotted}", value)
+
+
+def sweep(name: str = "sw", namespace: str | None = None) -> SweepBuilder:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    template = experiment().obj()["spec"]
+    return SweepBuilder(
+        {
+            "apiVersion": "rlops.dev/v1alpha1",
+            "kind": "Sweep",
+            "metadata": meta,
+            "spec": {"template": template, "parameters": {}, "algorithm": "grid"},
+        }
+    )
