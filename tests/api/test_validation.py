@@ -183,7 +183,7 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
         .obj(),
         "spec.parameters.config.training.lr.low",
         "low > 0",
-    ),  # fmt: skip
+    ),
     (
         "random search without maxTrials",
         sweep().set("spec.algorithm", "random").param("seed", "int", low=0, high=9).obj(),
