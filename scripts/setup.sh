@@ -32,4 +32,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 fi
+# Helm's Go library (helm-sdkpy, used by the chart tests) needs Python >= 3.12: its own venv.
+if [ ! -x .venv-helm/bin/python ]; then
+  PY312=$(PYENV_VERSION=3.12.1 pyenv which python 2>/dev/null || command -v python3.12 || true)
+  [ -n "$PY312" ] || { echo "setup: no Python 3.12 for .venv-helm (pyenv 3.12.1 or python3.12)" >&2; exit 1; }
+  "$PY312" -m venv .venv-helm
+fi
+helm_stamp=.venv-helm/.rlops-setup
+helm_want=$(sha256sum requirements/helm.txt | cut -d' ' -f1)
+if [ ! -f "$helm_stamp" ] || [ "$(cat "$helm_stamp")" != "$helm_want" ]; then
+  echo "setup: installing helm-sdkpy into .venv-helm"
+  .venv-helm/bin/pip install -q -r requirements/helm.txt
+  echo "$helm_want" > "$helm_stamp"
+fi
 echo "setup: ready (.venv/bin/rlops)"
