@@ -1,0 +1,42 @@
+"""The one small protocol every backend implements: submit, observe, cancel.
+
+A backend turns an RLExperiment into work somewhere (a RayJob, a SLURM job, a
+process) and reports what became of it as an `Observation` — the part of the
+RLExperiment status that only the backend can know.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from rlops.api.experiment import BackendRef, Phase, RLExperiment
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a backend saw of one experiment's work."""
+
+    phase: Phase
+    message: str
+    reason: str = ""
+    retries: int = 0  # attempts the backend itself restarted (KubeRay backoffLimit, requeues)
+    started_at: str | None = None
+    completed_at: str | None = None
+    terminal: bool = False  # the backend's object has finished and holds no resources
+
+
+class ExperimentBackend(Protocol):
+    """Run experiments somewhere. Every method is idempotent."""
+
+    def submit(self, experiment: RLExperiment, attempt: int) -> BackendRef:
+        """Start `attempt` of the experiment; submitting twice starts it once."""
+        ...
+
+    def observe(self, experiment: RLExperiment) -> Observation | None:
+        """What became of the experiment's work; None when there is none."""
+        ...
+
+    def cancel(self, experiment: RLExperiment) -> None:
+        """Stop the experiment's work and release its resources; no work is fine."""
+        ...

@@ -1,0 +1,228 @@
+"""The RayJob (ray.io/v1) of an RLExperiment, rendered by one pure function.
+
+The RayJob carries an inline `rayClusterSpec`: a head group and, for multi-node
+experiments, one worker group of `nodes - 1` replicas. Every node gets the same
+share of the experiment's CPUs, GPUs and memory (requests equal limits, so the
+pods are Guaranteed and Ray's resource view matches the pod's). The runtime is
+the entrypoint; it reports progress to the operator with a per-experiment token
+carried in the job's runtime environment, so training pods need no Kubernetes
+rights.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+import json
+import math
+import shlex
+from typing import Any
+
+import yaml
+
+from rlops.api.experiment import KubernetesPlacement, RLExperiment
+from rlops.settings import Settings
+
+RAYJOB_API_VERSION = "ray.io/v1"
+LABEL_EXPERIMENT = "rlops.dev/experiment"
+LABEL_ATTEMPT = "rlops.dev/attempt"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
+# Labels of an experiment copied onto its RayJob, so `kubectl get rayjobs -l` works per sweep.
+PROPAGATED_LABELS = ("rlops.dev/sweep", "rlops.dev/trial", "rlops.dev/seed")
+
+HEAD_PORTS = (("gcs-server", 6379), ("dashboard", 8265), ("client", 10001))
+
+
+def progress_token(secret: str, namespace: str, name: str, uid: str) -> str:
+    """The bearer token with which one experiment's runtime may report its progress."""
+    message = f"{namespace}/{name}/{uid}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def progress_url(settings: Settings, namespace: str, name: str) -> str:
+    return f"{settings.progress_url.rstrip('/')}/progress/{namespace}/{name}"
+
+
+def run_dir(experiment: RLExperiment, settings: Settings) -> str:
+    """`<storage>/<namespace>/<name>`: the spec's storage path, else the operator's."""
+    base = experiment.spec.storage.path or settings.storage_path
+    meta = experiment.metadata
+    return f"{base.rstrip('/')}/{meta.namespace}/{meta.name}"
+
+
+def spec_b64(experiment: RLExperiment) -> str:
+    """The experiment as the runtime reads it: a compact, key-sorted manifest in base64."""
+    meta = experiment.metadata
+    manifest = {
+        "apiVersion": experiment.api_version,
+        "kind": experiment.kind,
+        "metadata": {"name": meta.name, "namespace": meta.namespace},
+        "spec": experiment.spec.dump(),
+    }
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
+    return base64.b64encode(text.encode()).decode()
+
+
+def entrypoint(experiment: RLExperiment, settings: Settings) -> str:
+    argv = [
+        settings.python, "-m", "rlops.runtime",
+        "--spec-b64", spec_b64(experiment),
+        "--run-dir", run_dir(experiment, settings),
+    ]  # fmt: skip
+    return shlex.join(argv)
+
+
+def cpu_quantity(cpus: float) -> str:
+    """A CPU count as a Kubernetes quantity: whole cores, else millicores."""
+    millis = math.ceil(cpus * 1000)
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def node_resources(experiment: RLExperiment) -> tuple[float, int, str | None]:
+    """CPUs, GPUs and memory of each Ray node: an even share of what the experiment needs."""
+    res = experiment.spec.resources
+    nodes = max(res.nodes, 1)
+    cpus = math.ceil(res.total_cpus() * 1000 / nodes) / 1000
+    gpus = math.ceil(res.total_gpus() / nodes) if res.gpus_per_learner else 0
+    return cpus, gpus, res.memory
+
+
+def container_resources(cpus: float, gpus: int, memory: str | None) -> dict[str, Any]:
+    amounts: dict[str, str] = {"cpu": cpu_quantity(cpus)}
+    if memory:
+        amounts["memory"] = memory
+    if gpus:
+        amounts["nvidia.com/gpu"] = str(gpus)
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def pod_template(
+    container: dict[str, Any], placement: KubernetesPlacement, labels: dict[str, str]
+) -> dict[str, Any]:
+    pod: dict[str, Any] = {"containers": [container]}
+    if placement.service_account:
+        pod["serviceAccountName"] = placement.service_account
+    if placement.node_selector:
+        pod["nodeSelector"] = dict(placement.node_selector)
+    if placement.tolerations:
+        pod["tolerations"] = [t.dump() for t in placement.tolerations]
+    return {"metadata": {"labels": dict(labels)}, "spec": pod}
+
+
+def ray_start_params(cpus: float, gpus: int, head: bool) -> dict[str, str]:
+    # Ray counts whole CPUs; a fractional pod share still offers its floor (at least 1).
+    params = {"num-cpus": str(max(1, math.floor(cpus)))}
+    if gpus:
+        params["num-gpus"] = str(gpus)
+    if head:
+        params["dashboard-host"] = "0.0.0.0"
+    return params
+
+
+def cluster_spec(
+    experiment: RLExperiment, settings: Settings, labels: dict[str, str]
+) -> dict[str, Any]:
+    image = experiment.spec.image or settings.image
+    placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
+    cpus, gpus, memory = node_resources(experiment)
+    resources = container_resources(cpus, gpus, memory)
+    head = {
+        "name": "ray-head",
+        "image": image,
+        "resources": resources,
+        "ports": [{"name": name, "containerPort": port} for name, port in HEAD_PORTS],
+    }
+    spec: dict[str, Any] = {
+        "rayVersion": settings.ray_version,
+        "headGroupSpec": {
+            "rayStartParams": ray_start_params(cpus, gpus, head=True),
+            "template": pod_template(head, placement, labels),
+        },
+    }
+    workers = max(experiment.spec.resources.nodes, 1) - 1
+    if workers:
+        worker = {"name": "ray-worker", "image": image, "resources": copy.deepcopy(resources)}
+        spec["workerGroupSpecs"] = [
+            {
+                "groupName": "workers",
+                "replicas": workers,
+                "minReplicas": workers,
+                "maxReplicas": workers,
+                "rayStartParams": ray_start_params(cpus, gpus, head=False),
+                "template": pod_template(worker, placement, labels),
+            }
+        ]
+    return spec
+
+
+def runtime_env_yaml(experiment: RLExperiment, settings: Settings) -> str:
+    meta = experiment.metadata
+    assert meta.namespace and meta.name and meta.uid, "a stored RLExperiment has all three"
+    token = progress_token(settings.secret.get_secret_value(), meta.namespace, meta.name, meta.uid)
+    env = {
+        "RLOPS_PROGRESS_URL": progress_url(settings, meta.namespace, meta.name),
+        "RLOPS_PROGRESS_TOKEN": token,
+    }
+    return yaml.safe_dump({"env_vars": env}, sort_keys=True)
+
+
+def rayjob_labels(experiment: RLExperiment, attempt: int) -> dict[str, str]:
+    meta = experiment.metadata
+    assert meta.name
+    labels = {LABEL_EXPERIMENT: meta.name, LABEL_ATTEMPT: str(attempt), LABEL_MANAGED_BY: "rlops"}
+    labels.update({k: v for k, v in meta.labels.items() if k in PROPAGATED_LABELS})
+    return labels
+
+
+def owner_reference(experiment: RLExperiment) -> dict[str, Any]:
+    meta = experiment.metadata
+    return {
+        "apiVersion": experiment.api_version,
+        "kind": experiment.kind,
+        "name": meta.name,
+        "uid": meta.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def build_rayjob(experiment: RLExperiment, settings: Settings, attempt: int = 1) -> dict[str, Any]:
+    """The RayJob that runs `attempt` of a stored RLExperiment (it needs its name and uid)."""
+    meta = experiment.metadata
+    if not (meta.name and meta.namespace and meta.uid):
+        raise ValueError("metadata: name, namespace and uid are needed to render a RayJob")
+    spec = experiment.spec
+    placement = spec.placement.kubernetes or KubernetesPlacement()
+    labels = rayjob_labels(experiment, attempt)
+    if placement.queue:
+        labels[LABEL_KUEUE_QUEUE] = placement.queue
+    pod_labels = {LABEL_EXPERIMENT: meta.name}
+    rayjob_spec: dict[str, Any] = {
+        "entrypoint": entrypoint(experiment, settings),
+        "runtimeEnvYAML": runtime_env_yaml(experiment, settings),
+        "submissionMode": settings.submission_mode,
+        "shutdownAfterJobFinishes": True,
+        "ttlSecondsAfterFinished": placement.ttl_seconds_after_finished,
+        "preRunningDeadlineSeconds": placement.pre_running_deadline_seconds,
+        "backoffLimit": 0,
+        "rayClusterSpec": cluster_spec(experiment, settings, pod_labels),
+    }
+    if spec.stop.wall_time_seconds is not None:
+        deadline = math.ceil(spec.stop.wall_time_seconds) + settings.deadline_margin_seconds
+        rayjob_spec["activeDeadlineSeconds"] = deadline
+    if placement.queue:
+        rayjob_spec["suspend"] = True
+    return {
+        "apiVersion": RAYJOB_API_VERSION,
+        "kind": "RayJob",
+        "metadata": {
+            "name": meta.name,
+            "namespace": meta.namespace,
+            "labels": labels,
+            "ownerReferences": [owner_reference(experiment)],
+        },
+        "spec": rayjob_spec,
+    }

@@ -1,0 +1,117 @@
+"""What a RayJob's status means for its RLExperiment: one pure mapping.
+
+A RayJob has no conditions: KubeRay reports `jobDeploymentStatus` (where the
+RayJob's own machinery is: cluster, submitter, retries, Kueue suspension) and
+`jobStatus` (the Ray job inside, once submitted). Both together decide the phase.
+KubeRay never gives up on a cluster that cannot start (an image that cannot be
+pulled, a quota that is never granted) unless told, so a RayJob `Initializing`
+longer than the placement's pre-running deadline fails here with a message that
+says where to look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from rlops.api.experiment import KubernetesPlacement, Phase
+from rlops.backends.base import Observation
+
+# jobDeploymentStatus values after which KubeRay does nothing more with the RayJob.
+TERMINAL_DEPLOYMENT = frozenset({"Complete", "Failed", "ValidationFailed"})
+WAITING_JOB_STATUSES = frozenset({"", "PENDING"})
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _initializing(
+    rayjob: Mapping[str, Any], placement: KubernetesPlacement, now: datetime
+) -> Observation:
+    status = rayjob.get("status") or {}
+    since = parse_time(status.get("startTime")) or parse_time(
+        (rayjob.get("metadata") or {}).get("creationTimestamp")
+    )
+    deadline = placement.pre_running_deadline_seconds
+    if since is not None and (now - since).total_seconds() > deadline:
+        cluster = status.get("rayClusterName") or "its Ray cluster"
+        return Observation(
+            Phase.FAILED,
+            f"the Ray cluster did not start within preRunningDeadlineSeconds={deadline}: "
+            f"check the pods of {cluster} for image pull errors or unschedulable "
+            "resources (quota, node selector, GPUs)",
+            reason="PreRunningDeadlineExceeded",
+        )
+    return Observation(Phase.SUBMITTED, "starting the Ray cluster", reason="Initializing")
+
+
+def _finished(status: Mapping[str, Any], deployment: str) -> Observation:
+    job_status = status.get("jobStatus") or ""
+    detail = status.get("message") or ""
+    reason = status.get("reason") or deployment
+    end = status.get("endTime")
+    if deployment == "Complete" and job_status == "SUCCEEDED":
+        return Observation(
+            Phase.SUCCEEDED, "training finished", "Succeeded", completed_at=end, terminal=True
+        )
+    if job_status == "STOPPED":
+        message = f"the Ray job was stopped{': ' + detail if detail else ''}"
+        return Observation(Phase.STOPPED, message, "Stopped", completed_at=end, terminal=True)
+    if job_status == "FAILED":
+        message = f"training failed{': ' + detail if detail else ''}"
+        return Observation(Phase.FAILED, message, "TrainingFailed", completed_at=end, terminal=True)
+    message = f"the RayJob failed ({reason}){': ' + detail if detail else ''}"
+    return Observation(Phase.FAILED, message, reason, completed_at=end, terminal=True)
+
+
+def observe_rayjob(
+    rayjob: Mapping[str, Any], placement: KubernetesPlacement, now: datetime
+) -> Observation:
+    """The RLExperiment's side of a RayJob: phase, message, retries and times."""
+    status = rayjob.get("status") or {}
+    deployment = status.get("jobDeploymentStatus") or ""
+    job_status = status.get("jobStatus") or ""
+    retries = int(status.get("failed") or 0)
+    started = status.get("startTime")
+
+    observation: Observation
+    if deployment in ("", "New"):
+        observation = Observation(Phase.SUBMITTED, "RayJob created; waiting for KubeRay", "New")
+    elif deployment in ("Suspended", "Suspending"):
+        observation = Observation(
+            Phase.PENDING, "waiting for Kueue admission (the RayJob is suspended)", "Suspended"
+        )
+    elif deployment == "Initializing":
+        observation = _initializing(rayjob, placement, now)
+    elif deployment == "Waiting":
+        observation = Observation(
+            Phase.SUBMITTED, "Ray cluster ready; waiting to submit the job", "Waiting"
+        )
+    elif deployment == "Retrying":
+        observation = Observation(
+            Phase.SUBMITTED, f"KubeRay is retrying the job (failed {retries} times)", "Retrying"
+        )
+    elif deployment == "Running":
+        if job_status in WAITING_JOB_STATUSES:
+            observation = Observation(Phase.SUBMITTED, "Ray job submitted", "JobPending")
+        else:
+            observation = Observation(Phase.RUNNING, "training", "Running")
+    elif deployment in TERMINAL_DEPLOYMENT:
+        observation = _finished(status, deployment)
+    else:
+        observation = Observation(
+            Phase.SUBMITTED, f"RayJob is {deployment} (not known to rlops)", deployment
+        )
+    return Observation(
+        phase=observation.phase,
+        message=observation.message,
+        reason=observation.reason,
+        retries=retries,
+        started_at=started if observation.phase is not Phase.PENDING else None,
+        completed_at=observation.completed_at,
+        terminal=observation.terminal,
+    )

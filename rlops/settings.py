@@ -1,0 +1,60 @@
+"""Operator settings: one pydantic-settings class, read from `RLOPS_*` variables.
+
+Settings are built once by the entry point (`rlops operator`, `rlops render`) and
+passed down; nothing reads the environment behind a caller's back.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """What the operator and the KubeRay builder need to know about their installation."""
+
+    model_config = SettingsConfigDict(env_prefix="RLOPS_", extra="ignore")
+
+    image: str = Field(
+        default="ghcr.io/rlops/rlops:0.1.0",
+        description="Image of the Ray pods when an RLExperiment names none.",
+    )
+    ray_version: str = Field(default="2.60.0", description="Ray version of the image.")
+    python: str = Field(default="python", description="Interpreter of the image that runs rlops.")
+    storage_path: str = Field(
+        default="/data/rlops",
+        description="Run directories go to `<storagePath>/<namespace>/<name>` unless a spec says.",
+    )
+    submission_mode: Literal["K8sJobMode", "HTTPMode"] = Field(
+        default="K8sJobMode", description="How KubeRay submits the training job to its cluster."
+    )
+    deadline_margin_seconds: int = Field(
+        default=600,
+        description="Added to `stop.wallTimeSeconds` for the RayJob's activeDeadlineSeconds.",
+    )
+    progress_url: str = Field(
+        default="http://rlops-operator.rlops-system.svc:8081",
+        description="Base URL at which training pods reach the operator's progress endpoint.",
+    )
+    progress_port: int = Field(default=8081, description="Port of the progress endpoint.")
+    metrics_port: int = Field(default=8080, description="Port of /metrics, /healthz, /readyz.")
+    host: str = Field(default="0.0.0.0", description="Address both servers listen on.")
+    secret: SecretStr = Field(
+        default_factory=lambda: SecretStr(secrets.token_hex(32)),
+        description=(
+            "Key of the per-experiment progress tokens. Set it (from a Secret) so that "
+            "tokens survive operator restarts and agree between replicas."
+        ),
+    )
+    status_flush_seconds: float = Field(
+        default=5.0, description="Progress is written to an object's status at most this often."
+    )
+    resync_seconds: float = Field(
+        default=30.0, description="Sweeps are re-planned at least this often."
+    )
+    history_points: int = Field(
+        default=200, description="Progress points kept per sweep trial for early stopping."
+    )
