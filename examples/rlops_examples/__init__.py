@@ -1,0 +1,1 @@
+"""Example user code for rlops: custom environments registered through `entryPoint`."""

@@ -1,0 +1,155 @@
+"""`python -m rlops.runtime` / `rlops train`: train one RLExperiment into a run directory.
+
+Exit codes (rlops.api.runinfo.ExitCode): 0 a stop criterion was met, 1 training
+failed, 2 the manifest is invalid, 75 signalled and checkpointed, run me again.
+result.json says the same in words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+from rlops.api.experiment import ResourcesSpec
+from rlops.api.runinfo import (
+    RESULT_FILE,
+    SPEC_FILE,
+    ExitCode,
+    RunResult,
+    read_progress,
+    read_result,
+)
+from rlops.runtime.manifest import InvalidManifest, LoadedManifest, load_manifest
+from rlops.runtime.options import RuntimeSettings, build_parser
+from rlops.runtime.pythonpath import activate, import_paths, runtime_env
+from rlops.runtime.reporter import ProgressReporter
+from rlops.runtime.signals import SignalWatch
+
+log = logging.getLogger("rlops.runtime")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace, settings: RuntimeSettings | None = None) -> int:
+    """Everything after argument parsing; returns the exit code."""
+    settings = settings or RuntimeSettings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    run_dir: Path | None = args.run_dir or settings.run_dir
+    try:
+        manifest = load_manifest(args.spec, args.spec_b64)
+    except InvalidManifest as exc:
+        return invalid(run_dir, [str(e) for e in exc.errors])
+    if run_dir is None:
+        return invalid(None, ["--run-dir: required (or set RLOPS_RUN_DIR)"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / SPEC_FILE).write_text(yaml.safe_dump(manifest.raw, sort_keys=False))
+    attempt = args.attempt or next_attempt(run_dir)
+    reporter = None
+    if settings.progress_url and settings.progress_token:
+        reporter = ProgressReporter(
+            settings.progress_url, settings.progress_token, settings.progress_interval_seconds
+        )
+    result = train_attempt(manifest, run_dir, attempt, args.ray_address or settings.ray_address,
+                           settings, reporter)  # fmt: skip
+    write_result(run_dir, result)
+    if reporter is not None:
+        reporter.close(result.model_dump(mode="json"))
+    print(f"rlops: {result.status} ({result.message}); exit {result.exit_code}", flush=True)
+    return result.exit_code
+
+
+def train_attempt(
+    manifest: LoadedManifest,
+    run_dir: Path,
+    attempt: int,
+    address: str | None,
+    settings: RuntimeSettings,
+    reporter: ProgressReporter | None,
+) -> RunResult:
+    from rlops.runtime.attempt import train
+
+    spec = manifest.experiment.spec
+    paths = import_paths(settings.pythonpath, manifest.directory, Path.cwd())
+    activate(paths)
+    try:
+        with ray_session(address, spec.resources, paths), SignalWatch() as signals:
+            return train(spec, run_dir, attempt, signals, reporter, echo=print)
+    except SystemExit as exc:
+        # Ray's own SIGTERM handler (installed by ray.init) exits while Ray starts.
+        if exc.code != signal.SIGTERM:
+            raise
+        return RunResult(
+            status="requeue",
+            exit_code=ExitCode.REQUEUE,
+            message="SIGTERM received while Ray started",
+            attempt=attempt,
+        )
+    except Exception as exc:
+        log.exception("the attempt failed before training")
+        return RunResult(
+            status="failed",
+            exit_code=ExitCode.FAILED,
+            message=f"{type(exc).__name__}: {exc}",
+            attempt=attempt,
+        )
+
+
+@contextmanager
+def ray_session(address: str | None, resources: ResourcesSpec, paths: list[str]) -> Iterator[None]:
+    """Connect to `address`, or start a local Ray sized by `resources`; shut down after."""
+    import ray
+
+    from rlops.runtime.algo_config import local_cpus
+
+    env = runtime_env(paths)
+    if address:
+        ray.init(address=address, runtime_env=env)
+    else:
+        ray.init(num_cpus=local_cpus(resources), include_dashboard=False, runtime_env=env)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def next_attempt(run_dir: Path) -> int:
+    """One more than the last attempt recorded in the run directory."""
+    last = 0
+    result = read_result(run_dir)
+    if result is not None:
+        last = result.attempt
+    records = read_progress(run_dir)
+    if records:
+        last = max(last, records[-1].attempt)
+    return last + 1
+
+
+def write_result(run_dir: Path, result: RunResult) -> None:
+    """Write result.json atomically (readers never see half a file)."""
+    tmp = run_dir / f".{RESULT_FILE}.tmp"
+    tmp.write_text(json.dumps(result.model_dump(mode="json"), indent=1) + "\n")
+    os.replace(tmp, run_dir / RESULT_FILE)
+
+
+def invalid(run_dir: Path | None, errors: list[str]) -> int:
+    print("rlops: the manifest is invalid:", file=sys.stderr)
+    for error in errors:
+        print(f"  {error}", file=sys.stderr)
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_result(
+            run_dir,
+            RunResult(status="invalid", exit_code=ExitCode.INVALID, message="\n".join(errors)),
+        )
+    return int(ExitCode.INVALID)

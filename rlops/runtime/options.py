@@ -1,0 +1,70 @@
+"""What the runtime is asked to do: command-line options and `RLOPS_*` settings.
+
+`python -m rlops.runtime` and `rlops train` share these options. Nothing here imports
+Ray, so `rlops train --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RuntimeSettings(BaseSettings):
+    """Settings the launcher passes through the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RLOPS_", extra="ignore")
+
+    run_dir: Path | None = Field(
+        default=None, description="Run directory when `--run-dir` is not given."
+    )
+    ray_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("RAY_ADDRESS", "RLOPS_RAY_ADDRESS"),
+        description="Ray cluster to connect to when `--ray-address` is not given.",
+    )
+    progress_url: str | None = Field(
+        default=None, description="Where each progress record is POSTed (with the token)."
+    )
+    progress_token: str | None = Field(
+        default=None, description="Bearer token of the progress endpoint."
+    )
+    progress_interval_seconds: float = Field(
+        default=2.0, description="Progress is POSTed at most this often (the latest record)."
+    )
+    pythonpath: str = Field(
+        default="",
+        description=(
+            "Extra import paths (os.pathsep-separated) for custom environments; they are "
+            "put on sys.path and on the Ray workers' PYTHONPATH."
+        ),
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The runtime's options, as both entry points take them."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--spec", type=Path, help="RLExperiment manifest (YAML or JSON).")
+    source.add_argument("--spec-b64", help="The manifest, base64-encoded (for RayJob entrypoints).")
+    parser.add_argument("--run-dir", type=Path, help="Run directory (default: $RLOPS_RUN_DIR).")
+    parser.add_argument(
+        "--ray-address",
+        help="Ray cluster to connect to (default: $RAY_ADDRESS; none starts a local Ray).",
+    )
+    parser.add_argument(
+        "--attempt",
+        type=int,
+        help="Attempt number (default: one more than the run directory's last attempt).",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rlops.runtime",
+        description="Train one RLExperiment with RLlib into a run directory.",
+    )
+    add_arguments(parser)
+    return parser

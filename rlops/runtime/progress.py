@@ -1,0 +1,81 @@
+"""Per-iteration output: a line of progress.jsonl and TensorBoard scalars."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from rlops.api.runinfo import PROGRESS_FILE, TENSORBOARD_DIR, ProgressRecord, progress_line
+from rlops.runtime.checkpoints import finite
+
+# Result entries that are bookkeeping, not measurements.
+_NOT_SCALARS = {"config", "pid", "timestamp", "date", "hostname", "node_ip", "trial_id", "done"}
+# What progress.jsonl keeps besides the fixed fields: a few that tell how training goes.
+_PROGRESS_KEYS = (
+    "env_runners/episode_len_mean",
+    "env_runners/episode_return_max",
+    "env_runners/episode_return_min",
+    "env_runners/num_episodes",
+    "evaluation/env_runners/episode_return_mean",
+    "time_this_iter_s",
+)
+_LEARNER_SUFFIXES = ("loss", "entropy", "mean_kl_loss", "vf_explained_var")
+
+
+def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Every finite scalar of an RLlib result, keyed by its `/`-separated path."""
+    flat: dict[str, float] = {}
+    for key, value in result.items():
+        if not prefix and key in _NOT_SCALARS:
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{path}/"))
+        elif not isinstance(value, bool | str) and (number := finite(value)) is not None:
+            flat[path] = number
+    return flat
+
+
+def progress_metrics(flat: dict[str, float], score_attribute: str) -> dict[str, float]:
+    """The few scalars a progress record carries: returns, lengths, losses, the score."""
+    keys = [*_PROGRESS_KEYS, score_attribute]
+    picked = {k: flat[k] for k in keys if k in flat}
+    for key, value in flat.items():
+        parts = key.split("/")
+        if (
+            len(parts) == 3
+            and parts[0] == "learners"
+            and parts[1] != "__all_modules__"
+            and parts[2].endswith(_LEARNER_SUFFIXES)
+        ):
+            picked[key] = value
+    return picked
+
+
+class ProgressLog:
+    """Appends progress.jsonl and writes TensorBoard scalars (step: timesteps)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        from tensorboardX import SummaryWriter
+
+        self.path = run_dir / PROGRESS_FILE
+        self.file = self.path.open("a")
+        self.tensorboard = SummaryWriter(logdir=str(run_dir / TENSORBOARD_DIR), flush_secs=10)
+
+    def write(self, record: ProgressRecord, flat: dict[str, float]) -> None:
+        self.file.write(progress_line(record))
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        step = record.timesteps
+        self.tensorboard.add_scalar("rlops/iteration", record.iteration, step)
+        if record.episode_return_mean is not None:
+            self.tensorboard.add_scalar(
+                "rlops/episode_return_mean", record.episode_return_mean, step
+            )
+        for key, value in flat.items():
+            self.tensorboard.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        self.file.close()
+        self.tensorboard.close()

@@ -1,0 +1,99 @@
+"""POSTing progress to whoever tracks the run, with least privilege.
+
+Training pods hold no cluster rights: they POST each progress record (JSON, a
+`Bearer` token in the header) to `RLOPS_PROGRESS_URL`, and the final RunResult to the
+same URL with `?final=1`. A background thread sends, so training never waits on
+the network; when records pile up only the newest is sent, at most one every
+`interval` seconds. Failures are logged and never end training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import urllib.request
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+def with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = urlencode([*parse_qsl(parts.query), *params.items()])
+    return urlunsplit(parts._replace(query=query))
+
+
+class ProgressReporter:
+    """Sends progress records in the background; `close` sends the final result."""
+
+    def __init__(self, url: str, token: str, interval: float = 2.0, timeout: float = 5.0) -> None:
+        self.url = url
+        self.token = token
+        self.interval = interval
+        self.timeout = timeout
+        self.sent = 0
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="rlops-progress", daemon=True)
+        self._thread.start()
+
+    def report(self, record: dict[str, Any]) -> None:
+        self._queue.put(record)
+
+    def close(self, final: dict[str, Any] | None, wait: float = 10.0) -> None:
+        """Send what is queued (the newest record), then `final`; wait at most `wait` s."""
+        self._queue.put(_STOP)
+        self._thread.join(wait)
+        if final is not None:
+            self._post(with_query(self.url, final="1"), final)
+
+    def _run(self) -> None:
+        last_sent = float("-inf")
+        stopping = False
+        while not stopping:
+            item, stopping = self._newest(block=True)
+            wait = last_sent + self.interval - time.monotonic()
+            if not stopping and wait > 0:
+                time.sleep(wait)
+                newer, stopping = self._newest(block=False)
+                item = newer or item
+            if item is not None:
+                self._post(self.url, item)
+                last_sent = time.monotonic()
+
+    def _newest(self, block: bool) -> tuple[dict[str, Any] | None, bool]:
+        """The newest queued record (older ones are dropped) and whether to stop."""
+        newest: dict[str, Any] | None = None
+        stopping = False
+        try:
+            item = self._queue.get(block=block)
+            while True:
+                if item is _STOP:
+                    stopping = True
+                else:
+                    newest = item
+                item = self._queue.get_nowait()
+        except queue.Empty:
+            return newest, stopping
+
+    def _post(self, url: str, payload: dict[str, Any]) -> None:
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(payload).encode(),
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                response.read()
+            self.sent += 1
+        except Exception as exc:  # Reporting must never end training.
+            log.warning("progress POST to %s failed: %s", url.split("?")[0], exc)
