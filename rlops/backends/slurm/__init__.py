@@ -1,0 +1,35 @@
+"""The SLURM backend: batch scripts (pure), job states (pure) and SLURM clients.
+
+`render_batch_script` renders an experiment's sbatch script, `job_phase` maps a job's
+state onto the experiment's phase, `CliSlurmClient` and `RestSlurmClient` talk to
+SLURM behind one `SlurmClient` protocol, and `SlurmBackend` submits, observes and
+cancels experiments through either.
+"""
+
+from rlops.backends.slurm.backend import SCRIPT_FILE, SlurmBackend, experiment_phase
+from rlops.backends.slurm.cli_client import CliSlurmClient, parse_squeue
+from rlops.backends.slurm.client import (
+    CommandObserver,
+    JobObservation,
+    SlurmClient,
+    SlurmUnavailable,
+    SubmitError,
+)
+from rlops.backends.slurm.rest_client import RestSlurmClient
+from rlops.backends.slurm.script import (
+    ScriptError,
+    default_run_dir,
+    job_name,
+    render_batch_script,
+    render_for_manifest,
+)
+from rlops.backends.slurm.settings import SlurmSettings
+from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_job
+
+__all__ = [
+    "SCRIPT_FILE", "CliSlurmClient", "CommandObserver", "JobObservation", "JobPhase",
+    "RestSlurmClient", "ScriptError", "SlurmBackend", "SlurmClient", "SlurmSettings",
+    "SlurmUnavailable", "SubmitError", "default_run_dir", "experiment_phase", "job_name",
+    "job_phase", "parse_squeue", "phase_for_missing_job", "render_batch_script",
+    "render_for_manifest",
+]  # fmt: skip

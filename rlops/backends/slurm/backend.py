@@ -1,0 +1,80 @@
+"""`SlurmBackend`: submit, observe (batched) and cancel experiments as SLURM jobs.
+
+The local runner (`rlops run --backend slurm`) and the SLURM bridge drive it.
+Submission is idempotent: the job name carries the experiment's uid, and an existing
+job of that name is adopted instead of submitting a second one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+
+from rlops.api.experiment import BackendRef, RLExperiment
+from rlops.api.runinfo import SPEC_FILE, read_result
+from rlops.backends.slurm.client import JobObservation, SlurmClient
+from rlops.backends.slurm.script import job_name, render_batch_script, slurm_placement
+from rlops.backends.slurm.settings import SlurmSettings
+from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_job
+
+SCRIPT_FILE = "batch.sh"
+
+
+class SlurmBackend:
+    """Experiments as SLURM jobs through one `SlurmClient`."""
+
+    def __init__(self, client: SlurmClient, settings: SlurmSettings | None = None) -> None:
+        self.client = client
+        self.settings = settings or SlurmSettings()
+
+    def find(self, experiment: RLExperiment, exclude: Iterable[str] = ()) -> JobObservation | None:
+        """The newest job of this experiment SLURM knows, other than `exclude`."""
+        skip = set(exclude)
+        jobs = [j for j in self.client.find_by_name(job_name(experiment)) if j.job_id not in skip]
+        return jobs[-1] if jobs else None
+
+    def submit(
+        self,
+        experiment: RLExperiment,
+        run_dir: Path,
+        *,
+        previous_jobs: Iterable[str] = (),
+        hold: bool = False,
+    ) -> BackendRef:
+        """Submit the experiment, or adopt its job when one exists already.
+
+        `previous_jobs`: ids of earlier attempts that a retry must not adopt.
+        """
+        cluster = slurm_placement(experiment).cluster
+        existing = self.find(experiment, exclude=previous_jobs)
+        if existing is not None:
+            return BackendRef(kind="SlurmJob", cluster=cluster, job_id=existing.job_id)
+        script = render_batch_script(experiment, run_dir, self.settings)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        manifest = experiment.model_dump(mode="json", by_alias=True, exclude_none=True)
+        manifest.pop("status", None)
+        (run_dir / SPEC_FILE).write_text(yaml.safe_dump(manifest, sort_keys=False))
+        (run_dir / SCRIPT_FILE).write_text(script)
+        job_id = self.client.submit(script, hold=hold)
+        return BackendRef(kind="SlurmJob", cluster=cluster, job_id=job_id)
+
+    def observe(self, refs: Iterable[BackendRef]) -> dict[str, JobObservation]:
+        """Every referenced job SLURM still knows, in one batched call."""
+        return self.client.jobs(r.job_id for r in refs if r.job_id)
+
+    def cancel(self, ref: BackendRef) -> None:
+        if ref.job_id:
+            self.client.cancel(ref.job_id)
+
+
+def experiment_phase(
+    experiment: RLExperiment, job_id: str, job: JobObservation | None, run_dir: Path
+) -> JobPhase:
+    """The experiment's phase from its job (None: SLURM forgot it) and its run directory."""
+    slurm = slurm_placement(experiment)
+    result = read_result(run_dir)
+    if job is None:
+        return phase_for_missing_job(job_id, result)
+    return job_phase(job, result, slurm.max_requeues, slurm.time_limit)

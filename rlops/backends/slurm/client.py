@@ -1,0 +1,61 @@
+"""The one small protocol of a SLURM client, and what it observes of a job.
+
+Two clients implement it: `CliSlurmClient` (sbatch/squeue/scontrol/scancel) and
+`RestSlurmClient` (slurmrestd). Both report every command they run, with its
+duration, to an optional observer, so metrics and benchmarks count calls the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+# (command, seconds, ok): called once per command a client runs.
+CommandObserver = Callable[[str, float, bool], None]
+
+
+class SlurmUnavailable(RuntimeError):
+    """slurmctld did not answer (after retries); the caller tries again next poll."""
+
+
+class SubmitError(RuntimeError):
+    """SLURM rejected a batch script; the message says why."""
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    """One SLURM job as the controller reports it."""
+
+    job_id: str
+    name: str
+    state: str  # the base state: PENDING, RUNNING, COMPLETED, ...
+    reason: str = ""
+    exit_code: int | None = None
+    signal: int | None = None
+    restarts: int = 0
+    submit_time: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    nodes: str = ""
+    comment: str = ""
+
+
+class SlurmClient(Protocol):
+    """Submit, observe and cancel SLURM jobs. `jobs` is one batched call however many ids."""
+
+    def submit(self, script: str, *, hold: bool = False) -> str:
+        """Submit a batch script; returns the job id."""
+        ...
+
+    def jobs(self, job_ids: Iterable[str]) -> dict[str, JobObservation]:
+        """Every given job SLURM still knows, by id (finished ones included)."""
+        ...
+
+    def find_by_name(self, name: str) -> list[JobObservation]:
+        """Jobs (any state) with this job name, oldest first."""
+        ...
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel a job; a job that has already finished is fine."""
+        ...

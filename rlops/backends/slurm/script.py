@@ -1,0 +1,183 @@
+"""The batch script of an RLExperiment: one pure function of the experiment and settings.
+
+Every value that reaches the script is shell-quoted (`shlex.quote`) or checked to be
+a plain token; `#SBATCH` directives are re-checked here even though the API validator
+already rejects bad ones, because a script is a program and a directive with a
+newline in it would be one more line of that program.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from pathlib import Path
+
+import jinja2
+
+from rlops.api.experiment import ContainerRuntime, RLExperiment, SlurmPlacement
+from rlops.api.runinfo import SPEC_FILE
+from rlops.api.validation import DIRECTIVE, MANAGED_DIRECTIVES, SLURM_NAME, SLURM_TIME
+from rlops.backends.slurm.settings import SlurmSettings
+
+JOB_PREFIX = "rlops"
+UID_COMMENT = "rlops-uid="
+# A directive value: no whitespace, quotes or shell metacharacters, ever.
+PLAIN = re.compile(r"^[A-Za-z0-9_.,:@/+%=\-\[\]&|*()]+$")
+PATH = re.compile(r"^/[A-Za-z0-9_.,:@/+%=\-]*$")
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("rlops.backends.slurm", "templates"),
+    autoescape=False,  # a shell script, not HTML: values are quoted with shlex instead
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+)
+
+
+class ScriptError(ValueError):
+    """An experiment that cannot be turned into a safe batch script."""
+
+
+def job_name(experiment: RLExperiment) -> str:
+    """`rlops-<name>-<uid8>`: what the bridge looks for before it submits (idempotency)."""
+    meta = experiment.metadata
+    uid = (meta.uid or "local").replace("-", "")[:8]
+    return f"{JOB_PREFIX}-{meta.name or 'experiment'}-{uid}"
+
+
+def default_run_dir(experiment: RLExperiment, settings: SlurmSettings) -> Path:
+    meta = experiment.metadata
+    if experiment.spec.storage.path and experiment.spec.storage.path.startswith("/"):
+        return Path(experiment.spec.storage.path)
+    return settings.run_root / (meta.namespace or "default") / (meta.name or "experiment")
+
+
+def slurm_placement(experiment: RLExperiment) -> SlurmPlacement:
+    return experiment.spec.placement.slurm or SlurmPlacement()
+
+
+def _directive(flag: str, value: object | None = None) -> str:
+    if value is None:
+        return f"--{flag}"
+    text = str(value)
+    if not PLAIN.match(text):
+        raise ScriptError(
+            f"--{flag}: {text!r} is not allowed in a directive (letters, digits and "
+            "_ . , : @ / + % = - only; no spaces, newlines, quotes or shell metacharacters)"
+        )
+    return f"--{flag}={text}"
+
+
+def _memory(quantity: str) -> str:
+    """A Kubernetes quantity as `--mem` (SLURM takes K, M, G, T; megabytes by default)."""
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?", quantity)
+    if not m:
+        raise ScriptError(f"resources.memory: {quantity!r} is not a quantity such as 4Gi")
+    number, unit = float(m.group(1)), m.group(2) or ""
+    mib = 2**20
+    factor = {"": 1 / mib, "k": 1e3 / mib, "Ki": 1 / 2**10, "M": 1e6 / mib, "Mi": 1,
+              "G": 1e9 / mib, "Gi": 2**10, "T": 1e12 / mib, "Ti": 2**20}[unit]  # fmt: skip
+    return f"{max(1, math.ceil(number * factor))}M"
+
+
+def directives(experiment: RLExperiment, run_dir: Path) -> list[str]:
+    """The `#SBATCH` options rlops manages, in a fixed order."""
+    spec = experiment.spec
+    slurm = slurm_placement(experiment)
+    nodes = max(1, spec.resources.nodes)
+    out = [
+        _directive("job-name", job_name(experiment)),
+        _directive("comment", UID_COMMENT + (experiment.metadata.uid or "local")),
+        _directive("output", _path(run_dir / "slurm-%j.out", "output")),
+        _directive("chdir", _path(run_dir, "chdir")),
+        _directive("open-mode", "append"),
+        _directive("requeue"),
+        _directive("nodes", nodes),
+        _directive("ntasks-per-node", 1),
+        _directive("cpus-per-task", max(1, math.ceil(spec.resources.total_cpus() / nodes))),
+    ]
+    gpus = slurm.gpus_per_node
+    if gpus is None and spec.resources.total_gpus() > 0:
+        gpus = math.ceil(spec.resources.total_gpus() / nodes)
+    if gpus:
+        out.append(_directive("gpus-per-node", gpus))
+    if spec.resources.memory:
+        out.append(_directive("mem", _memory(spec.resources.memory)))
+    for flag, value in (("partition", slurm.partition), ("account", slurm.account),
+                        ("qos", slurm.qos)):  # fmt: skip
+        if value is not None:
+            if not SLURM_NAME.match(value):
+                raise ScriptError(f"placement.slurm.{flag}: {value!r}: letters, digits, _ . -")
+            out.append(_directive(flag, value))
+    if slurm.time_limit is not None:
+        if not SLURM_TIME.match(slurm.time_limit):
+            raise ScriptError(f"placement.slurm.timeLimit: {slurm.time_limit!r} is not a time")
+        out.append(_directive("time", slurm.time_limit))
+        out.append(_directive("signal", f"B:USR1@{slurm.signal_seconds}"))
+    if slurm.constraint is not None:
+        out.append(_directive("constraint", slurm.constraint))
+    return out
+
+
+def _path(path: Path, what: str) -> str:
+    text = str(path)
+    if not PATH.match(text):
+        raise ScriptError(
+            f"{what}: {text!r} must be an absolute path of letters, digits and _ . , : @ / + % = -"
+        )
+    return text
+
+
+def _extra(slurm: SlurmPlacement) -> list[str]:
+    out = []
+    for i, directive in enumerate(slurm.extra_directives):
+        flag = directive[2:].split("=", 1)[0]
+        if not DIRECTIVE.match(directive) or flag in MANAGED_DIRECTIVES:
+            raise ScriptError(
+                f"placement.slurm.extraDirectives.{i}: {directive!r} is not an allowed "
+                "`--name[=value]` (managed by rlops: " + ", ".join(sorted(MANAGED_DIRECTIVES)) + ")"
+            )
+        out.append(directive)
+    return out
+
+
+def _launcher(experiment: RLExperiment, run_dir: Path, settings: SlurmSettings) -> list[str]:
+    slurm = slurm_placement(experiment)
+    image = experiment.spec.image or settings.default_image
+    return [slurm.container_runtime.value, "exec", *slurm.container_options,
+            f"--bind={run_dir}", f"docker://{image}"]  # fmt: skip
+
+
+def _comment(text: str) -> str:
+    """Text for a `#` comment line: anything but a plain character becomes `?`."""
+    return re.sub(r"[^A-Za-z0-9_.:/-]", "?", text)
+
+
+def render_batch_script(experiment: RLExperiment, run_dir: Path, settings: SlurmSettings) -> str:
+    """The whole batch script; raises ScriptError naming the field when a value is unsafe."""
+    slurm = slurm_placement(experiment)
+    container = slurm.container_runtime != ContainerRuntime.NONE
+    python = settings.image_python if container else (slurm.python or settings.python)
+    meta = experiment.metadata
+    return _env.get_template("batch.sh.j2").render(
+        namespace=_comment(meta.namespace or "default"),
+        name=_comment(meta.name or "experiment"),
+        uid=_comment(meta.uid or "local"),
+        directives=directives(experiment, run_dir),
+        extra_directives=_extra(slurm),
+        run_dir=shlex.quote(str(run_dir)),
+        spec=shlex.quote(str(run_dir / SPEC_FILE)),
+        max_requeues=int(slurm.max_requeues),
+        container=container,
+        launcher=" ".join(shlex.quote(w) for w in _launcher(experiment, run_dir, settings)),
+        python=shlex.quote(python),
+        multi_node=experiment.spec.resources.nodes > 1,
+        port_base=int(settings.ray_port_base),
+    )
+
+
+def render_for_manifest(experiment: RLExperiment, settings: SlurmSettings | None = None) -> str:
+    """The script `rlops render` shows for a SLURM-placed experiment (default run dir)."""
+    settings = settings or SlurmSettings()
+    return render_batch_script(experiment, default_run_dir(experiment, settings), settings)

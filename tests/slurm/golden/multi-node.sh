@@ -1,0 +1,88 @@
+#!/bin/bash
+# rlops batch script for RLExperiment team/cartpole (uid 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0).
+# Rendered by rlops.backends.slurm.render_batch_script; every value below is quoted.
+#SBATCH --job-name=rlops-cartpole-0f1e2d3c
+#SBATCH --comment=rlops-uid=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0
+#SBATCH --output=/shared/rlops-runs/team/cartpole/slurm-%j.out
+#SBATCH --chdir=/shared/rlops-runs/team/cartpole
+#SBATCH --open-mode=append
+#SBATCH --requeue
+#SBATCH --nodes=2
+#SBATCH --ntasks-per-node=1
+#SBATCH --cpus-per-task=36
+#SBATCH --mem=65536M
+#SBATCH --partition=standard
+#SBATCH --account=rl-project
+#SBATCH --qos=high
+#SBATCH --time=1-00:00:00
+#SBATCH --signal=B:USR1@120
+#SBATCH --exclusive
+#SBATCH --mail-type=END
+set -uo pipefail
+
+RUN_DIR=/shared/rlops-runs/team/cartpole
+SPEC=/shared/rlops-runs/team/cartpole/spec.yaml
+MAX_REQUEUES=0
+ATTEMPT=$(( ${SLURM_RESTART_COUNT:-0} + 1 ))
+export RLOPS_RUN_DIR="$RUN_DIR" PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
+RUN=()
+PYTHON=(/opt/rlops/bin/python)
+
+echo "rlops: job ${SLURM_JOB_ID} attempt ${ATTEMPT} on $(hostname) at $(date -Is)"
+# Multi-node: a Ray head on the first node, workers on the rest, on per-job ports and a
+# short node-local temp dir so that jobs sharing a node never clash.
+RAY_TMP="/tmp/rlops-${SLURM_JOB_ID}"
+PORT=$(( 20000 + (SLURM_JOB_ID % 400) * 100 ))
+NODES=($(scontrol show hostnames "$SLURM_JOB_NODELIST"))
+HEAD=${NODES[0]}
+HEAD_IP=$(srun --nodes=1 --ntasks=1 -w "$HEAD" hostname --ip-address | awk '{print $1}')
+RAY_ADDRESS="${HEAD_IP}:${PORT}"
+RAY_COMMON=(--block --num-cpus="${SLURM_CPUS_PER_TASK:-1}" --num-gpus="${SLURM_GPUS_ON_NODE:-0}"
+  --min-worker-port=$(( PORT + 10 )) --max-worker-port=$(( PORT + 99 )))
+srun --nodes=1 --ntasks=1 -w "$HEAD" "${RUN[@]}" "${PYTHON[@]}" -m ray.scripts.scripts start --head \
+  --node-ip-address="$HEAD_IP" --port="$PORT" --node-manager-port=$(( PORT + 1 )) \
+  --object-manager-port=$(( PORT + 2 )) --ray-client-server-port=$(( PORT + 3 )) \
+  --dashboard-agent-grpc-port=$(( PORT + 4 )) --metrics-export-port=$(( PORT + 5 )) \
+  --dashboard-agent-listen-port=$(( PORT + 6 )) --runtime-env-agent-port=$(( PORT + 7 )) \
+  --include-dashboard=false --temp-dir="$RAY_TMP" "${RAY_COMMON[@]}" &
+HEAD_PID=$!
+for ((i = 0; i < 120; i++)); do
+  "${RUN[@]}" "${PYTHON[@]}" -m ray.scripts.scripts health-check --address "$RAY_ADDRESS" \
+    >/dev/null 2>&1 && break
+  kill -0 "$HEAD_PID" 2>/dev/null || { echo "rlops: the Ray head exited" >&2; exit 1; }
+  sleep 1
+done
+for node in "${NODES[@]:1}"; do
+  srun --nodes=1 --ntasks=1 -w "$node" "${RUN[@]}" "${PYTHON[@]}" -m ray.scripts.scripts start \
+    --address="$RAY_ADDRESS" --node-manager-port=$(( PORT + 1 )) \
+    --object-manager-port=$(( PORT + 2 )) --dashboard-agent-grpc-port=$(( PORT + 4 )) \
+    --metrics-export-port=$(( PORT + 5 )) --dashboard-agent-listen-port=$(( PORT + 6 )) \
+    --runtime-env-agent-port=$(( PORT + 7 )) "${RAY_COMMON[@]}" &
+done
+RUNTIME_ARGS=(--ray-address "$RAY_ADDRESS")
+
+# SLURM sends USR1 (--signal=B:USR1@...) to this shell before the time limit: forward it so
+# that the runtime checkpoints and exits 75, then requeue this job to resume from there.
+REQUEUE_ASKED=0
+forward() { REQUEUE_ASKED=$1; kill -"$2" "$RUNTIME_PID" 2>/dev/null; }
+trap 'forward 1 USR1' USR1
+trap 'forward 0 TERM' TERM
+
+"${RUN[@]}" "${PYTHON[@]}" -m rlops.runtime --spec "$SPEC" --run-dir "$RUN_DIR" \
+  --attempt "$ATTEMPT" "${RUNTIME_ARGS[@]}" &
+RUNTIME_PID=$!
+CODE=0
+while kill -0 "$RUNTIME_PID" 2>/dev/null; do
+  wait "$RUNTIME_PID"
+  CODE=$?
+done
+wait "$RUNTIME_PID" 2>/dev/null
+LAST=$?
+[ "$LAST" -ne 127 ] && CODE=$LAST
+echo "rlops: runtime exited ${CODE} (attempt ${ATTEMPT}) at $(date -Is)"
+
+if [ "$CODE" -eq 75 ] && [ "$REQUEUE_ASKED" -eq 1 ] && [ "$ATTEMPT" -le "$MAX_REQUEUES" ]; then
+  echo "rlops: requeueing for attempt $(( ATTEMPT + 1 )) of $(( MAX_REQUEUES + 1 ))"
+  scontrol requeue "$SLURM_JOB_ID" && exit 0
+fi
+exit "$CODE"

@@ -1,0 +1,53 @@
+#!/bin/bash
+# rlops batch script for RLExperiment team/cartpole (uid 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0).
+# Rendered by rlops.backends.slurm.render_batch_script; every value below is quoted.
+#SBATCH --job-name=rlops-cartpole-0f1e2d3c
+#SBATCH --comment=rlops-uid=0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0
+#SBATCH --output=/shared/rlops-runs/team/cartpole/slurm-%j.out
+#SBATCH --chdir=/shared/rlops-runs/team/cartpole
+#SBATCH --open-mode=append
+#SBATCH --requeue
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=1
+#SBATCH --cpus-per-task=1
+#SBATCH --partition=debug
+#SBATCH --time=00:30:00
+#SBATCH --signal=B:USR1@90
+set -uo pipefail
+
+RUN_DIR=/shared/rlops-runs/team/cartpole
+SPEC=/shared/rlops-runs/team/cartpole/spec.yaml
+MAX_REQUEUES=2
+ATTEMPT=$(( ${SLURM_RESTART_COUNT:-0} + 1 ))
+export RLOPS_RUN_DIR="$RUN_DIR" PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
+RUN=()
+PYTHON=(/opt/rlops/bin/python)
+
+echo "rlops: job ${SLURM_JOB_ID} attempt ${ATTEMPT} on $(hostname) at $(date -Is)"
+RUNTIME_ARGS=()
+
+# SLURM sends USR1 (--signal=B:USR1@...) to this shell before the time limit: forward it so
+# that the runtime checkpoints and exits 75, then requeue this job to resume from there.
+REQUEUE_ASKED=0
+forward() { REQUEUE_ASKED=$1; kill -"$2" "$RUNTIME_PID" 2>/dev/null; }
+trap 'forward 1 USR1' USR1
+trap 'forward 0 TERM' TERM
+
+"${RUN[@]}" "${PYTHON[@]}" -m rlops.runtime --spec "$SPEC" --run-dir "$RUN_DIR" \
+  --attempt "$ATTEMPT" "${RUNTIME_ARGS[@]}" &
+RUNTIME_PID=$!
+CODE=0
+while kill -0 "$RUNTIME_PID" 2>/dev/null; do
+  wait "$RUNTIME_PID"
+  CODE=$?
+done
+wait "$RUNTIME_PID" 2>/dev/null
+LAST=$?
+[ "$LAST" -ne 127 ] && CODE=$LAST
+echo "rlops: runtime exited ${CODE} (attempt ${ATTEMPT}) at $(date -Is)"
+
+if [ "$CODE" -eq 75 ] && [ "$REQUEUE_ASKED" -eq 1 ] && [ "$ATTEMPT" -le "$MAX_REQUEUES" ]; then
+  echo "rlops: requeueing for attempt $(( ATTEMPT + 1 )) of $(( MAX_REQUEUES + 1 ))"
+  scontrol requeue "$SLURM_JOB_ID" && exit 0
+fi
+exit "$CODE"

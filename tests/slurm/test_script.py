@@ -1,0 +1,153 @@
+"""The batch script renderer: golden files (single-node, multi-node, apptainer + --nv), shell
+syntax (`bash -n`), quoting of every value, and rejection of unsafe directives and paths.
+
+Regenerate the golden files on purpose with `RLOPS_REGEN_GOLDEN=1 pytest tests/slurm`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rlops.api import RLExperiment, validate_manifest
+from rlops.backends.slurm import (
+    ScriptError,
+    SlurmSettings,
+    job_name,
+    render_batch_script,
+    render_for_manifest,
+)
+from tests.builders import experiment
+
+GOLDEN = Path(__file__).parent / "golden"
+RUN_DIR = Path("/shared/rlops-runs/team/cartpole")
+SETTINGS = SlurmSettings(run_root=Path("/shared/rlops-runs"), python="/opt/rlops/bin/python")
+UID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+
+def with_uid(body: dict[str, Any], namespace: str = "team") -> RLExperiment:
+    body["metadata"].update(uid=UID, namespace=namespace)
+    return RLExperiment.model_validate(body)
+
+
+CASES: dict[str, dict[str, Any]] = {
+    "single-node": experiment("cartpole")
+    .slurm(partition="debug", timeLimit="00:30:00", maxRequeues=2, signalSeconds=90)
+    .obj(),
+    "multi-node": experiment("cartpole")
+    .set("spec.resources", {"envRunners": 70, "nodes": 2, "memory": "64Gi"})
+    .slurm(
+        partition="standard",
+        account="rl-project",
+        qos="high",
+        timeLimit="1-00:00:00",
+        extraDirectives=["--exclusive", "--mail-type=END"],
+    )
+    .obj(),
+    "apptainer-gpu": experiment("cartpole")
+    .set("spec.image", "ghcr.io/acme/rl:1.2")
+    .set("spec.resources", {"envRunners": 4, "learners": 1, "gpusPerLearner": 1})
+    .slurm(
+        containerRuntime="apptainer",
+        containerOptions=["--nv", "--bind=/data"],
+        timeLimit="02:00:00",
+        maxRequeues=3,
+        constraint="a100|h100",
+    )
+    .obj(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden(case: str) -> None:
+    body = CASES[case]
+    assert validate_manifest(body) == []
+    script = render_batch_script(with_uid(body), RUN_DIR, SETTINGS)
+    path = GOLDEN / f"{case}.sh"
+    if os.environ.get("RLOPS_REGEN_GOLDEN") or not path.exists():
+        path.write_text(script)
+    assert script == path.read_text(), f"{path} differs; RLOPS_REGEN_GOLDEN=1 to accept"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_script_is_valid_bash(case: str) -> None:
+    script = render_batch_script(with_uid(CASES[case]), RUN_DIR, SETTINGS)
+    out = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
+    assert out.returncode == 0, out.stderr
+
+
+def sbatch_lines(script: str) -> list[str]:
+    return [line for line in script.splitlines() if line.startswith("#SBATCH")]
+
+
+def test_directives_carry_identity_signal_and_requeue() -> None:
+    exp = with_uid(CASES["single-node"])
+    lines = sbatch_lines(render_batch_script(exp, RUN_DIR, SETTINGS))
+    assert f"#SBATCH --job-name={job_name(exp)}" in lines
+    assert job_name(exp) == "rlops-cartpole-0f1e2d3c"
+    assert f"#SBATCH --comment=rlops-uid={UID}" in lines
+    assert "#SBATCH --signal=B:USR1@90" in lines
+    assert "#SBATCH --time=00:30:00" in lines
+    assert "#SBATCH --requeue" in lines and "#SBATCH --open-mode=append" in lines
+    assert f"#SBATCH --output={RUN_DIR}/slurm-%j.out" in lines
+
+
+def test_multi_node_sizes_per_node() -> None:
+    lines = sbatch_lines(render_batch_script(with_uid(CASES["multi-node"]), RUN_DIR, SETTINGS))
+    # 70 runners + the driver = 71 CPUs over 2 nodes; 64Gi per node.
+    assert "#SBATCH --nodes=2" in lines
+    assert "#SBATCH --cpus-per-task=36" in lines
+    assert "#SBATCH --mem=65536M" in lines
+    assert lines[-2:] == ["#SBATCH --exclusive", "#SBATCH --mail-type=END"]
+
+
+def test_paths_with_spaces_or_quotes_are_quoted_in_the_body() -> None:
+    settings = SETTINGS.model_copy(update={"python": "/opt/my env/bin/python'; rm -rf ~"})
+    script = render_batch_script(with_uid(CASES["single-node"]), RUN_DIR, settings)
+    assert "PYTHON=('/opt/my env/bin/python'\"'\"'; rm -rf ~')" in script
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("partition", "debug\n#SBATCH --uid=0"),
+        ("partition", "debug;reboot"),
+        ("account", "acct$(id)"),
+        ("qos", "high `id`"),
+        ("constraint", "a100\nrm -rf /"),
+        ("timeLimit", "10; id"),
+    ],
+)
+def test_malicious_directive_values_are_rejected(field: str, value: str) -> None:
+    body = experiment("evil").slurm(**{field: value}).obj()
+    errors = validate_manifest(body)
+    assert any(e.path == f"spec.placement.slurm.{field}" for e in errors), errors
+    # The renderer refuses them too, even when the validator was bypassed.
+    with pytest.raises(ScriptError, match=field.lower().replace("timelimit", "time")):
+        render_batch_script(with_uid(body), RUN_DIR, SETTINGS)
+
+
+@pytest.mark.parametrize(
+    "directive",
+    ["--mail-user=a@b.c;id", "--wrap=id", "--job-name=other", "--export=ALL\n#SBATCH --x", "-x"],
+)
+def test_malicious_extra_directives_are_rejected(directive: str) -> None:
+    body = experiment("evil").slurm(extraDirectives=[directive]).obj()
+    assert any("extraDirectives.0" in e.path for e in validate_manifest(body))
+    with pytest.raises(ScriptError, match=r"extraDirectives\.0"):
+        render_batch_script(with_uid(body), RUN_DIR, SETTINGS)
+
+
+def test_unsafe_run_dir_is_rejected() -> None:
+    with pytest.raises(ScriptError, match="output"):
+        render_batch_script(with_uid(CASES["single-node"]), Path("/tmp/a b"), SETTINGS)
+
+
+def test_render_for_manifest_uses_the_run_root() -> None:
+    script = render_for_manifest(with_uid(CASES["single-node"]), SETTINGS)
+    assert re.search(r"^RUN_DIR=/shared/rlops-runs/team/cartpole$", script, re.M)
