@@ -11,7 +11,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
     from rlops.metrics import RlopsMetrics
@@ -47,7 +47,7 @@ def _handler(metrics: RlopsMetrics, ready: Callable[[], bool]) -> type[BaseHTTPR
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                self._reply(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+                self._reply(200, metrics.exposition(), CONTENT_TYPE_LATEST)
             elif path == "/healthz":
                 self._reply(200, b"ok\n")
             elif path == "/readyz":

@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from rlops.api.experiment import Backend, Phase, Progress, RLExperimentStatus
 from rlops.api.sweep import SweepPhase, SweepStatus, TrialCounts, TrialSummary
@@ -216,9 +217,28 @@ def test_promtool_finds_nothing_wrong_with_a_scrape(metrics: RlopsMetrics) -> No
     promtool = shutil.which("promtool")
     assert promtool, "promtool (Debian package prometheus) is not installed: run scripts/setup.sh"
     every_family(metrics)
-    scrape = generate_latest(metrics.registry)
-    check = subprocess.run([promtool, "check", "metrics"], input=scrape, capture_output=True)
-    assert check.returncode == 0 and not check.stdout and not check.stderr, check
+    for scrape in (metrics.exposition(), generate_latest(metrics.registry)):
+        check = subprocess.run([promtool, "check", "metrics"], input=scrape, capture_output=True)
+        assert check.returncode == 0 and not check.stdout and not check.stderr, check
+
+
+def parsed(text: bytes) -> dict[str, set[tuple[str, tuple[tuple[str, str], ...], float]]]:
+    return {
+        family.name: {(s.name, tuple(sorted(s.labels.items())), s.value) for s in family.samples}
+        for family in text_string_to_metric_families(text.decode())
+    }
+
+
+def test_the_fast_exposition_says_what_the_registry_says(metrics: RlopsMetrics) -> None:
+    every_family(metrics)
+    # Label values that need escaping in the text format.
+    odd = 'quote " backslash \\ newline \n end'
+    metrics.observe_experiment("ml", odd, running(1, 10, -3.5e-7, Backend.LOCAL), sweep=odd)
+    fast, slow = parsed(metrics.exposition()), parsed(generate_latest(metrics.registry))
+    assert fast == slow
+    assert odd in {
+        dict(labels)["experiment"] for _, labels, _ in fast["rlops_experiment_timesteps"]
+    }
 
 
 def test_http_server_serves_metrics_health_and_readiness(metrics: RlopsMetrics) -> None:
