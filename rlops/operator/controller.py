@@ -1,0 +1,271 @@
+"""The operator's driver: carries out what the pure reconcilers decide.
+
+It reads the latest objects from kopf's in-memory indexes (filled from watches,
+so reading costs no request), calls `reconcile_experiment` / `reconcile_sweep`,
+makes the API calls they ask for in worker threads, and writes status through
+`status_patch` only — the one place that writes status, and only when it changed.
+One asyncio lock per experiment keeps its RayJob events, its own events and its
+progress from being handled at the same time. Sweeps are re-planned by one task
+per sweep that coalesces bursts of child events into one plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from rlops.api import Phase, RLExperiment, RLExperimentStatus, Sweep, SweepPhase
+from rlops.backends.kuberay import build_rayjob
+from rlops.metrics import RlopsMetrics
+from rlops.operator.experiments import (
+    expects_rayjob,
+    metric_value,
+    objective_metric,
+    reconcile_experiment,
+    with_progress,
+    with_result,
+)
+from rlops.operator.kube import RAYJOBS, RLEXPERIMENTS, SWEEPS, Kind, Kube
+from rlops.operator.progress import Key, Pending
+from rlops.operator.status import status_patch
+from rlops.operator.sweeps import (
+    ANNOTATION_HISTORY,
+    decode_history,
+    encode_history,
+    reconcile_sweep,
+)
+from rlops.settings import Settings
+from rlops.sweep import LABEL_SWEEP
+
+log = logging.getLogger(__name__)
+
+Body = Mapping[str, Any]
+
+
+class Lookup(Protocol):
+    """Read access to an index: the one object under a key, or None."""
+
+    def __call__(self, key: Key) -> Body | None: ...
+
+
+def first(values: Iterable[Body] | None) -> Body | None:
+    return next(iter(values), None) if values is not None else None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def thin_history(points: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
+    """At most `limit` points: halve the older ones until they fit, keep the newest."""
+    while len(points) > limit > 1:
+        points = [*points[:-1][::2], points[-1]]
+    return points
+
+
+class Indexes:
+    """The kopf indexes the controller reads, bound by the handlers when they run."""
+
+    def __init__(self) -> None:
+        self.experiments: Mapping[Key, Iterable[Body]] = {}
+        self.rayjobs: Mapping[Key, Iterable[Body]] = {}
+        self.sweeps: Mapping[Key, Iterable[Body]] = {}
+        self.trials: Mapping[Key, Iterable[Body]] = {}
+
+    def bind(self, **indexes: Any) -> None:
+        for name in ("experiments", "rayjobs", "sweeps", "trials"):
+            if name in indexes:
+                setattr(self, name, indexes[name])
+
+    def experiment(self, key: Key) -> Body | None:
+        return first(self.experiments.get(key))
+
+    def rayjob(self, key: Key) -> Body | None:
+        return first(self.rayjobs.get(key))
+
+    def sweep(self, key: Key) -> Body | None:
+        return first(self.sweeps.get(key))
+
+
+class Controller:
+    def __init__(
+        self,
+        settings: Settings,
+        kube: Kube,
+        metrics: RlopsMetrics,
+        clock: Callable[[], datetime] = now,
+    ) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.metrics = metrics
+        self.clock = clock
+        self.indexes = Indexes()
+        self.locks: dict[Key, asyncio.Lock] = {}
+        self.sweep_tasks: dict[Key, asyncio.Task[None]] = {}
+        self.sweep_dirty: set[Key] = set()
+        self.rechecks: dict[Key, asyncio.TimerHandle] = {}
+        self.create_limit = asyncio.Semaphore(16)
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    def lock(self, key: Key) -> asyncio.Lock:
+        return self.locks.setdefault(key, asyncio.Lock())
+
+    def uid_of(self, key: Key) -> str | None:
+        body = self.indexes.experiment(key)
+        return (body.get("metadata") or {}).get("uid") if body else None
+
+    # -- experiments -----------------------------------------------------------------
+
+    async def sync_experiment(self, key: Key) -> None:
+        """Reconcile one experiment from the latest indexed state of it and its RayJob."""
+        async with self.lock(key):
+            body = self.indexes.experiment(key)
+            if body is None:
+                return
+            try:
+                with self.metrics.time_reconcile("RLExperiment"):
+                    await self._sync_experiment(key, body)
+            except Exception:
+                log.exception("reconciling experiment %s/%s failed; retrying", *key)
+                self._recheck(key, 5.0)
+
+    async def _sync_experiment(self, key: Key, body: Body) -> None:
+        experiment = RLExperiment.model_validate(body)
+        rayjob = self.indexes.rayjob(key)
+        if rayjob is None and expects_rayjob(experiment):
+            # The index may lag behind a RayJob just created: ask before concluding it is gone.
+            rayjob = await self.call(self.kube.get, RAYJOBS, *key)
+        actions = reconcile_experiment(experiment, dict(rayjob) if rayjob else None, self.clock())
+        if actions.cancel:
+            await self.call(self.kube.delete, RAYJOBS, *key)
+        if actions.submit_attempt is not None:
+            manifest = build_rayjob(experiment, self.settings, actions.submit_attempt)
+            await self.call(self.kube.create, RAYJOBS, key[0], manifest)
+        if actions.status is not None:
+            await self.write_status(RLEXPERIMENTS, body, actions.status.dump())
+            self.metrics.observe_experiment(
+                *key, actions.status, (body["metadata"].get("labels") or {}).get(LABEL_SWEEP)
+            )
+        if actions.recheck_after is not None:
+            self._recheck(key, actions.recheck_after)
+
+    def _recheck(self, key: Key, delay: float) -> None:
+        """Reconcile again after `delay` s (a deadline passes without any event)."""
+        old = self.rechecks.pop(key, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self.rechecks[key] = loop.call_later(
+            delay, lambda: loop.create_task(self.sync_experiment(key))
+        )
+
+    async def write_status(self, kind: Kind, body: Body, status: Mapping[str, Any]) -> bool:
+        """Write the fields of `status` that differ from `body`'s; False when none do."""
+        patch = status_patch(body.get("status"), status)
+        if patch is None:
+            return False
+        meta = body["metadata"]
+        await self.call(self.kube.patch_status, kind, meta["namespace"], meta["name"], patch)
+        old_phase = (body.get("status") or {}).get("phase")
+        new_phase = status.get("phase")
+        if new_phase != old_phase and new_phase is not None:
+            failed = new_phase in (Phase.FAILED.value, SweepPhase.FAILED.value)
+            message = str(status.get("message") or new_phase)
+            await self.call(
+                self.kube.event, dict(body), "Warning" if failed else "Normal", new_phase, message
+            )
+        return True
+
+    def forget_experiment(self, key: Key) -> None:
+        self.metrics.forget_experiment(*key)
+        self.locks.pop(key, None)
+        handle = self.rechecks.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    # -- progress --------------------------------------------------------------------
+
+    async def write_progress(self, key: Key, pending: Pending) -> None:
+        """The progress endpoint's writer: newest progress and result into the status."""
+        async with self.lock(key):
+            body = self.indexes.experiment(key)
+            if body is None:
+                return
+            experiment = RLExperiment.model_validate(body)
+            status = experiment.status or RLExperimentStatus()
+            if pending.record is not None:
+                status = with_progress(status, experiment.spec.stop, pending.record, self.clock())
+            if pending.result is not None:
+                metric = objective_metric(experiment)
+                status = with_result(status, pending.result, metric, pending.record)
+            await self.write_status(RLEXPERIMENTS, body, status.dump())
+            labels = experiment.metadata.labels
+            if LABEL_SWEEP in labels and pending.points:
+                await self._append_history(key, experiment, pending)
+            self.metrics.observe_experiment(*key, status, labels.get(LABEL_SWEEP))
+
+    async def _append_history(self, key: Key, experiment: RLExperiment, pending: Pending) -> None:
+        metric = objective_metric(experiment)
+        known = dict(decode_history(experiment.metadata.annotations.get(ANNOTATION_HISTORY, "")))
+        for record in pending.points:
+            value = metric_value(record, metric)
+            if value is not None:
+                known[record.iteration] = value
+        points = thin_history(sorted(known.items()), self.settings.history_points)
+        text = encode_history(points)
+        if text != experiment.metadata.annotations.get(ANNOTATION_HISTORY):
+            patch = {"metadata": {"annotations": {ANNOTATION_HISTORY: text}}}
+            await self.call(self.kube.patch, RLEXPERIMENTS, *key, patch)
+
+    # -- sweeps ----------------------------------------------------------------------
+
+    def poke_sweep(self, key: Key) -> None:
+        """Re-plan the sweep soon; pokes that arrive meanwhile make one more plan, not many."""
+        if key in self.sweep_tasks:
+            self.sweep_dirty.add(key)
+            return
+        self.sweep_tasks[key] = asyncio.get_running_loop().create_task(self._sweep_loop(key))
+
+    async def _sweep_loop(self, key: Key) -> None:
+        try:
+            while True:
+                await asyncio.sleep(0.2)  # let a burst of child events settle
+                self.sweep_dirty.discard(key)
+                try:
+                    await self.sync_sweep(key)
+                except Exception:
+                    log.exception("reconciling sweep %s/%s failed; retrying", *key)
+                    await asyncio.sleep(2.0)
+                    self.sweep_dirty.add(key)
+                if key not in self.sweep_dirty:
+                    return
+        finally:
+            self.sweep_tasks.pop(key, None)
+
+    async def sync_sweep(self, key: Key) -> None:
+        body = self.indexes.sweep(key)
+        if body is None:
+            return
+        with self.metrics.time_reconcile("Sweep"):
+            sweep = Sweep.model_validate(body)
+            children = list(self.indexes.trials.get(key) or [])
+            actions = reconcile_sweep(sweep, children, self.clock())
+
+            async def create(manifest: dict[str, Any]) -> None:
+                async with self.create_limit:
+                    await self.call(self.kube.create, RLEXPERIMENTS, key[0], manifest)
+
+            await asyncio.gather(*(create(m) for m in actions.create))
+            for name, patch in actions.patches:
+                await self.call(self.kube.patch, RLEXPERIMENTS, key[0], name, patch)
+            await self.write_status(SWEEPS, body, actions.status.dump())
+            self.metrics.observe_sweep(*key, actions.status)
+
+    def forget_sweep(self, key: Key) -> None:
+        self.metrics.forget_sweep(*key)
+        self.sweep_dirty.discard(key)

@@ -1,0 +1,243 @@
+"""Reconciling one RLExperiment placed on Kubernetes: a pure state machine.
+
+Given the experiment and its RayJob (or none), `reconcile_experiment` says what
+to do — submit an attempt, cancel the RayJob — and what the status becomes.
+Attempts are requested through the annotation `rlops.dev/attempt` (a sweep
+retrying a trial sets it to the next attempt); a stop through `rlops.dev/stop`
+(its value is the reason). The RayJob carries its attempt in a label, so a
+RayJob of an earlier attempt is deleted before the next one is created under
+the same name.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rlops.api import (
+    Backend,
+    BackendRef,
+    ExperimentResult,
+    KubernetesPlacement,
+    Phase,
+    Progress,
+    RLExperiment,
+    RLExperimentStatus,
+    StopSpec,
+)
+from rlops.api.runinfo import ProgressRecord, RunResult
+from rlops.backends.kuberay import LABEL_ATTEMPT, observe_rayjob
+from rlops.operator.conditions import experiment_conditions, stamp_transitions
+
+ANNOTATION_ATTEMPT = "rlops.dev/attempt"
+ANNOTATION_STOP = "rlops.dev/stop"
+ANNOTATION_OBJECTIVE = "rlops.dev/objective"
+DEFAULT_METRIC = "episode_return_mean"
+
+
+def timestamp(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ExperimentActions:
+    """What the driver must do for one experiment, then the status to write."""
+
+    status: RLExperimentStatus | None  # None: not the operator's to write
+    submit_attempt: int | None = None
+    cancel: bool = False
+    recheck_after: float | None = None  # seconds after which the status changes without events
+
+
+def requested_attempt(experiment: RLExperiment) -> int:
+    value = experiment.metadata.annotations.get(ANNOTATION_ATTEMPT, "1")
+    return max(1, int(value)) if value.isdigit() else 1
+
+
+def rayjob_attempt(rayjob: dict[str, Any]) -> int:
+    value = ((rayjob.get("metadata") or {}).get("labels") or {}).get(LABEL_ATTEMPT, "1")
+    return int(value) if str(value).isdigit() else 1
+
+
+def is_ours(experiment: RLExperiment) -> bool:
+    return experiment.spec.placement.backend is Backend.KUBERNETES
+
+
+def expects_rayjob(experiment: RLExperiment) -> bool:
+    """The status says a RayJob of the current attempt exists: not seeing one needs a look."""
+    status = experiment.status
+    return (
+        is_ours(experiment)
+        and status is not None
+        and not status.phase.finished
+        and status.attempts >= requested_attempt(experiment)
+        and status.backend_ref is not None
+    )
+
+
+def _finish(
+    experiment: RLExperiment, status: RLExperimentStatus, now: datetime
+) -> RLExperimentStatus:
+    """The status with observedGeneration and conditions that go with its phase."""
+    old = experiment.status.conditions if experiment.status else []
+    generation = experiment.metadata.generation
+    conditions = experiment_conditions(status.phase, status.message or "", generation)
+    return status.model_copy(
+        update={
+            "observed_generation": generation,
+            "conditions": stamp_transitions(conditions, old, timestamp(now)),
+        }
+    )
+
+
+def _not_ours(experiment: RLExperiment, rayjob: dict[str, Any] | None) -> ExperimentActions:
+    """Another backend's experiment (e.g. a trial moved to SLURM): only clean up after us."""
+    current = experiment.status
+    status = None
+    if current is not None and current.backend is Backend.KUBERNETES:
+        backend = experiment.spec.placement.backend
+        status = RLExperimentStatus(
+            phase=Phase.PENDING,
+            backend=backend,
+            attempts=current.attempts,
+            progress=current.progress,
+            message=f"moved to {backend.value}",
+        )
+    return ExperimentActions(status=status, cancel=rayjob is not None)
+
+
+def reconcile_experiment(
+    experiment: RLExperiment, rayjob: dict[str, Any] | None, now: datetime
+) -> ExperimentActions:
+    """The next step of an experiment on Kubernetes, from what is observed now."""
+    if not is_ours(experiment):
+        return _not_ours(experiment, rayjob)
+    current = experiment.status or RLExperimentStatus()
+    placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
+    requested = requested_attempt(experiment)
+    stop = experiment.metadata.annotations.get(ANNOTATION_STOP)
+    status = current.model_copy(deep=True)
+    status.backend = Backend.KUBERNETES
+    observed = observe_rayjob(rayjob, placement, now) if rayjob is not None else None
+    still_running = observed is not None and not observed.terminal
+    name = experiment.metadata.name
+    submit: int | None = None
+    cancel = False
+    recheck: float | None = None
+
+    if stop is not None and not current.phase.finished:
+        cancel = rayjob is not None
+        status.phase, status.message = Phase.STOPPED, f"stopped: {stop}"
+        status.completed_at = timestamp(now)
+    elif current.phase.finished and requested <= current.attempts:
+        cancel = still_running and current.phase is not Phase.SUCCEEDED
+    elif rayjob is None or rayjob_attempt(rayjob) < requested:
+        if rayjob is not None:
+            cancel = True
+            status.phase, status.message = Phase.SUBMITTED, f"replacing attempt {requested - 1}"
+        elif current.attempts < requested:
+            submit = requested
+            status.phase, status.message = Phase.SUBMITTED, f"RayJob {name} created"
+            status.attempts = requested
+            status.backend_ref = BackendRef(
+                kind="RayJob", name=name, namespace=experiment.metadata.namespace
+            )
+            status.completed_at = None
+            status.result = None
+        else:
+            status.phase = Phase.FAILED
+            status.message = f"RayJob {name} was deleted before the experiment finished"
+            status.completed_at = timestamp(now)
+    else:
+        assert observed is not None
+        status.phase, status.message = observed.phase, observed.message
+        status.attempts = requested + observed.retries
+        if observed.phase is Phase.RUNNING and status.started_at is None:
+            status.started_at = observed.started_at or timestamp(now)
+        if observed.phase.finished:
+            status.completed_at = observed.completed_at or timestamp(now)
+        cancel = observed.phase is Phase.FAILED and not observed.terminal
+        if observed.reason == "Initializing":
+            recheck = _seconds_to_deadline(rayjob, placement, now)
+    return ExperimentActions(
+        status=_finish(experiment, status, now),
+        submit_attempt=submit,
+        cancel=cancel,
+        recheck_after=recheck,
+    )
+
+
+def _seconds_to_deadline(
+    rayjob: dict[str, Any], placement: KubernetesPlacement, now: datetime
+) -> float:
+    status = rayjob.get("status") or {}
+    since = status.get("startTime") or (rayjob.get("metadata") or {}).get("creationTimestamp")
+    if not since:
+        return float(placement.pre_running_deadline_seconds)
+    start = datetime.fromisoformat(str(since).replace("Z", "+00:00"))
+    left = placement.pre_running_deadline_seconds - (now - start).total_seconds()
+    return max(1.0, left + 1.0)
+
+
+def percent_of_budget(stop: StopSpec, record: ProgressRecord) -> float | None:
+    """How far training is, by the stop criterion furthest along (episode return aside)."""
+    fractions = [
+        done / budget
+        for done, budget in (
+            (record.timesteps, stop.timesteps),
+            (record.iteration, stop.iterations),
+            (record.time_seconds, stop.wall_time_seconds),
+        )
+        if budget
+    ]
+    if not fractions:
+        return None
+    return round(min(100.0, 100.0 * max(fractions)), 1)
+
+
+def objective_metric(experiment: RLExperiment) -> str:
+    return experiment.metadata.annotations.get(ANNOTATION_OBJECTIVE, DEFAULT_METRIC)
+
+
+def metric_value(record: ProgressRecord, metric: str) -> float | None:
+    if metric == DEFAULT_METRIC:
+        return record.episode_return_mean
+    value = record.metrics.get(metric)
+    return value if value is None or math.isfinite(value) else None
+
+
+def with_progress(
+    status: RLExperimentStatus, stop: StopSpec, record: ProgressRecord, now: datetime
+) -> RLExperimentStatus:
+    """The status with a newer progress record (an older one is ignored)."""
+    if status.progress is not None and status.progress.iteration > record.iteration:
+        return status
+    progress = Progress(
+        iteration=record.iteration,
+        timesteps=record.timesteps,
+        episode_return_mean=record.episode_return_mean,
+        time_seconds=round(record.time_seconds, 3),
+        updated_at=timestamp(now),
+        percent=percent_of_budget(stop, record),
+    )
+    return status.model_copy(update={"progress": progress})
+
+
+def with_result(
+    status: RLExperimentStatus, result: RunResult, metric: str, last: ProgressRecord | None
+) -> RLExperimentStatus:
+    """The status with the outcome the runtime reported at the end of an attempt."""
+    if metric == DEFAULT_METRIC:
+        final, best = result.episode_return_mean, result.best_episode_return_mean
+    else:
+        final = metric_value(last, metric) if last is not None else None
+        best = None
+    outcome = ExperimentResult(
+        final_objective=final,
+        best_objective=best,
+        best_checkpoint=result.best_checkpoint,
+        stop_reason=result.stop_reason,
+    )
+    return status.model_copy(update={"result": outcome})

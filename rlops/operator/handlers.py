@@ -1,0 +1,118 @@
+"""The kopf handlers: a few lines each, all level-triggered.
+
+Every handler reacts to "something changed" by reconciling the whole object
+from the indexes, so a missed, repeated or reordered event changes nothing.
+Only watch-event, index and timer handlers are used: kopf keeps no
+last-handled-configuration or progress annotations on any object, and the only
+finalizer is the one kopf sets on unfinished Sweeps for their resync timer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from rlops.api import SweepPhase
+from rlops.backends.kuberay import LABEL_EXPERIMENT
+from rlops.operator.controller import Controller
+from rlops.operator.progress import ProgressHub
+from rlops.sweep import LABEL_SWEEP
+
+GROUP, VERSION = "rlops.dev", "v1alpha1"
+FINISHED_SWEEP = {SweepPhase.SUCCEEDED.value, SweepPhase.FAILED.value, SweepPhase.STOPPED.value}
+
+
+def compact_trial(body: kopf.Body) -> dict[str, Any]:
+    """What a sweep plan reads of a child: less memory than whole bodies for big sweeps."""
+    meta = body.metadata
+    return {
+        "metadata": {
+            "name": meta.name,
+            "labels": dict(meta.labels),
+            "annotations": {
+                k: v for k, v in meta.annotations.items() if k.startswith("rlops.dev/")
+            },
+            "creationTimestamp": meta.creation_timestamp,
+        },
+        "spec": {"placement": body.spec.get("placement") or {}},
+        "status": dict(body.status),
+    }
+
+
+def ns(namespace: str | None) -> str:
+    assert namespace is not None, "rlops resources are namespaced"
+    return namespace
+
+
+def register(registry: kopf.OperatorRegistry, controller: Controller, hub: ProgressHub) -> None:
+    """Register every handler of the operator on `registry`."""
+    resync = controller.settings.resync_seconds
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False  # our own events are posted on phase transitions
+        settings.persistence.finalizer = "rlops.dev/operator"
+        settings.watching.server_timeout = 300
+
+    @kopf.index(GROUP, VERSION, "rlexperiments", registry=registry)
+    def experiments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+        return {(ns(namespace), name): dict(body)}
+
+    @kopf.index(
+        GROUP, VERSION, "rlexperiments", labels={LABEL_SWEEP: kopf.PRESENT}, registry=registry
+    )
+    def trials(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
+        return {(ns(namespace), labels[LABEL_SWEEP]): compact_trial(body)}
+
+    @kopf.index(
+        "ray.io", "v1", "rayjobs", labels={LABEL_EXPERIMENT: kopf.PRESENT}, registry=registry
+    )
+    def rayjobs(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
+        return {(ns(namespace), labels[LABEL_EXPERIMENT]): dict(body)}
+
+    @kopf.index(GROUP, VERSION, "sweeps", registry=registry)
+    def sweeps(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+        return {(ns(namespace), name): dict(body)}
+
+    @kopf.on.event(GROUP, VERSION, "rlexperiments", registry=registry)
+    async def experiment_event(
+        type: str, namespace: str | None, name: str, labels: kopf.Labels, **kwargs: Any
+    ) -> None:
+        controller.indexes.bind(**kwargs)
+        key = (ns(namespace), name)
+        if type == "DELETED":
+            controller.forget_experiment(key)
+            hub.forget(key)
+        else:
+            await controller.sync_experiment(key)
+        if LABEL_SWEEP in labels:
+            controller.poke_sweep((ns(namespace), labels[LABEL_SWEEP]))
+
+    @kopf.on.event(
+        "ray.io", "v1", "rayjobs", labels={LABEL_EXPERIMENT: kopf.PRESENT}, registry=registry
+    )
+    async def rayjob_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+        controller.indexes.bind(**kwargs)
+        await controller.sync_experiment((ns(namespace), labels[LABEL_EXPERIMENT]))
+
+    @kopf.on.event(GROUP, VERSION, "sweeps", registry=registry)
+    async def sweep_event(type: str, namespace: str | None, name: str, **kwargs: Any) -> None:
+        controller.indexes.bind(**kwargs)
+        if type == "DELETED":
+            controller.forget_sweep((ns(namespace), name))
+        else:
+            controller.poke_sweep((ns(namespace), name))
+
+    def unfinished(status: kopf.Status, **_: Any) -> bool:
+        return status.get("phase") not in FINISHED_SWEEP
+
+    @kopf.timer(GROUP, VERSION, "sweeps", interval=resync, when=unfinished, registry=registry)
+    async def resync_sweep(namespace: str | None, name: str, **kwargs: Any) -> None:
+        """Re-plan unfinished sweeps now and then: burst deadlines pass without events."""
+        controller.indexes.bind(**kwargs)
+        controller.poke_sweep((ns(namespace), name))

@@ -1,0 +1,117 @@
+"""The Kubernetes calls the operator makes, over the official (synchronous) client.
+
+Every call is idempotent from the operator's point of view: creating what exists
+(409) or deleting what is gone (404) is success. The controller runs these in
+worker threads so the event loop never blocks on the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import kubernetes.client
+from kubernetes.client.exceptions import ApiException
+
+
+@dataclass(frozen=True)
+class Kind:
+    group: str
+    version: str
+    plural: str
+
+
+RLEXPERIMENTS = Kind("rlops.dev", "v1alpha1", "rlexperiments")
+SWEEPS = Kind("rlops.dev", "v1alpha1", "sweeps")
+RAYJOBS = Kind("ray.io", "v1", "rayjobs")
+
+
+class Kube:
+    """Create, read, patch and delete custom objects; post events."""
+
+    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+        self.custom = kubernetes.client.CustomObjectsApi(api_client)
+        self.core = kubernetes.client.CoreV1Api(api_client)
+
+    def create(self, kind: Kind, namespace: str, body: dict[str, Any]) -> bool:
+        """Create `body`; False if an object of that name exists already."""
+        try:
+            self.custom.create_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, body
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            body = self.custom.get_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return cast(dict[str, Any], body)
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, name,
+                propagation_policy="Background",
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def patch(self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """A JSON merge patch of the object (not its status); a missing object is fine."""
+        try:
+            self.custom.patch_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, name, patch
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def patch_status(self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """A JSON merge patch of the status subresource; a missing object is fine."""
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                kind.group, kind.version, namespace, kind.plural, name, patch
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about `involved` (a failure to post one is not an error)."""
+        meta = involved.get("metadata") or {}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {
+                "generateName": f"{meta.get('name')}.",
+                "namespace": meta.get("namespace"),
+            },
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "rlops-operator"},
+            "reportingComponent": "rlops-operator",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        with contextlib.suppress(ApiException):
+            self.core.create_namespaced_event(str(meta.get("namespace")), body)  # type: ignore[arg-type]

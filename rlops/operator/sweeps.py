@@ -1,0 +1,197 @@
+"""Reconciling one Sweep: its child RLExperiments in, the engine's plan out (pure).
+
+Trials are child RLExperiments named by the engine (`<sweep>-<index>[-s<seed>]`),
+owned by the Sweep, labelled `rlops.dev/sweep`/`rlops.dev/trial`/`rlops.dev/seed`,
+and annotated with their parameters. Everything the engine needs is read back
+from the children on every plan: phase, attempts and objective from their status,
+the progress history (for early stopping) from `rlops.dev/history`. What the
+plan asks becomes:
+
+- create: the child manifest (creation is idempotent by name);
+- retry: `rlops.dev/attempt` set to the next attempt (an absolute value, so
+  asking twice is asking once); the experiment reconciler replaces the RayJob;
+- stop: `rlops.dev/stop` set to the reason; the experiment reconciler deletes the
+  RayJob and marks the trial Stopped;
+- move: the child's `spec.placement` switched to the new backend (burst).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rlops.api import Backend, Phase, PlacementSpec, Sweep, SweepStatus
+from rlops.operator.conditions import stamp_transitions
+from rlops.operator.experiments import (
+    ANNOTATION_ATTEMPT,
+    ANNOTATION_OBJECTIVE,
+    ANNOTATION_STOP,
+    DEFAULT_METRIC,
+    timestamp,
+)
+from rlops.sweep import LABEL_SEED, LABEL_TRIAL, TrialPlan, TrialState, plan
+from rlops.sweep.placement import trial_placement
+
+ANNOTATION_PARAMETERS = "rlops.dev/parameters"
+ANNOTATION_HISTORY = "rlops.dev/history"
+WAITING = (Phase.PENDING, Phase.SUBMITTED)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def encode_history(points: Iterable[tuple[int, float]]) -> str:
+    """`it:value` pairs, comma-separated: compact enough for hundreds of points."""
+    return ",".join(f"{it}:{value:.6g}" for it, value in points)
+
+
+def decode_history(text: str) -> tuple[tuple[int, float], ...]:
+    points = []
+    for item in text.split(","):
+        it, sep, value = item.partition(":")
+        if sep:
+            try:
+                points.append((int(it), float(value)))
+            except ValueError:
+                continue
+    return tuple(points)
+
+
+def trial_state(child: Mapping[str, Any], now: datetime) -> TrialState | None:
+    """What the engine needs of one child RLExperiment (None if it is not a trial)."""
+    meta = child.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    try:
+        index, seed_index = int(labels[LABEL_TRIAL]), int(labels.get(LABEL_SEED, "0"))
+    except (KeyError, ValueError):
+        return None
+    status = child.get("status") or {}
+    phase = Phase(status.get("phase", Phase.PENDING.value))
+    attempts = int(status.get("attempts") or 1)
+    requested = annotations.get(ANNOTATION_ATTEMPT, "")
+    if requested.isdigit() and int(requested) > attempts and phase.finished:
+        # A retry asked for and not yet started: it already counts as under way.
+        phase, attempts = Phase.PENDING, int(requested)
+    backend = status.get("backend") or ((child.get("spec") or {}).get("placement") or {}).get(
+        "backend"
+    )
+    created = parse_time(meta.get("creationTimestamp"))
+    waiting = (now - created).total_seconds() if created and phase in WAITING else 0.0
+    return TrialState(
+        name=meta["name"],
+        index=index,
+        seed_index=seed_index,
+        parameters=json.loads(annotations.get(ANNOTATION_PARAMETERS) or "{}"),
+        phase=phase,
+        backend=Backend(backend) if backend else None,
+        attempts=attempts,
+        objective=_objective(status),
+        history=decode_history(annotations.get(ANNOTATION_HISTORY, "")),
+        waiting_seconds=max(0.0, waiting),
+        stop_requested=ANNOTATION_STOP in annotations,
+    )
+
+
+def _objective(status: Mapping[str, Any]) -> float | None:
+    result = status.get("result") or {}
+    if result.get("finalObjective") is not None:
+        return float(result["finalObjective"])
+    progress = status.get("progress") or {}
+    value = progress.get("episodeReturnMean")
+    return float(value) if value is not None and status.get("phase") == "Succeeded" else None
+
+
+def owner_reference(sweep: Sweep) -> dict[str, Any]:
+    return {
+        "apiVersion": sweep.api_version,
+        "kind": sweep.kind,
+        "name": sweep.metadata.name,
+        "uid": sweep.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def child_manifest(trial: TrialPlan, sweep: Sweep) -> dict[str, Any]:
+    """The RLExperiment of one planned trial."""
+    annotations = {ANNOTATION_PARAMETERS: json.dumps(trial.parameters, sort_keys=True)}
+    metric = sweep.spec.objective.metric
+    if metric != DEFAULT_METRIC:
+        annotations[ANNOTATION_OBJECTIVE] = metric
+    return {
+        "apiVersion": sweep.api_version,
+        "kind": "RLExperiment",
+        "metadata": {
+            "name": trial.name,
+            "namespace": sweep.metadata.namespace,
+            "labels": {**trial.labels, "app.kubernetes.io/managed-by": "rlops"},
+            "annotations": annotations,
+            "ownerReferences": [owner_reference(sweep)],
+        },
+        "spec": trial.spec.dump(),
+    }
+
+
+@dataclass(frozen=True)
+class SweepActions:
+    create: list[dict[str, Any]]
+    patches: list[tuple[str, dict[str, Any]]]  # child name -> merge patch of the child
+    status: SweepStatus
+    stopped: list[str]
+    done: bool
+
+
+def reconcile_sweep(
+    sweep: Sweep, children: Sequence[Mapping[str, Any]], now: datetime
+) -> SweepActions:
+    """The engine's plan for the sweep, as manifests to create and patches to apply."""
+    name = sweep.metadata.name
+    assert name
+    trials = [t for t in (trial_state(c, now) for c in children) if t is not None]
+    by_name = {t.name: t for t in trials}
+    specs = {
+        (c.get("metadata") or {}).get("name"): (c.get("spec") or {}).get("placement") or {}
+        for c in children
+    }
+    outcome = plan(sweep.spec, name, trials, sweep.metadata.generation)
+
+    patches: list[tuple[str, dict[str, Any]]] = []
+    for trial_name in outcome.retry:
+        attempt = by_name[trial_name].attempts + 1
+        patches.append(
+            (trial_name, {"metadata": {"annotations": {ANNOTATION_ATTEMPT: str(attempt)}}})
+        )
+    stopped = [t for t in outcome.stop if not by_name[t].stop_requested]
+    reason = f"stopped by sweep {name}"
+    patches += [(t, {"metadata": {"annotations": {ANNOTATION_STOP: reason}}}) for t in stopped]
+    for trial_name, backend in outcome.move:
+        base = PlacementSpec.model_validate(specs.get(trial_name) or {})
+        placement = trial_placement(sweep.spec, base, backend).dump()
+        patches.append((trial_name, {"spec": {"placement": placement}}))
+
+    return SweepActions(
+        create=[child_manifest(t, sweep) for t in outcome.create],
+        patches=patches,
+        status=_stamped(sweep, outcome.status, outcome.done, now, bool(trials or outcome.create)),
+        stopped=stopped,
+        done=outcome.done,
+    )
+
+
+def _stamped(
+    sweep: Sweep, status: SweepStatus, done: bool, now: datetime, started: bool
+) -> SweepStatus:
+    old = sweep.status or SweepStatus()
+    when = timestamp(now)
+    return status.model_copy(
+        update={
+            "started_at": old.started_at or (when if started else None),
+            "completed_at": (old.completed_at or when) if done else None,
+            "conditions": stamp_transitions(status.conditions, old.conditions, when),
+        }
+    )
