@@ -14,3 +14,7 @@ EXAMPLES = ROOT / "manifests" / "examples"
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+# The Kubernetes test bed (API server emulator, KubeRay stand-in): see docs/testing.md.
+from tests.kube.fixtures import kube, kube_namespace, kuberay  # noqa: E402, F401

@@ -13,8 +13,8 @@ event loop thread, so no locks are needed.
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime
+import json
 import random
 import re
 import uuid
@@ -49,6 +49,11 @@ _META_FIELDS = {
 _MUTABLE_META = ("labels", "annotations", "ownerReferences", "finalizers", "managedFields")
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def clone(obj: Any) -> Any:
+    """A deep copy of JSON data (several times faster than `copy.deepcopy`)."""
+    return json.loads(json.dumps(obj))
 
 
 def now() -> str:
@@ -186,13 +191,13 @@ class Store:
         obj = self.objects[(rt.group, rt.plural)].get((namespace or "", name))
         if obj is None:
             raise not_found(rt, name)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def list(
         self, rt: ResourceType, namespace: str | None, predicate: Callable[[Obj], bool]
     ) -> list[Obj]:
         items = [
-            copy.deepcopy(obj)
+            clone(obj)
             for (ns, _), obj in sorted(self.objects[(rt.group, rt.plural)].items())
             if (not namespace or ns == namespace) and predicate(obj)
         ]
@@ -238,7 +243,7 @@ class Store:
         options: WriteOptions | None = None,
     ) -> Obj:
         options = options or WriteOptions()
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         self._check_type(rt, obj)
         meta = obj.setdefault("metadata", {})
         if namespace is not None and meta.get("namespace") not in (None, namespace):
@@ -272,7 +277,7 @@ class Store:
         stored = self._commit(rt, obj, "ADDED")
         if rt.kind == "CustomResourceDefinition":
             stored = self._establish(stored)
-        return copy.deepcopy(stored)
+        return clone(stored)
 
     def update(
         self,
@@ -286,7 +291,7 @@ class Store:
     ) -> Obj:
         options = options or WriteOptions()
         old = self.get(rt, namespace, name)
-        new = copy.deepcopy(body)
+        new = clone(body)
         self._check_type(rt, new)
         meta = new.setdefault("metadata", {})
         if meta.get("name") not in (None, name):
@@ -305,7 +310,7 @@ class Store:
         if version and version != old["metadata"]["resourceVersion"]:
             raise conflict(rt, name)
         if subresource == "status":
-            result = copy.deepcopy(old)
+            result = clone(old)
             if "status" in new:
                 result["status"] = new["status"]
             else:
@@ -340,7 +345,7 @@ class Store:
         stored = self._commit(rt, result, "MODIFIED")
         if deleting and not stored["metadata"].get("finalizers"):
             self._remove(rt, stored, "Background")
-        return copy.deepcopy(stored)
+        return clone(stored)
 
     def delete(
         self,
@@ -374,7 +379,7 @@ class Store:
             stored = self._commit(rt, obj, "MODIFIED")
             if rt.kind == "Namespace":
                 self._terminate_namespace(name)
-            return copy.deepcopy(stored)
+            return clone(stored)
         return self._remove(rt, obj, propagation)
 
     # -- internals -------------------------------------------------------------
@@ -465,7 +470,7 @@ class Store:
         else:
             self.objects[key][where] = obj
             self.uids[meta["uid"]] = (key, *where)
-        event = Event(self.rv, event_type, key, copy.deepcopy(obj))
+        event = Event(self.rv, event_type, key, clone(obj))
         self.history.append(event)
         for watch in self.watches:
             if watch.matches(event):
@@ -473,7 +478,7 @@ class Store:
         return obj
 
     def _remove(self, rt: ResourceType, obj: Obj, propagation: str) -> Obj:
-        removed = self._commit(rt, copy.deepcopy(obj), "DELETED")
+        removed = self._commit(rt, clone(obj), "DELETED")
         uid = removed["metadata"]["uid"]
         if rt.kind == "CustomResourceDefinition":
             self._unregister(removed)
@@ -481,7 +486,7 @@ class Store:
             refs = dependent["metadata"].get("ownerReferences") or []
             if propagation == "Orphan":
                 dependent["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
-                self._commit(dep_rt, copy.deepcopy(dependent), "MODIFIED")
+                self._commit(dep_rt, clone(dependent), "MODIFIED")
             elif not any(r.get("uid") in self.uids for r in refs):
                 meta = dependent["metadata"]
                 if (meta.get("namespace") or "", meta["name"]) in self.objects[
@@ -491,7 +496,7 @@ class Store:
         namespace = removed["metadata"].get("namespace")
         if namespace:
             self._finish_namespace_if_empty(namespace)
-        return copy.deepcopy(removed)
+        return clone(removed)
 
     def _dependents(self, uid: str) -> Iterator[tuple[ResourceType, Obj]]:
         for key, objects in self.objects.items():
@@ -513,13 +518,13 @@ class Store:
             return
         if any(ns_ == namespace for objects in self.objects.values() for ns_, _ in objects):
             return
-        self._commit(self.type_of("", "namespaces"), copy.deepcopy(ns), "DELETED")
+        self._commit(self.type_of("", "namespaces"), clone(ns), "DELETED")
 
     def _establish(self, crd: Obj) -> Obj:
         """Serve the CRD's kind and report it Established, as the API server does."""
         rt = from_crd(crd)
         self.register(rt)
-        established = copy.deepcopy(crd)
+        established = clone(crd)
         stamp = now()
         established["status"] = {
             "acceptedNames": crd["spec"]["names"],
@@ -550,7 +555,7 @@ class Store:
         if rt is None:
             return
         for obj in list(self.objects[key].values()):
-            self._commit(rt, copy.deepcopy(obj), "DELETED")
+            self._commit(rt, clone(obj), "DELETED")
         del self.types[key]
         del self.objects[key]
 

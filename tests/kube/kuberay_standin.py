@@ -1,0 +1,541 @@
+"""A stand-in for the KubeRay operator (v1.7): it reconciles RayJobs in the emulator.
+
+It follows KubeRay's RayJob state machine and writes status the way KubeRay
+does — `jobDeploymentStatus` New → Initializing → Running → Complete/Failed
+(reason `AppFailed` or `DeadlineExceeded`), Retrying while `backoffLimit`
+allows, Suspending → Suspended while `spec.suspend` is true (Kueue), and
+`jobStatus` from the Ray job (RUNNING, SUCCEEDED, FAILED). It adds KubeRay's
+finalizer, creates the RayCluster (owned by the RayJob, from
+`rayClusterSpec`, so KubeRay's CRD schema checks it) and marks it ready.
+
+Where KubeRay submits the entrypoint to the Ray head, the stand-in runs it
+here as a shell command in a temporary directory, with the runtime
+environment's `env_vars`, `RAY_ADDRESS` unset (the program starts a local Ray)
+and the test's Python first on PATH. The process lives as long as its
+RayCluster: deleting the cluster (suspend, retry, TTL after the job finished
+with `shutdownAfterJobFinishes`) or the RayJob stops it.
+
+`hold()` keeps new RayJobs in Initializing (the cluster never becomes ready:
+an image pull or a quota that never comes) until `release()`; the annotation
+`kuberay-standin.rlops.dev/hold: "true"` does the same for one RayJob.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+logger = logging.getLogger(__name__)
+
+FINALIZER = "ray.io/rayjob-stopjob-finalizer"
+HOLD_ANNOTATION = "kuberay-standin.rlops.dev/hold"
+RAYJOBS = "/apis/ray.io/v1/rayjobs"
+TERMINAL_JOB = ("STOPPED", "SUCCEEDED", "FAILED")
+
+Obj = dict[str, Any]
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _stamp(moment: datetime.datetime | None = None) -> str:
+    return (moment or _now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(stamp: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _suffix() -> str:
+    return "".join(random.choices("bcdfghjklmnpqrstvwxz2456789", k=5))
+
+
+def _path(namespace: str, plural: str, name: str = "", sub: str = "") -> str:
+    tail = "/".join(p for p in (name, sub) if p)
+    return f"/apis/ray.io/v1/namespaces/{namespace}/{plural}" + (f"/{tail}" if tail else "")
+
+
+@dataclass
+class RayProcess:
+    """The entrypoint of one Ray job, running here."""
+
+    job_id: str
+    cluster: str
+    process: asyncio.subprocess.Process
+    workdir: Path
+    started: datetime.datetime = field(default_factory=_now)
+    ended: datetime.datetime | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "driver.log"
+
+    def job_status(self) -> str:
+        if self.process.returncode is None:
+            return "RUNNING"
+        return "SUCCEEDED" if self.process.returncode == 0 else "FAILED"
+
+    def message(self) -> str:
+        code = self.process.returncode
+        if code is None:
+            return "Job is currently running."
+        if code == 0:
+            return "Job finished successfully."
+        tail = self.log.read_text(errors="replace")[-20000:] if self.log.exists() else ""
+        return (
+            f"Job entrypoint command failed with exit code {code}, last available logs "
+            f"(truncated to 20,000 chars):\n{tail}"
+        )
+
+
+class KubeRayStandIn:
+    """Reconciles every RayJob of the API server at `url`, from a thread of its own."""
+
+    emulated = True
+
+    def __init__(self, url: str, *, requeue_seconds: float = 0.2, hold: bool = False) -> None:
+        self.url = url
+        self.requeue_seconds = requeue_seconds
+        self._hold = hold
+        self._processes: dict[tuple[str, str], RayProcess] = {}
+        self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._wakes: dict[tuple[str, str], asyncio.Event] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._thread = threading.Thread(target=self._run, name="kuberay-standin", daemon=True)
+        self._started = threading.Event()
+        self.workroot = Path(tempfile.mkdtemp(prefix="kuberay-standin-"))
+
+    # -- control from the test's thread -------------------------------------------
+    def start(self) -> KubeRayStandIn:
+        self._thread.start()
+        self._started.wait(30)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None or self._main is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(30)
+        shutil.rmtree(self.workroot, ignore_errors=True)
+
+    def hold(self) -> None:
+        """Keep RayJobs in Initializing: their RayClusters do not become ready."""
+        self._hold = True
+
+    def release(self) -> None:
+        """Let held RayJobs go on."""
+        self._hold = False
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake_all)
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Hold RayJobs in Initializing within the block."""
+        self.hold()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def driver_log(self, namespace: str, name: str) -> str:
+        """The output of the RayJob's current (or last) entrypoint process."""
+        process = self._processes.get((namespace, name))
+        return process.log.read_text(errors="replace") if process and process.log.exists() else ""
+
+    # -- the loop -------------------------------------------------------------------
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        self._main = self._loop.create_task(self._watch_forever())
+        self._loop.call_soon(self._started.set)
+        self._loop.run_forever()
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        assert self._main is not None
+        self._main.cancel()
+        for task in self._workers.values():
+            task.cancel()
+        await asyncio.gather(self._main, *self._workers.values(), return_exceptions=True)
+        for key in list(self._processes):
+            await self._stop_process(key)
+        if self._session is not None:
+            await self._session.close()
+
+    def _wake_all(self) -> None:
+        for wake in self._wakes.values():
+            wake.set()
+
+    def _wake(self, key: tuple[str, str]) -> None:
+        if key not in self._workers or self._workers[key].done():
+            self._wakes[key] = asyncio.Event()
+            self._workers[key] = asyncio.get_running_loop().create_task(self._worker(key))
+        self._wakes[key].set()
+
+    async def _watch_forever(self) -> None:
+        self._session = aiohttp.ClientSession(self.url)
+        while True:
+            try:
+                async with self._session.get(RAYJOBS) as response:
+                    listing = await response.json()
+                for job in listing["items"]:
+                    self._wake((job["metadata"]["namespace"], job["metadata"]["name"]))
+                version = listing["metadata"]["resourceVersion"]
+                params = {"watch": "true", "resourceVersion": version, "timeoutSeconds": "300"}
+                async with self._session.get(RAYJOBS, params=params, timeout=None) as response:
+                    async for line in response.content:
+                        event = json.loads(line)
+                        if event["type"] == "ERROR":
+                            break
+                        meta = event["object"]["metadata"]
+                        self._wake((meta["namespace"], meta["name"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the API server restarts or goes away: list and watch again
+                logger.exception("kuberay stand-in: watch failed")
+                await asyncio.sleep(0.5)
+
+    async def _worker(self, key: tuple[str, str]) -> None:
+        wake = self._wakes[key]
+        while True:
+            wake.clear()
+            try:
+                job = await self._get(_path(key[0], "rayjobs", key[1]))
+                if job is None:
+                    await self._stop_process(key)
+                    return
+                delay = await self._reconcile(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("kuberay stand-in: reconciling %s/%s failed", *key)
+                delay = self.requeue_seconds
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), delay)
+
+    # -- HTTP -----------------------------------------------------------------------
+    async def _get(self, path: str) -> Obj | None:
+        assert self._session is not None
+        async with self._session.get(path) as response:
+            if response.status == 404:
+                return None
+            response.raise_for_status()
+            body: Obj = await response.json()
+            return body
+
+    async def _send(
+        self, method: str, path: str, body: Any, content_type: str = "application/json"
+    ) -> int:
+        assert self._session is not None
+        async with self._session.request(
+            method, path, data=json.dumps(body), headers={"Content-Type": content_type}
+        ) as response:
+            if response.status >= 400 and response.status not in (404, 409):
+                logger.warning(
+                    "kuberay stand-in: %s %s -> %s %s",
+                    method,
+                    path,
+                    response.status,
+                    await response.text(),
+                )
+            return response.status
+
+    # -- the RayJob state machine -------------------------------------------------------
+    async def _reconcile(self, job: Obj) -> float:
+        """One reconcile of one RayJob; returns when to look again (seconds)."""
+        meta, spec = job["metadata"], job.get("spec") or {}
+        key = (meta["namespace"], meta["name"])
+        if spec.get("managedBy") not in (None, "ray.io/kuberay-operator"):
+            return 5.0
+        if meta.get("deletionTimestamp"):
+            await self._stop_process(key)
+            finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+            patch = {
+                "metadata": {
+                    "finalizers": finalizers or None,
+                    "resourceVersion": meta["resourceVersion"],
+                }
+            }
+            await self._send(
+                "PATCH",
+                _path(*self._ns_name(key, "rayjobs")),
+                patch,
+                "application/merge-patch+json",
+            )
+            return self.requeue_seconds
+        status: Obj = copy.deepcopy(job.get("status") or {})
+        before = copy.deepcopy(status)
+        phase = status.get("jobDeploymentStatus", "")
+        delay = self.requeue_seconds
+        if phase == "":
+            if FINALIZER not in (meta.get("finalizers") or []):
+                patch = {
+                    "metadata": {
+                        "finalizers": [*(meta.get("finalizers") or []), FINALIZER],
+                        "resourceVersion": meta["resourceVersion"],
+                    }
+                }
+                await self._send(
+                    "PATCH",
+                    _path(*self._ns_name(key, "rayjobs")),
+                    patch,
+                    "application/merge-patch+json",
+                )
+                return 0.0
+            status.update(
+                jobId=status.get("jobId") or spec.get("jobId") or f"{meta['name']}-{_suffix()}",
+                rayClusterName=status.get("rayClusterName") or f"{meta['name']}-{_suffix()}",
+                jobStatus=status.get("jobStatus", ""),
+                jobDeploymentStatus="Initializing",
+                startTime=_stamp(),
+            )
+        elif phase == "Initializing":
+            if not self._to_suspending(spec, status) and not self._past_deadline(spec, status):
+                cluster = await self._ensure_cluster(job, status)
+                if (cluster.get("status") or {}).get("state") != "ready":
+                    return delay
+                status["dashboardURL"] = (
+                    f"{status['rayClusterName']}-head-svc.{key[0]}.svc.cluster.local:8265"
+                )
+                await self._start_process(key, job, status)
+                status["jobDeploymentStatus"] = "Running"
+        elif phase == "Running":
+            if not self._to_suspending(spec, status) and not self._past_deadline(spec, status):
+                self._observe_job(key, status)
+                cluster = await self._get(
+                    _path(key[0], "rayclusters", status.get("rayClusterName", ""))
+                )
+                if cluster is not None:
+                    status["rayClusterStatus"] = cluster.get("status") or {}
+        elif phase in ("Suspending", "Retrying"):
+            await self._delete_cluster(key, status)
+            for dropped in (
+                "rayClusterStatus",
+                "rayClusterName",
+                "dashboardURL",
+                "jobId",
+                "message",
+                "reason",
+                "rayJobInfo",
+            ):
+                status.pop(dropped, None)
+            status["jobStatus"] = ""
+            status["jobDeploymentStatus"] = "Suspended" if phase == "Suspending" else ""
+        elif phase == "Suspended":
+            if not spec.get("suspend"):
+                status.update(jobStatus="", jobDeploymentStatus="")
+            else:
+                delay = 1.0
+        elif phase in ("Complete", "Failed"):
+            return await self._after_finish(key, job, status)
+        self._count_and_retry(spec, status)
+        if (status.get("jobStatus"), status.get("jobDeploymentStatus")) != (
+            before.get("jobStatus"),
+            before.get("jobDeploymentStatus"),
+        ):
+            if status["jobDeploymentStatus"] in ("Complete", "Failed"):
+                status["endTime"] = _stamp()
+            updated = {**job, "status": status}
+            if (
+                await self._send("PUT", _path(*self._ns_name(key, "rayjobs"), "status"), updated)
+                == 409
+            ):
+                return 0.0
+        return delay
+
+    @staticmethod
+    def _ns_name(key: tuple[str, str], plural: str) -> tuple[str, str, str]:
+        return key[0], plural, key[1]
+
+    @staticmethod
+    def _to_suspending(spec: Obj, status: Obj) -> bool:
+        if spec.get("suspend"):
+            status["jobDeploymentStatus"] = "Suspending"
+            return True
+        return False
+
+    @staticmethod
+    def _past_deadline(spec: Obj, status: Obj) -> bool:
+        deadline = spec.get("activeDeadlineSeconds")
+        started = status.get("startTime")
+        if deadline is None or started is None:
+            return False
+        if _now() < _parse(started) + datetime.timedelta(seconds=deadline):
+            return False
+        status.update(
+            jobDeploymentStatus="Failed",
+            reason="DeadlineExceeded",
+            message=(
+                f"The RayJob has passed the activeDeadlineSeconds. StartTime: {started}. "
+                f"ActiveDeadlineSeconds: {deadline}"
+            ),
+        )
+        return True
+
+    def _observe_job(self, key: tuple[str, str], status: Obj) -> None:
+        process = self._processes.get(key)
+        if process is None or process.job_id != status.get("jobId"):
+            return
+        job_status = process.job_status()
+        status.update(jobStatus=job_status, message=process.message())
+        info: Obj = {"startTime": _stamp(process.started)}
+        if process.ended is not None:
+            info["endTime"] = _stamp(process.ended)
+        status["rayJobInfo"] = info
+        if job_status in TERMINAL_JOB:
+            status["jobDeploymentStatus"] = "Failed" if job_status == "FAILED" else "Complete"
+            status["reason"] = "AppFailed" if job_status == "FAILED" else ""
+            if not status["reason"]:
+                status.pop("reason")
+
+    @staticmethod
+    def _count_and_retry(spec: Obj, status: Obj) -> None:
+        failed, succeeded = status.get("failed", 0), status.get("succeeded", 0)
+        if status.get("jobDeploymentStatus") == "Failed":
+            failed += 1
+        if (
+            status.get("jobStatus") == "SUCCEEDED"
+            and status.get("jobDeploymentStatus") == "Complete"
+        ):
+            succeeded += 1
+        status["failed"], status["succeeded"] = failed, succeeded
+        limit = spec.get("backoffLimit")
+        if (
+            status.get("jobDeploymentStatus") == "Failed"
+            and limit is not None
+            and failed < limit + 1
+            and status.get("reason") != "DeadlineExceeded"
+        ):
+            status["jobDeploymentStatus"] = "Retrying"
+
+    async def _after_finish(self, key: tuple[str, str], job: Obj, status: Obj) -> float:
+        spec = job.get("spec") or {}
+        if not spec.get("shutdownAfterJobFinishes") or spec.get("clusterSelector"):
+            return 5.0
+        shutdown = _parse(status["endTime"]) + datetime.timedelta(
+            seconds=spec.get("ttlSecondsAfterFinished", 0)
+        )
+        if _now() < shutdown:
+            return min((shutdown - _now()).total_seconds(), 1.0)
+        await self._delete_cluster(key, status)
+        return 5.0
+
+    # -- the RayCluster and the process -------------------------------------------------
+    async def _ensure_cluster(self, job: Obj, status: Obj) -> Obj:
+        meta = job["metadata"]
+        namespace, name = meta["namespace"], status["rayClusterName"]
+        cluster = await self._get(_path(namespace, "rayclusters", name))
+        if cluster is None:
+            labels = {
+                **(meta.get("labels") or {}),
+                "ray.io/originated-from-cr-name": meta["name"],
+                "ray.io/originated-from-crd": "RayJob",
+            }
+            owner = {
+                "apiVersion": "ray.io/v1",
+                "kind": "RayJob",
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+            body = {
+                "apiVersion": "ray.io/v1",
+                "kind": "RayCluster",
+                "metadata": {"name": name, "labels": labels, "ownerReferences": [owner]},
+                "spec": copy.deepcopy((job.get("spec") or {}).get("rayClusterSpec") or {}),
+            }
+            await self._send("POST", _path(namespace, "rayclusters"), body)
+            cluster = await self._get(_path(namespace, "rayclusters", name))
+            if cluster is None:
+                return {}
+        held = self._hold or (meta.get("annotations") or {}).get(HOLD_ANNOTATION) == "true"
+        if not held and (cluster.get("status") or {}).get("state") != "ready":
+            workers = sum(
+                int(g.get("replicas", 0)) for g in cluster["spec"].get("workerGroupSpecs") or []
+            )
+            cluster["status"] = {
+                "state": "ready",
+                "desiredWorkerReplicas": workers,
+                "readyWorkerReplicas": workers,
+                "availableWorkerReplicas": workers,
+                "head": {
+                    "podIP": "127.0.0.1",
+                    "serviceIP": "127.0.0.1",
+                    "serviceName": f"{name}-head-svc",
+                },
+                "lastUpdateTime": _stamp(),
+            }
+            await self._send("PUT", _path(namespace, "rayclusters", name, "status"), cluster)
+        return cluster
+
+    async def _delete_cluster(self, key: tuple[str, str], status: Obj) -> None:
+        await self._stop_process(key)
+        if status.get("rayClusterName"):
+            await self._send("DELETE", _path(key[0], "rayclusters", status["rayClusterName"]), {})
+
+    async def _start_process(self, key: tuple[str, str], job: Obj, status: Obj) -> None:
+        current = self._processes.get(key)
+        if current is not None and current.job_id == status["jobId"]:
+            return
+        await self._stop_process(key)
+        spec = job.get("spec") or {}
+        runtime_env = yaml.safe_load(spec.get("runtimeEnvYAML") or "") or {}
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        env.update({str(k): str(v) for k, v in (runtime_env.get("env_vars") or {}).items()})
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        env["PYTHONUNBUFFERED"] = "1"
+        workdir = Path(tempfile.mkdtemp(prefix=f"{key[1]}-", dir=self.workroot))
+        given = runtime_env.get("working_dir")
+        cwd = given if isinstance(given, str) and Path(given).is_dir() else str(workdir)
+        with open(workdir / "driver.log", "wb") as log:
+            process = await asyncio.create_subprocess_shell(
+                spec.get("entrypoint") or "true",
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
+        ray_process = RayProcess(status["jobId"], status["rayClusterName"], process, workdir)
+        self._processes[key] = ray_process
+        asyncio.get_running_loop().create_task(self._await_exit(key, ray_process))
+
+    async def _await_exit(self, key: tuple[str, str], ray_process: RayProcess) -> None:
+        await ray_process.process.wait()
+        ray_process.ended = _now()
+        if key in self._wakes:
+            self._wakes[key].set()
+
+    async def _stop_process(self, key: tuple[str, str]) -> None:
+        ray_process = self._processes.get(key)
+        if ray_process is None or ray_process.process.returncode is not None:
+            return
+        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(ray_process.process.pid, sig)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ray_process.process.wait(), grace)
+                return
