@@ -1,0 +1,193 @@
+"""Where trial processes run: one small protocol, and the local implementation.
+
+An Executor starts a trial's runtime in its run directory, reports which ones
+ended (with their exit codes, all at once), and stops them (SIGTERM: the runtime
+checkpoints and exits 75). The local executor packs processes onto this machine's
+CPUs and GPUs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from rlops.api import Backend, ResourcesSpec
+from rlops.runner.packing import Allocation, Request, Slots
+
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Run the runtime on `spec` in `run_dir` as launch number `attempt`."""
+
+    name: str
+    run_dir: Path
+    spec: Path
+    attempt: int
+    resources: ResourcesSpec
+    log: Path
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A started trial: its name, launch number and the backend's reference."""
+
+    name: str
+    attempt: int
+    ref: str
+
+
+class Executor(Protocol):
+    backend: Backend
+
+    def check(self, name: str, resources: ResourcesSpec) -> None:
+        """Raise ValueError when such a trial could never run here."""
+        ...
+
+    def start(self, request: LaunchRequest) -> Handle | None:
+        """Start it, or return None when there is no room now."""
+        ...
+
+    def poll(self, handles: Sequence[Handle]) -> dict[str, int]:
+        """Exit codes of the handles whose work ended, by trial name (one batched look)."""
+        ...
+
+    def stop(self, handle: Handle) -> None:
+        """Ask it to checkpoint and end (it exits 75)."""
+        ...
+
+    def kill(self, handle: Handle) -> None:
+        """End it now, without a checkpoint."""
+        ...
+
+
+def runtime_command(python: str, request: LaunchRequest) -> list[str]:
+    return [
+        python,
+        "-m",
+        "rlops.runtime",
+        "--spec",
+        str(request.spec.resolve()),
+        "--run-dir",
+        str(request.run_dir.resolve()),
+        "--attempt",
+        str(request.attempt),
+    ]
+
+
+def trial_environment(base: dict[str, str], allocation: Allocation) -> dict[str, str]:
+    """The trial's environment: its GPUs only, and math libraries sized to its CPUs."""
+    env = dict(base)
+    env["CUDA_VISIBLE_DEVICES"] = allocation.cuda_visible_devices()
+    threads = str(allocation.threads())
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = threads
+    env["RLOPS_TRIAL_CPUS"] = f"{allocation.cpus:g}"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+# Loaded in the parent: the child, between fork and exec, only calls into it.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM it when the runner dies, so it checkpoints instead of lingering."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class _Process:
+    popen: subprocess.Popen[bytes]
+    allocation: Allocation
+    log: IO[bytes]
+
+
+class LocalExecutor:
+    """Trial processes on this machine, packed onto its CPUs and GPUs."""
+
+    backend = Backend.LOCAL
+
+    def __init__(
+        self,
+        slots: Slots,
+        python: str = sys.executable,
+        inherit_fds: Sequence[int] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.slots = slots
+        self.python = python
+        self.inherit_fds = tuple(inherit_fds)
+        self.env = dict(os.environ if env is None else env)
+        self._processes: dict[str, _Process] = {}
+
+    def check(self, name: str, resources: ResourcesSpec) -> None:
+        self.slots.check(Request.of(resources), name)
+
+    def start(self, request: LaunchRequest) -> Handle | None:
+        allocation = self.slots.allocate(Request.of(request.resources))
+        if allocation is None:
+            return None
+        request.log.parent.mkdir(parents=True, exist_ok=True)
+        log = request.log.open("ab")
+        try:
+            popen = subprocess.Popen(
+                runtime_command(self.python, request),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=trial_environment(self.env, allocation),
+                cwd=request.run_dir,
+                # Its own session: Ctrl-C reaches the runner, which stops trials gracefully.
+                start_new_session=True,
+                pass_fds=self.inherit_fds,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError:
+            log.close()
+            self.slots.release(allocation)
+            raise
+        self._processes[request.name] = _Process(popen, allocation, log)
+        return Handle(request.name, request.attempt, str(popen.pid))
+
+    def poll(self, handles: Sequence[Handle]) -> dict[str, int]:
+        ended = {}
+        for handle in handles:
+            process = self._processes.get(handle.name)
+            if process is None:
+                continue
+            code = process.popen.poll()
+            if code is None:
+                continue
+            ended[handle.name] = code
+            process.log.close()
+            self.slots.release(process.allocation)
+            del self._processes[handle.name]
+        return ended
+
+    def stop(self, handle: Handle) -> None:
+        self._signal(handle, signal.SIGTERM, group=False)
+
+    def kill(self, handle: Handle) -> None:
+        self._signal(handle, signal.SIGKILL, group=True)
+
+    def _signal(self, handle: Handle, sig: signal.Signals, group: bool) -> None:
+        process = self._processes.get(handle.name)
+        if process is None or process.popen.poll() is not None:
+            return
+        try:
+            if group:
+                os.killpg(process.popen.pid, sig)
+            else:
+                process.popen.send_signal(sig)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,191 @@
+"""`rlops run EXPERIMENT`: one training run in `<root>/<name>/`, resumed when run again."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from rlops.api import Phase, RLExperiment
+from rlops.api.runinfo import RunResult
+from rlops.runner.display import Display, Row, View
+from rlops.runner.fleet import Fleet, Trial
+from rlops.runner.layout import ExperimentLayout, TrialRecord, log_path, write_atomic
+from rlops.runner.report import make_report
+from rlops.runner.rundir import prepare
+from rlops.runner.session import Interrupts, RunnerSettings, pause, run_lock
+from rlops.runner.state import budget_percent
+from rlops.runner.sweep_run import INTERRUPTED, ExecutorFactory, RunOptions
+
+
+def summary(name: str, result: RunResult | None) -> str:
+    if result is None:
+        return f"{name}: no result yet"
+    ret = "-" if result.episode_return_mean is None else f"{result.episode_return_mean:.2f}"
+    best = (
+        "-" if result.best_episode_return_mean is None else f"{result.best_episode_return_mean:.2f}"
+    )
+    lines = [
+        f"{name}: {result.status}" + (f" ({result.stop_reason})" if result.stop_reason else ""),
+        f"  iterations {result.iteration}, timesteps {result.timesteps}, "
+        f"time {result.time_seconds:.0f}s, attempt {result.attempt}",
+        f"  episode return mean {ret} (best {best})",
+    ]
+    if result.best_checkpoint:
+        lines.append(f"  best checkpoint {result.best_checkpoint}")
+    if result.message and result.status != "succeeded":
+        lines.append(f"  {result.message}")
+    return "\n".join(lines)
+
+
+def log_tail(trial: Trial, lines: int = 15) -> str:
+    if not trial.record.launches:
+        return ""
+    path = log_path(trial.run_dir, trial.record.launches[-1].attempt)
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+class ExperimentRun:
+    def __init__(
+        self,
+        experiment: RLExperiment,
+        manifest: dict[str, Any],
+        options: RunOptions,
+        settings: RunnerSettings,
+        display: Display,
+        executor_factory: ExecutorFactory,
+    ) -> None:
+        assert experiment.metadata.name is not None
+        self.name = experiment.metadata.name
+        self.spec = experiment.spec
+        self.manifest = manifest
+        self.options = options
+        self.settings = settings
+        self.display = display
+        self.executor_factory = executor_factory
+        self.layout = ExperimentLayout(options.root / self.name)
+
+    def run(self) -> int:
+        reopened = prepare(
+            self.layout.root,
+            self.layout.manifest,
+            self.manifest,
+            self.options.force,
+            self.options.new,
+            self.display.message,
+        )
+        with run_lock(
+            self.layout.lock, self.settings.lock_wait_seconds, self.display.message
+        ) as fd:
+            fleet = Fleet(self.executor_factory(fd), "episode_return_mean", parallelism=1)
+            trial = fleet.load(self.layout.root) if reopened.resumed else None
+            if trial is None or reopened.changed:
+                record = trial.record if trial else TrialRecord(name=self.name, seed=self.spec.seed)
+                record.backend = fleet.executor.backend.value
+                trial = fleet.create(self.layout.root, record, self.manifest)
+            if reopened.changed and record.launches:
+                fleet.retry(self.name)  # Train on under the changed spec, from the checkpoint.
+            if not self._ready(fleet, trial):
+                self.display.close()
+                return 0
+            with Interrupts() as interrupts:
+                self._loop(fleet, trial, interrupts)
+            return self._finish(fleet, trial, interrupted=interrupts.count > 0)
+
+    def _ready(self, fleet: Fleet, trial: Trial) -> bool:
+        """Say what a second run does; False when there is nothing left to do."""
+        phase = fleet.state(self.name).phase
+        if phase == Phase.SUCCEEDED:
+            self.display.message(
+                f"{self.name} already succeeded in {self.layout.root}; "
+                "nothing to do (--new trains it again)"
+            )
+            self.display.message(summary(self.name, trial.result))
+            return False
+        checkpoint = trial.result.last_checkpoint if trial.result else None
+        start = f"from checkpoint {checkpoint}" if checkpoint else "from scratch (no checkpoint)"
+        if phase == Phase.FAILED:
+            why = trial.result.message if trial.result else "no result.json"
+            self.display.message(
+                f"{self.name}: the last attempt failed ({why}); trying again {start}"
+            )
+            fleet.retry(self.name)
+        elif trial.record.launches:
+            self.display.message(f"{self.name}: resuming {start}")
+        return True
+
+    def _view(self, trial: Trial, phase: Phase, attempts: int) -> View:
+        last = trial.progress.last
+        row = Row(
+            name=self.name,
+            parameters="",
+            phase=phase,
+            attempts=attempts,
+            episode_return=last.episode_return_mean if last else None,
+            timesteps=last.timesteps if last else 0,
+            iteration=last.iteration if last else 0,
+            backend=trial.record.backend,
+        )
+        return View(
+            title=f"experiment {self.name}",
+            rows=[row],
+            status=f"{self.spec.algorithm} on {self.spec.environment.id or 'a custom env'}",
+            percent=budget_percent(self.spec.stop, last),
+        )
+
+    def _loop(self, fleet: Fleet, trial: Trial, interrupts: Interrupts) -> None:
+        requeues = 0
+        stop_deadline: float | None = None
+        while True:
+            ended = fleet.refresh()
+            state = fleet.state(self.name)
+            if interrupts.count:
+                if stop_deadline is None:
+                    stop_deadline = time.monotonic() + self.settings.stop_grace_seconds
+                    fleet.interrupt()
+                    self.display.message(
+                        "interrupted: the run checkpoints and stops "
+                        "(Ctrl-C again to kill it); run again to resume"
+                    )
+                if interrupts.count >= 2 or time.monotonic() > stop_deadline:
+                    fleet.kill()
+                if not fleet.running:
+                    return
+            elif state.phase.finished:
+                return
+            elif state.phase == Phase.PENDING:
+                if ended:
+                    requeues += 1
+                    self.display.message(f"{self.name}: requeued (exit 75); resuming")
+                if requeues > self.settings.max_requeues:
+                    self.display.message(f"{self.name}: requeued {requeues} times; giving up")
+                    return
+                fleet.launch_pending()
+            self.display.update(self._view(trial, state.phase, state.attempts))
+            pause(self.settings.poll_seconds, interrupts)
+
+    def _finish(self, fleet: Fleet, trial: Trial, interrupted: bool) -> int:
+        state = fleet.state(self.name)
+        self.display.update(self._view(trial, state.phase, state.attempts))
+        self.display.close()
+        results = {
+            "experiment": self.name,
+            "phase": state.phase.value,
+            "attempts": state.attempts,
+            "result": trial.result.model_dump(mode="json") if trial.result else None,
+        }
+        write_atomic(self.layout.results, json.dumps(results, indent=1) + "\n")
+        if self.options.report and trial.progress.records:
+            self.display.message(f"report: {make_report(self.layout.root)}")
+        self.display.message(summary(self.name, trial.result))
+        if state.phase == Phase.FAILED:
+            tail = log_tail(trial)
+            if tail:
+                self.display.message(f"last lines of {self.layout.root}/attempts/:\n{tail}")
+        if interrupted:
+            return INTERRUPTED
+        return 0 if state.phase == Phase.SUCCEEDED else 1

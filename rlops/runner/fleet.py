@@ -1,0 +1,227 @@
+"""The trials of one `rlops run`: their run directories, records and processes.
+
+The fleet is the only part of the runner that writes trial records, and it writes
+them before it acts (a launch is recorded before the process starts, an early stop
+before the signal), so a runner killed at any moment leaves files that tell the
+next one what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlops.api import Phase, ResourcesSpec, RLExperimentSpec
+from rlops.api.runinfo import PROGRESS_FILE, SPEC_FILE, ProgressRecord, RunResult, read_result
+from rlops.runner.executor import Executor, Handle, LaunchRequest
+from rlops.runner.layout import (
+    Launch,
+    TrialRecord,
+    log_path,
+    read_record,
+    write_record,
+    write_yaml,
+)
+from rlops.runner.state import next_launch_kind, trial_state
+from rlops.sweep import TrialState
+
+
+@dataclass
+class ProgressTail:
+    """Progress records of one run, read incrementally (a torn last line waits)."""
+
+    path: Path
+    records: list[ProgressRecord] = field(default_factory=list)
+    offset: int = 0
+
+    def refresh(self) -> bool:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return False
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                self.records.append(ProgressRecord.model_validate(json.loads(line)))
+            except ValueError:
+                continue
+        return bool(complete)
+
+    @property
+    def last(self) -> ProgressRecord | None:
+        return self.records[-1] if self.records else None
+
+
+@dataclass
+class Trial:
+    run_dir: Path
+    record: TrialRecord
+    resources: ResourcesSpec
+    progress: ProgressTail
+    result: RunResult | None = None
+    result_mtime: int = -1
+    handle: Handle | None = None
+    stop_sent: bool = False
+
+    def read_result(self) -> None:
+        path = self.run_dir / "result.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if mtime != self.result_mtime:
+            self.result, self.result_mtime = read_result(self.run_dir), mtime
+
+
+class Fleet:
+    """Trials by name; launches, observes and stops them through an Executor."""
+
+    def __init__(self, executor: Executor, metric: str, parallelism: int | None = None) -> None:
+        self.executor = executor
+        self.metric = metric
+        self.parallelism = parallelism
+        self.trials: dict[str, Trial] = {}
+
+    # --- registering -----------------------------------------------------------------
+
+    def load(self, run_dir: Path) -> Trial | None:
+        """Register a trial that exists on disk (from an earlier run)."""
+        record = read_record(run_dir)
+        if record is None:
+            return None
+        spec = _read_spec(run_dir)
+        return self._register(run_dir, record, spec)
+
+    def create(self, run_dir: Path, record: TrialRecord, manifest: dict[str, Any]) -> Trial:
+        """Write a new trial's spec.yaml and record, and register it."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_yaml(run_dir / SPEC_FILE, manifest)
+        write_record(run_dir, record)
+        spec = RLExperimentSpec.model_validate(manifest["spec"])
+        return self._register(run_dir, record, spec)
+
+    def _register(self, run_dir: Path, record: TrialRecord, spec: RLExperimentSpec) -> Trial:
+        self.executor.check(record.name, spec.resources)
+        trial = Trial(run_dir, record, spec.resources, ProgressTail(run_dir / PROGRESS_FILE))
+        trial.progress.refresh()
+        trial.read_result()
+        self.trials[record.name] = trial
+        return trial
+
+    # --- observing -------------------------------------------------------------------
+
+    def refresh(self) -> dict[str, int]:
+        """Collect ended processes (recording their exits) and read new progress."""
+        running = [t.handle for t in self.trials.values() if t.handle is not None]
+        ended = self.executor.poll(running)
+        for name, code in ended.items():
+            trial = self.trials[name]
+            launch = trial.record.launches[-1]
+            launch.exit_code, launch.ended_at = code, time.time()
+            trial.handle, trial.stop_sent = None, False
+            write_record(trial.run_dir, trial.record)
+        for trial in self.trials.values():
+            trial.progress.refresh()
+            trial.read_result()
+        return ended
+
+    def state(self, name: str) -> TrialState:
+        t = self.trials[name]
+        return trial_state(
+            t.record,
+            t.result,
+            t.progress.records,
+            running=t.handle is not None,
+            metric=self.metric,
+            stop_sent=t.stop_sent,
+        )
+
+    def states(self) -> list[TrialState]:
+        return [self.state(name) for name in self.trials]
+
+    @property
+    def running(self) -> list[Trial]:
+        return [t for t in self.trials.values() if t.handle is not None]
+
+    # --- acting ----------------------------------------------------------------------
+
+    def launch_pending(self, names: Iterable[str] | None = None) -> list[str]:
+        """Start Pending trials in order (index, seed) while there is room."""
+        order = sorted(
+            (self.trials[n] for n in (names if names is not None else self.trials)),
+            key=lambda t: (t.record.index, t.record.seed_index, t.record.name),
+        )
+        started = []
+        for trial in order:
+            if self.parallelism is not None and len(self.running) >= self.parallelism:
+                break
+            if self.state(trial.record.name).phase != Phase.PENDING:
+                continue
+            if not self._launch(trial):
+                break  # No room: first come, first served.
+            started.append(trial.record.name)
+        return started
+
+    def _launch(self, trial: Trial) -> bool:
+        record = trial.record
+        attempt = max((launch.attempt for launch in record.launches), default=0) + 1
+        request = LaunchRequest(
+            name=record.name,
+            run_dir=trial.run_dir,
+            spec=trial.run_dir / SPEC_FILE,
+            attempt=attempt,
+            resources=trial.resources,
+            log=log_path(trial.run_dir, attempt),
+        )
+        kind = next_launch_kind(record)
+        handle = self.executor.start(request)
+        if handle is None:
+            return False
+        record.launches.append(
+            Launch(attempt=attempt, kind=kind, started_at=time.time(), ref=handle.ref)
+        )
+        record.retry_pending = False
+        write_record(trial.run_dir, record)
+        trial.handle = handle
+        return True
+
+    def retry(self, name: str) -> None:
+        trial = self.trials[name]
+        trial.record.retry_pending = True
+        write_record(trial.run_dir, trial.record)
+
+    def stop(self, name: str) -> None:
+        """Stop for good (early stopping, sweep finished): it checkpoints and stays Stopped."""
+        trial = self.trials[name]
+        if trial.record.stop_requested and (trial.handle is None or trial.stop_sent):
+            return
+        trial.record.stop_requested = True
+        write_record(trial.run_dir, trial.record)
+        if trial.handle is not None:
+            self.executor.stop(trial.handle)
+            trial.stop_sent = True
+
+    def interrupt(self) -> None:
+        """Stop every process so that it resumes next time (Ctrl-C)."""
+        for trial in self.running:
+            if not trial.stop_sent:
+                self.executor.stop(trial.handle)  # type: ignore[arg-type]
+                trial.stop_sent = True
+
+    def kill(self) -> None:
+        for trial in self.running:
+            self.executor.kill(trial.handle)  # type: ignore[arg-type]
+
+
+def _read_spec(run_dir: Path) -> RLExperimentSpec:
+    import yaml
+
+    manifest = yaml.safe_load((run_dir / SPEC_FILE).read_text())
+    return RLExperimentSpec.model_validate(manifest["spec"])

@@ -1,0 +1,106 @@
+"""What every `rlops run` needs around its loop: settings, the directory lock, Ctrl-C.
+
+The lock is an flock on `<run dir>/.lock`, inherited by the trial processes: a
+second runner on the same directory waits until the first one *and* every trial it
+started have gone (a trial orphaned by a killed runner is still checkpointing).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RunnerSettings(BaseSettings):
+    """`rlops run` settings; command-line options override them."""
+
+    model_config = SettingsConfigDict(env_prefix="RLOPS_", extra="ignore")
+
+    runs_root: Path = Field(default=Path("rlops-runs"), description="Where run directories go.")
+    poll_seconds: float = Field(default=1.0, description="How often trials are looked at.")
+    lock_wait_seconds: float = Field(
+        default=180.0,
+        description="How long to wait for an earlier runner's trials to checkpoint and exit.",
+    )
+    stop_grace_seconds: float = Field(
+        default=300.0,
+        description="After Ctrl-C, how long trials may take to checkpoint before they are killed.",
+    )
+    quiet_interval_seconds: float = Field(
+        default=30.0, description="--quiet: seconds between progress lines."
+    )
+    max_requeues: int = Field(
+        default=20, description="Requeues (exit 75) of one trial in one run before it fails."
+    )
+
+
+class LockBusy(RuntimeError):
+    """Another runner, or trials it started, still use the run directory."""
+
+
+@contextmanager
+def run_lock(path: Path, wait_seconds: float, say: Callable[[str], None]) -> Iterator[int]:
+    """Hold `path` exclusively; yields the descriptor to pass on to trial processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockBusy(
+                        f"{path.parent}: another `rlops run` (or trial processes it started) "
+                        f"still uses this directory after {wait_seconds:g}s; stop it first"
+                    ) from None
+                if not told:
+                    say(
+                        f"{path.parent} is in use (an earlier run's trials may be checkpointing); "
+                        "waiting"
+                    )
+                    told = True
+                time.sleep(0.5)
+        os.set_inheritable(fd, False)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+class Interrupts:
+    """Counts SIGINT/SIGTERM while installed: 1 = stop gracefully, 2 = kill."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+
+    def __enter__(self) -> Interrupts:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def pause(seconds: float, interrupts: Interrupts) -> None:
+    """Sleep until the next poll, waking early on Ctrl-C."""
+    deadline = time.monotonic() + seconds
+    seen = interrupts.count
+    while interrupts.count == seen and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 0.1))

@@ -1,0 +1,126 @@
+"""What a trial's files say about it: its phase, attempts, objective and history.
+
+Pure functions of the runner's record (trial.json), the runtime's result.json and
+progress records, and whether a process of ours is running it right now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rlops.api import Backend, Phase, StopSpec
+from rlops.api.runinfo import ExitCode, ProgressRecord, RunResult
+from rlops.runner.layout import Launch, TrialRecord
+from rlops.sweep import TrialState
+
+
+def last_exit(record: TrialRecord, result: RunResult | None) -> int | None:
+    """Exit code of the latest launch: as the runner saw it, else as result.json tells.
+
+    None when the launch never ended in a way anyone recorded (the runner was killed
+    and the trial process with it): the trial resumes from its checkpoint.
+    """
+    if not record.launches:
+        return None
+    last = record.launches[-1]
+    if last.exit_code is not None:
+        return last.exit_code
+    if result is not None and result.attempt == last.attempt:
+        return result.exit_code
+    return None
+
+
+def trial_phase(record: TrialRecord, result: RunResult | None, running: bool) -> Phase:
+    if running:
+        return Phase.RUNNING
+    if record.retry_pending:
+        return Phase.PENDING
+    if not record.launches:
+        return Phase.STOPPED if record.stop_requested else Phase.PENDING
+    code = last_exit(record, result)
+    if code == ExitCode.SUCCEEDED:
+        return Phase.SUCCEEDED
+    if record.stop_requested:
+        return Phase.STOPPED
+    if code is None or code == ExitCode.REQUEUE:
+        return Phase.PENDING  # Interrupted or requeued: resume from the checkpoint.
+    return Phase.FAILED
+
+
+def attempts(launches: Sequence[Launch]) -> int:
+    """Attempts as maxAttempts counts them: requeues continue an attempt, retries start one."""
+    return 1 + sum(1 for launch in launches if launch.kind == "retry")
+
+
+def next_launch_kind(record: TrialRecord) -> str:
+    if record.retry_pending:
+        return "retry"
+    return "resume" if record.launches else "start"
+
+
+def metric_value(record: ProgressRecord, metric: str) -> float | None:
+    if metric == "episode_return_mean":
+        return record.episode_return_mean
+    for key in (metric, metric.replace(".", "/")):
+        if key in record.metrics:
+            return record.metrics[key]
+    return None
+
+
+def history(progress: Sequence[ProgressRecord], metric: str) -> tuple[tuple[int, float], ...]:
+    return tuple(
+        (p.iteration, value) for p in progress if (value := metric_value(p, metric)) is not None
+    )
+
+
+def objective(
+    phase: Phase, result: RunResult | None, progress: Sequence[ProgressRecord], metric: str
+) -> float | None:
+    """The final objective of a finished run: result.json's, else the last progress value."""
+    if phase not in (Phase.SUCCEEDED, Phase.STOPPED):
+        return None
+    if metric == "episode_return_mean" and result and result.episode_return_mean is not None:
+        return result.episode_return_mean
+    points = history(progress, metric)
+    return points[-1][1] if points else None
+
+
+def trial_state(
+    record: TrialRecord,
+    result: RunResult | None,
+    progress: Sequence[ProgressRecord],
+    running: bool,
+    metric: str,
+    stop_sent: bool = False,
+) -> TrialState:
+    phase = trial_phase(record, result, running)
+    return TrialState(
+        name=record.name,
+        index=record.index,
+        seed_index=record.seed_index,
+        parameters=record.parameters,
+        phase=phase,
+        backend=Backend(record.backend),
+        attempts=attempts(record.launches),
+        objective=objective(phase, result, progress, metric),
+        history=history(progress, metric),
+        stop_requested=stop_sent or record.stop_requested,
+    )
+
+
+def budget_percent(stop: StopSpec, last: ProgressRecord | None) -> float:
+    """Percent of the stop budget used: the criterion closest to ending the run."""
+    if last is None:
+        return 0.0
+    fractions = []
+    for used, limit in (
+        (last.timesteps, stop.timesteps),
+        (last.iteration, stop.iterations),
+        (last.time_seconds, stop.wall_time_seconds),
+    ):
+        if limit:
+            fractions.append(used / limit)
+    target, reached = stop.episode_return_mean, last.episode_return_mean
+    if target is not None and target > 0 and reached is not None and reached > 0:
+        fractions.append(reached / target)
+    return min(100.0, 100.0 * max(fractions, default=0.0))

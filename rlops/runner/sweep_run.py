@@ -1,0 +1,202 @@
+"""`rlops run SWEEP`: observe the trials, ask the engine for a plan, carry it out, repeat."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlops.api import Sweep, SweepPhase, SweepStatus
+from rlops.runner.display import Display, Row, View, format_parameters
+from rlops.runner.executor import Executor
+from rlops.runner.fleet import Fleet
+from rlops.runner.layout import SweepLayout, TrialRecord, write_yaml
+from rlops.runner.report import make_report
+from rlops.runner.results import write_results
+from rlops.runner.rundir import prepare
+from rlops.runner.session import Interrupts, RunnerSettings, pause, run_lock
+from rlops.sweep import Plan, TrialPlan, leaderboard, plan
+
+INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line decided for this run."""
+
+    root: Path
+    force: bool = False
+    new: bool = False
+    report: bool = True
+
+
+ExecutorFactory = Callable[[int], Executor]  # Given the lock's descriptor.
+
+
+def trial_manifest(trial: TrialPlan, executor: Executor) -> dict[str, Any]:
+    """The RLExperiment the runtime trains for one trial, placed on the executor's backend."""
+    placement = trial.spec.placement.model_copy(update={"backend": executor.backend})
+    spec = trial.spec.model_copy(update={"placement": placement})
+    return {
+        "apiVersion": "rlops.dev/v1alpha1",
+        "kind": "RLExperiment",
+        "metadata": {"name": trial.name, "labels": dict(trial.labels)},
+        "spec": spec.dump(),
+    }
+
+
+def rows(fleet: Fleet) -> list[Row]:
+    out = []
+    for state in sorted(fleet.states(), key=lambda s: (s.index, s.seed_index)):
+        trial = fleet.trials[state.name]
+        last = trial.progress.last
+        out.append(
+            Row(
+                name=state.name,
+                parameters=format_parameters(dict(state.parameters)),
+                phase=state.phase,
+                attempts=state.attempts,
+                episode_return=last.episode_return_mean if last else None,
+                timesteps=last.timesteps if last else 0,
+                iteration=last.iteration if last else 0,
+                backend=trial.record.backend,
+            )
+        )
+    return out
+
+
+class SweepRun:
+    def __init__(
+        self,
+        sweep: Sweep,
+        manifest: dict[str, Any],
+        options: RunOptions,
+        settings: RunnerSettings,
+        display: Display,
+        executor_factory: ExecutorFactory,
+    ) -> None:
+        assert sweep.metadata.name is not None
+        self.sweep = sweep
+        self.name = sweep.metadata.name
+        self.spec = sweep.spec
+        self.manifest = manifest
+        self.options = options
+        self.settings = settings
+        self.display = display
+        self.executor_factory = executor_factory
+        self.layout = SweepLayout(options.root / self.name)
+        self.warned_moves = False
+
+    def run(self) -> int:
+        reopened = prepare(
+            self.layout.root,
+            self.layout.manifest,
+            self.manifest,
+            self.options.force,
+            self.options.new,
+            self.display.message,
+        )
+        with run_lock(
+            self.layout.lock, self.settings.lock_wait_seconds, self.display.message
+        ) as fd:
+            write_yaml(self.layout.manifest, self.manifest)
+            fleet = Fleet(
+                self.executor_factory(fd),
+                self.spec.objective.metric,
+                parallelism=self.spec.parallelism,
+            )
+            for name in self.layout.trial_names():
+                fleet.load(self.layout.trial(name))
+            if reopened.resumed:
+                done = sum(1 for s in fleet.states() if s.phase.finished)
+                self.display.message(
+                    f"resuming {self.layout.root}: {len(fleet.trials)} trial(s) known, "
+                    f"{done} finished (kept as they are)"
+                )
+            with Interrupts() as interrupts:
+                status = self._loop(fleet, interrupts)
+            return self._finish(fleet, status, interrupted=interrupts.count > 0)
+
+    def _loop(self, fleet: Fleet, interrupts: Interrupts) -> SweepStatus:
+        stop_deadline: float | None = None
+        status = SweepStatus()
+        while True:
+            fleet.refresh()
+            if interrupts.count:
+                if stop_deadline is None:
+                    stop_deadline = time.monotonic() + self.settings.stop_grace_seconds
+                    fleet.interrupt()
+                    self.display.message(
+                        "interrupted: trials checkpoint and stop (Ctrl-C again to kill them); "
+                        "run the same command again to resume"
+                    )
+                if interrupts.count >= 2 or time.monotonic() > stop_deadline:
+                    fleet.kill()
+                if not fleet.running:
+                    return plan(self.spec, self.name, fleet.states()).status
+            else:
+                current = plan(self.spec, self.name, fleet.states())
+                status = current.status
+                self._act(fleet, current)
+                if current.done and not fleet.running:
+                    return status
+            self.display.update(
+                View(title=f"sweep {self.name}", rows=rows(fleet), status=status.message or "")
+            )
+            pause(self.settings.poll_seconds, interrupts)
+
+    def _act(self, fleet: Fleet, current: Plan) -> None:
+        for trial in current.create:
+            record = TrialRecord(
+                name=trial.name,
+                index=trial.index,
+                seed_index=trial.seed_index,
+                seed=trial.seed,
+                parameters=trial.parameters,
+                backend=fleet.executor.backend.value,
+                labels=trial.labels,
+            )
+            manifest = trial_manifest(trial, fleet.executor)
+            fleet.create(self.layout.trial(trial.name), record, manifest)
+        for name in current.retry:
+            fleet.retry(name)
+            self.display.message(f"{name}: failed; retrying")
+        for name in current.stop:
+            fleet.stop(name)
+            self.display.message(f"{name}: stopped early (it checkpoints first)")
+        if current.move and not self.warned_moves:
+            self.warned_moves = True
+            self.display.message(
+                "burst placement moves trials between clusters; "
+                "`rlops run` keeps every trial on its --backend"
+            )
+        fleet.launch_pending()
+
+    def _finish(self, fleet: Fleet, status: SweepStatus, interrupted: bool) -> int:
+        self.display.update(
+            View(title=f"sweep {self.name}", rows=rows(fleet), status=status.message or "")
+        )
+        self.display.close()
+        extra = {
+            name: {
+                "iterations": t.progress.last.iteration if t.progress.last else 0,
+                "timesteps": t.progress.last.timesteps if t.progress.last else 0,
+                "runDir": str(t.run_dir),
+            }
+            for name, t in fleet.trials.items()
+        }
+        entries = write_results(self.layout, self.name, self.spec, status, fleet.states(), extra)
+        if self.options.report and entries:
+            index = make_report(self.layout.root)
+            self.display.message(f"report: {index}")
+        self.display.leaderboard(
+            f"{self.name}: {status.phase.value} - {status.message}",
+            leaderboard(self.spec, fleet.states()),
+            self.spec.objective.metric,
+        )
+        self.display.message(f"results: {self.layout.root}")
+        if interrupted:
+            return INTERRUPTED
+        return 0 if status.phase == SweepPhase.SUCCEEDED else 1
