@@ -1,0 +1,337 @@
+"""`rlops status [NAME]`: sweeps and experiments, from a cluster or a local run directory.
+
+Local runs (`--root`, default ./rlops-runs) are read from their files exactly as
+`rlops run` reads them, and a sweep's status comes from the same pure sweep engine,
+so both agree. With `--kubeconfig`, `--context`, `-n` or `-A` (or when there is no
+local run directory) it reads the resources from the cluster with the official
+client. NAME narrows to one sweep (with its trials) or one experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from rlops.api import RLExperimentStatus, Sweep, SweepStatus
+from rlops.api.runinfo import read_progress, read_result
+
+DEFAULT_ROOT = Path("rlops-runs")
+GROUP, VERSION = "rlops.dev", "v1alpha1"
+SWEEP_LABEL = "rlops.dev/sweep"
+
+
+class StatusError(RuntimeError):
+    """Nothing to show, with the reason and what to try."""
+
+
+@dataclass(frozen=True)
+class ExperimentView:
+    name: str
+    phase: str
+    backend: str = ""
+    namespace: str = ""
+    sweep: str = ""
+    attempts: int = 0
+    iteration: int = 0
+    timesteps: int = 0
+    episode_return: float | None = None
+    objective: float | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class SweepView:
+    name: str
+    status: SweepStatus
+    namespace: str = ""
+    metric: str = "episode_return_mean"
+    trials: tuple[ExperimentView, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Overview:
+    sweeps: list[SweepView]
+    experiments: list[ExperimentView]
+
+
+def experiment_view(
+    name: str, status: RLExperimentStatus, namespace: str = "", sweep: str = ""
+) -> ExperimentView:
+    progress, result = status.progress, status.result
+    return ExperimentView(
+        name=name,
+        namespace=namespace,
+        sweep=sweep,
+        phase=status.phase.value,
+        backend=status.backend.value if status.backend else "",
+        attempts=status.attempts,
+        iteration=progress.iteration if progress else 0,
+        timesteps=progress.timesteps if progress else 0,
+        episode_return=progress.episode_return_mean if progress else None,
+        objective=result.best_objective if result else None,
+        message=status.message or "",
+    )
+
+
+# --- local run directories -------------------------------------------------------------
+
+
+def _pid_alive(ref: str) -> bool:
+    try:
+        os.kill(int(ref), 0)
+    except (ValueError, ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def local_trial(run_dir: Path, metric: str) -> tuple[ExperimentView, Any]:
+    """A trial directory of `rlops run`: its view and its TrialState for the sweep engine."""
+    from rlops.runner.layout import read_record
+    from rlops.runner.state import trial_state
+
+    record = read_record(run_dir)
+    if record is None:
+        raise StatusError(f"{run_dir}: no trial.json; not a trial directory of `rlops run`")
+    result, progress = read_result(run_dir), read_progress(run_dir)
+    last = record.launches[-1] if record.launches else None
+    unfinished = last is not None and last.exit_code is None and last.ended_at is None
+    answered = result is not None and last is not None and result.attempt >= last.attempt
+    alive = last is not None and (record.backend != "local" or _pid_alive(last.ref))
+    running = unfinished and not answered and alive
+    state = trial_state(record, result, progress, running=running, metric=metric)
+    tip = progress[-1] if progress else None
+    view = ExperimentView(
+        name=record.name,
+        sweep=record.labels.get(SWEEP_LABEL, ""),
+        phase=state.phase.value,
+        backend=record.backend,
+        attempts=state.attempts,
+        iteration=tip.iteration if tip else 0,
+        timesteps=tip.timesteps if tip else 0,
+        episode_return=tip.episode_return_mean if tip else None,
+        objective=state.objective,
+        message=result.message if result and state.phase.finished else "",
+    )
+    return view, state
+
+
+def local_sweep(directory: Path) -> SweepView:
+    import yaml
+
+    from rlops.runner.layout import SweepLayout
+    from rlops.sweep import plan
+
+    layout = SweepLayout(directory)
+    sweep = Sweep.model_validate(yaml.safe_load(layout.manifest.read_text()))
+    metric = sweep.spec.objective.metric
+    views, states = [], []
+    for name in layout.trial_names():
+        view, state = local_trial(layout.trial(name), metric)
+        views.append(view)
+        states.append(state)
+    status = plan(sweep.spec, directory.name, states).status
+    return SweepView(directory.name, status, metric=metric, trials=tuple(views))
+
+
+def local_overview(root: Path, name: str | None = None) -> Overview:
+    from rlops.runner.layout import SWEEP_MANIFEST, TRIAL_RECORD
+
+    if not root.is_dir():
+        raise StatusError(f"--root: {root} is not a directory (run `rlops run` first)")
+    directories = [root / name] if name else sorted(p for p in root.iterdir() if p.is_dir())
+    overview = Overview([], [])
+    for d in directories:
+        if (d / SWEEP_MANIFEST).exists():
+            overview.sweeps.append(local_sweep(d))
+        elif (d / TRIAL_RECORD).exists():
+            overview.experiments.append(local_trial(d, "episode_return_mean")[0])
+    if name and not (overview.sweeps or overview.experiments):
+        found = sorted(root.glob(f"*/trials/{name}"))
+        if found:
+            sweep = local_sweep(found[0].parent.parent)
+            overview.experiments.extend(t for t in sweep.trials if t.name == name)
+        else:
+            raise StatusError(f"NAME: no sweep or experiment {name!r} under {root}")
+    return overview
+
+
+# --- a cluster ---------------------------------------------------------------------------
+
+
+def _status_of(obj: dict[str, Any], model: type[Any]) -> Any:
+    try:
+        return model.model_validate(obj.get("status") or {})
+    except ValidationError as exc:
+        return model(message=f"unreadable status: {exc.errors()[0]['msg']}")
+
+
+def cluster_overview(api: Any, namespace: str | None, name: str | None) -> Overview:
+    """`api` is the official client's CustomObjectsApi; namespace None means all."""
+
+    def listing(plural: str, selector: str = "") -> list[dict[str, Any]]:
+        if namespace is None:
+            body = api.list_cluster_custom_object(GROUP, VERSION, plural, label_selector=selector)
+        else:
+            body = api.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, label_selector=selector
+            )
+        items: list[dict[str, Any]] = body.get("items", [])
+        return items
+
+    def exp(obj: dict[str, Any]) -> ExperimentView:
+        meta = obj["metadata"]
+        status = _status_of(obj, RLExperimentStatus)
+        sweep = (meta.get("labels") or {}).get(SWEEP_LABEL, "")
+        return experiment_view(meta["name"], status, meta.get("namespace", ""), sweep)
+
+    def swp(obj: dict[str, Any], with_trials: bool) -> SweepView:
+        meta = obj["metadata"]
+        metric = ((obj.get("spec") or {}).get("objective") or {}).get("metric")
+        trials: tuple[ExperimentView, ...] = ()
+        if with_trials:
+            trials = tuple(
+                exp(o) for o in listing("rlexperiments", f"{SWEEP_LABEL}={meta['name']}")
+            )
+        status = _status_of(obj, SweepStatus)
+        return SweepView(
+            meta["name"], status, meta.get("namespace", ""), metric or "episode_return_mean", trials
+        )
+
+    if name is None:
+        sweeps = [swp(o, False) for o in listing("sweeps")]
+        alone = [
+            exp(o)
+            for o in listing("rlexperiments")
+            if not o["metadata"].get("labels", {}).get(SWEEP_LABEL)
+        ]
+        return Overview(sweeps, alone)
+    matching = [o for o in listing("sweeps") if o["metadata"]["name"] == name]
+    if matching:
+        return Overview([swp(matching[0], True)], [])
+    experiments = [exp(o) for o in listing("rlexperiments") if o["metadata"]["name"] == name]
+    if not experiments:
+        where = f"namespace {namespace}" if namespace else "any namespace"
+        raise StatusError(f"NAME: no Sweep or RLExperiment {name!r} in {where}")
+    return Overview([], experiments)
+
+
+def kube_api(kubeconfig: str | None, context: str | None) -> tuple[Any, str]:
+    """CustomObjectsApi and the context's namespace (lazy import of the client)."""
+    import kubernetes.client
+    import kubernetes.config
+
+    try:
+        config = kubernetes.config
+        client = config.new_client_from_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
+        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        if context:
+            active = next((c for c in contexts if c["name"] == context), active)
+    except (kubernetes.config.ConfigException, FileNotFoundError) as exc:
+        raise StatusError(f"--kubeconfig: no usable Kubernetes configuration ({exc})") from exc
+    namespace = (active or {}).get("context", {}).get("namespace") or "default"
+    return kubernetes.client.CustomObjectsApi(client), namespace
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def sweep_table(sweeps: Sequence[SweepView], namespaces: bool) -> Table:
+    table = Table(title="Sweeps", title_justify="left")
+    columns = ["NAMESPACE"] if namespaces else []
+    columns += ["SWEEP", "PHASE", "TRIALS", "PEND", "RUN", "OK", "FAIL", "STOP", "BACKENDS"]
+    columns += ["BEST", "OBJECTIVE", "MESSAGE"]
+    for c in columns:
+        table.add_column(c, no_wrap=c != "MESSAGE")
+    for s in sweeps:
+        t, best = s.status.trials, s.status.best_trial
+        backends = " ".join(f"{b}={n}" for b, n in sorted(s.status.backends.items()))
+        row = [s.namespace] if namespaces else []
+        row += [s.name, s.status.phase.value, str(t.total), str(t.pending), str(t.running)]
+        row += [str(t.succeeded), str(t.failed), str(t.stopped), backends or "-"]
+        row += [best.name if best else "-", _num(best.objective if best else None)]
+        row += [s.status.message or ""]
+        table.add_row(*row)
+    return table
+
+
+def experiment_table(title: str, experiments: Iterable[ExperimentView], namespaces: bool) -> Table:
+    table = Table(title=title, title_justify="left")
+    columns = ["NAMESPACE"] if namespaces else []
+    columns += ["EXPERIMENT", "PHASE", "BACKEND", "ATTEMPTS", "ITER", "TIMESTEPS", "RETURN"]
+    columns += ["OBJECTIVE", "MESSAGE"]
+    for c in columns:
+        table.add_column(c, no_wrap=c != "MESSAGE")
+    for e in experiments:
+        row = [e.namespace] if namespaces else []
+        row += [e.name, e.phase, e.backend or "-", str(e.attempts), str(e.iteration)]
+        row += [str(e.timesteps), _num(e.episode_return), _num(e.objective), e.message]
+        table.add_row(*row)
+    return table
+
+
+def render(console: Console, overview: Overview, namespaces: bool) -> None:
+    if overview.sweeps:
+        console.print(sweep_table(overview.sweeps, namespaces))
+    for s in overview.sweeps:
+        if s.trials:
+            console.print(experiment_table(f"Trials of {s.name}", s.trials, namespaces))
+    if overview.experiments:
+        console.print(experiment_table("Experiments", overview.experiments, namespaces))
+    if not (overview.sweeps or overview.experiments):
+        console.print("no sweeps or experiments")
+
+
+# --- the command -------------------------------------------------------------------------
+
+
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    """--root for local runs; --kubeconfig/--context/-n/-A for a cluster."""
+    p.add_argument("--root", type=Path, help="Local run directory root (default: ./rlops-runs).")
+    p.add_argument("--kubeconfig", help="Read from this cluster (default: $KUBECONFIG).")
+    p.add_argument("--context", help="kubeconfig context.")
+    p.add_argument("-n", "--namespace", help="Namespace (default: the context's).")
+
+
+def use_cluster(args: argparse.Namespace) -> bool:
+    explicit = (
+        args.kubeconfig or args.context or args.namespace or getattr(args, "all_namespaces", False)
+    )
+    return not args.root and bool(explicit or not DEFAULT_ROOT.is_dir())
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="Show sweeps and experiments (cluster or local runs).")
+    p.add_argument("name", nargs="?", metavar="NAME", help="One sweep (with trials) or experiment.")
+    add_source_arguments(p)
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="Every namespace.")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    try:
+        if use_cluster(args):
+            api, default_namespace = kube_api(args.kubeconfig, args.context)
+            namespace = None if args.all_namespaces else args.namespace or default_namespace
+            overview = cluster_overview(api, namespace, args.name)
+            render(console, overview, namespaces=namespace is None)
+        else:
+            overview = local_overview(args.root or DEFAULT_ROOT, args.name)
+            render(console, overview, namespaces=False)
+    except StatusError as exc:
+        console.print(f"✗ {exc}", markup=False)
+        return 1
+    return 0
