@@ -357,7 +357,8 @@ class KubeRayStandIn:
         ):
             if status["jobDeploymentStatus"] in ("Complete", "Failed"):
                 status["endTime"] = _stamp()
-            updated = {**job, "status": status}
+            # KubeRay's status fields are `omitempty`: empty strings are not written.
+            updated = {**job, "status": {k: v for k, v in status.items() if v != ""}}
             if (
                 await self._send("PUT", _path(*self._ns_name(key, "rayjobs"), "status"), updated)
                 == 409

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import json
+import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,15 +172,26 @@ KOPF_PEERING_CRDS: tuple[dict[str, Any], ...] = (
 
 
 @functools.lru_cache(maxsize=16)
-def _load_yaml(path: str, mtime: float) -> tuple[dict[str, Any], ...]:
+def _load_yaml(path: str, mtime: float, size: int) -> tuple[dict[str, Any], ...]:
+    """Parse once per process; KubeRay's 2 MB of YAML also parse once per machine (JSON cache)."""
+    digest = hashlib.sha256(f"{path}:{mtime}:{size}".encode()).hexdigest()[:16]
+    cached = Path(tempfile.gettempdir()) / f"rlops-kube-crds-{digest}.json"
+    with contextlib.suppress(OSError, ValueError):
+        return tuple(json.loads(cached.read_text()))
     with open(path, encoding="utf-8") as stream:
         docs = yaml.load_all(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        return tuple(d for d in docs if d and d.get("kind") == "CustomResourceDefinition")
+        crds = tuple(d for d in docs if d and d.get("kind") == "CustomResourceDefinition")
+    with contextlib.suppress(OSError):
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(crds))
+        partial.replace(cached)
+    return crds
 
 
 def load_crds(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """The CRDs in the given YAML files (parsed once per process and file version)."""
+    """The CRDs in the given YAML files."""
     crds: list[dict[str, Any]] = []
     for path in paths:
-        crds.extend(_load_yaml(str(path), path.stat().st_mtime))
+        stat = path.stat()
+        crds.extend(_load_yaml(str(path), stat.st_mtime, stat.st_size))
     return crds
