@@ -1,0 +1,108 @@
+"""The SLURM clients against the real daemons: the CLI client (sbatch/squeue/scancel) and the
+slurmrestd client submit, observe in one batched call, find by name and cancel; exit codes
+and signals are decoded; a restarted slurmctld is retried through; state mapping of jobs
+cancelled from outside.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from rlops.api.experiment import Phase
+from rlops.backends.slurm import (
+    CliSlurmClient,
+    JobObservation,
+    RestSlurmClient,
+    SlurmClient,
+    job_phase,
+)
+from tests.slurm.slurm_cluster import SlurmCluster
+
+pytestmark = pytest.mark.slurm
+
+
+def script(body: str, name: str, tmp: Path) -> str:
+    return f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --output={tmp}/slurm-%j.out\n{body}\n"
+
+
+def await_job(
+    client: SlurmClient, job_id: str, done: Callable[[JobObservation], bool], timeout: float = 60
+) -> JobObservation:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = client.jobs([job_id]).get(job_id)
+        if last is not None and done(last):
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} never reached the condition; last seen {last}")
+
+
+@pytest.fixture
+def rest_client(slurm_cluster: SlurmCluster) -> Iterator[RestSlurmClient]:
+    socket = slurm_cluster.start_slurmrestd()
+    client = RestSlurmClient(socket=socket, environment=slurm_cluster.env)
+    yield client
+    client.close()
+
+
+def test_cli_client_submits_observes_finds_and_cancels(
+    cli_client: CliSlurmClient, tmp_path: Path
+) -> None:
+    calls: list[str] = []
+    cli_client.observer = lambda command, seconds, ok: calls.append(command)
+    held = cli_client.submit(script("true", "rlops-held-1", tmp_path), hold=True)
+    fails = cli_client.submit(script("exit 3", "rlops-fails-1", tmp_path))
+    killed = cli_client.submit(script("kill -9 $$", "rlops-killed-1", tmp_path))
+    assert await_job(cli_client, fails, lambda j: j.state == "FAILED").exit_code == 3
+    assert await_job(cli_client, killed, lambda j: j.state == "FAILED").signal == 9
+    calls.clear()
+    seen = cli_client.jobs([held, fails, killed, "999999"])
+    assert calls == ["squeue"]  # one call, however many jobs
+    assert set(seen) == {held, fails, killed}
+    assert seen[held].state == "PENDING" and "Held" in seen[held].reason
+    assert [j.job_id for j in cli_client.find_by_name("rlops-held-1")] == [held]
+    cli_client.cancel(held)
+    cancelled = await_job(cli_client, held, lambda j: j.state == "CANCELLED")
+    assert job_phase(cancelled).phase == Phase.STOPPED
+    assert "cancelled outside rlops" in job_phase(cancelled).message
+    cli_client.cancel(held)  # again: fine
+    assert cli_client.jobs(["999999"]) == {}  # a single unknown id is no error
+
+
+def test_cli_client_rides_out_a_slurmctld_restart(
+    cli_client: CliSlurmClient, slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    job = cli_client.submit(script("true", "rlops-restart-1", tmp_path), hold=True)
+    slurm_cluster.stop_slurmctld()
+    restarter = threading.Timer(2.0, slurm_cluster.start_slurmctld)
+    restarter.start()
+    try:
+        seen = cli_client.jobs([job])  # retried with backoff while the controller is down
+    finally:
+        restarter.join()
+    assert seen[job].state == "PENDING"
+    cli_client.cancel(job)
+
+
+def test_rest_client_submits_queries_and_cancels(
+    rest_client: RestSlurmClient, cli_client: CliSlurmClient, tmp_path: Path
+) -> None:
+    calls: list[str] = []
+    rest_client.observer = lambda command, seconds, ok: calls.append(command)
+    text = script("sleep 30", "rlops-rest-1", tmp_path) + "#SBATCH --time=00:05:00\n"
+    job = rest_client.submit(text, hold=True)
+    seen = rest_client.jobs([job])
+    assert seen[job].name == "rlops-rest-1" and seen[job].state == "PENDING"
+    assert [j.job_id for j in rest_client.find_by_name("rlops-rest-1")] == [job]
+    # The CLI sees the same job: the REST client translated the directives.
+    assert cli_client.jobs([job])[job].name == "rlops-rest-1"
+    rest_client.cancel(job)
+    assert await_job(rest_client, job, lambda j: j.state == "CANCELLED").state == "CANCELLED"
+    rest_client.cancel("999999")  # unknown: fine
+    assert calls[:2] == ["rest POST job", "rest GET jobs"]
