@@ -9,6 +9,7 @@ toggles and the values schema. The chart's CRDs must be the generated ones, byte
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.packaging.conftest import CHART, Installer, install_chart, run_helm
-from tests.packaging.kubemodels import schema_errors
+from tests.packaging.kubemodels import model_name, schema_errors
 
 pytestmark = pytest.mark.helm
 
@@ -30,6 +31,8 @@ EVERYTHING_ON = {
     "serviceMonitor": {"enabled": True},
     "networkPolicy": {"enabled": True},
     "peering": {"enabled": True},
+    "grafanaDashboard": {"enabled": True},
+    "prometheusRule": {"enabled": True},
     "operator": {"settings": {"logLevel": "debug", "reconcileWorkers": 4}},
 }
 
@@ -63,6 +66,15 @@ def rules_of(role: JSON) -> set[tuple[str, str, str]]:
     }
 
 
+def merged(base: JSON, override: JSON) -> JSON:
+    """`override` over `base`, maps merged key by key as Helm merges values."""
+    out = dict(base)
+    for key, value in override.items():
+        both_maps = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merged(out[key], value) if both_maps else value
+    return out
+
+
 # --- lint -------------------------------------------------------------------------------
 
 
@@ -80,7 +92,7 @@ def test_lint_passes_in_namespaced_mode(tmp_path: Path) -> None:
     chart = tmp_path / "rlops"
     subprocess.run(["cp", "-r", str(CHART), str(chart)], check=True)
     values = yaml.safe_load((chart / "values.yaml").read_text())
-    (chart / "values.yaml").write_text(yaml.safe_dump({**values, **EVERYTHING_ON}))
+    (chart / "values.yaml").write_text(yaml.safe_dump(merged(values, EVERYTHING_ON)))
     assert lint_messages(chart) == []
 
 
@@ -116,8 +128,10 @@ def test_sync_script_check_mode_agrees() -> None:
 @pytest.mark.parametrize("values", [{}, NAMESPACED, EVERYTHING_ON], ids=["cluster", "ns", "all"])
 def test_every_object_matches_its_kubernetes_schema(installed: Installer, values: JSON) -> None:
     objects = installed(values)
-    errors = [e for o in objects if o["kind"] != "ServiceMonitor" for e in schema_errors(o)]
-    assert errors == []
+    modelled = [o for o in objects if model_name(o) is not None]
+    # The Prometheus Operator's kinds are the only ones the Kubernetes client has no model of.
+    assert {o["apiVersion"] for o in objects if o not in modelled} <= {"monitoring.coreos.com/v1"}
+    assert [e for o in modelled for e in schema_errors(o)] == []
 
 
 def test_crds_are_installed_first(installed: Installer) -> None:
@@ -131,7 +145,7 @@ def test_crds_are_installed_first(installed: Installer) -> None:
 
 def test_cluster_mode_watches_all_namespaces_with_one_cluster_role(installed: Installer) -> None:
     objects = installed({})
-    assert operator_container(objects)["args"] == ["operator", "--all-namespaces"]
+    assert operator_container(objects)["args"] == ["operator", "--all-namespaces", "--standalone"]
     binding = one(objects, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
     assert binding["subjects"] == [
@@ -152,6 +166,7 @@ def test_namespaced_mode_has_a_role_per_namespace_and_no_cluster_rights(
         "operator",
         "--namespace=team-a",
         "--namespace=team-b",
+        "--standalone",
     ]
     workload_roles = {
         r["metadata"]["namespace"]: r
@@ -230,8 +245,8 @@ def test_probes_and_ports_are_the_operators_health_and_progress_ports(
     container = operator_container(objects)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 8080, "progress": 8081}
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     service = one(objects, "Service")
     assert {(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
         ("metrics", 8080, "metrics"),
@@ -241,8 +256,25 @@ def test_probes_and_ports_are_the_operators_health_and_progress_ports(
     assert service["spec"]["selector"].items() <= pod_labels.items()
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["RLOPS_PROGRESS_URL"] == "http://rlops.rlops-system.svc:8081"
-    assert env["RLOPS_DEFAULT_IMAGE"] == "rlops:0.1.0"
+    assert env["RLOPS_IMAGE"] == "rlops:0.1.0"
+    assert env["RLOPS_METRICS_PORT"] == "8080" and env["RLOPS_PROGRESS_PORT"] == "8081"
     assert container["image"] == "rlops:0.1.0"
+
+
+def test_progress_token_key_comes_from_a_secret_the_chart_makes(installed: Installer) -> None:
+    objects = installed({})
+    secret = one(objects, "Secret")
+    env = {e["name"]: e for e in operator_container(objects)["env"]}
+    ref = env["RLOPS_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == secret["metadata"]["name"]
+    assert len(base64.b64decode(secret["data"][ref["key"]])) == 64
+
+
+def test_an_existing_progress_secret_is_used_as_it_is(installed: Installer) -> None:
+    objects = installed({"operator": {"progressSecret": {"existingSecret": "mine", "key": "k"}}})
+    assert by_kind(objects, "Secret") == []
+    env = {e["name"]: e for e in operator_container(objects)["env"]}
+    assert env["RLOPS_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "mine", "key": "k"}
 
 
 def test_optional_objects_are_off_by_default(installed: Installer) -> None:
@@ -256,6 +288,7 @@ def test_optional_objects_are_off_by_default(installed: Installer) -> None:
         "RoleBinding",
         "Service",
         "Deployment",
+        "Secret",
     }
 
 
@@ -272,24 +305,32 @@ def test_toggles_add_service_monitor_network_policy_peering_and_settings(
     policy = one(objects, "NetworkPolicy")
     assert {r["ports"][0]["port"] for r in policy["spec"]["ingress"]} == {"metrics", "progress"}
     role = next(r for r in by_kind(objects, "Role") if r["metadata"]["name"] == "rlops")
-    assert ("kopf.dev", "kopfpeerings", "patch") in rules_of(role)
+    assert {("kopf.dev", "kopfpeerings", v) for v in ("watch", "create", "patch")} <= rules_of(role)
+    assert "--peering=rlops" in operator_container(objects)["args"]
+    crds = {o["metadata"]["name"] for o in by_kind(objects, "CustomResourceDefinition")}
+    assert {"kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"} <= crds
     env = {e["name"]: e.get("value") for e in operator_container(objects)["env"]}
     assert env["RLOPS_LOG_LEVEL"] == "debug"
     assert env["RLOPS_RECONCILE_WORKERS"] == "4"
 
 
-@pytest.mark.parametrize(
-    ("values", "complaint"),
-    [
-        ({"watchNamespaces": ["Team_A"]}, "watchNamespaces"),
-        ({"replicaCount": "one"}, "replicaCount"),
-        ({"operatr": {}}, "operatr"),
-        ({"operator": {"healthPort": 0}}, "healthPort"),
-    ],
-)
-def test_values_schema_rejects_bad_values(tmp_path: Path, values: JSON, complaint: str) -> None:
-    code, answer, objects = install_chart(tmp_path, values)
+def test_values_schema_reports_every_bad_value_at_once(tmp_path: Path) -> None:
+    bad = {
+        "watchNamespaces": ["Team_A"],
+        "replicaCount": "one",
+        "operatr": {},
+        "operator": {"metricsPort": 0},
+    }
+    code, answer, objects = install_chart(tmp_path, bad)
     assert code != 0
-    assert complaint in answer["error"]
+    for complaint in ("/watchNamespaces/0", "/replicaCount", "'operatr'", "/operator/metricsPort"):
+        assert complaint in answer["error"]
     # Helm installs crds/ before it checks the values; nothing of the release follows.
+    assert {o["kind"] for o in objects} <= {"CustomResourceDefinition"}
+
+
+def test_several_replicas_without_peering_are_refused(tmp_path: Path) -> None:
+    code, answer, objects = install_chart(tmp_path, {"replicaCount": 2})
+    assert code != 0
+    assert "replicaCount > 1 needs peering.enabled" in answer["error"]
     assert {o["kind"] for o in objects} <= {"CustomResourceDefinition"}

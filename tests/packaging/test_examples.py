@@ -1,9 +1,11 @@
 """Every example in manifests/examples passes `rlops validate` and the generated CRD schema.
 
-The CRD check is what the API server does with strict field validation: the example
-body is validated (jsonschema) against the CRD's openAPIV3Schema, with OpenAPI's
-`nullable` turned into JSON Schema type lists and unknown fields reported wherever the
-schema lists its properties and does not preserve unknown fields.
+The examples are applied with the real kubectl into the Kubernetes test bed (the API
+emulator of tests/kube, which validates against the CRDs, or a configured cluster).
+The CRD schema is also checked here directly, as the API server does with strict field
+validation: each body is validated (jsonschema) against the CRD's openAPIV3Schema, with
+OpenAPI's `nullable` turned into JSON Schema type lists and unknown fields reported
+wherever the schema lists its properties and does not preserve unknown fields.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import yaml
 
 from rlops.cli import main as rlops
 from tests.conftest import EXAMPLES, ROOT
+from tests.kube.fixtures import KubeTestBed
 
 JSON = dict[str, Any]
 
@@ -76,6 +79,18 @@ def test_example_matches_the_crd_schema(path: Path) -> None:
         validator = jsonschema.Draft202012Validator(SCHEMAS[doc["kind"]])
         errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(doc)]
         assert errors == []
+
+
+def test_examples_apply_to_the_kubernetes_api(kube: KubeTestBed, kube_namespace: str) -> None:
+    """The real kubectl into the test bed's API (the emulator, or a configured cluster)."""
+    expected = set()
+    for path in EXAMPLE_FILES:
+        proc = kube.kubectl("apply", "-n", kube_namespace, "-f", str(path))
+        assert proc.returncode == 0, proc.stderr
+        for doc in yaml.safe_load_all(path.read_text()):
+            expected.add(f"{doc['kind'].lower()}.rlops.dev/{doc['metadata']['name']}")
+    listed = kube.kubectl("get", "rlexperiments,sweeps", "-n", kube_namespace, "-o", "name")
+    assert set(listed.stdout.split()) == expected
 
 
 def test_crd_schema_check_catches_unknown_and_mistyped_fields() -> None:

@@ -83,7 +83,7 @@ def test_base_installs_crds_rbac_operator_and_service(base: list[JSON]) -> None:
     namespaced = [o for o in base if o["kind"] in {"Deployment", "Service", "ServiceAccount"}]
     assert {o["metadata"]["namespace"] for o in namespaced} == {"rlops-system"}
     container = deployment(base)["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["operator", "--all-namespaces"]
+    assert container["args"] == ["operator", "--all-namespaces", "--standalone"]
     assert container["image"] == "rlops:0.1.0"
 
 
@@ -95,17 +95,18 @@ def test_base_pod_is_as_locked_down_as_the_charts(base: list[JSON]) -> None:
     assert container["securityContext"] == values["securityContext"]
     assert container["resources"] == values["resources"]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
-        "metrics": values["operator"]["healthPort"],
+        "metrics": values["operator"]["metricsPort"],
         "progress": values["operator"]["progressPort"],
     }
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
 
 
 def test_namespaced_overlay_has_no_cluster_wide_rights(namespaced: list[JSON]) -> None:
     assert not kinds(namespaced) & {"ClusterRole", "ClusterRoleBinding"}
     container = deployment(namespaced)["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["operator", "--namespace=rlops-experiments"]
+    assert container["args"] == ["operator", "--namespace=rlops-experiments", "--standalone"]
     roles = {
         (o["metadata"]["namespace"], o["metadata"]["name"])
         for o in namespaced

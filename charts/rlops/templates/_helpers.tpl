@@ -39,6 +39,10 @@ app.kubernetes.io/part-of: rlops
 {{- end }}
 {{- end }}
 
+{{- define "rlops.progressSecretName" -}}
+{{- default (printf "%s-progress" (include "rlops.fullname" .)) .Values.operator.progressSecret.existingSecret }}
+{{- end }}
+
 {{- define "rlops.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
