@@ -13,6 +13,9 @@ Every plan looks at each Running trial's history afresh:
   happens as trials arrive, never waiting for a rung to fill (asynchronous); being
   stateless, a trial waiting between rungs can still be stopped when better peers
   arrive at its rung later.
+
+Histories are read as given, in increasing iteration order (as a run reports them);
+nothing is copied, so a plan over 10,000 trials stays fast.
 """
 
 from __future__ import annotations
@@ -20,27 +23,13 @@ from __future__ import annotations
 import bisect
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from operator import itemgetter
 
 from rlops.api import EarlyStopping, EarlyStoppingType, Phase, SweepSpec
 from rlops.sweep.trials import TrialState
 
-
-@dataclass(frozen=True)
-class Curve:
-    """A trial's history as sorted iterations and its metric, higher always better."""
-
-    name: str
-    iterations: list[int]
-    scores: list[float]
-
-    @property
-    def last(self) -> int:
-        return self.iterations[-1]
-
-    def first_at_or_after(self, iteration: float) -> float | None:
-        k = bisect.bisect_left(self.iterations, iteration)
-        return self.scores[k] if k < len(self.scores) else None
+History = tuple[tuple[int, float], ...]
+_iteration = itemgetter(0)
 
 
 def early_stops(spec: SweepSpec, trials: Sequence[TrialState]) -> list[str]:
@@ -48,49 +37,56 @@ def early_stops(spec: SweepSpec, trials: Sequence[TrialState]) -> list[str]:
     rule = spec.early_stopping
     if rule is None:
         return []
-    sign = 1.0 if spec.objective.mode == "max" else -1.0
-    curves = {t.name: _curve(t, sign) for t in trials if t.history}
     candidates = [
-        curves[t.name]
-        for t in trials
-        if t.phase == Phase.RUNNING and not t.stop_requested and t.name in curves
+        t for t in trials if t.phase == Phase.RUNNING and not t.stop_requested and t.history
     ]
     if not candidates:
         return []
+    sign = 1.0 if spec.objective.mode == "max" else -1.0
+    reported = [t for t in trials if t.history]
     if rule.type == EarlyStoppingType.MEDIAN:
-        return _median_stops(rule, candidates, list(curves.values()))
+        return _median_stops(rule, sign, candidates, reported)
     max_t = rule.max_iterations or spec.template.stop.iterations
-    return _asha_stops(rule, candidates, list(curves.values()), max_t)
+    return _asha_stops(rule, sign, candidates, reported, max_t)
 
 
-def _curve(trial: TrialState, sign: float) -> Curve:
-    points = sorted(trial.history)
-    return Curve(trial.name, [it for it, _ in points], [sign * m for _, m in points])
+def _last(history: History) -> int:
+    return history[-1][0]
 
 
-def _median_stops(rule: EarlyStopping, candidates: list[Curve], curves: list[Curve]) -> list[str]:
+def _median_stops(
+    rule: EarlyStopping, sign: float, candidates: list[TrialState], reported: list[TrialState]
+) -> list[str]:
     averages: dict[int, list[tuple[str, float]]] = {}  # iteration -> (trial, running average)
     stops = []
-    for curve in candidates:
-        t = curve.last
+    for trial in candidates:
+        t = _last(trial.history)
         if t < rule.grace_period:
             continue
         if t not in averages:
             averages[t] = [
-                (c.name, avg) for c in curves if (avg := _running_average(c, t)) is not None
+                (r.name, avg)
+                for r in reported
+                if (avg := _running_average(r.history, t, sign)) is not None
             ]
-        peers = [avg for name, avg in averages[t] if name != curve.name]
-        if len(peers) >= rule.min_trials and max(curve.scores) < statistics.median(peers):
-            stops.append(curve.name)
+        peers = [avg for name, avg in averages[t] if name != trial.name]
+        best_so_far = max(sign * m for _, m in trial.history)
+        if len(peers) >= rule.min_trials and best_so_far < statistics.median(peers):
+            stops.append(trial.name)
     return stops
 
 
-def _running_average(curve: Curve, t: int) -> float | None:
-    """Mean score over iterations <= t, for a curve that reached t; else None."""
-    if curve.last < t:
+def _running_average(history: History, t: int, sign: float) -> float | None:
+    """Mean (signed) metric over iterations <= t, for a history that reached t; else None."""
+    if _last(history) < t:
         return None
-    k = bisect.bisect_right(curve.iterations, t)
-    return sum(curve.scores[:k]) / k if k else None
+    k = bisect.bisect_right(history, t, key=_iteration)
+    return sign * sum(m for _, m in history[:k]) / k if k else None
+
+
+def _at_or_after(history: History, iteration: float) -> float | None:
+    k = bisect.bisect_left(history, iteration, key=_iteration)
+    return history[k][1] if k < len(history) else None
 
 
 def rungs(rule: EarlyStopping, max_t: int | None, reached: int) -> list[float]:
@@ -105,26 +101,33 @@ def rungs(rule: EarlyStopping, max_t: int | None, reached: int) -> list[float]:
 
 
 def _asha_stops(
-    rule: EarlyStopping, candidates: list[Curve], curves: list[Curve], max_t: int | None
+    rule: EarlyStopping,
+    sign: float,
+    candidates: list[TrialState],
+    reported: list[TrialState],
+    max_t: int | None,
 ) -> list[str]:
-    milestones = rungs(rule, max_t, max(c.last for c in curves))
+    milestones = rungs(rule, max_t, max(_last(r.history) for r in reported))
     recorded: dict[float, list[float]] = {}
     stops = []
-    for curve in candidates:
-        reached = [r for r in milestones if curve.last >= r]
+    for trial in candidates:
+        last = _last(trial.history)
+        reached = [r for r in milestones if last >= r]
         if not reached:
             continue
         rung = reached[-1]
         if rung not in recorded:
             recorded[rung] = [
-                v for c in curves if c.last >= rung and (v := c.first_at_or_after(rung)) is not None
+                sign * v
+                for r in reported
+                if _last(r.history) >= rung and (v := _at_or_after(r.history, rung)) is not None
             ]
         values = recorded[rung]
-        own = curve.first_at_or_after(rung)
+        own = _at_or_after(trial.history, rung)
         if own is None or len(values) < rule.min_trials:
             continue
-        if own < _quantile(values, 1 - 1 / rule.reduction_factor):
-            stops.append(curve.name)
+        if sign * own < _quantile(values, 1 - 1 / rule.reduction_factor):
+            stops.append(trial.name)
     return stops
 
 

@@ -2,73 +2,53 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import heapq
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from rlops.api import (
     Condition,
-    Phase,
     SweepPhase,
     SweepSpec,
     SweepStatus,
     TrialCounts,
     TrialSummary,
 )
+from rlops.sweep.census import Configuration, take_census
 from rlops.sweep.trials import TrialState
 
 TOP = 5
-SCORED_PHASES = frozenset({Phase.SUCCEEDED, Phase.STOPPED})
 
 
-@dataclass
-class Configuration:
-    """The trials (seeds) of one configuration."""
-
-    index: int
-    trials: list[TrialState] = field(default_factory=list)
-
-    @property
-    def first(self) -> TrialState:
-        return min(self.trials, key=lambda t: t.seed_index)
-
-    def mean(self) -> float | None:
-        """Mean objective over the seeds that finished with one (Succeeded or Stopped)."""
-        values = [
-            t.objective
-            for t in self.trials
-            if t.phase in SCORED_PHASES and t.objective is not None and math.isfinite(t.objective)
-        ]
-        return sum(values) / len(values) if values else None
-
-
-def configurations(trials: Sequence[TrialState]) -> dict[int, Configuration]:
-    """Trials grouped by configuration index."""
-    out: dict[int, Configuration] = {}
-    for trial in trials:
-        config = out.get(trial.index)
-        if config is None:
-            config = out[trial.index] = Configuration(trial.index)
-        config.trials.append(trial)
-    return out
-
-
-def ranked(spec: SweepSpec, configs: dict[int, Configuration]) -> list[tuple[float, Configuration]]:
-    """Configurations with a mean objective, best first; ties go to the lower index."""
+def best(
+    spec: SweepSpec, configs: Iterable[Configuration], n: int | None = None
+) -> list[Configuration]:
+    """Configurations with a mean objective, best first (ties: lower index); the n best if given."""
     sign = -1.0 if spec.objective.mode == "max" else 1.0
-    scored = [(mean, c) for c in configs.values() if (mean := c.mean()) is not None]
-    scored.sort(key=lambda item: (sign * item[0], item[1].index))
-    return scored
+    scored = [c for c in configs if c.mean is not None]
+
+    def key(c: Configuration) -> tuple[float, int]:
+        assert c.mean is not None
+        return sign * c.mean, c.index
+
+    if n is None:
+        return sorted(scored, key=key)
+    return heapq.nsmallest(n, scored, key=key)
 
 
-def summary(mean: float, config: Configuration) -> TrialSummary:
+def summary(config: Configuration) -> TrialSummary:
     first = config.first
-    return TrialSummary(name=first.name, parameters=dict(first.parameters), objective=mean)
+    return TrialSummary(name=first.name, parameters=dict(first.parameters), objective=config.mean)
 
 
 def leaderboard(spec: SweepSpec, trials: Sequence[TrialState]) -> list[TrialSummary]:
-    """Every configuration with an objective, ranked by its mean over seeds, best first."""
-    return [summary(mean, c) for mean, c in ranked(spec, configurations(trials))]
+    """Every configuration with an objective, ranked by its mean over seeds, best first.
+
+    A configuration's objective is the mean over its seeds that finished (Succeeded or
+    Stopped) with a finite objective; one without such a seed is not ranked.
+    """
+    configs = take_census(spec, trials).configurations.values()
+    return [summary(c) for c in best(spec, configs)]
 
 
 @dataclass(frozen=True)
@@ -89,14 +69,14 @@ class Outcome:
 def sweep_status(spec: SweepSpec, outcome: Outcome, generation: int | None) -> SweepStatus:
     """The Sweep status: phase, counts, best few, message and kstatus conditions."""
     phase, reason, message = _phase(spec, outcome)
-    best = outcome.top[0] if outcome.top else None
-    if best is not None and best.objective is not None:
-        message += f"; best {best.name} ({spec.objective.metric} {best.objective:.6g})"
+    leader = outcome.top[0] if outcome.top else None
+    if leader is not None and leader.objective is not None:
+        message += f"; best {leader.name} ({spec.objective.metric} {leader.objective:.6g})"
     return SweepStatus(
         phase=phase,
         trials=outcome.counts,
         backends=outcome.backends,
-        best_trial=best,
+        best_trial=leader,
         top=outcome.top,
         message=message,
         observed_generation=generation,
@@ -106,6 +86,7 @@ def sweep_status(spec: SweepSpec, outcome: Outcome, generation: int | None) -> S
 
 def _phase(spec: SweepSpec, o: Outcome) -> tuple[SweepPhase, str, str]:
     progress = f"{o.configurations_done}/{o.configurations_total} configurations done"
+    goal = spec.objective.goal
     if o.too_many_failures:
         return (
             SweepPhase.FAILED,
@@ -116,20 +97,20 @@ def _phase(spec: SweepSpec, o: Outcome) -> tuple[SweepPhase, str, str]:
     if not o.done:
         if o.counts.total == 0:
             return SweepPhase.PENDING, "NoTrials", "no trials yet"
-        goal = (
-            f"goal {spec.objective.goal:g} reached, waiting for running trials; "
-            if (o.goal_reached and spec.objective.goal is not None)
+        waiting = (
+            f"goal {goal:g} reached, waiting for running trials; "
+            if (o.goal_reached and goal is not None)
             else ""
         )
         return (
             SweepPhase.RUNNING,
             "TrialsRunning",
-            f"{goal}{progress}; {o.counts.running} running, {o.counts.pending} pending",
+            f"{waiting}{progress}; {o.counts.running} running, {o.counts.pending} pending",
         )
     if o.counts.succeeded == 0:
         return SweepPhase.FAILED, "NoTrialSucceeded", f"no trial succeeded; {progress}"
-    if o.goal_reached and spec.objective.goal is not None:
-        return SweepPhase.SUCCEEDED, "GoalReached", f"goal {spec.objective.goal:g} reached"
+    if o.goal_reached and goal is not None:
+        return SweepPhase.SUCCEEDED, "GoalReached", f"goal {goal:g} reached; {progress}"
     return SweepPhase.SUCCEEDED, "Completed", progress
 
 
@@ -137,9 +118,7 @@ def _conditions(
     phase: SweepPhase, reason: str, message: str, generation: int | None
 ) -> list[Condition]:
     """Ready, Reconciling and Stalled as kstatus reads them; transition times are the driver's."""
-    running = phase in (SweepPhase.PENDING, SweepPhase.RUNNING)
-    stalled = phase == SweepPhase.FAILED
-    ready = phase == SweepPhase.SUCCEEDED
+    in_progress = phase in (SweepPhase.PENDING, SweepPhase.RUNNING)
 
     def condition(kind: str, value: bool) -> Condition:
         return Condition(
@@ -151,7 +130,7 @@ def _conditions(
         )
 
     return [
-        condition("Ready", ready),
-        condition("Reconciling", running),
-        condition("Stalled", stalled),
+        condition("Ready", phase == SweepPhase.SUCCEEDED),
+        condition("Reconciling", in_progress),
+        condition("Stalled", phase == SweepPhase.FAILED),
     ]
