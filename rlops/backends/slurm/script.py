@@ -47,10 +47,11 @@ def job_name(experiment: RLExperiment) -> str:
 
 
 def default_run_dir(experiment: RLExperiment, settings: SlurmSettings) -> Path:
+    """`<base>/<namespace>/<name>`: the spec's storage path (a shared path), else the run root."""
     meta = experiment.metadata
-    if experiment.spec.storage.path and experiment.spec.storage.path.startswith("/"):
-        return Path(experiment.spec.storage.path)
-    return settings.run_root / (meta.namespace or "default") / (meta.name or "experiment")
+    storage = experiment.spec.storage.path
+    base = Path(storage) if storage and storage.startswith("/") else settings.run_root
+    return base / (meta.namespace or "default") / (meta.name or "experiment")
 
 
 def slurm_placement(experiment: RLExperiment) -> SlurmPlacement:

@@ -51,7 +51,10 @@ LAST=$?
 [ "$LAST" -ne 127 ] && CODE=$LAST
 echo "rlops: runtime exited ${CODE} (attempt ${ATTEMPT}) at $(date -Is)"
 
-if [ "$CODE" -eq 75 ] && [ "$REQUEUE_ASKED" -eq 1 ] && [ "$ATTEMPT" -le "$MAX_REQUEUES" ]; then
+# 75: checkpointed. 138 (USR1's default action): signalled before the runtime could listen
+# (while Ray started); the next attempt resumes from the latest checkpoint either way.
+if { [ "$CODE" -eq 75 ] || [ "$CODE" -eq 138 ]; } && [ "$REQUEUE_ASKED" -eq 1 ] \
+  && [ "$ATTEMPT" -le "$MAX_REQUEUES" ]; then
   echo "rlops: requeueing for attempt $(( ATTEMPT + 1 )) of $(( MAX_REQUEUES + 1 ))"
   scontrol requeue "$SLURM_JOB_ID" && exit 0
 fi

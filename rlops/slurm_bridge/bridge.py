@@ -1,0 +1,283 @@
+"""The SLURM bridge: runs the RLExperiments placed on its cluster as SLURM jobs.
+
+One `poll()` lists the experiments of the bridge's namespaces, claims new ones,
+submits what has no job yet, cancels what is being deleted, observes every tracked
+job with one batched SLURM call and writes each status that changed — all status
+writes go through `_write_status`. `run()` repeats it every poll interval.
+
+Submission is idempotent: `SlurmBackend.submit` adopts an existing job of the
+experiment's name (which carries its uid) before it calls sbatch, so a bridge killed
+between sbatch and the status update never submits twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from rlops.api.experiment import Backend, BackendRef, RLExperiment, RLExperimentStatus
+from rlops.api.runinfo import PROGRESS_FILE, ProgressRecord, read_result
+from rlops.backends.slurm import (
+    JobObservation,
+    ScriptError,
+    SlurmBackend,
+    SlurmUnavailable,
+    SubmitError,
+    default_run_dir,
+    experiment_phase,
+    job_name,
+)
+from rlops.metrics import RlopsMetrics
+from rlops.slurm_bridge.settings import BridgeSettings
+from rlops.slurm_bridge.status import (
+    failed_status,
+    submitted_status,
+    tracked_status,
+)
+from rlops.slurm_bridge.store import Conflict, ExperimentStore
+
+CLAIMED_BY = "rlops.dev/claimed-by"
+FINALIZER = "slurm.rlops.dev/cancel"
+FINISHED_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
+                   "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REVOKED"}  # fmt: skip
+
+log = logging.getLogger("rlops.slurm_bridge")
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class ProgressTail:
+    """Reads progress.jsonl from where it stopped last time; keeps the latest record."""
+
+    offset: int = 0
+    latest: ProgressRecord | None = None
+
+    def read(self, run_dir: Path) -> ProgressRecord | None:
+        path = run_dir / PROGRESS_FILE
+        if not path.exists():
+            return self.latest
+        with path.open("rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1  # a torn last line waits for the next poll
+        for line in chunk[:end].splitlines():
+            try:
+                self.latest = ProgressRecord.model_validate(json.loads(line))
+            except ValueError:
+                continue
+        self.offset += end
+        return self.latest
+
+
+@dataclass
+class PollReport:
+    """What one poll did (for logs, tests and benchmarks)."""
+
+    tracked: int = 0
+    submitted: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    status_writes: int = 0
+
+
+class SlurmBridge:
+    """The bridge's reconcile loop over an ExperimentStore and a SlurmBackend."""
+
+    def __init__(
+        self,
+        store: ExperimentStore,
+        backend: SlurmBackend,
+        settings: BridgeSettings,
+        *,
+        metrics: RlopsMetrics | None = None,
+        clock: Callable[[], str] = utc_now,
+        on_submitted: Callable[[RLExperiment, BackendRef], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.on_submitted = on_submitted  # a test hook between sbatch and the status write
+        self.claim = f"{settings.cluster}/{settings.bridge_id}"
+        self._tails: dict[str, ProgressTail] = {}
+        self._stop = threading.Event()
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Poll until `stop()`; a failed poll is logged and retried next interval."""
+        while not self._stop.is_set():
+            try:
+                self.poll()
+            except SlurmUnavailable as exc:
+                log.warning("SLURM unavailable, retrying next poll: %s", exc)
+            except Exception:
+                log.exception("poll failed")
+            self._stop.wait(self.settings.poll_interval_seconds)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def poll(self) -> PollReport:
+        report = PollReport()
+        tracked: list[tuple[dict[str, Any], RLExperiment, BackendRef]] = []
+        for namespace in self.settings.namespaces:
+            for body in self.store.list(namespace):
+                if not self._placed_here(body):
+                    continue
+                try:
+                    item = self._prepare(body, report)
+                except Conflict as exc:
+                    log.info("skipped until next poll: %s", exc)
+                    continue
+                if item is not None:
+                    tracked.append(item)
+        jobs = self.backend.observe(ref for _, _, ref in tracked)
+        for body, experiment, ref in tracked:
+            assert ref.job_id is not None
+            self._track(body, experiment, ref, jobs.get(ref.job_id), report)
+        report.tracked = len(tracked)
+        if self.metrics is not None:
+            states = Counter(j.state for j in jobs.values())
+            self.metrics.observe_slurm_jobs(self.settings.cluster, states)
+            self.metrics.mark_bridge_poll(self.settings.cluster)
+        return report
+
+    # --- one experiment ----------------------------------------------------------------
+
+    def _placed_here(self, body: dict[str, Any]) -> bool:
+        placement = (body.get("spec") or {}).get("placement") or {}
+        slurm = placement.get("slurm") or {}
+        return bool(
+            placement.get("backend") == Backend.SLURM.value
+            and slurm.get("cluster", "default") == self.settings.cluster
+        )
+
+    def _prepare(
+        self, body: dict[str, Any], report: PollReport
+    ) -> tuple[dict[str, Any], RLExperiment, BackendRef] | None:
+        """Deletion, claim and submission; returns what to observe, if anything."""
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        claimed = (meta.get("annotations") or {}).get(CLAIMED_BY)
+        if claimed is not None and claimed != self.claim:
+            return None  # another bridge runs it
+        if meta.get("deletionTimestamp"):
+            self._finalize(body, report)
+            return None
+        try:
+            experiment = RLExperiment.model_validate(body)
+        except ValidationError as exc:
+            old = RLExperimentStatus.model_validate(body.get("status") or {})
+            if not old.phase.finished:
+                message = f"invalid RLExperiment: {exc.errors()[0]['msg']}"
+                self._write_status(body, failed_status(old, message, meta.get("generation"),
+                                                       self.clock()), report)  # fmt: skip
+            return None
+        if claimed is None:
+            finalizers = [*(meta.get("finalizers") or []), FINALIZER]
+            patch = {"annotations": {CLAIMED_BY: self.claim}, "finalizers": finalizers}
+            body = self.store.patch_metadata(namespace, name, patch, meta["resourceVersion"])
+        status = experiment.status or RLExperimentStatus()
+        ref = status.backend_ref
+        if ref is not None and ref.job_id:
+            if status.phase.finished:
+                return None
+            return body, experiment, ref
+        if status.phase.finished:
+            return None
+        return self._submit(body, experiment, status, report)
+
+    def _submit(
+        self,
+        body: dict[str, Any],
+        experiment: RLExperiment,
+        status: RLExperimentStatus,
+        report: PollReport,
+    ) -> tuple[dict[str, Any], RLExperiment, BackendRef] | None:
+        generation = experiment.metadata.generation
+        run_dir = default_run_dir(experiment, self.backend.settings)
+        try:
+            ref = self.backend.submit(experiment, run_dir)
+        except (ScriptError, SubmitError) as exc:
+            self._write_status(body, failed_status(status, str(exc), generation, self.clock()),
+                               report)  # fmt: skip
+            return None
+        report.submitted.append(f"{experiment.metadata.namespace}/{experiment.metadata.name}")
+        if self.on_submitted is not None:
+            self.on_submitted(experiment, ref)
+        self._write_status(body, submitted_status(status, ref, generation, self.clock()), report)
+        return body, experiment, ref
+
+    def _track(
+        self,
+        body: dict[str, Any],
+        experiment: RLExperiment,
+        ref: BackendRef,
+        job: JobObservation | None,
+        report: PollReport,
+    ) -> None:
+        assert ref.job_id is not None
+        run_dir = default_run_dir(experiment, self.backend.settings)
+        phase = experiment_phase(experiment, ref.job_id, job, run_dir)
+        meta = experiment.metadata
+        uid = meta.uid or f"{meta.namespace}/{meta.name}"
+        record = self._tails.setdefault(uid, ProgressTail()).read(run_dir)
+        result = read_result(run_dir) if phase.terminal else None
+        old = RLExperimentStatus.model_validate(body.get("status") or {})
+        new = tracked_status(old, ref, job, phase, record, result, experiment.spec.stop, run_dir,
+                             experiment.metadata.generation, self.clock())  # fmt: skip
+        self._write_status(body, new, report)
+        if phase.terminal:
+            self._tails.pop(uid, None)
+        if self.metrics is not None:
+            sweep = meta.labels.get("rlops.dev/sweep")
+            self.metrics.observe_experiment(meta.namespace or "", meta.name or "", new, sweep)
+
+    def _finalize(self, body: dict[str, Any], report: PollReport) -> None:
+        """Cancel the job of an experiment being deleted, then let it go."""
+        meta = body["metadata"]
+        finalizers = meta.get("finalizers") or []
+        if FINALIZER not in finalizers:
+            return
+        ref = ((body.get("status") or {}).get("backendRef") or {}).get("jobId")
+        try:
+            experiment: RLExperiment | None = RLExperiment.model_validate(body)
+        except ValidationError:
+            experiment = None
+        job_ids = {ref} if ref else set()
+        if experiment is not None:  # a job submitted just before a crash has no ref yet
+            found = self.backend.client.find_by_name(job_name(experiment))
+            job_ids |= {j.job_id for j in found if j.state not in FINISHED_STATES}
+        for job_id in sorted(job_ids):
+            self.backend.client.cancel(job_id)
+            report.cancelled.append(job_id)
+        remaining = [f for f in finalizers if f != FINALIZER]
+        self.store.patch_metadata(meta["namespace"], meta["name"], {"finalizers": remaining},
+                                  meta["resourceVersion"])  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.forget_experiment(meta["namespace"], meta["name"])
+
+    def _write_status(
+        self, body: dict[str, Any], status: RLExperimentStatus, report: PollReport
+    ) -> None:
+        """The one place the bridge writes status, and only when it changed."""
+        new = status.dump()
+        if new == (body.get("status") or {}):
+            return
+        meta = body["metadata"]
+        self.store.patch_status(meta["namespace"], meta["name"], new)
+        body["status"] = new
+        report.status_writes += 1

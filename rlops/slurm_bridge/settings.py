@@ -1,0 +1,26 @@
+"""SLURM bridge settings: one pydantic-settings class read from `RLOPS_BRIDGE_*` variables."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BridgeSettings(BaseSettings):
+    """Which RLExperiments this bridge runs and how often it looks."""
+
+    model_config = SettingsConfigDict(env_prefix="RLOPS_BRIDGE_", extra="ignore")
+
+    cluster: str = Field(description="The SLURM cluster's name (`placement.slurm.cluster`).")
+    namespaces: list[str] = Field(
+        default_factory=lambda: ["default"], description="Namespaces watched (RBAC: only these)."
+    )
+    poll_interval_seconds: float = Field(
+        default=10.0, description="One list and one batched SLURM query per interval."
+    )
+    bridge_id: str = Field(
+        default_factory=socket.gethostname,
+        description="This bridge's id in the `rlops.dev/claimed-by` annotation.",
+    )
