@@ -165,7 +165,7 @@ class ApiServer:
             options = await self._body(request) if request.can_read_body else {}
             if name is not None:
                 return _respond(self._delete(request, options, rt, namespace, name))
-            items = self.store.list(rt, namespace, self._predicate(request))
+            items = self.store.list_objects(rt, namespace, self._predicate(request))
             deleted = [
                 self._delete(request, options, rt, namespace, o["metadata"]["name"]) for o in items
             ]
@@ -187,7 +187,7 @@ class ApiServer:
     def _list(
         self, request: web.Request, rt: ResourceType, namespace: str | None
     ) -> web.StreamResponse:
-        items = self.store.list(rt, namespace, self._predicate(request))
+        items = self.store.list_objects(rt, namespace, self._predicate(request))
         listing = {
             "kind": f"{rt.kind}List",
             "apiVersion": rt.api_version,
@@ -358,8 +358,7 @@ class Emulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
-        sockets = site._server.sockets if site._server else []
-        self.port = sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
         server.address = f"127.0.0.1:{self.port}"
 
     async def _shutdown(self) -> None:

@@ -324,11 +324,11 @@ class KubeRayStandIn:
         elif phase == "Running":
             if not self._to_suspending(spec, status) and not self._past_deadline(spec, status):
                 self._observe_job(key, status)
-                cluster = await self._get(
+                current = await self._get(
                     _path(key[0], "rayclusters", status.get("rayClusterName", ""))
                 )
-                if cluster is not None:
-                    status["rayClusterStatus"] = cluster.get("status") or {}
+                if current is not None:
+                    status["rayClusterStatus"] = current.get("status") or {}
         elif phase in ("Suspending", "Retrying"):
             await self._delete_cluster(key, status)
             for dropped in (

@@ -65,16 +65,13 @@ def _field(obj: dict[str, Any], dotted: str) -> str:
 
 def field_selector(text: str | None) -> Predicate:
     """A predicate for a `fieldSelector`: `=`, `==` and `!=` on any dotted field path."""
-    checks: list[Callable[[dict[str, Any]], bool]] = []
+    checks: list[tuple[str, str, bool]] = []  # (path, value, equal)
     for part in _split(text or ""):
         for op in ("!=", "==", "="):
             if op in part:
                 path, value = (s.strip() for s in part.split(op, 1))
-                if op == "!=":
-                    checks.append(lambda o, p=path, v=value: _field(o, p) != v)
-                else:
-                    checks.append(lambda o, p=path, v=value: _field(o, p) == v)
+                checks.append((path, value, op != "!="))
                 break
         else:
             raise SelectorError(f"invalid field selector: {part!r}")
-    return lambda obj: all(check(obj) for check in checks)
+    return lambda obj: all((_field(obj, p) == v) == equal for p, v, equal in checks)
