@@ -1,5 +1,6 @@
 """The emulator's pure parts: structural-schema conversion, pruning, defaulting and causes;
-RFC 7386 merge patch and RFC 6902 JSON patch; label and field selectors; Table cells.
+RFC 7386 merge patch and RFC 6902 JSON patch; label and field selectors; Table cells;
+410 for a watch older than the event history.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pytest
 from tests.kube.patch import PatchError, json_patch, merge_patch
 from tests.kube.schema import StructuralSchema, to_jsonschema
 from tests.kube.selectors import SelectorError, field_selector, label_selector
+from tests.kube.store import ApiError, Store
 from tests.kube.tables import human_duration, json_path
 
 SCHEMA: dict[str, Any] = {
@@ -177,3 +179,16 @@ def test_table_cells() -> None:
         "3h1m",
         "3d",
     ]
+
+
+def test_watch_from_a_version_older_than_the_history_is_410() -> None:
+    store = Store(history=3)
+    namespaces = store.type_of("", "namespaces")
+    first = int(store.rv)
+    for name in ("a", "b", "c", "d"):
+        store.create(namespaces, None, {"metadata": {"name": name}})
+    with pytest.raises(ApiError) as gone:
+        store.watch(namespaces, None, lambda _: True, str(first))
+    assert gone.value.code == 410
+    recent = store.watch(namespaces, None, lambda _: True, str(store.rv - 1))
+    assert recent.queue.get_nowait().obj["metadata"]["name"] == "d"
