@@ -1,0 +1,105 @@
+"""`rlops slurm-bridge --cluster NAME`: run RLExperiments placed on a SLURM cluster."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from pathlib import Path
+from types import FrameType
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "slurm-bridge",
+        help="Run RLExperiments placed on a SLURM cluster (on a login node).",
+        description=(
+            "Watch RLExperiments with placement.backend=slurm and placement.slurm.cluster=NAME, "
+            "submit each as a SLURM job, track every job with one batched query per poll, and "
+            "write progress and results into their status. RLOPS_BRIDGE_* and RLOPS_SLURM_* "
+            "variables set the defaults."
+        ),
+    )
+    p.add_argument("--cluster", required=True, help="This SLURM cluster's name.")
+    p.add_argument(
+        "-n", "--namespace", action="append", default=[], metavar="NS",
+        help="Watch this namespace (repeatable; default: default).",
+    )  # fmt: skip
+    p.add_argument("--poll-interval", type=float, default=None, metavar="S",
+                   help="Seconds between polls (default 10).")  # fmt: skip
+    p.add_argument("--kubeconfig", type=Path, default=None,
+                   help="Kubeconfig (default: $KUBECONFIG, ~/.kube/config).")  # fmt: skip
+    p.add_argument("--run-root", type=Path, default=None,
+                   help="Shared path of the run directories (RLOPS_SLURM_RUN_ROOT).")  # fmt: skip
+    p.add_argument("--bridge-id", default=None, help="Id in the claim annotation (hostname).")
+    p.add_argument("--rest-socket", type=Path, default=None,
+                   help="Use slurmrestd on this unix socket, not the commands.")  # fmt: skip
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="Serve Prometheus /metrics on this port.")  # fmt: skip
+    p.add_argument("--once", action="store_true", help="Poll once and exit.")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import kubernetes.client
+    import kubernetes.config
+
+    from rlops.backends.slurm import CliSlurmClient, RestSlurmClient, SlurmBackend, SlurmSettings
+    from rlops.backends.slurm.client import SlurmClient
+    from rlops.metrics import RlopsMetrics, start_http_server
+    from rlops.slurm_bridge.bridge import SlurmBridge
+    from rlops.slurm_bridge.settings import BridgeSettings
+    from rlops.slurm_bridge.store import KubeExperimentStore
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    overrides: dict[str, object] = {"cluster": args.cluster}
+    if args.namespace:
+        overrides["namespaces"] = args.namespace
+    if args.poll_interval is not None:
+        overrides["poll_interval_seconds"] = args.poll_interval
+    if args.bridge_id:
+        overrides["bridge_id"] = args.bridge_id
+    settings = BridgeSettings(**overrides)  # type: ignore[arg-type]
+    slurm = SlurmSettings()
+    if args.run_root is not None:
+        slurm = slurm.model_copy(update={"run_root": args.run_root})
+    metrics = RlopsMetrics()
+
+    def observe(command: str, seconds: float, ok: bool) -> None:
+        metrics.observe_slurm_command(command, seconds, ok)
+
+    socket = args.rest_socket or slurm.rest_socket
+    client: SlurmClient = (
+        RestSlurmClient(socket=socket, token=slurm.rest_token, observer=observe)
+        if socket
+        else CliSlurmClient(slurm, observer=observe)
+    )
+    api = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(args.kubeconfig) if args.kubeconfig else None
+    )
+    bridge = SlurmBridge(
+        KubeExperimentStore(kubernetes.client.CustomObjectsApi(api)),
+        SlurmBackend(client, slurm),
+        settings,
+        metrics=metrics,
+    )
+    if args.once:
+        report = bridge.poll()
+        print(
+            f"tracked {report.tracked}, submitted {len(report.submitted)}, "
+            f"cancelled {len(report.cancelled)}, status writes {report.status_writes}"
+        )
+        return 0
+    server = start_http_server(metrics, port=args.metrics_port) if args.metrics_port else None
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        bridge.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        bridge.run()
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
