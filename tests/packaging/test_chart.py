@@ -4,7 +4,7 @@ Helm (helm-sdkpy, the Go library behind the `helm` command) lints the chart and 
 it into a recording API server (tests/packaging/apiserver.py) in cluster mode and in
 namespaced mode. Every object Helm sends is validated against the Kubernetes client's
 models; then the tests check the security settings, least-privilege RBAC, the ports, the
-toggles and the values schema. The chart's CRDs must be the generated ones, byte for byte.
+toggles and the values schema.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
 from tests.packaging.conftest import CHART, Installer, install_chart, run_helm
 from tests.packaging.kubemodels import model_name, schema_errors
 
@@ -101,25 +100,6 @@ def test_lint_reports_a_broken_template(tmp_path: Path) -> None:
     subprocess.run(["cp", "-r", str(CHART), str(chart)], check=True)
     (chart / "templates" / "broken.yaml").write_text("{{ .Values.missing.key }}\n")
     assert [m["severity"] for m in lint_messages(chart)] == ["ERROR"]
-
-
-# --- CRDs --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("copy", ["charts/rlops/crds", "manifests/base/crds"])
-def test_crd_copies_are_the_generated_crds_byte_for_byte(copy: str) -> None:
-    generated = {p.name: p.read_bytes() for p in (ROOT / "crds").glob("*.yaml")}
-    copied = {p.name: p.read_bytes() for p in (ROOT / copy).glob("*.yaml")}
-    assert copied.keys() == generated.keys(), "run scripts/sync-chart-crds.sh"
-    drifted = [name for name in generated if copied[name] != generated[name]]
-    assert drifted == [], f"{copy} drifted from crds/: run scripts/sync-chart-crds.sh"
-
-
-def test_sync_script_check_mode_agrees() -> None:
-    proc = subprocess.run(
-        ["bash", "scripts/sync-chart-crds.sh", "--check"], cwd=ROOT, capture_output=True
-    )
-    assert proc.returncode == 0, proc.stderr
 
 
 # --- what Helm installs ------------------------------------------------------------------
