@@ -21,7 +21,6 @@ nothing is copied, so a plan over 10,000 trials stays fast.
 from __future__ import annotations
 
 import bisect
-import statistics
 from collections.abc import Sequence
 from operator import itemgetter
 
@@ -57,23 +56,30 @@ def _last(history: History) -> int:
 def _median_stops(
     rule: EarlyStopping, sign: float, candidates: list[TrialState], reported: list[TrialState]
 ) -> list[str]:
-    averages: dict[int, list[tuple[str, float]]] = {}  # iteration -> (trial, running average)
+    averages: dict[int, list[float]] = {}  # iteration -> running averages there, sorted
     stops = []
     for trial in candidates:
         t = _last(trial.history)
         if t < rule.grace_period:
             continue
         if t not in averages:
-            averages[t] = [
-                (r.name, avg)
-                for r in reported
-                if (avg := _running_average(r.history, t, sign)) is not None
-            ]
-        peers = [avg for name, avg in averages[t] if name != trial.name]
+            averages[t] = sorted(
+                avg for r in reported if (avg := _running_average(r.history, t, sign)) is not None
+            )
+        own = _running_average(trial.history, t, sign)
+        assert own is not None  # the trial reached t
+        everyone = averages[t]
+        k = bisect.bisect_left(everyone, own)
+        peers = everyone[:k] + everyone[k + 1 :]  # still sorted, without the trial itself
         best_so_far = max(sign * m for _, m in trial.history)
-        if len(peers) >= rule.min_trials and best_so_far < statistics.median(peers):
+        if len(peers) >= rule.min_trials and best_so_far < _sorted_median(peers):
             stops.append(trial.name)
     return stops
+
+
+def _sorted_median(ordered: list[float]) -> float:
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _running_average(history: History, t: int, sign: float) -> float | None:
@@ -108,7 +114,7 @@ def _asha_stops(
     max_t: int | None,
 ) -> list[str]:
     milestones = rungs(rule, max_t, max(_last(r.history) for r in reported))
-    recorded: dict[float, list[float]] = {}
+    cutoffs: dict[float, float | None] = {}  # rung -> the (1 - 1/rf) quantile there
     stops = []
     for trial in candidates:
         last = _last(trial.history)
@@ -116,17 +122,17 @@ def _asha_stops(
         if not reached:
             continue
         rung = reached[-1]
-        if rung not in recorded:
-            recorded[rung] = [
+        if rung not in cutoffs:
+            values = [
                 sign * v
                 for r in reported
                 if _last(r.history) >= rung and (v := _at_or_after(r.history, rung)) is not None
             ]
-        values = recorded[rung]
+            enough = len(values) >= rule.min_trials
+            cutoffs[rung] = _quantile(values, 1 - 1 / rule.reduction_factor) if enough else None
+        cutoff = cutoffs[rung]
         own = _at_or_after(trial.history, rung)
-        if own is None or len(values) < rule.min_trials:
-            continue
-        if sign * own < _quantile(values, 1 - 1 / rule.reduction_factor):
+        if cutoff is not None and own is not None and sign * own < cutoff:
             stops.append(trial.name)
     return stops
 
