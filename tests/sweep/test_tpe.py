@@ -3,6 +3,7 @@ parallel suggestions, learning toward the optimum, every distribution type, the 
 
 from __future__ import annotations
 
+import logging
 import random
 
 from rlops.api import Phase, SweepSpec
@@ -98,3 +99,19 @@ def test_learns_from_the_most_recent_history_only() -> None:
 
     assert with_best(0) == base  # beyond the window: not learnt from
     assert with_best(len(trials) - 100) != base  # within it: a new best changes the suggestion
+
+
+def test_asking_logs_nothing_and_leaves_optuna_logging_as_it_was() -> None:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    optuna_logger = logging.getLogger("optuna")
+    level = optuna_logger.level
+    optuna_logger.addHandler(handler)
+    try:
+        created = plan(tpe(parallelism=3), "sw", completed(STARTUP + 2)).create
+    finally:
+        optuna_logger.removeHandler(handler)
+    assert len(created) == 3
+    assert [r.getMessage() for r in records] == []
+    assert optuna_logger.level == level
