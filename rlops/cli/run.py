@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = RunnerSettings()
     try:
-        factory = executor_factory(args)
+        factory = executor_factory(args, settings)
         display = PlainDisplay(settings.quiet_interval_seconds) if args.quiet else LiveDisplay()
         return _run(args, manifest, settings, factory, display)
     except (RunDirConflict, LockBusy, PackingError, ValueError) as exc:
@@ -115,7 +116,7 @@ def _run(
         display.close()
 
 
-def executor_factory(args: argparse.Namespace) -> Any:
+def executor_factory(args: argparse.Namespace, settings: Any) -> Any:
     from rlops.runner.executor import LocalExecutor
     from rlops.runner.packing import Slots, parse_gpus
 
@@ -129,6 +130,6 @@ def executor_factory(args: argparse.Namespace) -> Any:
     )
 
     def make(lock_fd: int) -> LocalExecutor:
-        return LocalExecutor(slots, inherit_fds=(lock_fd,))
+        return LocalExecutor(slots, shlex.split(settings.trial_command), inherit_fds=(lock_fd,))
 
     return make

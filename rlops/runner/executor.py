@@ -69,11 +69,13 @@ class Executor(Protocol):
         ...
 
 
-def runtime_command(python: str, request: LaunchRequest) -> list[str]:
+def default_command() -> list[str]:
+    return [sys.executable, "-m", "rlops.runtime"]
+
+
+def runtime_command(command: Sequence[str], request: LaunchRequest) -> list[str]:
     return [
-        python,
-        "-m",
-        "rlops.runtime",
+        *command,
         "--spec",
         str(request.spec.resolve()),
         "--run-dir",
@@ -120,12 +122,12 @@ class LocalExecutor:
     def __init__(
         self,
         slots: Slots,
-        python: str = sys.executable,
+        command: Sequence[str] = (),
         inherit_fds: Sequence[int] = (),
         env: dict[str, str] | None = None,
     ) -> None:
         self.slots = slots
-        self.python = python
+        self.command = list(command) or default_command()
         self.inherit_fds = tuple(inherit_fds)
         self.env = dict(os.environ if env is None else env)
         self._processes: dict[str, _Process] = {}
@@ -141,7 +143,7 @@ class LocalExecutor:
         log = request.log.open("ab")
         try:
             popen = subprocess.Popen(
-                runtime_command(self.python, request),
+                runtime_command(self.command, request),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -38,6 +38,13 @@ class RunnerSettings(BaseSettings):
     quiet_interval_seconds: float = Field(
         default=30.0, description="--quiet: seconds between progress lines."
     )
+    trial_command: str = Field(
+        default="",
+        description=(
+            "Command that trains one trial, before `--spec ... --run-dir ... --attempt N` "
+            "(shell words); default: this Python with `-m rlops.runtime`."
+        ),
+    )
     max_requeues: int = Field(
         default=20, description="Requeues (exit 75) of one trial in one run before it fails."
     )

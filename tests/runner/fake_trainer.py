@@ -1,0 +1,92 @@
+"""A stand-in for `python -m rlops.runtime`, for fast scheduler tests only.
+
+It keeps the runtime's run-directory contract (progress.jsonl over attempts,
+result.json, exit codes 0/1/75, SIGTERM -> exit 75) without Ray: the "return" of an
+iteration grows with the configured learning rate, so a sweep has a real ranking.
+The real runtime trains in the end-to-end tests.
+
+Knobs (in spec.environment.config): `fail_attempts` fails attempts up to that
+number; `seconds_per_iteration` paces it (default 0.05).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+stop_signal = False
+
+
+def on_term(signum: int, frame: object) -> None:
+    global stop_signal
+    stop_signal = True
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, on_term)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spec", type=Path, required=True)
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--attempt", type=int, required=True)
+    args = parser.parse_args()
+    manifest = yaml.safe_load(args.spec.read_text())
+    spec = manifest["spec"]
+    env = spec["environment"].get("config", {})
+    lr = float(spec.get("config", {}).get("training", {}).get("lr", 0.001))
+    seed = int(spec.get("seed") or 0)
+    stop = spec["stop"]
+    budget = stop.get("iterations") or stop.get("timesteps", 1000) // 100
+    run_dir: Path = args.run_dir
+    progress = run_dir / "progress.jsonl"
+    done = len(progress.read_text().splitlines()) if progress.exists() else 0
+    (run_dir / f"env-{args.attempt}.json").write_text(
+        json.dumps({k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")})
+    )
+
+    def result(status: str, code: int, iteration: int, ret: float | None) -> int:
+        body = {
+            "status": status,
+            "exit_code": code,
+            "message": status,
+            "iteration": iteration,
+            "timesteps": iteration * 100,
+            "episode_return_mean": ret,
+            "attempt": args.attempt,
+        }
+        tmp = run_dir / ".result.tmp"
+        tmp.write_text(json.dumps(body))
+        os.replace(tmp, run_dir / "result.json")
+        return code
+
+    if args.attempt <= int(env.get("fail_attempts", 0)):
+        return result("failed", 1, done, None)
+    ret = None
+    for iteration in range(done + 1, budget + 1):
+        if stop_signal:
+            return result("requeue", 75, iteration - 1, ret)
+        time.sleep(float(env.get("seconds_per_iteration", 0.05)))
+        ret = 10.0 + 1000.0 * lr * iteration + (seed % 3)
+        record = {
+            "iteration": iteration,
+            "timesteps": iteration * 100,
+            "episode_return_mean": ret,
+            "time_seconds": iteration * 0.05,
+            "timestamp": time.time(),
+            "attempt": args.attempt,
+        }
+        with progress.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+    if stop_signal:
+        return result("requeue", 75, budget, ret)
+    return result("succeeded", 0, budget, ret)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
