@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -30,7 +31,12 @@ from rlops.operator.experiments import (
 )
 from rlops.operator.kube import RAYJOBS, RLEXPERIMENTS, SWEEPS, Kind, Kube
 from rlops.operator.progress import Key, Pending
-from rlops.operator.status import status_patch
+from rlops.operator.status import (
+    PROGRESS_FIELDS,
+    applied,
+    reconciled_fields,
+    status_patch,
+)
 from rlops.operator.sweeps import (
     ANNOTATION_HISTORY,
     decode_history,
@@ -64,6 +70,15 @@ def thin_history(points: list[tuple[int, float]], limit: int) -> list[tuple[int,
     while len(points) > limit > 1:
         points = [*points[:-1][::2], points[-1]]
     return points
+
+
+@dataclass
+class Sent:
+    """The status this operator last wrote to an object, until the index shows it."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    version: str | None = None  # the resourceVersion our last write produced
+    older: set[str] = field(default_factory=set)  # versions known to precede it
 
 
 class Indexes:
@@ -108,6 +123,7 @@ class Controller:
         self.sweep_dirty: set[Key] = set()
         self.rechecks: dict[Key, asyncio.TimerHandle] = {}
         self.create_limit = asyncio.Semaphore(16)
+        self.sent: dict[tuple[str, str, str], Sent] = {}
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
@@ -135,7 +151,7 @@ class Controller:
                 self._recheck(key, 5.0)
 
     async def _sync_experiment(self, key: Key, body: Body) -> None:
-        experiment = RLExperiment.model_validate(body)
+        experiment = RLExperiment.model_validate(self.effective(RLEXPERIMENTS, body))
         rayjob = self.indexes.rayjob(key)
         if rayjob is None and expects_rayjob(experiment):
             # The index may lag behind a RayJob just created: ask before concluding it is gone.
@@ -164,14 +180,50 @@ class Controller:
             delay, lambda: loop.create_task(self.sync_experiment(key))
         )
 
-    async def write_status(self, kind: Kind, body: Body, status: Mapping[str, Any]) -> bool:
-        """Write the fields of `status` that differ from `body`'s; False when none do."""
-        patch = status_patch(body.get("status"), status)
+    def effective(self, kind: Kind, body: Body) -> dict[str, Any]:
+        """`body`, with the status this operator wrote if the index has not caught up yet.
+
+        Versions seen before our last write are known to be older than it; any other
+        version (ours coming back, or someone else's newer one) replaces what we wrote.
+        """
+        meta = body["metadata"]
+        key = (kind.plural, meta["namespace"], meta["name"])
+        sent = self.sent.get(key)
+        if sent is None:
+            return dict(body)
+        if meta.get("resourceVersion") in sent.older:
+            return {**body, "status": sent.status}
+        del self.sent[key]
+        return dict(body)
+
+    async def write_status(
+        self,
+        kind: Kind,
+        body: Body,
+        status: Mapping[str, Any],
+        fields: Collection[str] | None = None,
+    ) -> bool:
+        """Write the fields of `status` that differ from `body`'s; False when none do.
+
+        The index may still hold the version this operator last patched: then what it
+        wrote is the status to compare with, so a lagging index causes no second write.
+        """
+        meta = body["metadata"]
+        key = (kind.plural, meta["namespace"], meta["name"])
+        old = self.effective(kind, body).get("status") or {}
+        if fields is None:
+            fields = reconciled_fields(status, old)
+        patch = status_patch(old, status, fields)
         if patch is None:
             return False
-        meta = body["metadata"]
-        await self.call(self.kube.patch_status, kind, meta["namespace"], meta["name"], patch)
-        old_phase = (body.get("status") or {}).get("phase")
+        log.debug("status of %s %s/%s: %s", kind.plural, meta["namespace"], meta["name"], patch)
+        version = await self.call(
+            self.kube.patch_status, kind, meta["namespace"], meta["name"], patch
+        )
+        sent = self.sent.setdefault(key, Sent())
+        sent.older.update(v for v in (meta.get("resourceVersion"), sent.version) if v)
+        sent.version, sent.status = version, applied(old, patch)
+        old_phase = old.get("phase")
         new_phase = status.get("phase")
         if new_phase != old_phase and new_phase is not None:
             failed = new_phase in (Phase.FAILED.value, SweepPhase.FAILED.value)
@@ -183,6 +235,7 @@ class Controller:
 
     def forget_experiment(self, key: Key) -> None:
         self.metrics.forget_experiment(*key)
+        self.sent.pop((RLEXPERIMENTS.plural, *key), None)
         self.locks.pop(key, None)
         handle = self.rechecks.pop(key, None)
         if handle is not None:
@@ -194,16 +247,17 @@ class Controller:
         """The progress endpoint's writer: newest progress and result into the status."""
         async with self.lock(key):
             body = self.indexes.experiment(key)
+            log.debug("progress of %s/%s: %s", *key, pending.record or pending.result)
             if body is None:
                 return
-            experiment = RLExperiment.model_validate(body)
+            experiment = RLExperiment.model_validate(self.effective(RLEXPERIMENTS, body))
             status = experiment.status or RLExperimentStatus()
             if pending.record is not None:
                 status = with_progress(status, experiment.spec.stop, pending.record, self.clock())
             if pending.result is not None:
                 metric = objective_metric(experiment)
                 status = with_result(status, pending.result, metric, pending.record)
-            await self.write_status(RLEXPERIMENTS, body, status.dump())
+            await self.write_status(RLEXPERIMENTS, body, status.dump(), PROGRESS_FIELDS)
             labels = experiment.metadata.labels
             if LABEL_SWEEP in labels and pending.points:
                 await self._append_history(key, experiment, pending)
@@ -252,7 +306,7 @@ class Controller:
         if body is None:
             return
         with self.metrics.time_reconcile("Sweep"):
-            sweep = Sweep.model_validate(body)
+            sweep = Sweep.model_validate(self.effective(SWEEPS, body))
             children = list(self.indexes.trials.get(key) or [])
             actions = reconcile_sweep(sweep, children, self.clock())
 
@@ -268,4 +322,5 @@ class Controller:
 
     def forget_sweep(self, key: Key) -> None:
         self.metrics.forget_sweep(*key)
+        self.sent.pop((SWEEPS.plural, *key), None)
         self.sweep_dirty.discard(key)

@@ -59,23 +59,33 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, hub: Progr
         settings.persistence.finalizer = "rlops.dev/operator"
         settings.watching.server_timeout = 300
 
-    @kopf.index(GROUP, VERSION, "rlexperiments", registry=registry)
+    @kopf.index(GROUP, VERSION, "rlexperiments", id="experiments", registry=registry)
     def experiments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(ns(namespace), name): dict(body)}
 
     @kopf.index(
-        GROUP, VERSION, "rlexperiments", labels={LABEL_SWEEP: kopf.PRESENT}, registry=registry
+        GROUP,
+        VERSION,
+        "rlexperiments",
+        labels={LABEL_SWEEP: kopf.PRESENT},
+        id="trials",
+        registry=registry,
     )
     def trials(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
         return {(ns(namespace), labels[LABEL_SWEEP]): compact_trial(body)}
 
     @kopf.index(
-        "ray.io", "v1", "rayjobs", labels={LABEL_EXPERIMENT: kopf.PRESENT}, registry=registry
+        "ray.io",
+        "v1",
+        "rayjobs",
+        labels={LABEL_EXPERIMENT: kopf.PRESENT},
+        id="rayjobs",
+        registry=registry,
     )
     def rayjobs(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
         return {(ns(namespace), labels[LABEL_EXPERIMENT]): dict(body)}
 
-    @kopf.index(GROUP, VERSION, "sweeps", registry=registry)
+    @kopf.index(GROUP, VERSION, "sweeps", id="sweeps", registry=registry)
     def sweeps(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
         return {(ns(namespace), name): dict(body)}
 

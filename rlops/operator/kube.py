@@ -78,15 +78,20 @@ class Kube:
             if exc.status != 404:
                 raise
 
-    def patch_status(self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        """A JSON merge patch of the status subresource; a missing object is fine."""
+    def patch_status(
+        self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]
+    ) -> str | None:
+        """A JSON merge patch of the status subresource: the new resourceVersion (None: gone)."""
         try:
-            self.custom.patch_namespaced_custom_object_status(
+            body = self.custom.patch_namespaced_custom_object_status(
                 kind.group, kind.version, namespace, kind.plural, name, patch
             )
         except ApiException as exc:
             if exc.status != 404:
                 raise
+            return None
+        version = cast(dict[str, Any], body).get("metadata", {}).get("resourceVersion")
+        return str(version) if version is not None else None
 
     def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event about `involved` (a failure to post one is not an error)."""

@@ -111,12 +111,14 @@ def progress_app(
 
     async def receive(request: web.Request) -> web.Response:
         key = (request.match_info["namespace"], request.match_info["name"])
+        log.debug("progress POST for %s/%s (final=%s)", *key, request.query.get("final"))
         uid = uid_of(key)
         if uid is None:
             return web.json_response({"error": f"no RLExperiment {key[0]}/{key[1]}"}, status=404)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         expected = progress_token(secret, key[0], key[1], uid)
         if scheme != "Bearer" or not hmac.compare_digest(token, expected):
+            log.warning("rejected progress of %s/%s: invalid token", *key)
             return web.json_response({"error": "invalid token for this experiment"}, status=403)
         final = request.query.get("final") == "1"
         try:
@@ -126,6 +128,7 @@ def progress_app(
             else:
                 hub.submit(key, ProgressRecord.model_validate(data), None)
         except (ValueError, ValidationError) as exc:
+            log.warning("rejected progress of %s/%s: %s", *key, exc)
             return web.json_response({"error": f"body: {exc}"}, status=400)
         return web.json_response({"accepted": True}, status=202)
 
