@@ -1,0 +1,221 @@
+"""The experiment state machine (pure): first submission, RayJob status mapped into the phase,
+kstatus conditions and observedGeneration, retries through `rlops.dev/attempt`, stops through
+`rlops.dev/stop`, the pre-running deadline cancelling the RayJob, a vanished RayJob, experiments
+of other backends ignored (and cleaned up after a move), and progress/result folding."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rlops.api import Backend, Phase, RLExperiment, StopSpec
+from rlops.api.runinfo import ProgressRecord, RunResult
+from rlops.operator.experiments import (
+    percent_of_budget,
+    reconcile_experiment,
+    with_progress,
+    with_result,
+)
+from tests.builders import experiment
+
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def stored(
+    status: dict[str, Any] | None = None,
+    annotations: dict[str, str] | None = None,
+    **placement: Any,
+) -> RLExperiment:
+    body = experiment("cp", namespace="ns").kubernetes(**placement).obj()
+    body["metadata"].update(uid="u-1", generation=2, annotations=annotations or {})
+    if status is not None:
+        body["status"] = status
+    return RLExperiment.model_validate(body)
+
+
+def rayjob(deployment: str, job: str = "", attempt: int = 1, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "cp",
+            "labels": {"rlops.dev/attempt": str(attempt)},
+            "creationTimestamp": "2025-01-01T11:59:00Z",
+        },
+        "status": {"jobDeploymentStatus": deployment, "jobStatus": job, **status},
+    }
+
+
+def submitted(attempts: int = 1) -> dict[str, Any]:
+    return {
+        "phase": "Submitted",
+        "backend": "kubernetes",
+        "attempts": attempts,
+        "backendRef": {"kind": "RayJob", "name": "cp", "namespace": "ns"},
+    }
+
+
+def conditions(actions: Any) -> dict[str, str]:
+    return {c.type: c.status for c in actions.status.conditions}
+
+
+def test_new_experiment_submits_attempt_one() -> None:
+    actions = reconcile_experiment(stored(), None, NOW)
+    assert actions.submit_attempt == 1 and not actions.cancel
+    status = actions.status
+    assert status.phase is Phase.SUBMITTED and status.attempts == 1
+    assert status.backend is Backend.KUBERNETES
+    assert status.backend_ref is not None and status.backend_ref.name == "cp"
+    assert status.observed_generation == 2
+    assert conditions(actions) == {"Ready": "False", "Reconciling": "True", "Stalled": "False"}
+
+
+def test_running_rayjob_makes_a_running_experiment() -> None:
+    actions = reconcile_experiment(
+        stored(submitted()), rayjob("Running", "RUNNING", startTime="2025-01-01T11:59:30Z"), NOW
+    )
+    assert actions.submit_attempt is None
+    assert actions.status.phase is Phase.RUNNING
+    assert actions.status.started_at == "2025-01-01T11:59:30Z"
+
+
+def test_success_is_ready_failure_is_stalled() -> None:
+    done = reconcile_experiment(stored(submitted()), rayjob("Complete", "SUCCEEDED"), NOW)
+    assert done.status.phase is Phase.SUCCEEDED and done.status.completed_at
+    assert conditions(done) == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
+    failed = reconcile_experiment(stored(submitted()), rayjob("Failed", "FAILED"), NOW)
+    assert failed.status.phase is Phase.FAILED
+    assert conditions(failed) == {"Ready": "False", "Reconciling": "False", "Stalled": "True"}
+    assert not failed.cancel  # KubeRay already tore the cluster down
+
+
+def test_transition_time_kept_while_a_condition_holds() -> None:
+    first = reconcile_experiment(stored(), None, NOW).status
+    later = NOW + timedelta(minutes=5)
+    again = reconcile_experiment(stored(first.dump()), rayjob("Initializing"), later).status
+    assert [c.last_transition_time for c in again.conditions] == [
+        c.last_transition_time for c in first.conditions
+    ]
+    running = reconcile_experiment(stored(first.dump()), rayjob("Running", "RUNNING"), later)
+    ready = {c.type: c for c in running.status.conditions}
+    assert ready["Reconciling"].last_transition_time == first.conditions[1].last_transition_time
+
+
+def test_stuck_initializing_fails_and_cancels_the_rayjob() -> None:
+    stuck = rayjob("Initializing", startTime="2025-01-01T11:40:00Z")
+    actions = reconcile_experiment(stored(submitted(), preRunningDeadlineSeconds=600), stuck, NOW)
+    assert actions.status.phase is Phase.FAILED
+    assert "preRunningDeadlineSeconds=600" in (actions.status.message or "")
+    assert actions.cancel
+    # Once Failed, a RayJob still holding its cluster keeps being cancelled.
+    settled = reconcile_experiment(stored(actions.status.dump()), stuck, NOW)
+    assert settled.cancel and settled.status.phase is Phase.FAILED
+
+
+def test_initializing_asks_to_be_looked_at_when_the_deadline_passes() -> None:
+    young = rayjob("Initializing", startTime="2025-01-01T11:58:00Z")
+    actions = reconcile_experiment(stored(submitted(), preRunningDeadlineSeconds=600), young, NOW)
+    assert actions.status.phase is Phase.SUBMITTED
+    assert actions.recheck_after is not None and 480 < actions.recheck_after <= 482
+
+
+def test_kuberay_retries_count_as_attempts() -> None:
+    actions = reconcile_experiment(stored(submitted()), rayjob("Retrying", "FAILED", failed=1), NOW)
+    assert actions.status.phase is Phase.SUBMITTED
+    assert actions.status.attempts == 2
+
+
+def test_retry_annotation_replaces_the_old_rayjob_then_submits() -> None:
+    failed = {**submitted(), "phase": "Failed"}
+    old = rayjob("Failed", "FAILED", attempt=1)
+    asked = stored(failed, annotations={"rlops.dev/attempt": "2"})
+    first = reconcile_experiment(asked, old, NOW)
+    assert first.cancel and first.submit_attempt is None
+    assert first.status.phase is Phase.SUBMITTED
+    second = reconcile_experiment(
+        stored(first.status.dump(), annotations={"rlops.dev/attempt": "2"}), None, NOW
+    )
+    assert second.submit_attempt == 2 and second.status.attempts == 2
+    third = reconcile_experiment(
+        stored(second.status.dump(), annotations={"rlops.dev/attempt": "2"}),
+        rayjob("Running", "RUNNING", attempt=2),
+        NOW,
+    )
+    assert third.submit_attempt is None and third.status.phase is Phase.RUNNING
+    assert third.status.attempts == 2
+
+
+def test_finished_experiment_is_not_resubmitted() -> None:
+    done = {**submitted(), "phase": "Succeeded"}
+    actions = reconcile_experiment(stored(done), None, NOW)  # RayJob gone after its TTL
+    assert actions.submit_attempt is None and not actions.cancel
+    assert actions.status.phase is Phase.SUCCEEDED
+
+
+def test_stop_annotation_cancels_and_marks_stopped() -> None:
+    actions = reconcile_experiment(
+        stored(submitted(), annotations={"rlops.dev/stop": "stopped by sweep s"}),
+        rayjob("Running", "RUNNING"),
+        NOW,
+    )
+    assert actions.cancel
+    assert actions.status.phase is Phase.STOPPED
+    assert actions.status.message == "stopped: stopped by sweep s"
+    assert conditions(actions) == {"Ready": "False", "Reconciling": "False", "Stalled": "False"}
+
+
+def test_rayjob_deleted_under_a_running_experiment_fails_it() -> None:
+    actions = reconcile_experiment(stored({**submitted(), "phase": "Running"}), None, NOW)
+    assert actions.submit_attempt is None
+    assert actions.status.phase is Phase.FAILED
+    assert "deleted" in (actions.status.message or "")
+
+
+def test_other_backends_are_not_touched() -> None:
+    body = experiment("cp", namespace="ns").slurm().obj()
+    body["metadata"]["uid"] = "u"
+    actions = reconcile_experiment(RLExperiment.model_validate(body), None, NOW)
+    assert actions.status is None and actions.submit_attempt is None and not actions.cancel
+
+
+def test_moved_to_slurm_cancels_the_rayjob_and_hands_over() -> None:
+    body = experiment("cp", namespace="ns").slurm().obj()
+    body["metadata"]["uid"] = "u"
+    body["status"] = submitted()
+    actions = reconcile_experiment(RLExperiment.model_validate(body), rayjob("Suspended"), NOW)
+    assert actions.cancel
+    assert actions.status is not None
+    assert actions.status.backend is Backend.SLURM and actions.status.phase is Phase.PENDING
+    assert actions.status.backend_ref is None
+
+
+def record(iteration: int, timesteps: int, ret: float = 10.0) -> ProgressRecord:
+    return ProgressRecord(
+        iteration=iteration, timesteps=timesteps, time_seconds=iteration * 2.0,
+        timestamp=0.0, episode_return_mean=ret, metrics={"custom/score": ret / 2},
+    )  # fmt: skip
+
+
+def test_progress_is_folded_in_with_percent_of_budget() -> None:
+    status = stored(submitted()).status
+    assert status is not None
+    stop = StopSpec(timesteps=2000, iterations=10)
+    newer = with_progress(status, stop, record(3, 1500), NOW)
+    assert newer.progress is not None
+    assert (newer.progress.iteration, newer.progress.timesteps) == (3, 1500)
+    assert newer.progress.percent == 75.0
+    assert newer.progress.updated_at == "2025-01-01T12:00:00Z"
+    assert with_progress(newer, stop, record(2, 1000), NOW) == newer  # older is ignored
+    assert percent_of_budget(StopSpec(episode_return_mean=400), record(1, 10)) is None
+
+
+def test_result_uses_the_objective_metric() -> None:
+    status = stored(submitted()).status
+    assert status is not None
+    result = RunResult(
+        status="succeeded", exit_code=0, episode_return_mean=150.0,
+        best_episode_return_mean=180.0, best_checkpoint="ck/3", stop_reason="timesteps",
+    )  # fmt: skip
+    default = with_result(status, result, "episode_return_mean", None).result
+    assert default is not None
+    assert (default.final_objective, default.best_objective) == (150.0, 180.0)
+    custom = with_result(status, result, "custom/score", record(4, 100, 60.0)).result
+    assert custom is not None and custom.final_objective == 30.0
