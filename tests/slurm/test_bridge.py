@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -224,26 +223,43 @@ def test_scancel_from_outside_stops_the_experiment(
 
 
 @pytest.mark.training
-def test_time_limit_checkpoints_requeues_and_resumes(world: World) -> None:
-    # One minute per job; SLURM signals USR1 about 35 s in (its timer ticks every ~30 s),
-    # the runtime checkpoints and exits 75, the script requeues the job. 35 s of training
-    # cannot fit into one job, so the run must continue in a later attempt.
-    exp = cartpole("chunked", timeLimit="1", signalSeconds=5, maxRequeues=3).stop(
-        wallTimeSeconds=35
+def test_time_limit_checkpoints_requeues_and_resumes(
+    world: World, slurm_cluster: SlurmCluster
+) -> None:
+    # One minute per job with USR1 5 s before the limit. slurmctld checks time limits on a
+    # 30 s timer, so its USR1 comes anywhere from ~25 s to ~55 s into a job: too loose to
+    # be sure the first job cannot finish 20 s of training. So once the first job has
+    # trained an iteration, the test sends it that same signal (`scancel --signal=USR1
+    # --batch`, what SLURM does at the limit); later jobs get SLURM's own.
+    exp = cartpole("chunked", timeLimit="1", signalSeconds=5, maxRequeues=4).stop(
+        wallTimeSeconds=20
     )
-    world.create(exp)
+    body = world.create(exp)
     bridge = world.bridge()
+    run_dir = default_run_dir(RLExperiment.model_validate(body), world.backend.settings)
+    signalled: list[str] = []
+
+    def signal_first_job_after_one_iteration() -> None:
+        progress = run_dir / "progress.jsonl"
+        job_id = (world.status("chunked").get("backendRef") or {}).get("jobId")
+        if signalled or not job_id or not progress.exists() or not progress.read_text():
+            return
+        assert json.loads(progress.read_text().splitlines()[0])["attempt"] == 1
+        sent = slurm_cluster.run("scancel", "--signal=USR1", "--batch", job_id)
+        assert sent.returncode == 0, sent.stderr
+        signalled.append(job_id)
+
     world.poll_until(
         bridge,
         lambda: world.status("chunked").get("phase") in ("Succeeded", "Failed", "Stopped"),
         timeout=420,
+        every=signal_first_job_after_one_iteration,
     )
     body = world.get("chunked")
     assert body is not None
     status = body["status"]
     assert status["phase"] == "Succeeded", status
     assert status["attempts"] >= 2
-    run_dir = default_run_dir(RLExperiment.model_validate(body), world.backend.settings)
     records = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
     attempts = [r["attempt"] for r in records]
     assert len(set(attempts)) >= 2 and attempts == sorted(attempts)

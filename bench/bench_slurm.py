@@ -1,0 +1,114 @@
+"""SLURM commands per poll against the number of tracked jobs, sbatch calls per trial, and
+submit-to-running latency, on a real single-node SLURM cluster (started here, as root).
+
+    .venv/bin/python bench/bench_slurm.py [--jobs 1 10 100] [--latency-runs 5]
+
+Held jobs (`--hold`) stand for tracked experiments: SLURM keeps them without running
+anything. Every command a client runs is counted through its observer; one poll of
+`SlurmBackend.observe` must cost one `squeue` whatever the number of jobs (target:
+constant), and submitting each experiment twice must still cost one sbatch (target: <= 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rlops.api import RLExperiment
+from rlops.api.experiment import BackendRef
+from rlops.backends.slurm import CliSlurmClient, SlurmBackend, SlurmSettings
+from tests.builders import experiment
+from tests.slurm.slurm_cluster import running_cluster
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float]] = []
+
+    def __call__(self, command: str, seconds: float, ok: bool) -> None:
+        self.calls.append((command, seconds))
+
+    def count(self, command: str) -> int:
+        return sum(1 for c, _ in self.calls if c == command)
+
+
+def held_script(i: int) -> str:
+    return f"#!/bin/bash\n#SBATCH --job-name=bench-{i}\n#SBATCH --output=/dev/null\ntrue\n"
+
+
+def commands_per_poll(client: CliSlurmClient, counter: Counter, sizes: list[int]) -> None:
+    backend = SlurmBackend(client, client.settings)
+    print("tracked jobs | commands per poll | squeue ms per poll")
+    for n in sizes:
+        job_ids = [client.submit(held_script(i), hold=True) for i in range(n)]
+        refs = [BackendRef(kind="SlurmJob", cluster="bench", job_id=j) for j in job_ids]
+        counter.calls.clear()
+        polls = 5
+        for _ in range(polls):
+            seen = backend.observe(refs)
+            assert len(seen) == n, f"saw {len(seen)} of {n} jobs"
+        per_poll = len(counter.calls) / polls
+        ms = statistics.median(s for _, s in counter.calls) * 1000
+        print(f"{n:12d} | {per_poll:17.1f} | {ms:18.1f}")
+        for ref in refs:
+            client.cancel(ref.job_id or "")
+
+
+def sbatch_per_trial(client: CliSlurmClient, counter: Counter, settings: SlurmSettings) -> None:
+    backend = SlurmBackend(client, settings)
+    trials = 10
+    counter.calls.clear()
+    refs = []
+    for i in range(trials):
+        body = experiment(f"trial-{i}").slurm(extraDirectives=["--hold"]).obj()
+        body["metadata"].update(namespace="bench", uid=f"{i:08d}-0000-0000-0000-000000000000")
+        exp = RLExperiment.model_validate(body)
+        run_dir = settings.run_root / "bench" / f"trial-{i}"
+        first = backend.submit(exp, run_dir)
+        again = backend.submit(exp, run_dir)  # a restarted driver submitting again
+        assert first == again
+        refs.append(first)
+    print(f"sbatch calls per trial (each submitted twice): {counter.count('sbatch') / trials:.2f}")
+    for ref in refs:
+        backend.cancel(ref)
+
+
+def latency(client: CliSlurmClient, runs: int) -> None:
+    waits = []
+    for i in range(runs):
+        started = time.monotonic()
+        job = client.submit(held_script(i).replace("true", "sleep 2"))
+        while True:
+            state = client.jobs([job])[job].state
+            if state != "PENDING":
+                break
+            time.sleep(0.05)
+        waits.append(time.monotonic() - started)
+        client.cancel(job)
+    print(
+        f"submit-to-running latency over {runs} jobs: median {statistics.median(waits):.2f} s, "
+        f"max {max(waits):.2f} s (sbatch + scheduling + polling every 50 ms)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--latency-runs", type=int, default=5)
+    args = parser.parse_args()
+    with running_cluster() as cluster:
+        settings = SlurmSettings(run_root=cluster.root / "runs")
+        counter = Counter()
+        client = CliSlurmClient(settings, observer=counter, env=cluster.env)
+        commands_per_poll(client, counter, args.jobs)
+        sbatch_per_trial(client, counter, settings)
+        latency(client, args.latency_runs)
+
+
+if __name__ == "__main__":
+    main()
