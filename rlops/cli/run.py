@@ -117,19 +117,35 @@ def _run(
 
 
 def executor_factory(args: argparse.Namespace, settings: Any) -> Any:
+    """Local processes packed onto --cpus/--gpus, or SLURM jobs with --backend slurm."""
     from rlops.runner.executor import LocalExecutor
     from rlops.runner.packing import Slots, parse_gpus
 
     if args.backend == "slurm":
-        raise ValueError(
-            "--backend slurm: not available yet in `rlops run`; run trials with --backend "
-            "local, or place the RLExperiments on SLURM through the bridge"
-        )
+        return _slurm_factory()
     slots = Slots(
         args.cpus if args.cpus is not None else float(os.cpu_count() or 1), parse_gpus(args.gpus)
     )
 
     def make(lock_fd: int) -> LocalExecutor:
         return LocalExecutor(slots, shlex.split(settings.trial_command), inherit_fds=(lock_fd,))
+
+    return make
+
+
+def _slurm_factory() -> Any:
+    from rlops.backends.slurm import CliSlurmClient, RestSlurmClient, SlurmBackend, SlurmSettings
+    from rlops.runner.slurm_executor import SlurmExecutor
+
+    slurm = SlurmSettings()
+    client = (
+        RestSlurmClient(socket=slurm.rest_socket, token=slurm.rest_token)
+        if slurm.rest_socket is not None
+        else CliSlurmClient(slurm)
+    )
+    backend = SlurmBackend(client, slurm)
+
+    def make(lock_fd: int) -> SlurmExecutor:
+        return SlurmExecutor(backend)
 
     return make

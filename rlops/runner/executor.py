@@ -34,6 +34,7 @@ class LaunchRequest:
     attempt: int
     resources: ResourcesSpec
     log: Path
+    previous: tuple[str, ...] = ()  # Backend references of its earlier, ended launches.
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,7 @@ class Fleet:
             attempt=attempt,
             resources=trial.resources,
             log=log_path(trial.run_dir, attempt),
+            previous=tuple(x.ref for x in record.launches if x.exit_code is not None and x.ref),
         )
         kind = next_launch_kind(record)
         handle = self.executor.start(request)

@@ -18,16 +18,20 @@ def last_exit(record: TrialRecord, result: RunResult | None) -> int | None:
     """Exit code of the latest launch: as the runner saw it, else as result.json tells.
 
     None when the launch never ended in a way anyone recorded (the runner was killed
-    and the trial process with it): the trial resumes from its checkpoint.
+    and the trial process with it): the trial resumes from its checkpoint. A process
+    killed by a signal after it wrote result.json ended as that result says.
     """
     if not record.launches:
         return None
     last = record.launches[-1]
-    if last.exit_code is not None:
+    own_result = result is not None and result.attempt == last.attempt
+    if last.exit_code is not None and (last.exit_code >= 0 or not own_result):
         return last.exit_code
-    if result is not None and result.attempt == last.attempt:
+    # Killed by a signal after it wrote its result (e.g. Ctrl-C while Ray shut down):
+    # what it finished stands.
+    if result is not None and own_result:
         return result.exit_code
-    return None
+    return last.exit_code
 
 
 def trial_phase(record: TrialRecord, result: RunResult | None, running: bool) -> Phase:

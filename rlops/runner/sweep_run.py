@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlops.api import Sweep, SweepPhase, SweepStatus
+from rlops.api import Backend, SlurmPlacement, Sweep, SweepPhase, SweepStatus
 from rlops.runner.display import Display, Row, View, format_parameters
 from rlops.runner.executor import Executor
 from rlops.runner.fleet import Fleet
@@ -38,6 +38,8 @@ ExecutorFactory = Callable[[int], Executor]  # Given the lock's descriptor.
 def trial_manifest(trial: TrialPlan, executor: Executor) -> dict[str, Any]:
     """The RLExperiment the runtime trains for one trial, placed on the executor's backend."""
     placement = trial.spec.placement.model_copy(update={"backend": executor.backend})
+    if executor.backend == Backend.SLURM and placement.slurm is None:
+        placement = placement.model_copy(update={"slurm": SlurmPlacement()})
     spec = trial.spec.model_copy(update={"placement": placement})
     return {
         "apiVersion": "rlops.dev/v1alpha1",

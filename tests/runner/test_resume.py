@@ -47,6 +47,10 @@ def result(attempt: int, code: int) -> RunResult:
         ([launch(1)], result(1, 0), False, Phase.SUCCEEDED),
         ([launch(1)], result(1, 1), False, Phase.FAILED),
         ([launch(1)], result(1, 75), False, Phase.PENDING),
+        # Killed by a signal after its result was written: the result stands.
+        ([launch(1, code=-15)], result(1, 0), False, Phase.SUCCEEDED),
+        ([launch(1, code=-15)], result(1, 75), False, Phase.PENDING),
+        ([launch(2, code=-9)], result(1, 0), False, Phase.FAILED),
         # ...but not the result of an older attempt: the latest one was interrupted.
         ([launch(1, code=1), launch(2, "retry")], result(1, 1), False, Phase.PENDING),
     ],

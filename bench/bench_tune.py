@@ -1,0 +1,131 @@
+"""`rlops run` (local sweep) against Ray Tune's Tuner on this machine: the same search
+space, the same budget per trial and the same parallelism. Prints both wall times, their
+ratio, and the best objective each found.
+
+    .venv/bin/python bench/bench_tune.py [--lrs 0.0001 0.0003 0.001 0.003]
+        [--timesteps 4000] [--parallelism 2] [--seed 1]
+
+Both arms train PPO on CartPole-v1 with no remote env runners, 500-step batches, one
+seed, and stop at the same timesteps. rlops starts one process (and one local Ray) per
+trial, so that each trial can be resumed, stopped and packed on its own; Tune runs every
+trial as an actor of one Ray instance. What the figure measures is the price of that
+isolation for small trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PPO = {"train_batch_size_per_learner": 500, "minibatch_size": 128, "num_epochs": 6}
+METRIC = "env_runners/episode_return_mean"
+
+
+def rlops_arm(lrs: list[float], timesteps: int, parallelism: int, seed: int) -> tuple[float, float]:
+    manifest: dict[str, Any] = {
+        "apiVersion": "rlops.dev/v1alpha1",
+        "kind": "Sweep",
+        "metadata": {"name": "bench-tune"},
+        "spec": {
+            "template": {
+                "algorithm": "PPO",
+                "environment": {"id": "CartPole-v1"},
+                "config": {"training": dict(PPO)},
+                "resources": {"envRunners": 0},
+                "stop": {"timesteps": timesteps},
+                "seed": seed,
+            },
+            "parameters": {"config.training.lr": {"type": "grid", "values": lrs}},
+            "parallelism": parallelism,
+        },
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "sweep.yaml"
+        file.write_text(yaml.safe_dump(manifest))
+        command = [
+            str(Path(sys.executable).with_name("rlops")),
+            "run",
+            str(file),
+            "--root",
+            str(Path(tmp) / "runs"),
+            "--cpus",
+            str(parallelism),
+            "--quiet",
+            "--no-report",
+        ]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - start
+        rows = list(csv.DictReader((Path(tmp) / "runs" / "bench-tune" / "leaderboard.csv").open()))
+    return wall, float(rows[0]["mean_episode_return_mean"])
+
+
+def tune_arm(lrs: list[float], timesteps: int, parallelism: int, seed: int) -> tuple[float, float]:
+    start = time.perf_counter()
+    import ray
+    from ray import tune
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    ray.init(num_cpus=parallelism, include_dashboard=False, log_to_driver=False)
+    try:
+        config = (
+            PPOConfig()
+            .environment("CartPole-v1")
+            .env_runners(num_env_runners=0)
+            .training(lr=tune.grid_search(lrs), **PPO)
+            .debugging(seed=seed)
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            tuner = tune.Tuner(
+                "PPO",
+                param_space=config,
+                tune_config=tune.TuneConfig(
+                    metric=METRIC, mode="max", max_concurrent_trials=parallelism
+                ),
+                run_config=tune.RunConfig(
+                    stop={"num_env_steps_sampled_lifetime": timesteps},
+                    storage_path=tmp,
+                    verbose=0,
+                ),
+            )
+            results = tuner.fit()
+            best = results.get_best_result(metric=METRIC, mode="max", scope="last")
+            objective = float(best.metrics["env_runners"]["episode_return_mean"])
+    finally:
+        ray.shutdown()
+    return time.perf_counter() - start, objective
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lrs", type=float, nargs="+", default=[0.0001, 0.0003, 0.001, 0.003])
+    parser.add_argument("--timesteps", type=int, default=4000)
+    parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    arms = (args.lrs, args.timesteps, args.parallelism, args.seed)
+    print(
+        f"{len(args.lrs)} configurations x {args.timesteps} timesteps, parallelism "
+        f"{args.parallelism}, PPO CartPole-v1"
+    )
+    rlops_wall, rlops_best = rlops_arm(*arms)
+    print(f"rlops run : {rlops_wall:7.1f} s   best return {rlops_best:7.1f}", flush=True)
+    tune_wall, tune_best = tune_arm(*arms)
+    print(f"Ray Tune  : {tune_wall:7.1f} s   best return {tune_best:7.1f}")
+    print(
+        f"wall time ratio rlops/Tune: {rlops_wall / tune_wall:.2f}x; "
+        f"best return rlops {rlops_best:.1f} vs Tune {tune_best:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""`rlops run` end to end with the real runtime and real RLlib training on CartPole
+(small budgets): a 4-configuration x 2-seed grid and its leaderboard, an ASHA sweep that
+stops a bad learning rate early while its best trial reaches the goal, Ctrl-C and a
+second run that completes the sweep without re-running finished trials, and a single
+experiment that a second run reports as done."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rlops.runner.layout import SweepLayout
+from tests.builders import experiment, sweep
+
+pytestmark = pytest.mark.training
+
+RLOPS = str(Path(sys.executable).with_name("rlops"))
+PPO_SMALL = {"train_batch_size_per_learner": 500, "minibatch_size": 128, "num_epochs": 6}
+
+
+def cartpole_sweep(name: str, timesteps: int) -> Any:
+    return (
+        sweep(name)
+        .template("config", {"training": dict(PPO_SMALL)})
+        .template("stop", {"timesteps": timesteps})
+        .template("seed", 1)
+        .set("spec.parallelism", 2)
+    )
+
+
+def rlops_run(
+    manifest: dict[str, Any], tmp_path: Path, *extra: str, timeout: float = 400
+) -> subprocess.CompletedProcess[str]:
+    file = tmp_path / f"{manifest['metadata']['name']}.yaml"
+    file.write_text(yaml.safe_dump(manifest))
+    return subprocess.run(
+        [RLOPS, "run", str(file), "--root", str(tmp_path / "runs"), "--cpus", "2", "-q", *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def result_of(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "result.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def progress_of(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "progress.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_grid_sweep_of_four_configurations_two_seeds(tmp_path: Path) -> None:
+    manifest = (
+        cartpole_sweep("grid", timesteps=1000)
+        .template("config.rl_module", {"model_config": {"fcnet_hiddens": [32, 32]}})
+        .param("config.training.lr", "grid", values=[0.000001, 0.001])
+        .param("config.rl_module.model_config.fcnet_hiddens.0", "grid", values=[16, 64])
+        .set("spec.seedsPerTrial", 2)
+        .obj()
+    )
+    done = rlops_run(manifest, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    layout = SweepLayout(tmp_path / "runs" / "grid")
+    names = layout.trial_names()
+    assert names == [f"grid-{i}-s{s}" for i in range(4) for s in range(2)]
+
+    means: dict[str, float] = {}
+    for i in range(4):
+        objectives = []
+        for s in range(2):
+            result = result_of(layout.trial(f"grid-{i}-s{s}"))
+            assert result is not None and result["status"] == "succeeded"
+            assert result["timesteps"] >= 1000
+            objectives.append(result["episode_return_mean"])
+        means[f"grid-{i}-s0"] = sum(objectives) / 2
+    rows = list(csv.DictReader(layout.leaderboard.open()))
+    assert len(rows) == 4
+    ranked = [r["configuration"] for r in rows]
+    assert ranked == sorted(means, key=lambda n: (-means[n], n))
+    for row in rows:
+        assert float(row["mean_episode_return_mean"]) == pytest.approx(
+            means[row["configuration"]], rel=1e-5
+        )
+    hidden = {r["configuration"]: r["config.rl_module.model_config.fcnet_hiddens.0"] for r in rows}
+    spec = yaml.safe_load((layout.trial("grid-3-s1") / "spec.yaml").read_text())["spec"]
+    assert spec["config"]["rl_module"]["model_config"]["fcnet_hiddens"] == [
+        int(hidden["grid-3-s0"]),
+        32,
+    ]
+    assert spec["seed"] == 2  # The template's seed plus the seed index.
+    assert (layout.report / "index.html").exists()
+    assert (layout.report / "learning_curves.png").exists()
+
+
+def test_asha_stops_a_bad_learning_rate_and_the_best_reaches_the_goal(tmp_path: Path) -> None:
+    # Verified: lr 1e-6 returns ~27 at iteration 3 where 1e-3 and 3e-4 return ~35-38; both
+    # good rates pass 100 within 4000 steps (8 iterations), far above the goal of 60.
+    manifest = (
+        cartpole_sweep("asha", timesteps=4000)
+        .param("config.training.lr", "grid", values=[0.000001, 0.001, 0.0003])
+        .set("spec.objective", {"metric": "episode_return_mean", "mode": "max", "goal": 60})
+        .set(
+            "spec.earlyStopping",
+            {
+                "type": "asha",
+                "gracePeriod": 3,
+                "reductionFactor": 2,
+                "minTrials": 2,
+                "maxIterations": 8,
+            },
+        )
+        .obj()
+    )
+    done = rlops_run(manifest, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    layout = SweepLayout(tmp_path / "runs" / "asha")
+    results = json.loads(layout.results.read_text())
+    trials = {t["name"]: t for t in results["trials"]}
+    assert trials["asha-0"]["phase"] == "Stopped"
+    stopped = progress_of(layout.trial("asha-0"))
+    assert 3 <= stopped[-1]["iteration"] < 8
+    assert result_of(layout.trial("asha-0"))["exit_code"] == 75  # type: ignore[index]
+    assert results["status"]["phase"] == "Succeeded"
+    assert "goal 60 reached" in results["status"]["message"]
+    best = results["leaderboard"][0]
+    assert best["name"] != "asha-0"
+    assert best["objective"] >= 60
+    assert result_of(layout.trial(best["best_trial"]))["episode_return_mean"] >= 60  # type: ignore[index]
+
+
+def test_ctrl_c_then_a_second_run_completes_without_rerunning(tmp_path: Path) -> None:
+    manifest = (
+        cartpole_sweep("resume", timesteps=1500)
+        .param("config.training.lr", "grid", values=[0.001, 0.0003, 0.0001])
+        .obj()
+    )
+    file = tmp_path / "resume.yaml"
+    file.write_text(yaml.safe_dump(manifest))
+    layout = SweepLayout(tmp_path / "runs" / "resume")
+    command = [RLOPS, "run", str(file), "--root", str(tmp_path / "runs"), "--cpus", "2", "-q"]
+
+    def finished() -> list[str]:
+        return [
+            n
+            for n in layout.trial_names()
+            if (r := result_of(layout.trial(n))) is not None and r["status"] == "succeeded"
+        ]
+
+    def one_more_training() -> bool:
+        return any(
+            progress_of(layout.trial(n)) for n in layout.trial_names() if n not in finished()
+        )
+
+    runner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: len(finished()) >= 1 and one_more_training(), 300, "a finished trial")
+        runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 130, output
+    assert "run the same command again to resume" in output
+    kept = {n: (layout.trial(n) / "result.json").stat().st_mtime_ns for n in finished()}
+    assert 1 <= len(kept) < 3
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=400)
+    assert second.returncode == 0, second.stdout + second.stderr
+    results = json.loads(layout.results.read_text())
+    assert [t["phase"] for t in results["trials"]] == ["Succeeded"] * 3
+    for name, mtime in kept.items():
+        assert (layout.trial(name) / "result.json").stat().st_mtime_ns == mtime
+    resumed = [n for n in layout.trial_names() if n not in kept]
+    for name in resumed:
+        record = json.loads((layout.trial(name) / "trial.json").read_text())
+        assert record["launches"][-1]["kind"] in ("resume", "start")
+        assert result_of(layout.trial(name))["timesteps"] >= 1500  # type: ignore[index]
+
+
+def test_single_experiment_trains_then_says_it_is_done(tmp_path: Path) -> None:
+    manifest = (
+        experiment("solo")
+        .config("training", **PPO_SMALL)
+        .stop(timesteps=1000)
+        .set("spec.seed", 3)
+        .obj()
+    )
+    first = rlops_run(manifest, tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    run_dir = tmp_path / "runs" / "solo"
+    result = result_of(run_dir)
+    assert result is not None and result["status"] == "succeeded"
+    assert "solo: succeeded (timesteps)" in first.stdout
+    assert f"timesteps {result['timesteps']}" in first.stdout
+    assert (run_dir / "checkpoints").is_dir()
+    mtime = (run_dir / "result.json").stat().st_mtime_ns
+
+    second = rlops_run(manifest, tmp_path, timeout=60)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "solo already succeeded" in second.stdout
+    assert (run_dir / "result.json").stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in (run_dir / "attempts").iterdir()) == ["1.log"]
+    assert os.path.exists(run_dir / "report" / "learning_curve.png")
