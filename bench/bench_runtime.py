@@ -1,0 +1,158 @@
+"""The runtime's overhead: env steps per second of a plain RLlib loop against the rlops loop.
+
+    .venv/bin/python bench/bench_runtime.py [--rounds 6] [--iterations 4] [--batch 1000]
+
+Both arms train the same PPO CartPole config (driver-only sampling, local learner) in
+the same process and the same Ray:
+- plain: `algo = config.build_algo(); algo.train()` and nothing else;
+- rlops: the runtime's `Trainer.step()`: `algo.train()` plus a progress.jsonl line
+  (fsynced), TensorBoard scalars for every numeric result, a progress POST to a
+  loopback tracker (background thread), and checkpoints every `--checkpoint-every`
+  iterations keeping the 2 best (by the default score) and the latest.
+Rounds alternate the arms (and which goes first) so that load on a shared machine and
+the policy's progress fall on both alike. Reported: env steps per second of each arm
+over all rounds, by wall clock and by process CPU time (less sensitive to other work
+on the machine), and their ratio rlops / plain. The target is a wall-clock ratio >= 0.97.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from rlops.api.experiment import RLExperiment
+from rlops.api.runinfo import CHECKPOINT_DIR
+from rlops.runtime.algo_config import build_config, register_environment
+from rlops.runtime.checkpoints import CheckpointStore
+from rlops.runtime.loop import Trainer, env_steps
+from rlops.runtime.progress import ProgressLog
+from rlops.runtime.reporter import ProgressReporter
+from rlops.runtime.stopping import Totals
+
+TARGET = 0.97
+
+
+def manifest(batch: int, checkpoint_every: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "rlops.dev/v1alpha1",
+        "kind": "RLExperiment",
+        "metadata": {"name": "bench-runtime"},
+        "spec": {
+            "algorithm": "PPO",
+            "environment": {"id": "CartPole-v1"},
+            "config": {
+                "training": {"train_batch_size_per_learner": batch, "minibatch_size": 128,
+                             "num_epochs": 6, "lr": 0.001},
+                "rl_module": {"model_config": {"fcnet_hiddens": [64, 64]}},
+            },
+            "resources": {"envRunners": 0},
+            "stop": {"iterations": 1_000_000},
+            "checkpoint": {"frequency": checkpoint_every, "keep": 2},
+            "seed": 1,
+        },
+    }  # fmt: skip
+
+
+class _Sink(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def measure(step: Callable[[], dict[str, Any]], iterations: int) -> tuple[int, float, float]:
+    """Env steps, wall seconds and process CPU seconds of `iterations` steps."""
+    steps = 0
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(iterations):
+        steps += env_steps(step())
+    return steps, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--iterations", type=int, default=4, help="Iterations per arm per round.")
+    parser.add_argument("--batch", type=int, default=1000, help="Env steps per iteration.")
+    parser.add_argument("--checkpoint-every", type=int, default=5)
+    args = parser.parse_args()
+
+    import ray
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    spec = RLExperiment.model_validate(manifest(args.batch, args.checkpoint_every)).spec
+    config = build_config(spec, register_environment(spec.environment))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp)
+        plain = config.build_algo()
+        reporter = ProgressReporter(
+            f"http://127.0.0.1:{server.server_port}/progress", "token", interval=2.0
+        )
+        log = ProgressLog(run_dir)
+        trainer = Trainer(
+            config.build_algo(), spec, log,
+            CheckpointStore(run_dir / CHECKPOINT_DIR, spec.checkpoint), Totals(), 1,
+            reporter=reporter,
+        )  # fmt: skip
+        arms: dict[str, Callable[[], dict[str, Any]]] = {
+            "plain": plain.train,
+            "rlops": trainer.step,
+        }
+        for step in arms.values():  # warm-up: first iterations build caches
+            measure(step, 2)
+        totals = {name: [0, 0.0, 0.0] for name in arms}
+        ratios = []
+        for r in range(args.rounds):
+            order = list(arms) if r % 2 == 0 else list(reversed(arms))
+            rates = {}
+            for name in order:
+                steps, wall, cpu = measure(arms[name], args.iterations)
+                totals[name][0] += steps
+                totals[name][1] += wall
+                totals[name][2] += cpu
+                rates[name] = steps / wall
+            ratios.append(rates["rlops"] / rates["plain"])
+            print(
+                f"round {r + 1}: plain {rates['plain']:.0f}  rlops {rates['rlops']:.0f} "
+                f"env steps/s (ratio {ratios[-1]:.3f})",
+                flush=True,
+            )
+        checkpoints = len(list((run_dir / CHECKPOINT_DIR).glob("checkpoint_*")))
+        reporter.close(None)
+        log.close()
+        plain.stop()
+        trainer.algo.stop()
+    server.shutdown()
+    ray.shutdown()
+
+    wall_rate = {n: t[0] / t[1] for n, t in totals.items()}
+    cpu_rate = {n: t[0] / t[2] for n, t in totals.items()}
+    ratio = wall_rate["rlops"] / wall_rate["plain"]
+    print(f"\nPPO CartPole, batch {args.batch}, {args.rounds} rounds x {args.iterations} "
+          f"iterations per arm; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(f"plain RLlib loop : {wall_rate['plain']:8.0f} env steps/s wall, "
+          f"{cpu_rate['plain']:8.0f} per CPU second")  # fmt: skip
+    print(f"rlops runtime    : {wall_rate['rlops']:8.0f} env steps/s wall, "
+          f"{cpu_rate['rlops']:8.0f} per CPU second "
+          f"({reporter.sent} progress POSTs, {checkpoints} checkpoints kept)")  # fmt: skip
+    print(f"ratio rlops/plain: {ratio:.3f} wall (median round {statistics.median(ratios):.3f}), "
+          f"{cpu_rate['rlops'] / cpu_rate['plain']:.3f} CPU; target >= {TARGET}"
+          f" -> {'met' if ratio >= TARGET else 'NOT met'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
