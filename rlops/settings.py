@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     resync_seconds: float = Field(
         default=30.0, description="Sweeps are re-planned at least this often."
     )
+    peering_lifetime_seconds: int = Field(
+        default=60, description="A replica silent this long is presumed dead by its peers."
+    )
     history_points: int = Field(
         default=200, description="Progress points kept per sweep trial for early stopping."
     )

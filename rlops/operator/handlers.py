@@ -58,6 +58,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, hub: Progr
         settings.posting.enabled = False  # our own events are posted on phase transitions
         settings.persistence.finalizer = "rlops.dev/operator"
         settings.watching.server_timeout = 300
+        settings.peering.lifetime = controller.settings.peering_lifetime_seconds
 
     @kopf.index(GROUP, VERSION, "rlexperiments", id="experiments", registry=registry)
     def experiments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:

@@ -1,0 +1,148 @@
+"""Running `rlops operator` as a process against the test bed, and waiting on conditions."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tests.kube.fixtures import KubeTestBed
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "e2e-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.5) -> T:
+    """Poll `probe` until it returns something truthy; fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+class OperatorProcess:
+    """One `rlops operator` replica serving one namespace of the test bed."""
+
+    def __init__(
+        self, kube: KubeTestBed, namespace: str, workdir: Path, priority: int | None = None,
+        **settings: Any,
+    ) -> None:  # fmt: skip
+        self.kube = kube
+        self.namespace = namespace
+        self.workdir = workdir
+        self.priority = priority
+        self.progress_port = free_port()
+        self.metrics_port = free_port()
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(kube.kubeconfig),
+            "RLOPS_SECRET": SECRET,
+            "RLOPS_PROGRESS_URL": f"http://127.0.0.1:{self.progress_port}",
+            "RLOPS_PROGRESS_PORT": str(self.progress_port),
+            "RLOPS_METRICS_PORT": str(self.metrics_port),
+            "RLOPS_HOST": "127.0.0.1",
+            "RLOPS_STORAGE_PATH": str(workdir / "runs"),
+            "RLOPS_STATUS_FLUSH_SECONDS": "2",
+            "RLOPS_RESYNC_SECONDS": "5",
+            "RLOPS_PEERING_LIFETIME_SECONDS": "10",
+            **{f"RLOPS_{k.upper()}": str(v) for k, v in settings.items()},
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"operator-{self.metrics_port}-{self.starts}.log"
+
+    def start(self) -> OperatorProcess:
+        self.starts += 1
+        argv = [
+            sys.executable,
+            "-c",
+            "import sys, rlops.cli; sys.exit(rlops.cli.main())",
+            "operator",
+            "-n",
+            self.namespace,
+            "-v",
+        ]
+        if self.priority is not None:
+            argv += ["--priority", str(self.priority)]
+        self.process = subprocess.Popen(
+            argv, env=self.env, cwd=ROOT, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT
+        )
+        wait_for("the operator to serve /healthz", self.healthy, timeout=60)
+        return self
+
+    def healthy(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=2):
+                return True
+        except OSError:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"the operator exited:\n{self.log()[-3000:]}") from None
+            return False
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as r:
+            return str(r.read().decode())
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup at all, as a crashed pod."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def log(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace") for p in sorted(self.workdir.glob("operator-*.log"))
+        )
+
+
+def get(kube: KubeTestBed, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    out = kube.kubectl("get", kind, name, "-n", namespace, "-o", "json")
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+def status_of(kube: KubeTestBed, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    body = get(kube, kind, namespace, name)
+    return (body or {}).get("status") or {}
+
+
+def names(kube: KubeTestBed, kind: str, namespace: str, selector: str = "") -> list[str]:
+    args = ["get", kind, "-n", namespace, "-o", "jsonpath={.items[*].metadata.name}"]
+    if selector:
+        args += ["-l", selector]
+    out = kube.kubectl(*args, check=True)
+    return sorted(out.stdout.split())

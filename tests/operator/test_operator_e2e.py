@@ -1,0 +1,216 @@
+"""End to end through the Kubernetes test bed: `rlops operator` (a real process) + the API
+emulator + the KubeRay stand-in, driven with the real kubectl.
+
+- an RLExperiment trains for real (RLlib, CartPole), its progress reaches the status within
+  30 s of each iteration through the push endpoint, `kubectl get rlx` shows the columns;
+- a Sweep (manifests/examples/sweep.yaml with CI budgets) fans out into trials, RayJobs and
+  real training while the operator is SIGKILLed three times at random points: no trial is
+  created or run twice, none is lost, the Sweep succeeds with its best trial, and
+  `kubectl delete sweep` removes everything it created;
+- a Ray cluster stuck Initializing fails the experiment after preRunningDeadlineSeconds;
+- of two replicas only the one with the higher peering priority acts.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rlops.api.runinfo import read_progress
+from tests.builders import experiment
+from tests.conftest import EXAMPLES
+from tests.kube.fixtures import KubeTestBed
+from tests.operator.harness import OperatorProcess, get, names, status_of, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def operator(kube: KubeTestBed, kube_namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(kube, kube_namespace, tmp_path)
+    try:
+        yield process.start()
+    finally:
+        process.stop()
+
+
+def apply(kube: KubeTestBed, namespace: str, manifest: dict[str, Any]) -> None:
+    kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest), check=True)
+
+
+def tiny_training(builder: Any) -> Any:
+    return builder.config(
+        "training", train_batch_size_per_learner=500, minibatch_size=250, num_epochs=2
+    )
+
+
+def parse(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.mark.training
+def test_experiment_trains_and_progress_reaches_status(
+    kube: KubeTestBed, kube_namespace: str, operator: OperatorProcess, kuberay: Any
+) -> None:
+    ns = kube_namespace
+    apply(kube, ns, tiny_training(experiment("cartpole")).stop(timesteps=2500).kubernetes().obj())
+    lags: list[float] = []
+
+    def finished() -> dict[str, Any] | None:
+        status = status_of(kube, "rlx", ns, "cartpole")
+        progress = status.get("progress")
+        if progress and progress.get("updatedAt"):
+            records = read_progress(operator.workdir / "runs" / ns / "cartpole")
+            stamps = {r.iteration: r.timestamp for r in records}
+            if progress["iteration"] in stamps:
+                lags.append(parse(progress["updatedAt"]) - stamps[progress["iteration"]])
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    status = wait_for("the experiment to finish", finished, timeout=240, every=1.0)
+    assert status["phase"] == "Succeeded", status
+    assert status["progress"]["timesteps"] >= 2500
+    assert status["progress"]["percent"] == 100
+    assert status["result"]["finalObjective"] == status["progress"]["episodeReturnMean"]
+    assert lags and max(lags) < 30, lags
+    assert status["attempts"] == 1 and status["observedGeneration"] == 1
+    ready = {c["type"]: c["status"] for c in status["conditions"]}
+    assert ready == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
+
+    table = kube.kubectl("get", "rlx", "-n", ns, check=True).stdout.splitlines()
+    assert table[0].split() == ["NAME", "PHASE", "BACKEND", "RETURN", "TIMESTEPS", "AGE"]
+    row = table[1].split()
+    assert row[:3] == ["cartpole", "Succeeded", "kubernetes"] and int(row[4]) >= 2500
+
+    events = kube.kubectl(
+        "get", "events", "-n", ns, "-o", "jsonpath={.items[*].reason}", check=True
+    ).stdout.split()
+    assert sorted(events) == ["Running", "Submitted", "Succeeded"]
+    assert f'rlops_experiments{{backend="kubernetes",namespace="{ns}",phase="Succeeded"}} 1.0' in (
+        operator.metrics()
+    )
+
+
+def ci_sweep() -> dict[str, Any]:
+    """manifests/examples/sweep.yaml on Kubernetes, with budgets small enough for CI."""
+    sweep: dict[str, Any] = yaml.safe_load((EXAMPLES / "sweep.yaml").read_text())
+    template = sweep["spec"]["template"]
+    template["config"]["training"].update(
+        train_batch_size_per_learner=500, minibatch_size=250, num_epochs=2
+    )
+    template["stop"] = {"timesteps": 1000}
+    template["placement"] = {"backend": "kubernetes"}
+    sweep["spec"]["seedsPerTrial"] = 1
+    return sweep
+
+
+@pytest.mark.training
+def test_sweep_survives_operator_kills_and_cleans_up(
+    kube: KubeTestBed, kube_namespace: str, operator: OperatorProcess, kuberay: Any
+) -> None:
+    ns, sweep = kube_namespace, ci_sweep()
+    name = sweep["metadata"]["name"]
+    apply(kube, ns, sweep)
+    expected = [f"{name}-{i}" for i in range(4)]
+    rng = random.Random(7)
+    for kill in range(3):
+        # Kill at a random moment while trials are being created, trained or finished.
+        time.sleep(rng.uniform(2.0, 12.0))
+        operator.kill()
+        operator.start()
+        phase = status_of(kube, "sweep", ns, name).get("phase")
+        assert phase != "Failed", f"sweep failed after kill {kill + 1}"
+
+    def done() -> str | None:
+        phase = kube.kubectl("get", "sweep", name, "-n", ns, "-o", "jsonpath={.status.phase}")
+        return phase.stdout if phase.stdout in ("Succeeded", "Failed") else None
+
+    assert wait_for("the sweep to finish", done, timeout=420, every=2.0) == "Succeeded"
+    trials = names(kube, "rlx", ns, f"rlops.dev/sweep={name}")
+    assert trials == expected  # none lost, none extra
+    for trial in trials:
+        status = status_of(kube, "rlx", ns, trial)
+        assert status["phase"] == "Succeeded" and status["attempts"] == 1, (trial, status)
+        records = read_progress(operator.workdir / "runs" / ns / trial)
+        assert {r.attempt for r in records} == {1}  # trained once: never restarted
+        assert [r.iteration for r in records] == sorted({r.iteration for r in records})
+    best = kube.kubectl(
+        "get", "sweep", name, "-n", ns, "-o", "jsonpath={.status.bestTrial.name}", check=True
+    ).stdout
+    objectives = {t: status_of(kube, "rlx", ns, t)["result"]["finalObjective"] for t in trials}
+    assert best == max(objectives, key=lambda t: objectives[t])
+    counts = status_of(kube, "sweep", ns, name)["trials"]
+    assert (counts["total"], counts["succeeded"]) == (4, 4)
+
+    kube.kubectl("delete", "sweep", name, "-n", ns, "--wait=false", check=True)
+    wait_for(
+        "the sweep's trials and RayJobs to be deleted",
+        lambda: (
+            not names(kube, "rlx", ns)
+            and not names(kube, "rayjobs", ns)
+            and get(kube, "sweep", ns, name) is None
+        ),
+        timeout=60,
+    )
+
+
+def test_stuck_ray_cluster_fails_after_the_pre_running_deadline(
+    kube: KubeTestBed, kube_namespace: str, operator: OperatorProcess, kuberay: Any
+) -> None:
+    ns = kube_namespace
+    with kuberay.holding():
+        apply(kube, ns, experiment("stuck").kubernetes(preRunningDeadlineSeconds=4).obj())
+        status = wait_for(
+            "the experiment to fail",
+            lambda: (s := status_of(kube, "rlx", ns, "stuck")).get("phase") == "Failed" and s,
+            timeout=60,
+        )
+    assert "preRunningDeadlineSeconds=4" in status["message"]
+    stalled = {c["type"]: c["status"] for c in status["conditions"]}["Stalled"]
+    assert stalled == "True"
+    wait_for("the stuck RayJob to be deleted", lambda: not names(kube, "rayjobs", ns), timeout=30)
+
+
+def test_only_the_highest_priority_replica_acts(
+    kube: KubeTestBed, kube_namespace: str, tmp_path: Path, kuberay: Any
+) -> None:
+    ns = kube_namespace
+    high = OperatorProcess(kube, ns, tmp_path / "high", priority=200)
+    low = OperatorProcess(kube, ns, tmp_path / "low", priority=100)
+    for replica in (high, low):
+        replica.workdir.mkdir()
+    try:
+        high.start()
+        low.start()
+        wait_for(
+            "the low replica to pause",
+            lambda: "Pausing the watch-stream for rlexperiments" in low.log(),
+            timeout=30,
+        )
+        with kuberay.holding():
+            apply(kube, ns, experiment("first").kubernetes().obj())
+            wait_for(
+                "the first experiment to be submitted",
+                lambda: status_of(kube, "rlx", ns, "first").get("phase") == "Submitted",
+                timeout=30,
+            )
+            assert "first" in high.log() and f"rlexperiments {ns}/first" not in low.log()
+            high.stop()  # a clean exit withdraws from peering: the low replica resumes
+            apply(kube, ns, experiment("second").kubernetes().obj())
+            wait_for(
+                "the low replica to take over",
+                lambda: status_of(kube, "rlx", ns, "second").get("phase") == "Submitted",
+                timeout=60,
+            )
+        assert f"rlexperiments {ns}/second" in low.log()
+        assert json.loads(kube.kubectl("get", "rayjobs", "-n", ns, "-o", "json").stdout)["items"]
+    finally:
+        high.stop()
+        low.stop()
