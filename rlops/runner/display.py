@@ -82,17 +82,12 @@ class Display(Protocol):
 
 def trial_table(view: View) -> Table:
     table = Table(title=view.title, caption=view.status, expand=False)
-    for column, justify in (
-        ("trial", "left"),
-        ("parameters", "left"),
-        ("phase", "left"),
-        ("attempts", "right"),
-        ("iter", "right"),
-        ("timesteps", "right"),
-        ("return", "right"),
-        ("backend", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("trial", no_wrap=True)
+    table.add_column("parameters")
+    table.add_column("phase", no_wrap=True, min_width=9)
+    for column in ("attempts", "iter", "timesteps", "return"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("backend", no_wrap=True)
     for row in view.rows:
         table.add_row(
             row.name,

@@ -103,9 +103,11 @@ class SweepRun:
         with run_lock(
             self.layout.lock, self.settings.lock_wait_seconds, self.display.message
         ) as fd:
+            executor = self.executor_factory(fd)
+            executor.check(f"{self.name} (template)", self.spec.template.resources)
             write_yaml(self.layout.manifest, self.manifest)
             fleet = Fleet(
-                self.executor_factory(fd),
+                executor,
                 self.spec.objective.metric,
                 parallelism=self.spec.parallelism,
             )

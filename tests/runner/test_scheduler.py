@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from rlops.api import Phase
+from rlops.runner.packing import PackingError
 from tests.builders import experiment, sweep
 from tests.runner.helpers import max_overlap, run_manifest
 
@@ -157,3 +158,11 @@ def test_a_second_run_of_a_finished_experiment_does_nothing(tmp_path: Path) -> N
     assert (second.root / "result.json").stat().st_mtime_ns == result_mtime
     record = json.loads((second.root / "trial.json").read_text())
     assert len(record["launches"]) == 1
+
+
+def test_a_sweep_needing_gpus_without_any_is_refused_before_it_starts(tmp_path: Path) -> None:
+    manifest = fake_sweep("nogpu", [0.001])
+    manifest["spec"]["template"]["resources"] = {"envRunners": 0, "gpusPerLearner": 1}
+    with pytest.raises(PackingError, match="pass the devices to use with --gpus"):
+        run_manifest(manifest, tmp_path, cpus=2)
+    assert not (tmp_path / "nogpu" / "trials").exists()
