@@ -32,7 +32,7 @@ from rlops.runtime.manifest import InvalidManifest, LoadedManifest, load_manifes
 from rlops.runtime.options import RuntimeSettings, build_parser
 from rlops.runtime.pythonpath import activate, import_paths, runtime_env
 from rlops.runtime.reporter import ProgressReporter
-from rlops.runtime.signals import SignalWatch
+from rlops.runtime.signals import RequeueNow, SignalWatch
 
 log = logging.getLogger("rlops.runtime")
 
@@ -83,8 +83,15 @@ def train_attempt(
     paths = import_paths(settings.pythonpath, manifest.directory, Path.cwd())
     activate(paths)
     try:
-        with ray_session(address, spec.resources, paths), SignalWatch() as signals:
+        # Watch before Ray starts (SIGUSR1 would otherwise kill the process), and again
+        # after: ray.init installs its own SIGTERM handler.
+        with SignalWatch() as signals, ray_session(address, spec.resources, paths):
+            signals.install()
             return train(spec, run_dir, attempt, signals, reporter, echo=print)
+    except RequeueNow as exc:  # a second signal outside the training loop
+        return RunResult(
+            status="requeue", exit_code=ExitCode.REQUEUE, message=str(exc), attempt=attempt
+        )
     except SystemExit as exc:
         # Ray's own SIGTERM handler (installed by ray.init) exits while Ray starts.
         if exc.code != signal.SIGTERM:

@@ -29,9 +29,14 @@ class SignalWatch:
         self._previous: dict[signal.Signals, Any] = {}
 
     def __enter__(self) -> SignalWatch:
-        for sig in REQUEUE_SIGNALS:
-            self._previous[sig] = signal.signal(sig, self._handle)
+        self.install()
         return self
+
+    def install(self) -> None:
+        """Handle the requeue signals here (again: `ray.init` replaces the SIGTERM handler)."""
+        for sig in REQUEUE_SIGNALS:
+            previous = signal.signal(sig, self._handle)
+            self._previous.setdefault(sig, previous)
 
     def __exit__(
         self,
