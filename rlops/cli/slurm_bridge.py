@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--rest-socket", type=Path, default=None,
                    help="Use slurmrestd on this unix socket, not the commands.")  # fmt: skip
     p.add_argument("--metrics-port", type=int, default=None,
-                   help="Serve Prometheus /metrics on this port.")  # fmt: skip
+                   help="Serve Prometheus /metrics, /healthz, /readyz on this port "
+                        "(RLOPS_BRIDGE_METRICS_PORT; default: off).")  # fmt: skip
     p.add_argument("--once", action="store_true", help="Poll once and exit.")
     p.set_defaults(handler=run)
 
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from rlops.slurm_bridge.store import KubeExperimentStore
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    log = logging.getLogger("rlops.slurm_bridge")
     overrides: dict[str, object] = {"cluster": args.cluster}
     if args.namespace:
         overrides["namespaces"] = args.namespace
@@ -59,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["poll_interval_seconds"] = args.poll_interval
     if args.bridge_id:
         overrides["bridge_id"] = args.bridge_id
+    if args.metrics_port is not None:
+        overrides["metrics_port"] = args.metrics_port
     settings = BridgeSettings(**overrides)  # type: ignore[arg-type]
     slurm = SlurmSettings()
     if args.run_root is not None:
@@ -84,13 +88,18 @@ def run(args: argparse.Namespace) -> int:
         metrics=metrics,
     )
     if args.once:
-        report = bridge.poll()
+        report = bridge.timed_poll()
         print(
             f"tracked {report.tracked}, submitted {len(report.submitted)}, "
             f"cancelled {len(report.cancelled)}, status writes {report.status_writes}"
         )
         return 0
-    server = start_http_server(metrics, port=args.metrics_port) if args.metrics_port else None
+    server = None
+    if settings.metrics_port is not None:
+        server = start_http_server(
+            metrics, settings.metrics_host, settings.metrics_port, ready=bridge.ready
+        )
+        log.info("metrics on %s/metrics", server.url)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         bridge.stop()

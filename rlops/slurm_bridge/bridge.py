@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,29 @@ FINISHED_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "
                    "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REVOKED"}  # fmt: skip
 
 log = logging.getLogger("rlops.slurm_bridge")
+
+
+def queue_wait_seconds(job: JobObservation) -> float | None:
+    """Seconds from submission to start; None until the job has started.
+
+    SLURM reports a pending job's *expected* start time, and a job cancelled while
+    pending gets its cancel time as start time, so a start counts only for a job that
+    left PENDING with nodes allocated. A requeued job keeps its id and is counted once.
+    """
+    ran = job.state != "PENDING" and bool(job.nodes) and job.nodes != "(null)"
+    if not ran or not job.submit_time or not job.start_time:
+        return None
+    try:
+        submit, start = _instant(job.submit_time), _instant(job.start_time)
+    except ValueError:
+        return None
+    return max(0.0, (start - submit).total_seconds())
+
+
+def _instant(text: str) -> datetime:
+    """A SLURM time (ISO, `Z` or naive local time as squeue prints it) as an aware datetime."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.astimezone()
 
 
 def utc_now() -> str:
@@ -112,7 +135,9 @@ class SlurmBridge:
         self.on_submitted = on_submitted  # a test hook between sbatch and the status write
         self.claim = f"{settings.cluster}/{settings.bridge_id}"
         self._tails: dict[str, ProgressTail] = {}
+        self._waited: set[str] = set()  # job ids whose queue wait has been observed
         self._stop = threading.Event()
+        self._polled = threading.Event()
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -120,7 +145,7 @@ class SlurmBridge:
         """Poll until `stop()`; a failed poll is logged and retried next interval."""
         while not self._stop.is_set():
             try:
-                self.poll()
+                self.timed_poll()
             except SlurmUnavailable as exc:
                 log.warning("SLURM unavailable, retrying next poll: %s", exc)
             except Exception:
@@ -129,6 +154,17 @@ class SlurmBridge:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def ready(self) -> bool:
+        """True once a poll has completed (the bridge's /readyz)."""
+        return self._polled.is_set()
+
+    def timed_poll(self) -> PollReport:
+        """One poll, timed as a reconcile of kind `SlurmPoll` when there are metrics."""
+        if self.metrics is None:
+            return self.poll()
+        with self.metrics.time_reconcile("SlurmPoll"):
+            return self.poll()
 
     def poll(self) -> PollReport:
         report = PollReport()
@@ -152,8 +188,20 @@ class SlurmBridge:
         if self.metrics is not None:
             states = Counter(j.state for j in jobs.values())
             self.metrics.observe_slurm_jobs(self.settings.cluster, states)
+            self._observe_queue_waits(jobs.values())
             self.metrics.mark_bridge_poll(self.settings.cluster)
+        self._polled.set()
         return report
+
+    def _observe_queue_waits(self, jobs: Iterable[JobObservation]) -> None:
+        """Each job's wait in the queue, once, the first poll that sees it started."""
+        assert self.metrics is not None
+        for job in jobs:
+            wait = queue_wait_seconds(job)
+            if wait is None or job.job_id in self._waited:
+                continue
+            self._waited.add(job.job_id)
+            self.metrics.observe_queue_wait(self.settings.cluster, wait)
 
     # --- one experiment ----------------------------------------------------------------
 

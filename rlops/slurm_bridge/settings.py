@@ -24,3 +24,7 @@ class BridgeSettings(BaseSettings):
         default_factory=socket.gethostname,
         description="This bridge's id in the `rlops.dev/claimed-by` annotation.",
     )
+    metrics_port: int | None = Field(
+        default=None, description="Serve /metrics, /healthz and /readyz on this port (none: off)."
+    )
+    metrics_host: str = Field(default="0.0.0.0", description="Address the metrics port binds.")
