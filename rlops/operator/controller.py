@@ -81,6 +81,13 @@ class Sent:
     older: set[str] = field(default_factory=set)  # versions known to precede it
 
 
+def _before(version: str | None, written: str | None) -> bool:
+    try:
+        return int(version or "") < int(written or "")
+    except ValueError:
+        return False
+
+
 class Indexes:
     """The kopf indexes the controller reads, bound by the handlers when they run."""
 
@@ -183,15 +190,18 @@ class Controller:
     def effective(self, kind: Kind, body: Body) -> dict[str, Any]:
         """`body`, with the status this operator wrote if the index has not caught up yet.
 
-        Versions seen before our last write are known to be older than it; any other
-        version (ours coming back, or someone else's newer one) replaces what we wrote.
+        The index lags behind writes, sometimes by several versions. A version older than
+        our last write's still shows the status we wrote; resourceVersions are opaque, but
+        every etcd-backed API server issues them as increasing integers, so they are
+        compared as such (and any version we saw before writing counts as older).
         """
         meta = body["metadata"]
         key = (kind.plural, meta["namespace"], meta["name"])
         sent = self.sent.get(key)
         if sent is None:
             return dict(body)
-        if meta.get("resourceVersion") in sent.older:
+        version = meta.get("resourceVersion")
+        if version in sent.older or _before(version, sent.version):
             return {**body, "status": sent.status}
         del self.sent[key]
         return dict(body)
@@ -216,7 +226,10 @@ class Controller:
         patch = status_patch(old, status, fields)
         if patch is None:
             return False
-        log.debug("status of %s %s/%s: %s", kind.plural, meta["namespace"], meta["name"], patch)
+        log.debug(
+            "status of %s %s/%s (at %s): %s",
+            kind.plural, meta["namespace"], meta["name"], meta.get("resourceVersion"), patch,
+        )  # fmt: skip
         version = await self.call(
             self.kube.patch_status, kind, meta["namespace"], meta["name"], patch
         )

@@ -35,6 +35,7 @@ ANNOTATION_ATTEMPT = "rlops.dev/attempt"
 ANNOTATION_STOP = "rlops.dev/stop"
 ANNOTATION_OBJECTIVE = "rlops.dev/objective"
 DEFAULT_METRIC = "episode_return_mean"
+CREATED_MESSAGE = "RayJob created; waiting for KubeRay"  # as the mapping says of a new RayJob
 
 
 def timestamp(now: datetime) -> str:
@@ -139,7 +140,7 @@ def reconcile_experiment(
             status.phase, status.message = Phase.SUBMITTED, f"replacing attempt {requested - 1}"
         elif current.attempts < requested:
             submit = requested
-            status.phase, status.message = Phase.SUBMITTED, f"RayJob {name} created"
+            status.phase, status.message = Phase.SUBMITTED, CREATED_MESSAGE
             status.attempts = requested
             status.backend_ref = BackendRef(
                 kind="RayJob", name=name, namespace=experiment.metadata.namespace
