@@ -272,9 +272,14 @@ class Controller:
                 status = with_result(status, pending.result, metric, pending.record)
             await self.write_status(RLEXPERIMENTS, body, status.dump(), PROGRESS_FIELDS)
             labels = experiment.metadata.labels
-            if LABEL_SWEEP in labels and pending.points:
+            if pending.points and self._stops_early((key[0], labels.get(LABEL_SWEEP, ""))):
                 await self._append_history(key, experiment, pending)
             self.metrics.observe_experiment(*key, status, labels.get(LABEL_SWEEP))
+
+    def _stops_early(self, sweep_key: Key) -> bool:
+        """Whether the trial's sweep stops trials early, and so needs their history."""
+        sweep = self.indexes.sweep(sweep_key)
+        return sweep is not None and bool((sweep.get("spec") or {}).get("earlyStopping"))
 
     async def _append_history(self, key: Key, experiment: RLExperiment, pending: Pending) -> None:
         metric = objective_metric(experiment)
