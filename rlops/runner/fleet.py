@@ -212,13 +212,16 @@ class Fleet:
     def interrupt(self) -> None:
         """Stop every process so that it resumes next time (Ctrl-C)."""
         for trial in self.running:
-            if not trial.stop_sent:
-                self.executor.stop(trial.handle)  # type: ignore[arg-type]
+            if not trial.stop_sent and trial.handle is not None:
+                trial.record.launches[-1].interrupted = True
+                write_record(trial.run_dir, trial.record)
+                self.executor.stop(trial.handle)
                 trial.stop_sent = True
 
     def kill(self) -> None:
         for trial in self.running:
-            self.executor.kill(trial.handle)  # type: ignore[arg-type]
+            if trial.handle is not None:
+                self.executor.kill(trial.handle)
 
 
 def _read_spec(run_dir: Path) -> RLExperimentSpec:

@@ -47,6 +47,9 @@ class Launch(Model):
     ref: str = Field(default="", description="Process id or backend job id.")
     ended_at: float | None = Field(default=None, description="Unix time it ended.")
     exit_code: int | None = Field(default=None, description="Its exit status, when seen.")
+    interrupted: bool = Field(
+        default=False, description="Stopped by Ctrl-C: however it ended, it resumes next run."
+    )
 
 
 class TrialRecord(Model):

@@ -46,7 +46,7 @@ def trial_phase(record: TrialRecord, result: RunResult | None, running: bool) ->
         return Phase.SUCCEEDED
     if record.stop_requested:
         return Phase.STOPPED
-    if code is None or code == ExitCode.REQUEUE:
+    if code is None or code == ExitCode.REQUEUE or record.launches[-1].interrupted:
         return Phase.PENDING  # Interrupted or requeued: resume from the checkpoint.
     return Phase.FAILED
 

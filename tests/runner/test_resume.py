@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -51,6 +52,8 @@ def result(attempt: int, code: int) -> RunResult:
         ([launch(1, code=-15)], result(1, 0), False, Phase.SUCCEEDED),
         ([launch(1, code=-15)], result(1, 75), False, Phase.PENDING),
         ([launch(2, code=-9)], result(1, 0), False, Phase.FAILED),
+        # Killed by a second Ctrl-C: resumable, not failed.
+        ([launch(1, code=-9).model_copy(update={"interrupted": True})], None, False, Phase.PENDING),
         # ...but not the result of an older attempt: the latest one was interrupted.
         ([launch(1, code=1), launch(2, "retry")], result(1, 1), False, Phase.PENDING),
     ],
@@ -196,3 +199,40 @@ def test_a_killed_runner_is_resumed_without_rerunning_finished_trials(tmp_path: 
     for trial in results["trials"]:
         progress = (layout.trial(trial["name"]) / "progress.jsonl").read_text().splitlines()
         assert [json.loads(line)["iteration"] for line in progress] == list(range(1, 31))
+
+
+@pytest.mark.parametrize("presses", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
+def test_ctrl_c_leaves_the_sweep_resumable(tmp_path: Path, presses: int) -> None:
+    manifest = (
+        sweep("ctrlc")
+        .template("stop", {"iterations": 60})
+        .template("environment.config", {"seconds_per_iteration": 0.05})
+        .param("config.training.lr", "grid", values=[0.001, 0.002])
+        .set("spec.parallelism", 2)
+        .obj()
+    )
+    layout = SweepLayout(tmp_path / "ctrlc")
+
+    def press_when_training() -> None:
+        progress = layout.trial("ctrlc-1") / "progress.jsonl"
+        wait_for(
+            lambda: progress.exists() and len(progress.read_text().splitlines()) >= 3,
+            30,
+            "training",
+        )
+        for _ in range(presses):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+
+    presser = threading.Thread(target=press_when_training)
+    presser.start()
+    first = run_manifest(manifest, tmp_path)
+    presser.join()
+    assert first.code == 130, first.output
+    for name in ("ctrlc-0", "ctrlc-1"):
+        (launch,) = first.record(name).launches
+        assert launch.interrupted and launch.exit_code != 0
+    second = run_manifest(manifest, tmp_path)
+    assert second.code == 0, second.output
+    for name in ("ctrlc-0", "ctrlc-1"):
+        assert [x.kind for x in second.record(name).launches] == ["start", "resume"]
