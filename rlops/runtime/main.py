@@ -30,7 +30,7 @@ from rlops.api.runinfo import (
 )
 from rlops.runtime.manifest import InvalidManifest, LoadedManifest, load_manifest
 from rlops.runtime.options import RuntimeSettings, build_parser
-from rlops.runtime.pythonpath import activate, import_paths, runtime_env
+from rlops.runtime.pythonpath import activate, import_paths, job_pythonpath, runtime_env
 from rlops.runtime.reporter import ProgressReporter
 from rlops.runtime.signals import RequeueNow, SignalWatch
 
@@ -120,6 +120,8 @@ def ray_session(address: str | None, resources: ResourcesSpec, paths: list[str])
     from rlops.runtime.algo_config import local_cpus
 
     env = runtime_env(paths)
+    if job_pythonpath(os.environ) is not None:
+        os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"  # ours includes the job's entries
     if address:
         ray.init(address=address, runtime_env=env)
     else:

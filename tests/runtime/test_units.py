@@ -3,6 +3,7 @@ ranking, result flattening, import paths, progress URLs, attempt numbering."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ from rlops.runtime.checkpoints import CheckpointInfo, best_of, score_of, to_keep
 from rlops.runtime.main import next_attempt, write_result
 from rlops.runtime.options import build_parser
 from rlops.runtime.progress import flatten, progress_metrics
-from rlops.runtime.pythonpath import import_paths, runtime_env
+from rlops.runtime.pythonpath import JOB_CONFIG_VAR, import_paths, job_pythonpath, runtime_env
 from rlops.runtime.reporter import with_query
 from rlops.runtime.stopping import Totals, stop_reason
 from tests.builders import experiment
@@ -134,6 +135,14 @@ def test_import_paths_and_worker_environment(
     monkeypatch.setenv("PYTHONPATH", "/site/extra")
     joined = os.pathsep.join(["/a", "/b", "/site/extra"])
     assert runtime_env(["/a", "/b"]) == {"env_vars": {"PYTHONPATH": joined}}
+    # The driver of a submitted job whose runtime_env sets PYTHONPATH keeps its entries.
+    job = {"runtime_env": {"env_vars": {"PYTHONPATH": "/job/code"}, "working_dir": "x"}}
+    environ = {JOB_CONFIG_VAR: json.dumps(job)}
+    assert job_pythonpath(environ) == ["/job/code"]
+    assert job_pythonpath({JOB_CONFIG_VAR: json.dumps({"runtime_env": {}})}) is None
+    assert job_pythonpath({}) is None
+    joined = os.pathsep.join(["/a", "/job/code"])
+    assert runtime_env(["/a"], environ) == {"env_vars": {"PYTHONPATH": joined}}
 
 
 def test_final_result_url_keeps_the_query() -> None:
