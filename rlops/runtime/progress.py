@@ -53,6 +53,15 @@ def progress_metrics(flat: dict[str, float], score_attribute: str) -> dict[str, 
     return picked
 
 
+def _ends_torn(path: Path) -> bool:
+    """Whether `path` is non-empty and its last line has no newline."""
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
+
+
 class ProgressLog:
     """Appends progress.jsonl and writes TensorBoard scalars (step: timesteps)."""
 
@@ -60,7 +69,10 @@ class ProgressLog:
         from tensorboardX import SummaryWriter
 
         self.path = run_dir / PROGRESS_FILE
+        torn = _ends_torn(self.path)
         self.file = self.path.open("a")
+        if torn:
+            self.file.write("\n")  # end the line a killed attempt left half-written
         self.tensorboard = SummaryWriter(logdir=str(run_dir / TENSORBOARD_DIR), flush_secs=10)
 
     def write(self, record: ProgressRecord, flat: dict[str, float]) -> None:

@@ -76,7 +76,7 @@ def test_signals_checkpoint_and_requeue_and_each_attempt_resumes(tmp_path: Path)
         seen = len(read_progress(run_dir))
         process = start_runtime(manifest, run_dir)
         wait_for(
-            lambda seen=seen: len(read_progress(run_dir)) >= seen + 2,  # type: ignore[misc]
+            lambda seen=seen: len(read_progress(run_dir)) >= seen + 2,
             timeout=180,
             what=f"two iterations of attempt {attempt}",
         )

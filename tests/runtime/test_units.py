@@ -171,3 +171,15 @@ def test_the_command_line_contract() -> None:
     assert parser.parse_args(["--spec-b64", "eA=="]).spec_b64 == "eA=="
     with pytest.raises(SystemExit):
         parser.parse_args(["--spec", "a", "--spec-b64", "b"])
+
+
+def test_a_torn_progress_line_does_not_swallow_the_next_record(tmp_path: Path) -> None:
+    from rlops.api.runinfo import read_progress
+    from rlops.runtime.progress import ProgressLog
+
+    (tmp_path / "progress.jsonl").write_text('{"iteration": 1, "timest')  # killed mid-write
+    log = ProgressLog(tmp_path)
+    record = ProgressRecord(iteration=1, timesteps=500, time_seconds=1.0, timestamp=0.0)
+    log.write(record, {"a/b": 1.0})
+    log.close()
+    assert read_progress(tmp_path) == [record]
