@@ -2,13 +2,16 @@
 
     .venv/bin/python bench/bench_runtime.py [--iterations 24] [--batch 1000]
 
-Both arms train the same PPO CartPole config (driver-only sampling, local learner) in
-the same process and the same Ray:
-- plain: `algo = config.build_algo(); algo.train()` and nothing else;
+Both arms drive one and the same PPO CartPole algorithm (driver-only sampling, local
+learner) in one process and one Ray, taking turns:
+- plain: `algo.train()` and nothing else (the loop `for _ in range(N): algo.train()`);
 - rlops: the runtime's `Trainer.step()`: `algo.train()` plus a progress.jsonl line
   (fsynced), TensorBoard scalars for every numeric result, a progress POST to a
   loopback tracker (background thread), and checkpoints every `--checkpoint-every`
-  iterations keeping the 2 best (by the default score) and the latest.
+  of its iterations keeping the 2 best (by the default score) and the latest.
+One algorithm, not two built alike: two copies drift apart in what they have learned
+(their seeds draw from one global RNG), and the episode lengths of a better policy
+change sampling speed by more than the bookkeeping costs.
 The arms alternate iteration by iteration in ABBA order, so that load on a shared
 machine and the policy's progress fall on both alike. Reported: env steps per second
 of each arm, by wall clock and by process CPU time, and their ratio rlops / plain
@@ -72,6 +75,24 @@ class _Sink(BaseHTTPRequestHandler):
         pass
 
 
+class _TimedTrain:
+    """The algorithm as the rlops arm sees it: `train()` timed, all else passed through."""
+
+    def __init__(self, algo: Any) -> None:
+        self.algo = algo
+        self.seconds = 0.0
+
+    def train(self) -> Any:
+        start = time.perf_counter()
+        try:
+            return self.algo.train()
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.algo, name)
+
+
 def measure(step: Callable[[], dict[str, Any]], iterations: int) -> tuple[int, float, float]:
     """Env steps, wall seconds and process CPU seconds of `iterations` steps."""
     steps = 0
@@ -98,34 +119,23 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
-        plain = config.build_algo()
+        algo = config.build_algo()
         reporter = ProgressReporter(
             f"http://127.0.0.1:{server.server_port}/progress", "token", interval=2.0
         )
         log = ProgressLog(run_dir)
+        timed = _TimedTrain(algo)
         trainer = Trainer(
-            config.build_algo(), spec, log,
-            CheckpointStore(run_dir / CHECKPOINT_DIR, spec.checkpoint), Totals(), 1,
-            reporter=reporter,
+            timed, spec, log, CheckpointStore(run_dir / CHECKPOINT_DIR, spec.checkpoint),
+            Totals(), 1, reporter=reporter,
         )  # fmt: skip
-        inside = [0.0]  # wall seconds of the rlops arm spent in algo.train()
-        train = trainer.algo.train
-
-        def timed_train() -> Any:
-            start = time.perf_counter()
-            try:
-                return train()
-            finally:
-                inside[0] += time.perf_counter() - start
-
-        trainer.algo.train = timed_train
         arms: dict[str, Callable[[], dict[str, Any]]] = {
-            "plain": plain.train,
+            "plain": algo.train,
             "rlops": trainer.step,
         }
         for step in arms.values():  # warm-up: first iterations build caches
             measure(step, 2)
-        inside[0] = 0.0
+        timed.seconds = 0.0
         totals = {name: [0, 0.0, 0.0] for name in arms}
         for i in range(args.iterations):
             order = ["plain", "rlops"] if i % 2 == 0 else ["rlops", "plain"]
@@ -141,15 +151,14 @@ def main() -> None:
         checkpoints = len(list((run_dir / CHECKPOINT_DIR).glob("checkpoint_*")))
         reporter.close(None)
         log.close()
-        plain.stop()
-        trainer.algo.stop()
+        algo.stop()
     server.shutdown()
     ray.shutdown()
 
     wall_rate = {n: t[0] / t[1] for n, t in totals.items()}
     cpu_rate = {n: t[0] / t[2] for n, t in totals.items()}
     ratio = wall_rate["rlops"] / wall_rate["plain"]
-    overhead = 1 - inside[0] / totals["rlops"][1]
+    overhead = 1 - timed.seconds / totals["rlops"][1]
     print(f"\nPPO CartPole, batch {args.batch}, {args.iterations} iterations per arm "
           f"(ABBA); load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"plain RLlib loop : {wall_rate['plain']:8.0f} env steps/s wall, "
