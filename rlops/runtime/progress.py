@@ -53,6 +53,13 @@ def progress_metrics(flat: dict[str, float], score_attribute: str) -> dict[str, 
     return picked
 
 
+def summary(scalars: dict[str, float]) -> Any:
+    """One TensorBoard Summary holding every scalar of an iteration (one event, not 100)."""
+    from tensorboardX.proto.summary_pb2 import Summary
+
+    return Summary(value=[Summary.Value(tag=k, simple_value=v) for k, v in scalars.items()])
+
+
 def _ends_torn(path: Path) -> bool:
     """Whether `path` is non-empty and its last line has no newline."""
     if not path.exists() or path.stat().st_size == 0:
@@ -66,27 +73,24 @@ class ProgressLog:
     """Appends progress.jsonl and writes TensorBoard scalars (step: timesteps)."""
 
     def __init__(self, run_dir: Path) -> None:
-        from tensorboardX import SummaryWriter
+        from tensorboardX.writer import FileWriter
 
         self.path = run_dir / PROGRESS_FILE
         torn = _ends_torn(self.path)
         self.file = self.path.open("a")
         if torn:
             self.file.write("\n")  # end the line a killed attempt left half-written
-        self.tensorboard = SummaryWriter(logdir=str(run_dir / TENSORBOARD_DIR), flush_secs=10)
+        self.tensorboard = FileWriter(str(run_dir / TENSORBOARD_DIR), flush_secs=10)
 
     def write(self, record: ProgressRecord, flat: dict[str, float]) -> None:
         self.file.write(progress_line(record))
         self.file.flush()
         os.fsync(self.file.fileno())
-        step = record.timesteps
-        self.tensorboard.add_scalar("rlops/iteration", record.iteration, step)
+        scalars = {"rlops/iteration": float(record.iteration)}
         if record.episode_return_mean is not None:
-            self.tensorboard.add_scalar(
-                "rlops/episode_return_mean", record.episode_return_mean, step
-            )
-        for key, value in flat.items():
-            self.tensorboard.add_scalar(key, value, step)
+            scalars["rlops/episode_return_mean"] = record.episode_return_mean
+        scalars.update(flat)
+        self.tensorboard.add_summary(summary(scalars), record.timesteps)
 
     def close(self) -> None:
         self.file.close()
