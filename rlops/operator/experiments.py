@@ -241,4 +241,16 @@ def with_result(
         best_checkpoint=result.best_checkpoint,
         stop_reason=result.stop_reason,
     )
-    return status.model_copy(update={"result": outcome})
+    update: dict[str, Any] = {"result": outcome}
+    progress = status.progress
+    if result.iteration and (progress is None or progress.iteration < result.iteration):
+        # The last progress posts were lost (operator down): the result carries the counts.
+        update["progress"] = Progress(
+            iteration=result.iteration,
+            timesteps=result.timesteps,
+            episode_return_mean=result.episode_return_mean,
+            time_seconds=round(result.time_seconds, 3),
+            updated_at=progress.updated_at if progress is not None else None,
+            percent=progress.percent if progress is not None else None,
+        )
+    return status.model_copy(update=update)

@@ -4,7 +4,8 @@ Training pods hold no cluster rights: they POST each progress record (JSON, a
 `Bearer` token in the header) to `RLOPS_PROGRESS_URL`, and the final RunResult to the
 same URL with `?final=1`. A background thread sends, so training never waits on
 the network; when records pile up only the newest is sent, at most one every
-`interval` seconds. Failures are logged and never end training.
+`interval` seconds; a failed one is sent again. Failures are logged and never end
+training.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 log = logging.getLogger(__name__)
 
 _STOP = object()
+_RETRY_GAP = 0.5  # seconds between tries of a failed record, whatever the interval
 
 
 def with_query(url: str, **params: str) -> str:
@@ -45,25 +47,43 @@ class ProgressReporter:
     def report(self, record: dict[str, Any]) -> None:
         self._queue.put(record)
 
-    def close(self, final: dict[str, Any] | None, wait: float = 10.0) -> None:
-        """Send what is queued (the newest record), then `final`; wait at most `wait` s."""
+    def close(
+        self, final: dict[str, Any] | None, wait: float = 10.0, final_deadline: float = 30.0
+    ) -> None:
+        """Send what is queued (the newest record), then `final`.
+
+        The final result is the one message that must arrive (the tracker may be restarting),
+        so it is retried with backoff for up to `final_deadline` seconds: short, well inside
+        the time a SLURM job has between its checkpoint signal and its time limit.
+        """
         self._queue.put(_STOP)
         self._thread.join(wait)
-        if final is not None:
-            self._post(with_query(self.url, final="1"), final)
+        if final is None:
+            return
+        deadline = time.monotonic() + final_deadline
+        delay = 0.5
+        while not self._post(with_query(self.url, final="1"), final):
+            if time.monotonic() + delay > deadline:
+                log.warning("gave up sending the final result after %.0f s", final_deadline)
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     def _run(self) -> None:
         last_sent = float("-inf")
         stopping = False
+        unsent: dict[str, Any] | None = None  # a record whose POST failed: sent again
         while not stopping:
-            item, stopping = self._newest(block=True)
-            wait = last_sent + self.interval - time.monotonic()
+            item, stopping = self._newest(block=unsent is None)
+            item = item or unsent
+            gap = max(self.interval, _RETRY_GAP) if unsent is not None else self.interval
+            wait = last_sent + gap - time.monotonic()
             if not stopping and wait > 0:
                 time.sleep(wait)
                 newer, stopping = self._newest(block=False)
                 item = newer or item
             if item is not None:
-                self._post(self.url, item)
+                unsent = None if self._post(self.url, item) else item
                 last_sent = time.monotonic()
 
     def _newest(self, block: bool) -> tuple[dict[str, Any] | None, bool]:
@@ -81,7 +101,7 @@ class ProgressReporter:
         except queue.Empty:
             return newest, stopping
 
-    def _post(self, url: str, payload: dict[str, Any]) -> None:
+    def _post(self, url: str, payload: dict[str, Any]) -> bool:
         request = urllib.request.Request(
             url,
             data=json.dumps(payload).encode(),
@@ -95,5 +115,7 @@ class ProgressReporter:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read()
             self.sent += 1
+            return True
         except Exception as exc:  # Reporting must never end training.
             log.warning("progress POST to %s failed: %s", url.split("?")[0], exc)
+            return False
