@@ -11,6 +11,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from rlops.api.mergepatch import merge_value, merged
+
+__all__ = ["PROGRESS_FIELDS", "applied", "merge_value", "merged", "reconciled_fields",
+           "status_patch"]  # fmt: skip
+
 
 def status_patch(
     old: Mapping[str, Any] | None, new: Mapping[str, Any], fields: Collection[str] | None = None
@@ -28,28 +33,6 @@ def status_patch(
         if old.get(key) != new.get(key)
     }
     return {"status": changed} if changed else None
-
-
-def merge_value(old: Any, new: Any) -> Any:
-    """The merge patch of one value: a map merges key by key, so a key it no longer has must
-    be sent as null (e.g. `backends` after the last trial left Kubernetes)."""
-    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
-        return new
-    gone = {key: None for key in old if key not in new}
-    return {**gone, **{key: merge_value(old.get(key), value) for key, value in new.items()}}
-
-
-def merged(old: Any, patch: Any) -> Any:
-    """`old` with the merge patch `patch` of one value applied (RFC 7386)."""
-    if not isinstance(patch, Mapping):
-        return patch
-    out = dict(old) if isinstance(old, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merged(out.get(key), value)
-    return out
 
 
 def applied(old: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,17 @@ job with one batched SLURM call and writes each status that changed — all stat
 writes go through `_write_status`. `run()` repeats it every poll interval.
 
 Submission is idempotent: `SlurmBackend.submit` adopts an existing job of the
-experiment's name (which carries its uid) before it calls sbatch, so a bridge killed
-between sbatch and the status update never submits twice.
+experiment's name (which carries its uid) and attempt (in the job's comment) before it
+calls sbatch, so a bridge killed between sbatch and the status update never submits
+twice, and a job of an earlier attempt is never taken for the next one.
+
+The operator's annotations mean the same here as on Kubernetes: `rlops.dev/stop`
+cancels the job once and ends in Stopped (`stopped: <reason>`, progress kept, never
+submitted again); `rlops.dev/attempt: N` above `status.attempts` cancels a job of the
+earlier attempt that still runs ("replacing attempt N-1"), then submits attempt N into
+the same run directory, where the runtime resumes from the latest checkpoint as a
+retried RayJob does. Status writes are merge patches that delete with null what the
+new status no longer has (e.g. a RayJob's `backendRef.name` after a trial moved here).
 """
 
 from __future__ import annotations
@@ -24,8 +33,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rlops.api.annotations import ANNOTATION_STOP, requested_attempt, stop_message
 from rlops.api.experiment import Backend, BackendRef, RLExperiment, RLExperimentStatus
-from rlops.api.runinfo import PROGRESS_FILE, ProgressRecord, read_result
+from rlops.api.mergepatch import map_patch
+from rlops.api.runinfo import PROGRESS_FILE, RESULT_FILE, ProgressRecord, read_result
 from rlops.backends.slurm import (
     JobObservation,
     ScriptError,
@@ -36,10 +47,14 @@ from rlops.backends.slurm import (
     experiment_phase,
     job_name,
 )
+from rlops.backends.slurm.backend import job_attempt
 from rlops.metrics import RlopsMetrics
 from rlops.slurm_bridge.settings import BridgeSettings
 from rlops.slurm_bridge.status import (
     failed_status,
+    progress_of,
+    replacing_status,
+    stopped_status,
     submitted_status,
     tracked_status,
 )
@@ -102,6 +117,16 @@ class ProgressTail:
                 continue
         self.offset += end
         return self.latest
+
+
+@dataclass
+class Tracked:
+    """An experiment whose job the poll observes; `replacing`: a newer attempt waits for it."""
+
+    body: dict[str, Any]
+    experiment: RLExperiment
+    ref: BackendRef
+    replacing: bool = False
 
 
 @dataclass
@@ -168,7 +193,7 @@ class SlurmBridge:
 
     def poll(self) -> PollReport:
         report = PollReport()
-        tracked: list[tuple[dict[str, Any], RLExperiment, BackendRef]] = []
+        tracked: list[Tracked] = []
         for namespace in self.settings.namespaces:
             for body in self.store.list(namespace):
                 if not self._placed_here(body):
@@ -180,10 +205,13 @@ class SlurmBridge:
                     continue
                 if item is not None:
                     tracked.append(item)
-        jobs = self.backend.observe(ref for _, _, ref in tracked)
-        for body, experiment, ref in tracked:
-            assert ref.job_id is not None
-            self._track(body, experiment, ref, jobs.get(ref.job_id), report)
+        jobs = self.backend.observe(item.ref for item in tracked)
+        for item in tracked:
+            job = jobs.get(item.ref.job_id or "")
+            if item.replacing:
+                self._replace(item, job, report)
+            else:
+                self._track(item.body, item.experiment, item.ref, job, report)
         report.tracked = len(tracked)
         if self.metrics is not None:
             states = Counter(j.state for j in jobs.values())
@@ -213,13 +241,12 @@ class SlurmBridge:
             and slurm.get("cluster", "default") == self.settings.cluster
         )
 
-    def _prepare(
-        self, body: dict[str, Any], report: PollReport
-    ) -> tuple[dict[str, Any], RLExperiment, BackendRef] | None:
-        """Deletion, claim and submission; returns what to observe, if anything."""
+    def _prepare(self, body: dict[str, Any], report: PollReport) -> Tracked | None:
+        """Deletion, claim, stop, new attempts and submission; returns what to observe."""
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        claimed = (meta.get("annotations") or {}).get(CLAIMED_BY)
+        annotations = meta.get("annotations") or {}
+        claimed = annotations.get(CLAIMED_BY)
         if claimed is not None and claimed != self.claim:
             return None  # another bridge runs it
         if meta.get("deletionTimestamp"):
@@ -239,35 +266,100 @@ class SlurmBridge:
             patch = {"annotations": {CLAIMED_BY: self.claim}, "finalizers": finalizers}
             body = self.store.patch_metadata(namespace, name, patch, meta["resourceVersion"])
         status = experiment.status or RLExperimentStatus()
-        ref = status.backend_ref
-        if ref is not None and ref.job_id:
-            if status.phase.finished:
-                return None
-            return body, experiment, ref
-        if status.phase.finished:
+        ref = slurm_ref(status)
+        stop = annotations.get(ANNOTATION_STOP)
+        if stop is not None:
+            if not status.phase.finished:
+                self._stop_experiment(body, experiment, status, ref, stop, report)
+            return None  # stopped for good: never submitted again
+        requested = requested_attempt(annotations)
+        if requested > status.attempts and ref is not None and status.attempts > 0:
+            if status.phase.finished:  # the earlier attempt's job has ended
+                return self._submit(body, experiment, status, requested, report, ref)
+            return Tracked(body, experiment, ref, replacing=True)
+        if ref is not None:
+            return None if status.phase.finished else Tracked(body, experiment, ref)
+        if status.phase.finished and requested <= status.attempts:
             return None
-        return self._submit(body, experiment, status, report)
+        attempt = max(requested, status.attempts, 1)
+        return self._submit(body, experiment, status, attempt, report)
 
     def _submit(
         self,
         body: dict[str, Any],
         experiment: RLExperiment,
         status: RLExperimentStatus,
+        attempt: int,
         report: PollReport,
-    ) -> tuple[dict[str, Any], RLExperiment, BackendRef] | None:
+        previous: BackendRef | None = None,
+    ) -> Tracked | None:
+        """Submit (or adopt the job of) `attempt`; `previous`: the earlier attempt's job."""
         generation = experiment.metadata.generation
         run_dir = default_run_dir(experiment, self.backend.settings)
+        earlier = [previous.job_id] if previous is not None and previous.job_id else []
+        if earlier:
+            set_aside_result(run_dir, status.attempts)
         try:
-            ref = self.backend.submit(experiment, run_dir)
+            ref = self.backend.submit(experiment, run_dir, attempt=attempt, previous_jobs=earlier)
         except (ScriptError, SubmitError) as exc:
-            self._write_status(body, failed_status(status, str(exc), generation, self.clock()),
-                               report)  # fmt: skip
+            failed = failed_status(status, str(exc), generation, self.clock(), attempts=attempt)
+            self._write_status(body, failed, report)
             return None
         report.submitted.append(f"{experiment.metadata.namespace}/{experiment.metadata.name}")
         if self.on_submitted is not None:
             self.on_submitted(experiment, ref)
-        self._write_status(body, submitted_status(status, ref, generation, self.clock()), report)
-        return body, experiment, ref
+        new = submitted_status(status, ref, attempt, generation, self.clock())
+        self._write_status(body, new, report)
+        return Tracked(body, experiment, ref)
+
+    def _replace(self, item: Tracked, job: JobObservation | None, report: PollReport) -> None:
+        """A newer attempt is requested while the job of the earlier one may still run."""
+        experiment = item.experiment
+        status = RLExperimentStatus.model_validate(item.body.get("status") or {})
+        requested = requested_attempt(experiment.metadata.annotations)
+        if job is not None and job.state not in FINISHED_STATES:
+            replacing = replacing_status(status, requested, experiment.metadata.generation,
+                                         self.clock())  # fmt: skip
+            if status.message != replacing.message:  # cancel once; the job ends on its own
+                assert item.ref.job_id is not None
+                self.backend.client.cancel(item.ref.job_id)
+                report.cancelled.append(item.ref.job_id)
+                self._write_status(item.body, replacing, report)
+            return
+        # Ended (or forgotten): the new attempt starts in the same run directory.
+        self._submit(item.body, experiment, status, requested, report, item.ref)
+
+    def _stop_experiment(
+        self,
+        body: dict[str, Any],
+        experiment: RLExperiment,
+        status: RLExperimentStatus,
+        ref: BackendRef | None,
+        reason: str,
+        report: PollReport,
+    ) -> None:
+        """`rlops.dev/stop`: cancel every active job of the experiment once, then Stopped."""
+        for job_id in self._active_jobs(experiment, ref.job_id if ref else None):
+            self.backend.client.cancel(job_id)
+            report.cancelled.append(job_id)
+        run_dir = default_run_dir(experiment, self.backend.settings)
+        uid = (
+            experiment.metadata.uid or f"{experiment.metadata.namespace}/{experiment.metadata.name}"
+        )
+        record = self._tails.pop(uid, ProgressTail()).read(run_dir)
+        progress = progress_of(record, experiment.spec.stop) if record else None
+        new = stopped_status(status, stop_message(reason), progress,
+                             experiment.metadata.generation, self.clock())  # fmt: skip
+        self._write_status(body, new, report)
+
+    def _active_jobs(self, experiment: RLExperiment | None, job_id: str | None) -> list[str]:
+        """The referenced job, and any unfinished job of the experiment's name (a job
+        submitted just before a crash has no reference yet)."""
+        job_ids = {job_id} if job_id else set()
+        if experiment is not None:
+            found = self.backend.client.find_by_name(job_name(experiment))
+            job_ids |= {j.job_id for j in found if j.state not in FINISHED_STATES}
+        return sorted(job_ids)
 
     def _track(
         self,
@@ -281,12 +373,14 @@ class SlurmBridge:
         run_dir = default_run_dir(experiment, self.backend.settings)
         phase = experiment_phase(experiment, ref.job_id, job, run_dir)
         meta = experiment.metadata
-        uid = meta.uid or f"{meta.namespace}/{meta.name}"
+        uid = tail_key(experiment)
         record = self._tails.setdefault(uid, ProgressTail()).read(run_dir)
         result = read_result(run_dir) if phase.terminal else None
         old = RLExperimentStatus.model_validate(body.get("status") or {})
+        # Attempts: the job's own (from its comment) plus SLURM's requeues of it.
+        attempts = max(old.attempts, job_attempt(job) + job.restarts) if job else old.attempts
         new = tracked_status(old, ref, job, phase, record, result, experiment.spec.stop, run_dir,
-                             experiment.metadata.generation, self.clock())  # fmt: skip
+                             experiment.metadata.generation, self.clock(), attempts)  # fmt: skip
         self._write_status(body, new, report)
         if phase.terminal:
             self._tails.pop(uid, None)
@@ -305,11 +399,7 @@ class SlurmBridge:
             experiment: RLExperiment | None = RLExperiment.model_validate(body)
         except ValidationError:
             experiment = None
-        job_ids = {ref} if ref else set()
-        if experiment is not None:  # a job submitted just before a crash has no ref yet
-            found = self.backend.client.find_by_name(job_name(experiment))
-            job_ids |= {j.job_id for j in found if j.state not in FINISHED_STATES}
-        for job_id in sorted(job_ids):
+        for job_id in self._active_jobs(experiment, ref):
             self.backend.client.cancel(job_id)
             report.cancelled.append(job_id)
         remaining = [f for f in finalizers if f != FINALIZER]
@@ -321,11 +411,37 @@ class SlurmBridge:
     def _write_status(
         self, body: dict[str, Any], status: RLExperimentStatus, report: PollReport
     ) -> None:
-        """The one place the bridge writes status, and only when it changed."""
+        """The one place the bridge writes status, and only when it changed.
+
+        A merge patch: keys the new status lacks are sent as null, so nothing of another
+        backend's status (a RayJob's `backendRef.name`) outlives the move to SLURM.
+        """
         new = status.dump()
-        if new == (body.get("status") or {}):
+        patch = map_patch(body.get("status"), new)
+        if not patch:
             return
         meta = body["metadata"]
-        self.store.patch_status(meta["namespace"], meta["name"], new)
+        self.store.patch_status(meta["namespace"], meta["name"], patch)
         body["status"] = new
         report.status_writes += 1
+
+
+def tail_key(experiment: RLExperiment) -> str:
+    meta = experiment.metadata
+    return meta.uid or f"{meta.namespace}/{meta.name}"
+
+
+def slurm_ref(status: RLExperimentStatus) -> BackendRef | None:
+    """The status's reference to a SLURM job; None for none or another backend's."""
+    ref = status.backend_ref
+    if ref is None or ref.kind != "SlurmJob" or not ref.job_id:
+        return None
+    return ref
+
+
+def set_aside_result(run_dir: Path, attempt: int) -> None:
+    """Keep an earlier attempt's result.json as `result.attempt-<n>.json`, so the new
+    attempt is never judged by it (the runtime resumes from checkpoints, not from it)."""
+    path = run_dir / RESULT_FILE
+    if path.exists():
+        path.replace(run_dir / f"result.attempt-{attempt}.json")

@@ -106,8 +106,9 @@ def tracked_status(
     run_dir: Path,
     generation: int | None,
     now: str,
+    attempts: int,
 ) -> RLExperimentStatus:
-    """The new status of a submitted experiment."""
+    """The new status of a submitted experiment (attempts: requested ones plus requeues)."""
     started = old.started_at or (slurm_time(job.start_time) if job else None)
     completed = old.completed_at
     if phase.terminal and not completed:
@@ -118,7 +119,7 @@ def tracked_status(
         backend_ref=ref,
         progress=progress_of(record, stop) if record else old.progress,
         result=result_of(result, run_dir) if result and phase.terminal else old.result,
-        attempts=max(old.attempts, phase.attempts),
+        attempts=attempts,
         message=phase.message,
         started_at=started,
         completed_at=completed if phase.terminal else None,
@@ -129,36 +130,67 @@ def tracked_status(
     )
 
 
-def submitted_status(
-    old: RLExperimentStatus, ref: BackendRef, generation: int | None, now: str
+def _with_phase(
+    old: RLExperimentStatus,
+    phase: Phase,
+    message: str,
+    generation: int | None,
+    now: str,
+    **update: object,
 ) -> RLExperimentStatus:
-    message = f"submitted as SLURM job {ref.job_id} on cluster {ref.cluster}"
+    """`old` in another phase, with its message and conditions (and `update`)."""
+    conditions_now = with_transitions(conditions(phase, message, generation), old.conditions, now)
     return old.model_copy(
         update={
-            "phase": Phase.SUBMITTED,
+            "phase": phase,
             "backend": Backend.SLURM,
-            "backend_ref": ref,
             "message": message,
             "observed_generation": generation,
-            "conditions": with_transitions(
-                conditions(Phase.SUBMITTED, message, generation), old.conditions, now
-            ),
+            "conditions": conditions_now,
+            **update,
         }
     )
+
+
+def submitted_status(
+    old: RLExperimentStatus, ref: BackendRef, attempt: int, generation: int | None, now: str
+) -> RLExperimentStatus:
+    """Attempt `attempt` submitted: the outcome of an earlier attempt is cleared."""
+    message = f"submitted as SLURM job {ref.job_id} on cluster {ref.cluster}"
+    if attempt > 1:
+        message += f" (attempt {attempt})"
+    return _with_phase(old, Phase.SUBMITTED, message, generation, now, backend_ref=ref,
+                       attempts=attempt, result=None, completed_at=None)  # fmt: skip
+
+
+def replacing_status(
+    old: RLExperimentStatus, attempt: int, generation: int | None, now: str
+) -> RLExperimentStatus:
+    """The job of attempt `attempt - 1` was cancelled; attempt `attempt` follows once it ends."""
+    message = f"replacing attempt {attempt - 1}"
+    return _with_phase(old, Phase.SUBMITTED, message, generation, now)
+
+
+def stopped_status(
+    old: RLExperimentStatus,
+    reason_message: str,
+    progress: Progress | None,
+    generation: int | None,
+    now: str,
+) -> RLExperimentStatus:
+    """Stopped through `rlops.dev/stop`: the last progress is kept."""
+    return _with_phase(old, Phase.STOPPED, reason_message, generation, now,
+                       progress=progress or old.progress, completed_at=now)  # fmt: skip
 
 
 def failed_status(
-    old: RLExperimentStatus, message: str, generation: int | None, now: str
+    old: RLExperimentStatus,
+    message: str,
+    generation: int | None,
+    now: str,
+    attempts: int | None = None,
 ) -> RLExperimentStatus:
-    return old.model_copy(
-        update={
-            "phase": Phase.FAILED,
-            "backend": Backend.SLURM,
-            "message": message,
-            "completed_at": now,
-            "observed_generation": generation,
-            "conditions": with_transitions(
-                conditions(Phase.FAILED, message, generation), old.conditions, now
-            ),
-        }
-    )
+    update: dict[str, object] = {"completed_at": now}
+    if attempts is not None:
+        update["attempts"] = attempts
+    return _with_phase(old, Phase.FAILED, message, generation, now, **update)

@@ -1,8 +1,10 @@
 """`SlurmBackend`: submit, observe (batched) and cancel experiments as SLURM jobs.
 
 The local runner (`rlops run --backend slurm`) and the SLURM bridge drive it.
-Submission is idempotent: the job name carries the experiment's uid, and an existing
-job of that name is adopted instead of submitting a second one.
+Submission is idempotent: the job name carries the experiment's uid and the job's
+comment its attempt (`rlops-uid=<uid>,attempt=<n>` from attempt 2 on), and an existing
+job of that name and attempt is adopted instead of submitting a second one; a job of
+another attempt never is.
 """
 
 from __future__ import annotations
@@ -15,11 +17,33 @@ import yaml
 from rlops.api.experiment import BackendRef, RLExperiment
 from rlops.api.runinfo import SPEC_FILE, read_result
 from rlops.backends.slurm.client import JobObservation, SlurmClient
-from rlops.backends.slurm.script import job_name, render_batch_script, slurm_placement
+from rlops.backends.slurm.script import (
+    UID_COMMENT,
+    job_name,
+    render_batch_script,
+    slurm_placement,
+)
 from rlops.backends.slurm.settings import SlurmSettings
 from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_job
 
 SCRIPT_FILE = "batch.sh"
+ATTEMPT_KEY = "attempt"
+
+
+def attempt_comment(experiment: RLExperiment, attempt: int) -> str | None:
+    """The `--comment` of a job of `attempt`; None for attempt 1 (the script's own)."""
+    if attempt <= 1:
+        return None
+    return f"{UID_COMMENT}{experiment.metadata.uid or 'local'},{ATTEMPT_KEY}={attempt}"
+
+
+def job_attempt(job: JobObservation) -> int:
+    """The attempt a job runs, from its comment (1 when the comment names none)."""
+    for item in job.comment.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == ATTEMPT_KEY and value.isdigit():
+            return int(value)
+    return 1
 
 
 class SlurmBackend:
@@ -29,10 +53,16 @@ class SlurmBackend:
         self.client = client
         self.settings = settings or SlurmSettings()
 
-    def find(self, experiment: RLExperiment, exclude: Iterable[str] = ()) -> JobObservation | None:
-        """The newest job of this experiment SLURM knows, other than `exclude`."""
+    def find(
+        self, experiment: RLExperiment, exclude: Iterable[str] = (), attempt: int = 1
+    ) -> JobObservation | None:
+        """The newest job of this experiment's `attempt` SLURM knows, other than `exclude`."""
         skip = set(exclude)
-        jobs = [j for j in self.client.find_by_name(job_name(experiment)) if j.job_id not in skip]
+        jobs = [
+            j
+            for j in self.client.find_by_name(job_name(experiment))
+            if j.job_id not in skip and job_attempt(j) == attempt
+        ]
         return jobs[-1] if jobs else None
 
     def submit(
@@ -42,13 +72,14 @@ class SlurmBackend:
         *,
         previous_jobs: Iterable[str] = (),
         hold: bool = False,
+        attempt: int = 1,
     ) -> BackendRef:
-        """Submit the experiment, or adopt its job when one exists already.
+        """Submit `attempt` of the experiment, or adopt its job when one exists already.
 
-        `previous_jobs`: ids of earlier attempts that a retry must not adopt.
+        `previous_jobs`: ids of earlier launches that a retry must not adopt.
         """
         cluster = slurm_placement(experiment).cluster
-        existing = self.find(experiment, exclude=previous_jobs)
+        existing = self.find(experiment, exclude=previous_jobs, attempt=attempt)
         if existing is not None:
             return BackendRef(kind="SlurmJob", cluster=cluster, job_id=existing.job_id)
         script = render_batch_script(experiment, run_dir, self.settings)
@@ -57,7 +88,7 @@ class SlurmBackend:
         manifest.pop("status", None)
         (run_dir / SPEC_FILE).write_text(yaml.safe_dump(manifest, sort_keys=False))
         (run_dir / SCRIPT_FILE).write_text(script)
-        job_id = self.client.submit(script, hold=hold)
+        job_id = self.client.submit(script, hold=hold, comment=attempt_comment(experiment, attempt))
         return BackendRef(kind="SlurmJob", cluster=cluster, job_id=job_id)
 
     def observe(self, refs: Iterable[BackendRef]) -> dict[str, JobObservation]:

@@ -1,14 +1,24 @@
-"""The SLURM client over the command line: sbatch, squeue, scancel.
+"""The SLURM client over the command line: sbatch, squeue, sacct, scontrol, scancel.
 
-One `squeue` call observes every tracked job, finished ones included (`--states=all`
-shows what slurmctld still holds, for MinJobAge). Commands that fail because
-slurmctld is down or busy are retried with exponential backoff; `sbatch` is never
-retried here, because a submission whose answer was lost may still have happened —
-the caller looks the job up by name before it submits again.
+One poll costs a constant number of commands whatever the number of jobs:
+
+- one `squeue --states=all --jobs=...` for every tracked job slurmctld still holds;
+- for ids it no longer holds (purged after MinJobAge), one `sacct -X -j id1,id2,...`
+  from the accounting database or, on a cluster without one, from the job completion
+  log (`sacct --completion`, JobCompType=jobcomp/filetxt); which one works is found
+  out on first use and remembered (neither: the run directory's result.json decides);
+- when squeue is missing or fails for a reason other than an unreachable slurmctld,
+  one `scontrol -o show job` (every job slurmctld holds, filtered here) instead, for
+  the rest of the client's life.
+
+Commands that fail because slurmctld is down or busy are retried with exponential
+backoff; `sbatch` is never retried here, because a submission whose answer was lost
+may still have happened — the caller looks the job up by name before it submits again.
 """
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 from collections.abc import Iterable
@@ -20,11 +30,18 @@ from rlops.backends.slurm.client import (
     SlurmUnavailable,
     SubmitError,
 )
+from rlops.backends.slurm.parsers import (
+    SACCT_FORMAT,
+    SQUEUE_FORMAT,
+    parse_sacct,
+    parse_scontrol,
+    parse_squeue,
+)
 from rlops.backends.slurm.settings import SlurmSettings
 
-FIELDS = ("JobID", "State", "Reason", "exit_code", "RestartCnt", "SubmitTime", "StartTime",
-          "EndTime", "NodeList", "Comment", "Name")  # fmt: skip
-FORMAT = ",".join(f"{field}:|" for field in FIELDS)
+__all__ = ["CliSlurmClient", "parse_squeue"]
+
+FORMAT = SQUEUE_FORMAT
 # Messages of a controller that is down, restarting or overloaded: worth a retry.
 TRANSIENT = (
     "unable to contact slurm controller",
@@ -35,38 +52,13 @@ TRANSIENT = (
     "slurmctld is busy",
     "resource temporarily unavailable",
 )
+NOT_FOUND = 127  # the return code given to a command that could not be started
+ACCOUNTING_DISABLED = "accounting storage is disabled"
+log = logging.getLogger("rlops.backends.slurm")
 
 
-def _time(text: str) -> str | None:
-    return None if text in ("", "N/A", "Unknown", "None", "(null)") else text
-
-
-def parse_squeue(output: str) -> list[JobObservation]:
-    """Parse `squeue -h -O FORMAT` lines (the name last, so a `|` in it is harmless)."""
-    jobs = []
-    for line in output.splitlines():
-        parts = line.split("|", len(FIELDS) - 1)
-        if len(parts) < len(FIELDS):
-            continue
-        job_id, state, reason, status, restarts, submit, start, end, nodes, comment, name = parts
-        wait_status = int(status) if status.strip().isdigit() else None
-        jobs.append(
-            JobObservation(
-                job_id=job_id.strip(),
-                name=name.rstrip("|").strip(),
-                state=state.strip(),
-                reason=reason.strip(),
-                exit_code=None if wait_status is None else wait_status >> 8,
-                signal=None if wait_status is None else (wait_status & 0x7F) or None,
-                restarts=int(restarts) if restarts.strip().isdigit() else 0,
-                submit_time=_time(submit.strip()),
-                start_time=_time(start.strip()),
-                end_time=_time(end.strip()),
-                nodes=nodes.strip(),
-                comment="" if comment.strip() == "(null)" else comment.strip(),
-            )
-        )
-    return jobs
+def _numeric(job_ids: Iterable[str]) -> list[str]:
+    return sorted(set(job_ids), key=lambda j: (len(j), j))
 
 
 class CliSlurmClient:
@@ -81,6 +73,8 @@ class CliSlurmClient:
         self.settings = settings or SlurmSettings()
         self.observer = observer
         self.env = env
+        self.squeue_broken: str | None = None  # why squeue is not used (then: scontrol)
+        self.sacct_mode: str | None = None  # "accounting", "completion", "off"; None: unknown
 
     def _bin(self, name: str) -> str:
         bin_dir = self.settings.bin_dir
@@ -107,6 +101,9 @@ class CliSlurmClient:
                 transient = proc.returncode != 0 and any(t in stderr for t in TRANSIENT)
             except subprocess.TimeoutExpired:
                 proc, transient = None, True
+            except OSError as exc:  # missing or not executable: not worth a retry
+                proc = subprocess.CompletedProcess(argv, NOT_FOUND, "", f"{argv[0]}: {exc}")
+                transient = False
             if self.observer is not None:
                 ok = proc is not None and proc.returncode == 0
                 self.observer(argv[0], time.monotonic() - started, ok)
@@ -118,32 +115,37 @@ class CliSlurmClient:
         detail = proc.stderr.strip() if proc is not None else "timed out"
         raise SlurmUnavailable(f"{argv[0]}: slurmctld did not answer: {detail}")
 
-    def submit(self, script: str, *, hold: bool = False) -> str:
+    def submit(self, script: str, *, hold: bool = False, comment: str | None = None) -> str:
         argv = ["sbatch", "--parsable", *(["--hold"] if hold else [])]
+        if comment is not None:  # the command line wins over the script's #SBATCH --comment
+            argv.append(f"--comment={comment}")
         proc = self._run(argv, stdin=script, retry=False)
         if proc.returncode != 0:
             raise SubmitError(f"sbatch rejected the script: {proc.stderr.strip()}")
         return proc.stdout.strip().split(";", 1)[0]
 
     def jobs(self, job_ids: Iterable[str]) -> dict[str, JobObservation]:
-        ids = sorted(set(job_ids), key=lambda j: (len(j), j))
+        ids = _numeric(job_ids)
         if not ids:
             return {}
-        argv = ["squeue", "-h", "--states=all", f"--jobs={','.join(ids)}", "-O", FORMAT]
-        proc = self._run(argv)
-        if proc.returncode != 0:
-            if "invalid job id" in proc.stderr.lower():
-                return {}  # A single id SLURM no longer knows.
-            raise SlurmUnavailable(f"squeue failed: {proc.stderr.strip()}")
-        wanted = set(ids)
-        return {j.job_id: j for j in parse_squeue(proc.stdout) if j.job_id in wanted}
+        found = self._held(ids)
+        missing = [j for j in ids if j not in found]
+        if missing:
+            found.update(self._accounted(missing))
+        return found
 
     def find_by_name(self, name: str) -> list[JobObservation]:
-        proc = self._run(["squeue", "-h", "--states=all", f"--name={name}", "-O", FORMAT])
-        if proc.returncode != 0:
-            raise SlurmUnavailable(f"squeue failed: {proc.stderr.strip()}")
-        found = [j for j in parse_squeue(proc.stdout) if j.name == name]
-        return sorted(found, key=lambda j: int(j.job_id) if j.job_id.isdigit() else 0)
+        found: list[JobObservation] | None = None
+        if self.squeue_broken is None:
+            proc = self._run(["squeue", "-h", "--states=all", f"--name={name}", "-O", FORMAT])
+            if proc.returncode == 0:
+                found = parse_squeue(proc.stdout)
+            else:
+                self._squeue_failed(proc)
+        if found is None:
+            found = self._scontrol()
+        named = [j for j in found if j.name == name]
+        return sorted(named, key=lambda j: int(j.job_id) if j.job_id.isdigit() else 0)
 
     def cancel(self, job_id: str) -> None:
         proc = self._run(["scancel", job_id])
@@ -151,3 +153,52 @@ class CliSlurmClient:
             if "invalid job id" in proc.stderr.lower():
                 return
             raise SlurmUnavailable(f"scancel {job_id} failed: {proc.stderr.strip()}")
+
+    # --- observing ---------------------------------------------------------------------
+
+    def _held(self, ids: list[str]) -> dict[str, JobObservation]:
+        """The given jobs slurmctld still holds: one squeue, or one scontrol without it."""
+        wanted = set(ids)
+        if self.squeue_broken is None:
+            argv = ["squeue", "-h", "--states=all", f"--jobs={','.join(ids)}", "-O", FORMAT]
+            proc = self._run(argv)
+            if proc.returncode == 0:
+                return {j.job_id: j for j in parse_squeue(proc.stdout) if j.job_id in wanted}
+            if "invalid job id" in proc.stderr.lower():
+                return {}  # squeue's answer when none of the ids is known any more
+            self._squeue_failed(proc)
+        return {j.job_id: j for j in self._scontrol() if j.job_id in wanted}
+
+    def _squeue_failed(self, proc: subprocess.CompletedProcess[str]) -> None:
+        self.squeue_broken = proc.stderr.strip() or f"exit {proc.returncode}"
+        log.warning("squeue failed (%s); observing jobs with scontrol", self.squeue_broken)
+
+    def _scontrol(self) -> list[JobObservation]:
+        proc = self._run(["scontrol", "-o", "show", "job"])
+        if proc.returncode != 0:
+            raise SlurmUnavailable(f"scontrol show job failed: {proc.stderr.strip()}")
+        return parse_scontrol(proc.stdout)
+
+    def _accounted(self, ids: list[str]) -> dict[str, JobObservation]:
+        """Jobs slurmctld forgot, from sacct; {} where this cluster keeps no record."""
+        if self.sacct_mode == "off":
+            return {}
+        mode = self.sacct_mode or "accounting"
+        proc = self._sacct(ids, mode)
+        if mode == "accounting" and ACCOUNTING_DISABLED in proc.stderr.lower():
+            mode = "completion"  # no database; the job completion log may still answer
+            proc = self._sacct(ids, mode)
+        if proc.returncode != 0:
+            self.sacct_mode = "off"
+            log.warning("sacct is unusable (%s); finished jobs are read from their run "
+                        "directory", proc.stderr.strip())  # fmt: skip
+            return {}
+        self.sacct_mode = mode
+        wanted = set(ids)
+        return {j.job_id: j for j in parse_sacct(proc.stdout) if j.job_id in wanted}
+
+    def _sacct(self, ids: list[str], mode: str) -> subprocess.CompletedProcess[str]:
+        completion = ["--completion"] if mode == "completion" else []
+        argv = ["sacct", *completion, "-X", "-P", "-n", f"--jobs={','.join(ids)}",
+                f"--format={SACCT_FORMAT}"]  # fmt: skip
+        return self._run(argv)

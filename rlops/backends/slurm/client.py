@@ -44,12 +44,13 @@ class JobObservation:
 class SlurmClient(Protocol):
     """Submit, observe and cancel SLURM jobs. `jobs` is one batched call however many ids."""
 
-    def submit(self, script: str, *, hold: bool = False) -> str:
-        """Submit a batch script; returns the job id."""
+    def submit(self, script: str, *, hold: bool = False, comment: str | None = None) -> str:
+        """Submit a batch script (comment: replaces its `--comment`); returns the job id."""
         ...
 
     def jobs(self, job_ids: Iterable[str]) -> dict[str, JobObservation]:
-        """Every given job SLURM still knows, by id (finished ones included)."""
+        """Every given job SLURM still knows, by id (finished ones included, from accounting
+        where slurmctld has forgotten them and the client can reach it)."""
         ...
 
     def find_by_name(self, name: str) -> list[JobObservation]:

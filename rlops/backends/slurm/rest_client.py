@@ -115,7 +115,12 @@ def observation(job: dict[str, Any]) -> JobObservation:
 
 
 class RestSlurmClient:
-    """SlurmClient over slurmrestd. `jobs` is one GET of /jobs, filtered here."""
+    """SlurmClient over slurmrestd. `jobs` is one GET of /jobs, filtered here.
+
+    Jobs slurmctld has forgotten are not looked up: that needs the slurmdbd side of
+    the API (`/slurmdb/v0.0.38/job/{id}`, plugin `openapi/dbv0.0.38`), which only works
+    with a slurmdbd; without one the run directory's result.json decides.
+    """
 
     def __init__(
         self,
@@ -164,10 +169,12 @@ class RestSlurmClient:
             if e.get("error_code", e.get("error_number")) not in skip
         ]
 
-    def submit(self, script: str, *, hold: bool = False) -> str:
+    def submit(self, script: str, *, hold: bool = False, comment: str | None = None) -> str:
         job = job_description(script, self.environment)
         if hold:
             job["hold"] = True
+        if comment is not None:
+            job["comment"] = comment
         body = self._call("POST", "/job/submit", json={"script": script, "job": job})
         if "job_id" not in body:
             raise SubmitError("slurmrestd rejected the job: " + "; ".join(self._errors(body)))

@@ -1,0 +1,145 @@
+"""Parsers of what the SLURM commands print about jobs, all onto `JobObservation` (pure).
+
+- `squeue -h -O FIELDS` (the CLI client's usual batched call): exit code as a wait status;
+- `sacct -X -P -n --format=SACCT_FIELDS` (with `--completion` on clusters that keep no
+  accounting database but a job completion log): jobs slurmctld has already forgotten;
+- `scontrol -o show job` (one line of `Key=Value` pairs per job): when squeue is missing
+  or broken.
+
+States are reduced to their base word (`CANCELLED by 0` → `CANCELLED`), so every parser
+feeds the same state mapping.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rlops.backends.slurm.client import JobObservation
+
+SQUEUE_FIELDS = ("JobID", "State", "Reason", "exit_code", "RestartCnt", "SubmitTime",
+                 "StartTime", "EndTime", "NodeList", "Comment", "Name")  # fmt: skip
+SQUEUE_FORMAT = ",".join(f"{field}:|" for field in SQUEUE_FIELDS)
+# The name last, so a `|` in it is harmless.
+SACCT_FIELDS = ("JobIDRaw", "State", "Reason", "ExitCode", "Submit", "Start", "End",
+                "NodeList", "Comment", "JobName")  # fmt: skip
+SACCT_FORMAT = ",".join(SACCT_FIELDS)
+# A space followed by `Key=` starts the next pair of `scontrol -o` (keys such as
+# `AllocNode:Sid` and `CPUs/Task` included); a job name with a space stays whole.
+_PAIR = re.compile(r" +(?=[A-Za-z][A-Za-z0-9_:/]*=)")
+_NULL = ("", "N/A", "Unknown", "None", "(null)")
+
+
+def _time(text: str) -> str | None:
+    text = text.strip()
+    return None if text in _NULL else text
+
+
+def _text(text: str) -> str:
+    text = text.strip()
+    return "" if text == "(null)" else text
+
+
+def _state(text: str) -> str:
+    words = text.split()
+    return words[0].rstrip("+") if words else "UNKNOWN"
+
+
+def _exit_pair(text: str) -> tuple[int | None, int | None]:
+    """`exit:signal` as sacct and scontrol print it; a zero signal is no signal."""
+    code, _, signal = text.strip().partition(":")
+    if not code.isdigit():
+        return None, None
+    return int(code), (int(signal) or None) if signal.isdigit() else None
+
+
+def parse_squeue(output: str) -> list[JobObservation]:
+    """Parse `squeue -h -O SQUEUE_FORMAT` lines."""
+    jobs = []
+    for line in output.splitlines():
+        parts = line.split("|", len(SQUEUE_FIELDS) - 1)
+        if len(parts) < len(SQUEUE_FIELDS):
+            continue
+        job_id, state, reason, status, restarts, submit, start, end, nodes, comment, name = parts
+        wait_status = int(status) if status.strip().isdigit() else None
+        jobs.append(
+            JobObservation(
+                job_id=job_id.strip(),
+                name=name.rstrip("|").strip(),
+                state=_state(state),
+                reason=reason.strip(),
+                exit_code=None if wait_status is None else wait_status >> 8,
+                signal=None if wait_status is None else (wait_status & 0x7F) or None,
+                restarts=int(restarts) if restarts.strip().isdigit() else 0,
+                submit_time=_time(submit),
+                start_time=_time(start),
+                end_time=_time(end),
+                nodes=nodes.strip(),
+                comment=_text(comment),
+            )
+        )
+    return jobs
+
+
+def parse_sacct(output: str) -> list[JobObservation]:
+    """Parse `sacct -X -P -n --format=SACCT_FORMAT` lines (restart counts are not kept)."""
+    jobs = []
+    for line in output.splitlines():
+        parts = line.split("|", len(SACCT_FIELDS) - 1)
+        if len(parts) < len(SACCT_FIELDS) or not parts[0].strip():
+            continue
+        job_id, state, reason, exit_pair, submit, start, end, nodes, comment, name = parts
+        code, signal = _exit_pair(exit_pair)
+        jobs.append(
+            JobObservation(
+                job_id=job_id.strip(),
+                name=name.strip(),
+                state=_state(state),
+                reason=_text(reason),
+                exit_code=code,
+                signal=signal,
+                submit_time=_time(submit),
+                start_time=_time(start),
+                end_time=_time(end),
+                nodes=_text(nodes),
+                comment=_text(comment),
+            )
+        )
+    return jobs
+
+
+def scontrol_pairs(line: str) -> dict[str, str]:
+    """One line of `scontrol -o show job` as its `Key=Value` pairs."""
+    pairs = {}
+    for item in _PAIR.split(line.strip()):
+        key, sep, value = item.partition("=")
+        if sep:
+            pairs[key] = value.strip()
+    return pairs
+
+
+def parse_scontrol(output: str) -> list[JobObservation]:
+    """Parse `scontrol -o show job` (no jobs: `No jobs in the system`)."""
+    jobs = []
+    for line in output.splitlines():
+        pairs = scontrol_pairs(line)
+        if "JobId" not in pairs:
+            continue
+        code, signal = _exit_pair(pairs.get("ExitCode", ""))
+        restarts = pairs.get("Restarts", "0")
+        jobs.append(
+            JobObservation(
+                job_id=pairs["JobId"],
+                name=pairs.get("JobName", ""),
+                state=_state(pairs.get("JobState", "")),
+                reason=_text(pairs.get("Reason", "")),
+                exit_code=code,
+                signal=signal,
+                restarts=int(restarts) if restarts.isdigit() else 0,
+                submit_time=_time(pairs.get("SubmitTime", "")),
+                start_time=_time(pairs.get("StartTime", "")),
+                end_time=_time(pairs.get("EndTime", "")),
+                nodes=_text(pairs.get("NodeList", "")),
+                comment=_text(pairs.get("Comment", "")),
+            )
+        )
+    return jobs
