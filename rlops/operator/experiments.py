@@ -27,12 +27,13 @@ from rlops.api import (
     RLExperimentStatus,
     StopSpec,
 )
+from rlops.api.annotations import ANNOTATION_ATTEMPT as ANNOTATION_ATTEMPT
+from rlops.api.annotations import ANNOTATION_STOP as ANNOTATION_STOP
+from rlops.api.annotations import stop_message
 from rlops.api.runinfo import ProgressRecord, RunResult
 from rlops.backends.kuberay import LABEL_ATTEMPT, observe_rayjob
 from rlops.operator.conditions import experiment_conditions, stamp_transitions
 
-ANNOTATION_ATTEMPT = "rlops.dev/attempt"
-ANNOTATION_STOP = "rlops.dev/stop"
 ANNOTATION_OBJECTIVE = "rlops.dev/objective"
 DEFAULT_METRIC = "episode_return_mean"
 CREATED_MESSAGE = "RayJob created; waiting for KubeRay"  # as the mapping says of a new RayJob
@@ -130,7 +131,7 @@ def reconcile_experiment(
 
     if stop is not None and not current.phase.finished:
         cancel = rayjob is not None
-        status.phase, status.message = Phase.STOPPED, f"stopped: {stop}"
+        status.phase, status.message = Phase.STOPPED, stop_message(stop)
         status.completed_at = timestamp(now)
     elif current.phase.finished and requested <= current.attempts:
         cancel = still_running and current.phase is not Phase.SUCCEEDED

@@ -58,7 +58,9 @@ def memory_mb() -> int:
     return max(512, int(pages / 2**20 * 0.9))
 
 
-def slurm_conf(root: Path, ctld_port: int, slurmd_port: int, cpus: int) -> str:
+def slurm_conf(
+    root: Path, ctld_port: int, slurmd_port: int, cpus: int, min_job_age: int = 3600
+) -> str:
     memory = memory_mb()
     return f"""\
 ClusterName=rlops-test
@@ -93,7 +95,7 @@ LaunchParameters=use_interactive_step
 SchedulerType=sched/backfill
 ReturnToService=2
 JobRequeue=1
-MinJobAge=3600
+MinJobAge={min_job_age}
 KillWait=5
 InactiveLimit=0
 Waittime=0
@@ -111,6 +113,7 @@ class SlurmCluster:
 
     root: Path
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
+    min_job_age: int = 3600  # seconds slurmctld keeps a finished job (then: sacct only)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -137,7 +140,9 @@ class SlurmCluster:
         if not key.exists():
             key.write_bytes(os.urandom(1024))
             key.chmod(0o400)
-        self.conf.write_text(slurm_conf(self.root, free_port(), free_port(), self.cpus))
+        self.conf.write_text(
+            slurm_conf(self.root, free_port(), free_port(), self.cpus, self.min_job_age)
+        )
         self._spawn(
             "munged",
             [
@@ -240,11 +245,11 @@ class SlurmCluster:
 
 
 @contextlib.contextmanager
-def running_cluster(root: Path | None = None) -> Iterator[SlurmCluster]:
+def running_cluster(root: Path | None = None, min_job_age: int = 3600) -> Iterator[SlurmCluster]:
     # A short path: unix socket paths are limited to 107 bytes.
     owned = root is None
     path = root or Path(tempfile.mkdtemp(prefix="rlops-slurm-", dir="/tmp"))
-    cluster = SlurmCluster(path)
+    cluster = SlurmCluster(path, min_job_age=min_job_age)
     try:
         cluster.start()
         yield cluster
