@@ -3,6 +3,9 @@
 rlops run sweep.yaml                                  # trials packed onto the CPUs
 rlops run experiment.yaml --set spec.config.training.lr=0.001,0.0001   # a quick grid
 rlops run sweep.yaml --cpus 8 --gpus 0,1 --quiet      # CI / log files
+
+Local trials share one Ray head that the run starts (and stops); --isolated-ray gives
+each trial a Ray of its own, --ray-address connects them to a running cluster.
 """
 
 from __future__ import annotations
@@ -45,6 +48,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--cpus", type=float, default=None, help="CPUs to pack trials onto (default: all)."
     )
     p.add_argument("--gpus", default="", help="GPU device ids to use, e.g. 0,1 (default: none).")
+    ray = p.add_mutually_exclusive_group()
+    ray.add_argument(
+        "--isolated-ray",
+        action="store_true",
+        help="Local backend: each trial process starts a Ray of its own (slower start, "
+        "15-25 s a trial) instead of connecting to the one Ray head this run starts "
+        "for all its trials.",
+    )
+    ray.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="Local backend: trials connect to this running Ray cluster (one this machine "
+        "belongs to, e.g. started with `ray start --head`; `auto` finds it) instead of "
+        "a head this run starts. Trials are still packed onto --cpus/--gpus.",
+    )
     fresh = p.add_mutually_exclusive_group()
     fresh.add_argument(
         "--new", action="store_true", help="Start afresh; an earlier run is moved aside."
@@ -68,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from rlops.runner.display import LiveDisplay, PlainDisplay
     from rlops.runner.overrides import OverrideError
     from rlops.runner.packing import PackingError
+    from rlops.runner.rayhead import HeadError
     from rlops.runner.rundir import RunDirConflict
     from rlops.runner.session import LockBusy, RunnerSettings
 
@@ -89,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         factory = executor_factory(args, settings)
         display = PlainDisplay(settings.quiet_interval_seconds) if args.quiet else LiveDisplay()
         return _run(args, manifest, settings, factory, display)
-    except (RunDirConflict, LockBusy, PackingError, ValueError) as exc:
+    except (RunDirConflict, LockBusy, PackingError, HeadError, ValueError) as exc:
         err.print(f"[red]✗[/red] {exc}", markup=True)
         return 2
 
@@ -98,7 +117,8 @@ def _run(
     args: argparse.Namespace, manifest: dict[str, Any], settings: Any, factory: Any, display: Any
 ) -> int:
     from rlops.runner.experiment_run import ExperimentRun
-    from rlops.runner.sweep_run import RunOptions, SweepRun
+    from rlops.runner.session import RunOptions
+    from rlops.runner.sweep_run import SweepRun
 
     options = RunOptions(
         root=(args.root or settings.runs_root).resolve(),
@@ -120,6 +140,8 @@ def executor_factory(args: argparse.Namespace, settings: Any) -> Any:
     """Local processes packed onto --cpus/--gpus, or SLURM jobs with --backend slurm."""
     from rlops.runner.executor import LocalExecutor
     from rlops.runner.packing import Slots, parse_gpus
+    from rlops.runner.rayhead import ExistingCluster, RaySource, SharedHead
+    from rlops.runner.session import HeldLock
 
     if args.backend == "slurm":
         return _slurm_factory()
@@ -127,8 +149,21 @@ def executor_factory(args: argparse.Namespace, settings: Any) -> Any:
         args.cpus if args.cpus is not None else float(os.cpu_count() or 1), parse_gpus(args.gpus)
     )
 
-    def make(lock_fd: int) -> LocalExecutor:
-        return LocalExecutor(slots, shlex.split(settings.trial_command), inherit_fds=(lock_fd,))
+    def make(lock: HeldLock) -> LocalExecutor:
+        ray: RaySource | None = None
+        if args.ray_address:
+            ray = ExistingCluster(args.ray_address)
+        elif not args.isolated_ray:
+            ray = SharedHead(
+                slots.cpus,
+                slots.gpu_ids,
+                lock.path,
+                log=lock.path.parent / "ray-head.log",
+                orphan_grace_seconds=settings.stop_grace_seconds + 60,
+            )
+        return LocalExecutor(
+            slots, shlex.split(settings.trial_command), inherit_fds=(lock.fd,), ray=ray
+        )
 
     return make
 
@@ -145,7 +180,7 @@ def _slurm_factory() -> Any:
     )
     backend = SlurmBackend(client, slurm)
 
-    def make(lock_fd: int) -> SlurmExecutor:
+    def make(lock: Any) -> SlurmExecutor:
         return SlurmExecutor(backend)
 
     return make

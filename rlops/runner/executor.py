@@ -3,16 +3,19 @@
 An Executor starts a trial's runtime in its run directory, reports which ones
 ended (with their exit codes, all at once), and stops them (SIGTERM: the runtime
 checkpoints and exits 75). The local executor packs processes onto this machine's
-CPUs and GPUs.
+CPUs and GPUs; given a RaySource, its trials connect to that one Ray cluster
+(`--ray-address`) instead of each starting its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import IO, Protocol
 
 from rlops.api import Backend, ResourcesSpec
 from rlops.runner.packing import Allocation, Request, Slots
+from rlops.runner.rayhead import RayCluster, RaySource
 
 PR_SET_PDEATHSIG = 1
 
@@ -69,12 +73,19 @@ class Executor(Protocol):
         """End it now, without a checkpoint."""
         ...
 
+    def close(self) -> None:
+        """The run is over: end what is still running and what was started for it."""
+        ...
+
 
 def default_command() -> list[str]:
     return [sys.executable, "-m", "rlops.runtime"]
 
 
-def runtime_command(command: Sequence[str], request: LaunchRequest) -> list[str]:
+def runtime_command(
+    command: Sequence[str], request: LaunchRequest, cluster: RayCluster | None = None
+) -> list[str]:
+    connect = ["--ray-address", cluster.address] if cluster is not None else []
     return [
         *command,
         "--spec",
@@ -83,12 +94,18 @@ def runtime_command(command: Sequence[str], request: LaunchRequest) -> list[str]
         str(request.run_dir.resolve()),
         "--attempt",
         str(request.attempt),
+        *connect,
     ]
 
 
-def trial_environment(base: dict[str, str], allocation: Allocation) -> dict[str, str]:
-    """The trial's environment: its GPUs only, and math libraries sized to its CPUs."""
+def trial_environment(
+    base: dict[str, str], allocation: Allocation, cluster: RayCluster | None = None
+) -> dict[str, str]:
+    """The trial's environment: its GPUs only, math libraries sized to its CPUs, and what
+    connecting to the run's Ray cluster needs."""
     env = dict(base)
+    if cluster is not None:
+        env.update(cluster.env)
     env["CUDA_VISIBLE_DEVICES"] = allocation.cuda_visible_devices()
     threads = str(allocation.threads())
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -126,11 +143,15 @@ class LocalExecutor:
         command: Sequence[str] = (),
         inherit_fds: Sequence[int] = (),
         env: dict[str, str] | None = None,
+        ray: RaySource | None = None,
+        close_grace_seconds: float = 120.0,
     ) -> None:
         self.slots = slots
         self.command = list(command) or default_command()
         self.inherit_fds = tuple(inherit_fds)
         self.env = dict(os.environ if env is None else env)
+        self.ray = ray  # None: each trial starts a Ray of its own.
+        self.close_grace_seconds = close_grace_seconds
         self._processes: dict[str, _Process] = {}
 
     def check(self, name: str, resources: ResourcesSpec) -> None:
@@ -140,15 +161,20 @@ class LocalExecutor:
         allocation = self.slots.allocate(Request.of(request.resources))
         if allocation is None:
             return None
+        try:
+            cluster = self.ray.cluster() if self.ray is not None else None
+        except BaseException:
+            self.slots.release(allocation)
+            raise
         request.log.parent.mkdir(parents=True, exist_ok=True)
         log = request.log.open("ab")
         try:
             popen = subprocess.Popen(
-                runtime_command(self.command, request),
+                runtime_command(self.command, request, cluster),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=trial_environment(self.env, allocation),
+                env=trial_environment(self.env, allocation, cluster),
                 cwd=request.run_dir,
                 # Its own session: Ctrl-C reaches the runner, which stops trials gracefully.
                 start_new_session=True,
@@ -182,6 +208,24 @@ class LocalExecutor:
 
     def kill(self, handle: Handle) -> None:
         self._signal(handle, signal.SIGKILL, group=True)
+
+    def close(self) -> None:
+        """Stop trials still running (an error ended the run), then the run's Ray."""
+        running = [p for p in self._processes.values() if p.popen.poll() is None]
+        for process in running:
+            process.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.close_grace_seconds
+        for process in running:
+            try:
+                process.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.popen.pid, signal.SIGKILL)
+                process.popen.wait()
+        for process in self._processes.values():
+            process.log.close()
+        if self.ray is not None:
+            self.ray.close()
 
     def _signal(self, handle: Handle, sig: signal.Signals, group: bool) -> None:
         process = self._processes.get(handle.name)

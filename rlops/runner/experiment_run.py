@@ -12,10 +12,16 @@ from rlops.runner.display import Display, Row, View
 from rlops.runner.fleet import Fleet, Trial
 from rlops.runner.layout import ExperimentLayout, TrialRecord, log_path, write_atomic
 from rlops.runner.report import make_report
-from rlops.runner.rundir import prepare
-from rlops.runner.session import Interrupts, RunnerSettings, pause, run_lock
+from rlops.runner.session import (
+    INTERRUPTED,
+    ExecutorFactory,
+    Interrupts,
+    RunnerSettings,
+    RunOptions,
+    open_run,
+    pause,
+)
 from rlops.runner.state import budget_percent
-from rlops.runner.sweep_run import INTERRUPTED, ExecutorFactory, RunOptions
 
 
 def summary(name: str, result: RunResult | None) -> str:
@@ -70,18 +76,15 @@ class ExperimentRun:
         self.layout = ExperimentLayout(options.root / self.name)
 
     def run(self) -> int:
-        reopened = prepare(
-            self.layout.root,
-            self.layout.manifest,
+        with open_run(
+            self.layout,
             self.manifest,
-            self.options.force,
-            self.options.new,
+            self.options,
+            self.settings,
             self.display.message,
-        )
-        with run_lock(
-            self.layout.lock, self.settings.lock_wait_seconds, self.display.message
-        ) as fd:
-            fleet = Fleet(self.executor_factory(fd), "episode_return_mean", parallelism=1)
+            self.executor_factory,
+        ) as (reopened, executor):
+            fleet = Fleet(executor, "episode_return_mean", parallelism=1)
             trial = fleet.load(self.layout.root) if reopened.resumed else None
             if trial is None or reopened.changed:
                 record = trial.record if trial else TrialRecord(name=self.name, seed=self.spec.seed)

@@ -1,4 +1,5 @@
-"""What every `rlops run` needs around its loop: settings, the directory lock, Ctrl-C.
+"""What every `rlops run` needs around its loop: settings, the run directory opened
+and locked with an executor for it, Ctrl-C.
 
 The lock is an flock on `<run dir>/.lock`, inherited by the trial processes: a
 second runner on the same directory waits until the first one *and* every trial it
@@ -13,11 +14,39 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any, Protocol
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rlops.runner.executor import Executor
+from rlops.runner.rundir import Reopened, prepare
+
+INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line decided for this run."""
+
+    root: Path
+    force: bool = False
+    new: bool = False
+    report: bool = True
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    """The run directory's lock while held: its descriptor (trials inherit it) and path."""
+
+    fd: int
+    path: Path
+
+
+ExecutorFactory = Callable[[HeldLock], Executor]
 
 
 class RunnerSettings(BaseSettings):
@@ -55,7 +84,7 @@ class LockBusy(RuntimeError):
 
 
 @contextmanager
-def run_lock(path: Path, wait_seconds: float, say: Callable[[str], None]) -> Iterator[int]:
+def run_lock(path: Path, wait_seconds: float, say: Callable[[str], None]) -> Iterator[HeldLock]:
     """Hold `path` exclusively; yields the descriptor to pass on to trial processes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -80,9 +109,42 @@ def run_lock(path: Path, wait_seconds: float, say: Callable[[str], None]) -> Ite
                     told = True
                 time.sleep(0.5)
         os.set_inheritable(fd, False)
-        yield fd
+        yield HeldLock(fd, path)
     finally:
         os.close(fd)
+
+
+class RunLayout(Protocol):
+    """The paths every run directory has."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def manifest(self) -> Path: ...
+
+    @property
+    def lock(self) -> Path: ...
+
+
+@contextmanager
+def open_run(
+    layout: RunLayout,
+    manifest: dict[str, Any],
+    options: RunOptions,
+    settings: RunnerSettings,
+    say: Callable[[str], None],
+    executor_factory: ExecutorFactory,
+) -> Iterator[tuple[Reopened, Executor]]:
+    """Prepare the run directory, lock it, and give an executor that is closed at the end
+    (however the run ends: its trials and the Ray head it started are stopped)."""
+    reopened = prepare(layout.root, layout.manifest, manifest, options.force, options.new, say)
+    with run_lock(layout.lock, settings.lock_wait_seconds, say) as lock:
+        executor = executor_factory(lock)
+        try:
+            yield reopened, executor
+        finally:
+            executor.close()
 
 
 class Interrupts:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rlops.api import Backend, SlurmPlacement, Sweep, SweepPhase, SweepStatus
@@ -15,24 +12,16 @@ from rlops.runner.fleet import Fleet
 from rlops.runner.layout import SweepLayout, TrialRecord, write_yaml
 from rlops.runner.report import make_report
 from rlops.runner.results import write_results
-from rlops.runner.rundir import prepare
-from rlops.runner.session import Interrupts, RunnerSettings, pause, run_lock
+from rlops.runner.session import (
+    INTERRUPTED,
+    ExecutorFactory,
+    Interrupts,
+    RunnerSettings,
+    RunOptions,
+    open_run,
+    pause,
+)
 from rlops.sweep import Plan, TrialPlan, leaderboard, plan
-
-INTERRUPTED = 130
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """What the command line decided for this run."""
-
-    root: Path
-    force: bool = False
-    new: bool = False
-    report: bool = True
-
-
-ExecutorFactory = Callable[[int], Executor]  # Given the lock's descriptor.
 
 
 def trial_manifest(trial: TrialPlan, executor: Executor) -> dict[str, Any]:
@@ -92,18 +81,14 @@ class SweepRun:
         self.warned_moves = False
 
     def run(self) -> int:
-        reopened = prepare(
-            self.layout.root,
-            self.layout.manifest,
+        with open_run(
+            self.layout,
             self.manifest,
-            self.options.force,
-            self.options.new,
+            self.options,
+            self.settings,
             self.display.message,
-        )
-        with run_lock(
-            self.layout.lock, self.settings.lock_wait_seconds, self.display.message
-        ) as fd:
-            executor = self.executor_factory(fd)
+            self.executor_factory,
+        ) as (reopened, executor):
             executor.check(f"{self.name} (template)", self.spec.template.resources)
             write_yaml(self.layout.manifest, self.manifest)
             fleet = Fleet(

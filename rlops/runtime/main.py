@@ -126,6 +126,8 @@ def ray_session(address: str | None, resources: ResourcesSpec, paths: list[str])
         ray.init(address=address, runtime_env=env)
     else:
         ray.init(num_cpus=local_cpus(resources), include_dashboard=False, runtime_env=env)
+    # Which cluster trained this attempt (the attempt log; one head serves a local sweep).
+    print(f"rlops: Ray cluster {ray.get_runtime_context().gcs_address}", flush=True)
     try:
         yield
     finally:

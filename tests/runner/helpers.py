@@ -17,8 +17,8 @@ from rlops.runner.executor import LocalExecutor
 from rlops.runner.experiment_run import ExperimentRun
 from rlops.runner.layout import SweepLayout, TrialRecord, read_record
 from rlops.runner.packing import Slots
-from rlops.runner.session import RunnerSettings
-from rlops.runner.sweep_run import RunOptions, SweepRun
+from rlops.runner.session import HeldLock, RunnerSettings, RunOptions
+from rlops.runner.sweep_run import SweepRun
 
 FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")
 FAKE_COMMAND = f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE_TRAINER))}"
@@ -59,8 +59,8 @@ def run_manifest(
     display = PlainDisplay(console=Console(file=out, width=200, no_color=True))
     slots = Slots(cpus, gpus)
 
-    def factory(fd: int) -> LocalExecutor:
-        return LocalExecutor(slots, shlex.split(command), inherit_fds=(fd,))
+    def factory(lock: HeldLock) -> LocalExecutor:
+        return LocalExecutor(slots, shlex.split(command), inherit_fds=(lock.fd,))
 
     run_options = RunOptions(root=root, report=options.pop("report", False), **options)
     name = manifest["metadata"]["name"]

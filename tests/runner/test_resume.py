@@ -149,6 +149,7 @@ def test_a_killed_runner_is_resumed_without_rerunning_finished_trials(tmp_path: 
         "--cpus",
         "2",
         "--no-report",
+        "--isolated-ray",  # The stand-in trainer uses no Ray.
     ]
     env = {**os.environ, "RLOPS_TRIAL_COMMAND": FAKE_COMMAND, "RLOPS_POLL_SECONDS": "0.05"}
     layout = SweepLayout(root / "resume")
