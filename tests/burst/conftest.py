@@ -3,6 +3,4 @@ test bed (`kube`, `kube_namespace`, `kuberay` come from tests/conftest.py)."""
 
 from __future__ import annotations
 
-from tests.slurm.conftest import VENV_PYTHON, slurm_cluster  # noqa: F401
-
-__all__ = ["VENV_PYTHON"]
+from tests.slurm.conftest import slurm_cluster, slurm_settings  # noqa: F401

@@ -15,10 +15,7 @@ emulator) and the KubeRay operator (the stand-in runs each RayJob's entrypoint l
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,10 +24,11 @@ import pytest
 import yaml
 
 from rlops.api.runinfo import read_progress
-from tests.burst.conftest import VENV_PYTHON
+from rlops.backends.slurm import SlurmSettings
 from tests.conftest import EXAMPLES
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import OperatorProcess, free_port, names, status_of, wait_for
+from tests.operator.harness import OperatorProcess, names, status_of, wait_for
+from tests.slurm.bridge_process import BridgeProcess
 from tests.slurm.slurm_cluster import SlurmCluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.training]
@@ -38,48 +36,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.training]
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = "hpc"
 FINISHED = ("Succeeded", "Failed", "Stopped")
-
-
-class BridgeProcess:
-    """`rlops slurm-bridge` for cluster `hpc`, on the test bed's API and the real SLURM cluster."""
-
-    def __init__(
-        self, kube: KubeTestBed, namespace: str, cluster: SlurmCluster, workdir: Path
-    ) -> None:
-        # Run directories under the cluster's /tmp root: short, and free of odd characters.
-        self.run_root = Path(os.path.realpath(cluster.root)) / "runs" / workdir.name
-        self.log_path = workdir / "bridge.log"
-        python = str(VENV_PYTHON if VENV_PYTHON.exists() else sys.executable)
-        self.env = {
-            **os.environ,
-            **cluster.env,
-            "KUBECONFIG": str(kube.kubeconfig),
-            "RLOPS_SLURM_RUN_ROOT": str(self.run_root),
-            "RLOPS_SLURM_PYTHON": python,
-        }
-        self.metrics_port = free_port()
-        self.argv = [
-            sys.executable, "-c", "import sys, rlops.cli; sys.exit(rlops.cli.main())",
-            "slurm-bridge", "--cluster", CLUSTER, "-n", namespace, "--poll-interval", "1",
-            "--bridge-id", "login1", "--metrics-port", str(self.metrics_port),
-        ]  # fmt: skip
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> BridgeProcess:
-        self.process = subprocess.Popen(
-            self.argv, env=self.env, cwd=ROOT, stdout=self.log_path.open("wb"),
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
 
 
 @pytest.fixture
@@ -95,9 +51,14 @@ def operator(kube: KubeTestBed, kube_namespace: str, tmp_path: Path) -> Iterator
 
 @pytest.fixture
 def bridge(
-    kube: KubeTestBed, kube_namespace: str, slurm_cluster: SlurmCluster, tmp_path: Path
+    kube: KubeTestBed,
+    kube_namespace: str,
+    slurm_cluster: SlurmCluster,
+    slurm_settings: SlurmSettings,
+    tmp_path: Path,
 ) -> Iterator[BridgeProcess]:
-    process = BridgeProcess(kube, kube_namespace, slurm_cluster, tmp_path)
+    process = BridgeProcess(kube, kube_namespace, slurm_cluster, slurm_settings, tmp_path,
+                            cluster_name=CLUSTER)  # fmt: skip
     try:
         yield process.start()
     finally:

@@ -13,10 +13,6 @@ SLURM cluster. Through Prometheus' HTTP API (PromQL):
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +23,8 @@ from rlops.backends.slurm import SlurmSettings
 from tests.builders import experiment, sweep
 from tests.kube.fixtures import KubeTestBed
 from tests.metrics.prom import Prometheus, by_label, free_port, prometheus, values  # noqa: F401
-from tests.operator.harness import ROOT, OperatorProcess, wait_for
+from tests.operator.harness import OperatorProcess, wait_for
+from tests.slurm.bridge_process import BridgeProcess
 from tests.slurm.conftest import slurm_cluster, slurm_settings  # noqa: F401
 from tests.slurm.slurm_cluster import SlurmCluster
 
@@ -36,51 +33,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.prometheus, pytest
 GROUP, VERSION = "rlops.dev", "v1alpha1"
 TINY_PPO = {"train_batch_size_per_learner": 250, "minibatch_size": 125, "num_epochs": 1}
 FINISHED = ("Succeeded", "Failed", "Stopped")
-
-
-class BridgeProcess:
-    """`rlops slurm-bridge` as a process: the test bed's namespace, the real cluster."""
-
-    def __init__(
-        self, kube: KubeTestBed, namespace: str, cluster: SlurmCluster, slurm: SlurmSettings,
-        workdir: Path,
-    ) -> None:  # fmt: skip
-        self.metrics_port = free_port()
-        self.log_path = workdir / "bridge.log"
-        argv = [
-            sys.executable, "-c", "import sys, rlops.cli; sys.exit(rlops.cli.main())",
-            "slurm-bridge", "--cluster", "hpc", "-n", namespace, "--poll-interval", "1",
-            "--kubeconfig", str(kube.kubeconfig), "--run-root", str(slurm.run_root),
-            "--bridge-id", "e2e", "--metrics-port", str(self.metrics_port),
-        ]  # fmt: skip
-        env = {
-            **os.environ,
-            **cluster.env,
-            "RLOPS_SLURM_PYTHON": slurm.python,
-            "RLOPS_BRIDGE_METRICS_HOST": "127.0.0.1",
-        }
-        self.process = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT
-        )
-
-    def ready(self) -> bool:
-        try:
-            url = f"http://127.0.0.1:{self.metrics_port}/readyz"
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            if self.process.poll() is not None:
-                log = self.log_path.read_text(errors="replace")[-3000:]
-                raise AssertionError(f"the bridge exited:\n{log}") from None
-            return False
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
 
 
 @pytest.fixture
@@ -100,7 +52,8 @@ def bridge(
     slurm_settings: SlurmSettings,  # noqa: F811
     tmp_path: Path,
 ) -> Iterator[BridgeProcess]:
-    process = BridgeProcess(kube, kube_namespace, slurm_cluster, slurm_settings, tmp_path)
+    process = BridgeProcess(kube, kube_namespace, slurm_cluster, slurm_settings, tmp_path,
+                            bridge_id="e2e").start()  # fmt: skip
     try:
         wait_for("the bridge to serve /readyz", process.ready, timeout=60)
         yield process

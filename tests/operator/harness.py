@@ -116,18 +116,23 @@ class OperatorProcess:
         self.process.wait(30)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        terminate(self.process)
 
     def log(self) -> str:
         return "\n".join(
             p.read_text(errors="replace") for p in sorted(self.workdir.glob("operator-*.log"))
         )
+
+
+def terminate(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM a process that is still running, SIGKILL it after 30 s."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 def get(kube: KubeTestBed, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
