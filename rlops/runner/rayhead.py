@@ -241,6 +241,11 @@ def serve(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, _exit_on_signal)  # ray.init installs its own
         auth = {k: os.environ[k] for k in ("RAY_AUTH_MODE",) if k in os.environ}
         address = ray.get_runtime_context().gcs_address
+        print(
+            f"rlops: Ray head {address} ({args.cpus} CPUs, {args.gpus} GPUs) in {args.temp_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
         print(json.dumps({"address": address, "env": auth}), flush=True)
         if sys.stdin.buffer.readline() != STOP:  # the runner is gone without a word
             wait_for_lock(args.lock, args.orphan_grace)

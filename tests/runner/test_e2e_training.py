@@ -2,13 +2,20 @@
 (small budgets): a 4-configuration x 2-seed grid and its leaderboard, an ASHA sweep that
 stops a bad learning rate early while its best trial reaches the goal, Ctrl-C and a
 second run that completes the sweep without re-running finished trials, and a single
-experiment that a second run reports as done."""
+experiment that a second run reports as done.
+
+Every local run starts one Ray head that all its trials connect to: the tests check
+that each run's trials name one cluster, that the runner has a single GCS below it
+while trials train, that a trial crashing hard leaves the head serving the next
+trial, and that no process of a run's head remains after the run, after Ctrl-C and
+after a crash."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -72,6 +79,70 @@ def progress_of(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def ray_clusters(run_dirs: list[Path]) -> set[str]:
+    """The Ray cluster addresses the trials' attempt logs say they trained on."""
+    found = set()
+    for run_dir in run_dirs:
+        for log in (run_dir / "attempts").glob("*.log"):
+            found |= set(re.findall(r"^rlops: Ray cluster (\S+)$", log.read_text(), re.M))
+    return found
+
+
+def head_dirs(run_root: Path) -> list[str]:
+    """The temporary directories of the Ray heads the runs in `run_root` started, in order."""
+    text = (run_root / "ray-head.log").read_text()
+    return re.findall(r"^rlops: Ray head \S+ .* in (\S+)$", text, re.M)
+
+
+def processes_naming(text: str) -> list[str]:
+    """Command lines of the live processes that mention `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if entry.name.isdigit() and text in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def gcs_servers_below(pid: int) -> set[int]:
+    """Process ids of the Ray GCS servers among the descendants of `pid`."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    below = {pid}
+    grew = True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in below} - below
+        below |= more
+        grew = bool(more)
+    servers = set()
+    for child in below - {pid}:
+        try:
+            if (Path("/proc") / str(child) / "comm").read_text().strip() == "gcs_server":
+                servers.add(child)
+        except OSError:
+            continue
+    return servers
+
+
+def assert_no_ray_left(run_root: Path) -> None:
+    """No process of any head the runs in `run_root` started is alive (zombies have none)."""
+    dirs = head_dirs(run_root)
+    assert dirs
+    wait_for(
+        lambda: not any(processes_naming(d) for d in dirs), 10, f"the processes of {dirs} to end"
+    )
+
+
 def test_grid_sweep_of_four_configurations_two_seeds(tmp_path: Path) -> None:
     manifest = (
         cartpole_sweep("grid", timesteps=1000)
@@ -113,6 +184,9 @@ def test_grid_sweep_of_four_configurations_two_seeds(tmp_path: Path) -> None:
     assert spec["seed"] == 2  # The template's seed plus the seed index.
     assert (layout.report / "index.html").exists()
     assert (layout.report / "learning_curves.png").exists()
+    assert len(ray_clusters([layout.trial(n) for n in names])) == 1
+    assert len(head_dirs(layout.root)) == 1
+    assert_no_ray_left(layout.root)
 
 
 def test_asha_stops_a_bad_learning_rate_and_the_best_reaches_the_goal(tmp_path: Path) -> None:
@@ -175,8 +249,14 @@ def test_ctrl_c_then_a_second_run_completes_without_rerunning(tmp_path: Path) ->
         )
 
     runner = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    servers: set[int] = set()
+
+    def watched() -> bool:  # Every Ray GCS the runner ever has below it.
+        servers.update(gcs_servers_below(runner.pid))
+        return len(finished()) >= 1 and one_more_training()
+
     try:
-        wait_for(lambda: len(finished()) >= 1 and one_more_training(), 300, "a finished trial")
+        wait_for(watched, 300, "a finished trial")
         runner.send_signal(signal.SIGINT)
         output, _ = runner.communicate(timeout=120)
     finally:
@@ -184,6 +264,8 @@ def test_ctrl_c_then_a_second_run_completes_without_rerunning(tmp_path: Path) ->
             runner.kill()
     assert runner.returncode == 130, output
     assert "run the same command again to resume" in output
+    assert len(servers) == 1  # One head, not one Ray per trial.
+    assert_no_ray_left(layout.root)
     kept = {n: (layout.trial(n) / "result.json").stat().st_mtime_ns for n in finished()}
     assert 1 <= len(kept) < 3
 
@@ -198,6 +280,69 @@ def test_ctrl_c_then_a_second_run_completes_without_rerunning(tmp_path: Path) ->
         record = json.loads((layout.trial(name) / "trial.json").read_text())
         assert record["launches"][-1]["kind"] in ("resume", "start")
         assert result_of(layout.trial(name))["timesteps"] >= 1500  # type: ignore[index]
+    assert len(head_dirs(layout.root)) == 2  # One head per run.
+    assert_no_ray_left(layout.root)
+
+
+CRASHING_ENV = """
+import os
+
+import gymnasium as gym
+
+
+class CrashingCartPole(gym.Wrapper):
+    \"\"\"CartPole whose process dies (os._exit) at step `crash_after` (0: never).\"\"\"
+
+    def __init__(self, config):
+        super().__init__(gym.make("CartPole-v1"))
+        self.crash_after = int(config.get("crash_after", 0))
+        self.steps = 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.crash_after and self.steps >= self.crash_after:
+            os._exit(3)
+        return self.env.step(action)
+
+
+def make(config):
+    return CrashingCartPole(config)
+"""
+
+
+def test_a_crashing_trial_leaves_the_head_serving_the_others(tmp_path: Path) -> None:
+    # Trial 0 dies hard in its first iteration (no result.json); trial 2 starts in its
+    # slot only after that and must train on the same head.
+    (tmp_path / "crashing_env.py").write_text(CRASHING_ENV)
+    manifest = (
+        cartpole_sweep("crash", timesteps=1000)
+        .template("environment", {"entryPoint": "crashing_env:make"})
+        .param("environment.config.crash_after", "grid", values=[300, 0, 100000])
+        .obj()
+    )
+    file = tmp_path / "crash.yaml"
+    file.write_text(yaml.safe_dump(manifest))
+    done = subprocess.run(
+        [RLOPS, "run", str(file), "--root", str(tmp_path / "runs"), "--cpus", "2", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env={**os.environ, "RLOPS_PYTHONPATH": str(tmp_path)},
+    )
+    layout = SweepLayout(tmp_path / "runs" / "crash")
+    phases = {t["name"]: t["phase"] for t in json.loads(layout.results.read_text())["trials"]}
+    assert phases == {"crash-0": "Failed", "crash-1": "Succeeded", "crash-2": "Succeeded"}, (
+        done.stdout + done.stderr
+    )
+    crashed = json.loads((layout.trial("crash-0") / "trial.json").read_text())["launches"]
+    assert [launch["exitCode"] for launch in crashed] == [3]
+    late = json.loads((layout.trial("crash-2") / "trial.json").read_text())["launches"]
+    assert late[0]["startedAt"] >= crashed[0]["endedAt"]
+    trials = [layout.trial(n) for n in ("crash-0", "crash-1", "crash-2")]
+    assert len(ray_clusters(trials)) == 1
+    assert len(ray_clusters(trials[:1])) == 1  # The crashed trial was connected to it.
+    assert len(head_dirs(layout.root)) == 1
+    assert_no_ray_left(layout.root)
 
 
 def test_single_experiment_trains_then_says_it_is_done(tmp_path: Path) -> None:
