@@ -15,12 +15,16 @@ Every plan looks at each Running trial's history afresh:
   arrive at its rung later.
 
 Histories are read as given, in increasing iteration order (as a run reports them);
-nothing is copied, so a plan over 10,000 trials stays fast.
+nothing is copied, and a history holding every iteration from 1 (as a run reports
+them) is indexed by iteration directly (else searched by bisection), so a plan over
+10,000 trials stays fast. Each statistic (the averages at an iteration, the cutoff of
+a rung) is computed in one pass over the trials and shared by every candidate.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 from operator import itemgetter
 
@@ -29,6 +33,7 @@ from rlops.sweep.trials import TrialState
 
 History = tuple[tuple[int, float], ...]
 _iteration = itemgetter(0)
+_metric = itemgetter(1)
 
 
 def early_stops(spec: SweepSpec, trials: Sequence[TrialState]) -> list[str]:
@@ -36,9 +41,8 @@ def early_stops(spec: SweepSpec, trials: Sequence[TrialState]) -> list[str]:
     rule = spec.early_stopping
     if rule is None:
         return []
-    candidates = [
-        t for t in trials if t.phase == Phase.RUNNING and not t.stop_requested and t.history
-    ]
+    running = Phase.RUNNING
+    candidates = [t for t in trials if t.phase is running and not t.stop_requested and t.history]
     if not candidates:
         return []
     sign = 1.0 if spec.objective.mode == "max" else -1.0
@@ -62,35 +66,61 @@ def _median_stops(
         t = _last(trial.history)
         if t < rule.grace_period:
             continue
-        if t not in averages:
-            averages[t] = sorted(
-                avg for r in reported if (avg := _running_average(r.history, t, sign)) is not None
-            )
+        everyone = averages.get(t)
+        if everyone is None:
+            everyone = averages[t] = sorted(_running_averages(reported, t, sign))
         own = _running_average(trial.history, t, sign)
         assert own is not None  # the trial reached t
-        everyone = averages[t]
-        k = bisect.bisect_left(everyone, own)
-        peers = everyone[:k] + everyone[k + 1 :]  # still sorted, without the trial itself
+        if len(everyone) - 1 < rule.min_trials:
+            continue
         best_so_far = max(sign * m for _, m in trial.history)
-        if len(peers) >= rule.min_trials and best_so_far < _sorted_median(peers):
+        if best_so_far < _median_without(everyone, bisect.bisect_left(everyone, own)):
             stops.append(trial.name)
     return stops
 
 
-def _sorted_median(ordered: list[float]) -> float:
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+def _running_averages(reported: list[TrialState], t: int, sign: float) -> list[float]:
+    return [avg for r in reported if (avg := _running_average(r.history, t, sign)) is not None]
+
+
+def _median_without(ordered: list[float], k: int) -> float:
+    """The median of `ordered` (sorted) without its k-th element, copying nothing."""
+    size = len(ordered) - 1
+    middle = size // 2
+
+    def at(j: int) -> float:  # the j-th element of the list without element k
+        return ordered[j if j < k else j + 1]
+
+    return at(middle) if size % 2 else (at(middle - 1) + at(middle)) / 2
 
 
 def _running_average(history: History, t: int, sign: float) -> float | None:
     """Mean (signed) metric over iterations <= t, for a history that reached t; else None."""
-    if _last(history) < t:
+    size = len(history)
+    last = history[-1][0]
+    if last < t:
         return None
-    k = bisect.bisect_right(history, t, key=_iteration)
-    return sign * sum(m for _, m in history[:k]) / k if k else None
+    if last == t:
+        k = size
+    elif 0 < t < size and history[t - 1][0] == t < history[t][0]:  # iterations 1, 2, ...
+        k = t
+    else:
+        k = bisect.bisect_right(history, t, key=_iteration)
+    if not k:
+        return None
+    total: float = sum(map(_metric, history if k == size else history[:k]))
+    return sign * total / k
 
 
 def _at_or_after(history: History, iteration: float) -> float | None:
+    """The metric first reported at or after `iteration`, if any."""
+    guess = math.ceil(iteration) - 1  # where a history of iterations 1, 2, ... has it
+    if (
+        0 <= guess < len(history)
+        and history[guess][0] >= iteration
+        and (guess == 0 or history[guess - 1][0] < iteration)
+    ):
+        return history[guess][1]
     k = bisect.bisect_left(history, iteration, key=_iteration)
     return history[k][1] if k < len(history) else None
 
@@ -113,7 +143,8 @@ def _asha_stops(
     reported: list[TrialState],
     max_t: int | None,
 ) -> list[str]:
-    milestones = rungs(rule, max_t, max(_last(r.history) for r in reported))
+    furthest = max(_last(r.history) for r in reported) if max_t is None else 0
+    milestones = rungs(rule, max_t, furthest)
     cutoffs: dict[float, float | None] = {}  # rung -> the (1 - 1/rf) quantile there
     stops = []
     for trial in candidates:
@@ -123,11 +154,7 @@ def _asha_stops(
             continue
         rung = reached[-1]
         if rung not in cutoffs:
-            values = [
-                sign * v
-                for r in reported
-                if _last(r.history) >= rung and (v := _at_or_after(r.history, rung)) is not None
-            ]
+            values = _rung_values(reported, rung, sign)
             enough = len(values) >= rule.min_trials
             cutoffs[rung] = _quantile(values, 1 - 1 / rule.reduction_factor) if enough else None
         cutoff = cutoffs[rung]
@@ -135,6 +162,30 @@ def _asha_stops(
         if cutoff is not None and own is not None and sign * own < cutoff:
             stops.append(trial.name)
     return stops
+
+
+def _rung_values(reported: list[TrialState], rung: float, sign: float) -> list[float]:
+    """The (signed) metric each trial that reached `rung` first reported at or after it.
+
+    `_at_or_after` inlined: this loop runs over every trial that reported.
+    """
+    guess = math.ceil(rung) - 1  # where a history of iterations 1, 2, ... has the rung
+    first = guess == 0
+    needed = guess + 1 if guess >= 0 else math.inf  # shorter histories are searched
+    values = []
+    for r in reported:
+        history = r.history
+        if history[-1][0] < rung:
+            continue
+        if (
+            len(history) >= needed
+            and history[guess][0] >= rung
+            and (first or history[guess - 1][0] < rung)
+        ):
+            values.append(sign * history[guess][1])
+        else:
+            values.append(sign * history[bisect.bisect_left(history, rung, key=_iteration)][1])
+    return values
 
 
 def _quantile(values: list[float], q: float) -> float:

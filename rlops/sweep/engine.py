@@ -20,7 +20,7 @@ from rlops.sweep.early_stopping import early_stops
 from rlops.sweep.parameters import apply_parameters
 from rlops.sweep.placement import BurstPlacer, burst_moves, fixed_backend, is_burst, trial_placement
 from rlops.sweep.space import Axis, axes, configuration_count, grid_point, random_point
-from rlops.sweep.status import TOP, Outcome, best, summary, sweep_status
+from rlops.sweep.status import TOP, Outcome, summary, sweep_status
 from rlops.sweep.tpe import HISTORY_LIMIT, Observation, tpe_points
 from rlops.sweep.trials import WAITING_PHASES, Plan, TrialPlan, TrialState, trial_labels, trial_name
 
@@ -63,7 +63,7 @@ def plan(
     outcome = Outcome(
         counts=_counts(census, len(trials), len(create), len(retry), finishing),
         backends=_backends(trials, create, move),
-        top=[summary(c) for c in best(spec, census.configurations.values(), TOP)],
+        top=[summary(c) for c in census.best(spec.objective.mode == "max", TOP)],
         done=done,
         failed_configurations=failed,
         too_many_failures=too_many,
@@ -87,19 +87,15 @@ def _goal_reached(spec: SweepSpec, census: Census) -> bool:
     if goal is None:
         return False
     maximise = spec.objective.mode == "max"
-    return any(
-        c.settled and c.mean is not None and (c.mean >= goal if maximise else c.mean <= goal)
-        for c in census.configurations.values()
-    )
+    mean = census.best_settled_mean(maximise)
+    return mean is not None and (mean >= goal if maximise else mean <= goal)
 
 
 def _open_slots(census: Census, spec: SweepSpec, total: int) -> Iterator[tuple[int, int]]:
     """(index, seed index) pairs not created yet, in order: gaps first, then new configurations."""
-    configs, seeds = census.configurations, spec.seeds_per_trial
-    highest = max(configs, default=-1)
-    incomplete = [i for i, c in configs.items() if len(c.trials) < seeds]
+    configs, seeds, highest = census.configurations, spec.seeds_per_trial, census.highest
     gaps = [] if len(configs) == highest + 1 else [i for i in range(highest) if i not in configs]
-    for index in sorted(incomplete + gaps):
+    for index in sorted(census.incomplete + gaps):
         if index >= total:
             continue
         have = {t.seed_index for t in configs[index].trials} if index in configs else set()
@@ -167,19 +163,25 @@ def _observations(census: Census) -> list[Observation]:
     """What TPE learns from: the most recent finished configurations and every active one.
 
     Finished ones are COMPLETE with their mean, or FAIL without one; the others are
-    RUNNING. Only the HISTORY_LIMIT most recent finished ones are kept, so a plan stays
-    fast at any number of trials.
+    RUNNING. Only the HISTORY_LIMIT most recent finished ones are looked at, so a plan
+    stays fast at any number of trials.
     """
+    configs = census.configurations
+    unsettled = set(census.unsettled)
+    wanted = min(HISTORY_LIMIT, len(configs) - len(unsettled))
+    dense = census.highest < 2 * len(configs)  # Walking down the indices skips few gaps.
+    recent = range(census.highest, -1, -1) if dense else sorted(configs, reverse=True)
     finished: list[Observation] = []
-    running: list[Observation] = []
-    for index in sorted(census.configurations, reverse=True):
-        config = census.configurations[index]
-        if not config.settled:
-            running.append(_observation(config, OptunaState.RUNNING))
-        elif len(finished) < HISTORY_LIMIT:
-            state = OptunaState.COMPLETE if config.mean is not None else OptunaState.FAIL
-            finished.append(_observation(config, state))
-    return [*reversed(finished), *reversed(running)]
+    for index in recent:
+        if len(finished) == wanted:
+            break
+        if index in unsettled or index not in configs:
+            continue
+        config = configs[index]
+        state = OptunaState.COMPLETE if config.mean is not None else OptunaState.FAIL
+        finished.append(_observation(config, state))
+    running = [_observation(configs[i], OptunaState.RUNNING) for i in census.unsettled]
+    return [*reversed(finished), *running]
 
 
 def _observation(config: Configuration, state: OptunaState) -> Observation:

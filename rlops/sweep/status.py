@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ from rlops.api import (
     TrialCounts,
     TrialSummary,
 )
-from rlops.sweep.census import Configuration, take_census
+from rlops.sweep.census import Configuration, rank, take_census
 from rlops.sweep.trials import TrialState
 
 TOP = 5
@@ -24,16 +23,7 @@ def best(
     spec: SweepSpec, configs: Iterable[Configuration], n: int | None = None
 ) -> list[Configuration]:
     """Configurations with a mean objective, best first (ties: lower index); the n best if given."""
-    sign = -1.0 if spec.objective.mode == "max" else 1.0
-    scored = [c for c in configs if c.mean is not None]
-
-    def key(c: Configuration) -> tuple[float, int]:
-        assert c.mean is not None
-        return sign * c.mean, c.index
-
-    if n is None:
-        return sorted(scored, key=key)
-    return heapq.nsmallest(n, scored, key=key)
+    return rank(configs, spec.objective.mode == "max", n)
 
 
 def summary(config: Configuration) -> TrialSummary:
