@@ -251,6 +251,7 @@ def serve(args: argparse.Namespace) -> int:
             wait_for_lock(args.lock, args.orphan_grace)
     finally:
         ray.shutdown()
+        shutil.rmtree(args.temp_dir, ignore_errors=True)
     return 0
 
 

@@ -35,6 +35,7 @@ def main() -> int:
     parser.add_argument("--spec", type=Path, required=True)
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--attempt", type=int, required=True)
+    parser.add_argument("--ray-address", default="")  # Recorded, not used.
     args = parser.parse_args()
     manifest = yaml.safe_load(args.spec.read_text())
     spec = manifest["spec"]
@@ -47,7 +48,10 @@ def main() -> int:
     progress = run_dir / "progress.jsonl"
     done = len(progress.read_text().splitlines()) if progress.exists() else 0
     (run_dir / f"env-{args.attempt}.json").write_text(
-        json.dumps({k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")})
+        json.dumps(
+            {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")}
+            | {"ray_address": args.ray_address}
+        )
     )
 
     def result(status: str, code: int, iteration: int, ret: float | None) -> int:
