@@ -28,8 +28,9 @@ import statistics
 import time
 from collections.abc import Callable
 
-from rlops.api import Backend, Phase, Sweep, SweepSpec
+from rlops.api import Backend, Phase, SearchAlgorithm, Sweep, SweepSpec
 from rlops.sweep import TrialState, plan
+from rlops.sweep.space import axes, grid_point, random_point
 
 TARGET_MS = 50.0
 TARGET_STATUS_BYTES = 100 * 1024
@@ -66,14 +67,15 @@ def sweep_spec(algorithm: str, early_stopping: str | None = None) -> SweepSpec:
 def observed(spec: SweepSpec, n: int, free: int) -> list[TrialState]:
     """n trials: the last PARALLELISM - free under way, the rest finished."""
     rng = random.Random(n)
-    seed = plan(spec, "bench", []).create[0].parameters  # a valid point to vary around
+    space = axes(spec)
     active_from = n - (PARALLELISM - free)
     trials = []
     for i in range(n):
-        params = dict(seed)
-        for key, value in params.items():
-            if isinstance(value, float):
-                params[key] = value * (1 + rng.random() * 0.01)
+        # The parameters the engine gave configuration i, so that TPE learns from all of them.
+        if spec.algorithm == SearchAlgorithm.GRID:
+            params = grid_point(space, i)
+        else:
+            params = random_point(spec, space, i)
         quality = rng.random()
         history = tuple((it, quality * it) for it in range(1, 21))
         if i >= active_from:

@@ -9,6 +9,9 @@ answer is a pure function of the trials observed.
 
 The first `STARTUP` configurations are random points (as TPE itself would start),
 which needs no study at all.
+
+A plan's cost here is bounded whatever the number of trials: one study of at most
+HISTORY_LIMIT + parallelism trials, then one ask per new configuration.
 """
 
 from __future__ import annotations
@@ -69,20 +72,42 @@ def tpe_points(
     active = [o for o in seen if o.state == OptunaState.RUNNING]
     with _quiet():
         study = _study(spec)
-        study.add_trials(
-            [
-                trial
-                for o in (*finished, *active, *pending)
-                if (trial := _trial(o, space, distributions)) is not None
-            ]
-        )
+        trials = [
+            trial
+            for o in (*finished, *active, *pending)
+            if (trial := _trial(o, space, distributions)) is not None
+        ]
+        study.add_trials(trials)
+        # The search space TPE models jointly: what Optuna would find by intersecting the
+        # distributions of the finished trials (all of them share `distributions`).
+        joint: dict[str, BaseDistribution] = {}
+        if any(t.state == OptunaState.COMPLETE for t in trials):
+            joint = {n: d for n, d in sorted(distributions.items()) if not d.single()}
         for index in later:
-            study.sampler = optuna.samplers.TPESampler(
-                seed=_seed(spec.seed, index), n_startup_trials=STARTUP
+            study.sampler = _KnownSpaceTPE(
+                joint, seed=_seed(spec.seed, index), n_startup_trials=STARTUP
             )
             asked = study.ask(distributions)
             points[index] = _decode(space, asked.params)
     return points
+
+
+class _KnownSpaceTPE(optuna.samplers.TPESampler):
+    """TPE told its joint search space instead of recomputing it from the trials on each ask.
+
+    Optuna intersects the distributions of every finished trial on each ask (comparing
+    them one by one, which dominated a plan); here every trial was added with the same
+    distributions, so the intersection is known before the study exists.
+    """
+
+    def __init__(self, joint: dict[str, BaseDistribution], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._joint = joint
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return dict(self._joint)
 
 
 def _seed(seed: int, index: int) -> int:
