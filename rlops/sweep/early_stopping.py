@@ -68,19 +68,35 @@ def _median_stops(
             continue
         everyone = averages.get(t)
         if everyone is None:
-            everyone = averages[t] = sorted(_running_averages(reported, t, sign))
-        own = _running_average(trial.history, t, sign)
-        assert own is not None  # the trial reached t
+            everyone = averages[t] = sorted(
+                _running_averages([r.history for r in reported], t, sign)
+            )
         if len(everyone) - 1 < rule.min_trials:
             continue
+        (own,) = _running_averages([trial.history], t, sign)  # the trial reached t
         best_so_far = max(sign * m for _, m in trial.history)
         if best_so_far < _median_without(everyone, bisect.bisect_left(everyone, own)):
             stops.append(trial.name)
     return stops
 
 
-def _running_averages(reported: list[TrialState], t: int, sign: float) -> list[float]:
-    return [avg for r in reported if (avg := _running_average(r.history, t, sign)) is not None]
+def _running_averages(histories: list[History], t: int, sign: float) -> list[float]:
+    """Mean (signed) metric over iterations <= t of each history that reached t."""
+    averages = []
+    for history in histories:  # Inlined, with no call per history: this runs over every trial.
+        last = history[-1][0]
+        if last < t:
+            continue
+        if last == t:
+            prefix = history
+        elif 0 < t < len(history) and history[t - 1][0] == t < history[t][0]:  # 1, 2, ...
+            prefix = history[:t]
+        else:
+            prefix = history[: bisect.bisect_right(history, t, key=_iteration)]
+        if prefix:
+            total: float = sum(map(_metric, prefix))
+            averages.append(sign * total / len(prefix))
+    return averages
 
 
 def _median_without(ordered: list[float], k: int) -> float:
@@ -92,24 +108,6 @@ def _median_without(ordered: list[float], k: int) -> float:
         return ordered[j if j < k else j + 1]
 
     return at(middle) if size % 2 else (at(middle - 1) + at(middle)) / 2
-
-
-def _running_average(history: History, t: int, sign: float) -> float | None:
-    """Mean (signed) metric over iterations <= t, for a history that reached t; else None."""
-    size = len(history)
-    last = history[-1][0]
-    if last < t:
-        return None
-    if last == t:
-        k = size
-    elif 0 < t < size and history[t - 1][0] == t < history[t][0]:  # iterations 1, 2, ...
-        k = t
-    else:
-        k = bisect.bisect_right(history, t, key=_iteration)
-    if not k:
-        return None
-    total: float = sum(map(_metric, history if k == size else history[:k]))
-    return sign * total / k
 
 
 def _at_or_after(history: History, iteration: float) -> float | None:
