@@ -3,13 +3,14 @@ space, the same budget per trial and the same parallelism. Prints both wall time
 ratio, and the best objective each found.
 
     .venv/bin/python bench/bench_tune.py [--lrs 0.0001 0.0003 0.001 0.003]
-        [--timesteps 4000] [--parallelism 2] [--seed 1]
+        [--timesteps 4000] [--parallelism 2] [--seed 1] [--isolated-too]
 
 Both arms train PPO on CartPole-v1 with no remote env runners, 500-step batches, one
-seed, and stop at the same timesteps. rlops starts one process (and one local Ray) per
-trial, so that each trial can be resumed, stopped and packed on its own; Tune runs every
-trial as an actor of one Ray instance. What the figure measures is the price of that
-isolation for small trials.
+seed, and stop at the same timesteps. rlops starts one process per trial (so that each
+trial can be resumed, stopped and packed on its own), all connected to one Ray head the
+run starts; Tune runs every trial as an actor of one Ray instance. What the figure
+measures is the price of a process per trial for small trials. `--isolated-too` adds
+an arm with `rlops run --isolated-ray` (each trial starts a Ray of its own).
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ PPO = {"train_batch_size_per_learner": 500, "minibatch_size": 128, "num_epochs":
 METRIC = "env_runners/episode_return_mean"
 
 
-def rlops_arm(lrs: list[float], timesteps: int, parallelism: int, seed: int) -> tuple[float, float]:
+def rlops_arm(
+    lrs: list[float], timesteps: int, parallelism: int, seed: int, *flags: str
+) -> tuple[float, float]:
     manifest: dict[str, Any] = {
         "apiVersion": "rlops.dev/v1alpha1",
         "kind": "Sweep",
@@ -61,6 +64,7 @@ def rlops_arm(lrs: list[float], timesteps: int, parallelism: int, seed: int) -> 
             str(parallelism),
             "--quiet",
             "--no-report",
+            *flags,
         ]
         start = time.perf_counter()
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
@@ -111,6 +115,7 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=4000)
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--isolated-too", action="store_true", help="Also run --isolated-ray.")
     args = parser.parse_args()
     arms = (args.lrs, args.timesteps, args.parallelism, args.seed)
     print(
@@ -119,6 +124,9 @@ def main() -> None:
     )
     rlops_wall, rlops_best = rlops_arm(*arms)
     print(f"rlops run : {rlops_wall:7.1f} s   best return {rlops_best:7.1f}", flush=True)
+    if args.isolated_too:
+        wall, best = rlops_arm(*arms, "--isolated-ray")
+        print(f"--isolated-ray: {wall:7.1f} s   best return {best:7.1f}", flush=True)
     tune_wall, tune_best = tune_arm(*arms)
     print(f"Ray Tune  : {tune_wall:7.1f} s   best return {tune_best:7.1f}")
     print(
