@@ -5,8 +5,11 @@ submit-to-running latency, on a real single-node SLURM cluster (started here, as
 
 Held jobs (`--hold`) stand for tracked experiments: SLURM keeps them without running
 anything. Every command a client runs is counted through its observer; one poll of
-`SlurmBackend.observe` must cost one `squeue` whatever the number of jobs (target:
-constant), and submitting each experiment twice must still cost one sbatch (target: <= 1).
+`SlurmBackend.observe` must cost a constant number of commands whatever the number of
+jobs: one `squeue`; plus one batched `sacct` when some ids are no longer held by
+slurmctld (half of them here: ids it never had, as after MinJobAge); or one
+`scontrol -o show job` alone when squeue is unusable (a bin_dir without squeue).
+Submitting each experiment twice must still cost one sbatch (target: <= 1).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,20 +45,47 @@ def held_script(i: int) -> str:
     return f"#!/bin/bash\n#SBATCH --job-name=bench-{i}\n#SBATCH --output=/dev/null\ntrue\n"
 
 
-def commands_per_poll(client: CliSlurmClient, counter: Counter, sizes: list[int]) -> None:
+def without_squeue(settings: SlurmSettings, root: Path) -> SlurmSettings:
+    """Settings whose bin_dir has the real commands but no squeue."""
+    bin_dir = root / "bin-without-squeue"
+    bin_dir.mkdir(exist_ok=True)
+    for name in ("sbatch", "scontrol", "scancel", "sacct"):
+        if not (bin_dir / name).exists():
+            (bin_dir / name).symlink_to(f"/usr/bin/{name}")
+    return settings.model_copy(update={"bin_dir": bin_dir})
+
+
+def per_poll(backend: SlurmBackend, counter: Counter, refs: list[BackendRef], held: int) -> str:
+    backend.observe(refs)  # the client finds out once which sacct and squeue work
+    counter.calls.clear()
+    polls = 5
+    for _ in range(polls):
+        seen = backend.observe(refs)
+        assert len(seen) == held, f"saw {len(seen)} of {held} jobs"
+    kinds = sorted({c for c, _ in counter.calls})
+    ms = statistics.median(s for _, s in counter.calls) * 1000
+    return f"{len(counter.calls) / polls:.1f} ({'+'.join(kinds)}, {ms:.0f} ms each)"
+
+
+def commands_per_poll(
+    client: CliSlurmClient, counter: Counter, sizes: list[int], scratch: Path
+) -> None:
     backend = SlurmBackend(client, client.settings)
-    print("tracked jobs | commands per poll | squeue ms per poll")
+    fallback = CliSlurmClient(without_squeue(client.settings, scratch), counter, client.env)
+    backend_without_squeue = SlurmBackend(fallback, fallback.settings)
+    print("tracked jobs | commands per poll: all held | half forgotten | squeue unusable")
     for n in sizes:
         job_ids = [client.submit(held_script(i), hold=True) for i in range(n)]
         refs = [BackendRef(kind="SlurmJob", cluster="bench", job_id=j) for j in job_ids]
-        counter.calls.clear()
-        polls = 5
-        for _ in range(polls):
-            seen = backend.observe(refs)
-            assert len(seen) == n, f"saw {len(seen)} of {n} jobs"
-        per_poll = len(counter.calls) / polls
-        ms = statistics.median(s for _, s in counter.calls) * 1000
-        print(f"{n:12d} | {per_poll:17.1f} | {ms:18.1f}")
+        half = n // 2
+        gone = [BackendRef(kind="SlurmJob", cluster="bench", job_id=str(9_000_000 + i))
+                for i in range(half)]  # fmt: skip
+        mixed = refs[: n - half] + gone
+        print(
+            f"{n:12d} | {per_poll(backend, counter, refs, n)} | "
+            f"{per_poll(backend, counter, mixed, n - half)} | "
+            f"{per_poll(backend_without_squeue, counter, refs, n)}"
+        )
         for ref in refs:
             client.cancel(ref.job_id or "")
 
@@ -105,7 +136,8 @@ def main() -> None:
         settings = SlurmSettings(run_root=cluster.root / "runs")
         counter = Counter()
         client = CliSlurmClient(settings, observer=counter, env=cluster.env)
-        commands_per_poll(client, counter, args.jobs)
+        with tempfile.TemporaryDirectory() as scratch:
+            commands_per_poll(client, counter, args.jobs, Path(scratch))
         sbatch_per_trial(client, counter, settings)
         latency(client, args.latency_runs)
 

@@ -47,7 +47,6 @@ from rlops.backends.slurm import (
     experiment_phase,
     job_name,
 )
-from rlops.backends.slurm.backend import job_attempt
 from rlops.metrics import RlopsMetrics
 from rlops.slurm_bridge.settings import BridgeSettings
 from rlops.slurm_bridge.status import (
@@ -378,7 +377,7 @@ class SlurmBridge:
         result = read_result(run_dir) if phase.terminal else None
         old = RLExperimentStatus.model_validate(body.get("status") or {})
         # Attempts: the job's own (from its comment) plus SLURM's requeues of it.
-        attempts = max(old.attempts, job_attempt(job) + job.restarts) if job else old.attempts
+        attempts = max(old.attempts, job.attempt + job.restarts) if job else old.attempts
         new = tracked_status(old, ref, job, phase, record, result, experiment.spec.stop, run_dir,
                              experiment.metadata.generation, self.clock(), attempts)  # fmt: skip
         self._write_status(body, new, report)

@@ -16,7 +16,7 @@ import yaml
 
 from rlops.api.experiment import BackendRef, RLExperiment
 from rlops.api.runinfo import SPEC_FILE, read_result
-from rlops.backends.slurm.client import JobObservation, SlurmClient
+from rlops.backends.slurm.client import ATTEMPT_KEY, JobObservation, SlurmClient
 from rlops.backends.slurm.script import (
     UID_COMMENT,
     job_name,
@@ -27,7 +27,6 @@ from rlops.backends.slurm.settings import SlurmSettings
 from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_job
 
 SCRIPT_FILE = "batch.sh"
-ATTEMPT_KEY = "attempt"
 
 
 def attempt_comment(experiment: RLExperiment, attempt: int) -> str | None:
@@ -35,15 +34,6 @@ def attempt_comment(experiment: RLExperiment, attempt: int) -> str | None:
     if attempt <= 1:
         return None
     return f"{UID_COMMENT}{experiment.metadata.uid or 'local'},{ATTEMPT_KEY}={attempt}"
-
-
-def job_attempt(job: JobObservation) -> int:
-    """The attempt a job runs, from its comment (1 when the comment names none)."""
-    for item in job.comment.split(","):
-        key, _, value = item.strip().partition("=")
-        if key == ATTEMPT_KEY and value.isdigit():
-            return int(value)
-    return 1
 
 
 class SlurmBackend:
@@ -61,7 +51,7 @@ class SlurmBackend:
         jobs = [
             j
             for j in self.client.find_by_name(job_name(experiment))
-            if j.job_id not in skip and job_attempt(j) == attempt
+            if j.job_id not in skip and j.attempt == attempt
         ]
         return jobs[-1] if jobs else None
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+ATTEMPT_KEY = "attempt"  # `--comment=rlops-uid=<uid>,attempt=<n>`: the job runs attempt n
 # (command, seconds, ok): called once per command a client runs.
 CommandObserver = Callable[[str, float, bool], None]
 
@@ -39,6 +40,15 @@ class JobObservation:
     end_time: str | None = None
     nodes: str = ""
     comment: str = ""
+
+    @property
+    def attempt(self) -> int:
+        """The attempt the job runs, from its comment (1 when the comment names none)."""
+        for item in self.comment.split(","):
+            key, _, value = item.strip().partition("=")
+            if key == ATTEMPT_KEY and value.isdigit():
+                return int(value)
+        return 1
 
 
 class SlurmClient(Protocol):

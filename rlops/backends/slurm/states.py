@@ -50,12 +50,12 @@ def job_phase(
 ) -> JobPhase:
     """The phase of an experiment whose SLURM job is `job` (result: its result.json)."""
     state = job.state.split()[0].upper().rstrip("+") if job.state else "UNKNOWN"
-    attempts = job.restarts + 1
+    attempts = job.attempt + job.restarts  # requested attempts plus SLURM's requeues
     total = max_requeues + 1
     where = f"job {job.job_id}"
     if state in QUEUED:
         if job.restarts:
-            why = f"attempt {attempts} of {total} waits ({job.reason or state})"
+            why = f"attempt {job.restarts + 1} of {total} waits ({job.reason or state})"
             if state in ("REQUEUE_HOLD", "SPECIAL_EXIT"):
                 why += "; held: `scontrol release " + job.job_id + "`"
             return JobPhase(Phase.RUNNING, f"{where} requeued: {why}", attempts, False)

@@ -1,0 +1,193 @@
+"""The SLURM bridge honours the operator's annotations, with the status shape, phases and
+messages of the Kubernetes path, on the real SLURM cluster (RLExperiments in the Kubernetes
+test bed; training is real CartPole on the host Python where a test needs a running job).
+
+Covers: `rlops.dev/stop` cancelling a running job once and ending in Stopped with the reason
+and the last progress, never submitted again; `rlops.dev/attempt: 2` after a Failed attempt
+submitting a second job that trains to Succeeded with attempts=2; a bridge killed between
+sbatch and its status write for attempt 2 leaving exactly one job of attempt 2 (the attempt-1
+job never adopted); a bump while a job still waits cancelling it once ("replacing attempt N")
+before the next attempt is submitted; a status that held a RayJob's backendRef losing its
+RayJob keys when the bridge writes the SLURM job's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from rlops.api import RLExperiment
+from rlops.backends.slurm import default_run_dir, job_name
+from rlops.slurm_bridge.bridge import SlurmBridge
+from tests.slurm.slurm_cluster import SlurmCluster
+from tests.slurm.test_bridge import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    Crash,
+    World,
+    cartpole,
+    sbatch_calls,
+    waiting,
+    world,
+)
+
+pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
+__all__ = ["world"]  # the fixture, shared with test_bridge
+FINISHED = ("Succeeded", "Failed", "Stopped")
+
+
+def annotate(w: World, name: str, annotations: dict[str, str]) -> None:
+    patch = {"metadata": {"annotations": annotations}}
+    w.api.patch_namespaced_custom_object(GROUP, VERSION, w.namespace, PLURAL, name, patch)
+
+
+def jobs_of(w: World, name: str) -> list[Any]:
+    body = w.get(name)
+    assert body is not None
+    return w.backend.client.find_by_name(job_name(RLExperiment.model_validate(body)))
+
+
+def has_progress(w: World, name: str) -> bool:
+    status = w.status(name)
+    return (
+        status.get("phase") == "Running" and (status.get("progress") or {}).get("iteration", 0) > 0
+    )
+
+
+@pytest.mark.training
+def test_stop_annotation_cancels_the_running_job_once(world: World) -> None:
+    world.create(cartpole("halt").stop(timesteps=1_000_000))
+    bridge = world.bridge()
+    world.poll_until(bridge, lambda: has_progress(world, "halt"), timeout=240)
+    job_id = world.status("halt")["backendRef"]["jobId"]
+
+    annotate(world, "halt", {"rlops.dev/stop": "stopped by sweep s"})
+    world.commands.clear()
+    bridge.poll()
+    status = world.status("halt")
+    assert status["phase"] == "Stopped"
+    assert status["message"] == "stopped: stopped by sweep s"
+    assert status["progress"]["iteration"] >= 1 and status["progress"]["timesteps"] > 0
+    assert status["completedAt"] and status["backendRef"]["jobId"] == job_id
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Ready": "False", "Reconciling": "False", "Stalled": "False"
+    }  # fmt: skip
+    assert world.commands.count("scancel") == 1
+
+    world.commands.clear()
+    for _ in range(3):
+        bridge.poll()
+    assert "scancel" not in world.commands and sbatch_calls(world) == 0  # once; never resubmitted
+    assert world.status("halt") == status
+    deadline = time.monotonic() + 30
+    while world.backend.client.jobs([job_id])[job_id].state != "CANCELLED":
+        assert time.monotonic() < deadline, "the stopped job never reached CANCELLED"
+        time.sleep(0.5)
+
+
+@pytest.mark.training
+def test_attempt_bump_after_a_failed_attempt_trains_to_succeeded(
+    world: World, slurm_cluster: SlurmCluster
+) -> None:
+    body = world.create(cartpole("again").stop(timesteps=800))
+    run_dir = default_run_dir(RLExperiment.model_validate(body), world.backend.settings)
+    bridge = world.bridge()
+    world.poll_until(bridge, lambda: has_progress(world, "again"), timeout=240)
+    first = world.status("again")["backendRef"]["jobId"]
+    # Attempt 1 dies: SIGKILL to the batch shell (slurmstepd then kills what is left).
+    killed = slurm_cluster.run("scancel", "--signal=KILL", "--batch", first)
+    assert killed.returncode == 0, killed.stderr
+    world.poll_until(bridge, lambda: world.status("again").get("phase") in FINISHED, 60)
+    failed = world.status("again")
+    assert failed["phase"] == "Failed" and failed["attempts"] == 1, failed
+    assert "killed by signal 9" in failed["message"]
+    trained_before_retry = len((run_dir / "progress.jsonl").read_text().splitlines())
+
+    annotate(world, "again", {"rlops.dev/attempt": "2"})  # what a Sweep's retry writes
+    bridge.poll()
+    submitted = world.status("again")
+    assert submitted["phase"] in ("Submitted", "Running") and submitted["attempts"] == 2, submitted
+    assert submitted["backendRef"]["jobId"] != first and "result" not in submitted
+    assert "completedAt" not in submitted
+    world.poll_until(bridge, lambda: world.status("again").get("phase") in FINISHED, 240)
+    status = world.status("again")
+    assert status["phase"] == "Succeeded", status
+    assert status["attempts"] == 2
+    assert status["progress"]["timesteps"] >= 800 and status["result"]["stopReason"] == "timesteps"
+    assert sbatch_calls(world) == 2
+    jobs = jobs_of(world, "again")
+    assert [(j.job_id, j.attempt) for j in jobs] == [
+        (first, 1), (status["backendRef"]["jobId"], 2)
+    ]  # fmt: skip
+    records = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
+    assert len(records) > trained_before_retry  # attempt 2 trained on in the same run dir
+    assert records[-1]["timesteps"] >= 800
+    for job_id in (first, status["backendRef"]["jobId"]):
+        assert (run_dir / f"slurm-{job_id}.out").exists()
+
+
+def test_crash_between_sbatch_and_status_for_attempt_2_submits_it_once(
+    world: World, slurm_cluster: SlurmCluster
+) -> None:
+    world.create(waiting("retry"))
+    bridge = world.bridge()
+    bridge.poll()
+    first = world.status("retry")["backendRef"]["jobId"]
+    assert slurm_cluster.run("scancel", first).returncode == 0
+    world.poll_until(bridge, lambda: world.status("retry").get("phase") == "Stopped", 30)
+
+    annotate(world, "retry", {"rlops.dev/attempt": "2"})
+
+    def crash(experiment: RLExperiment, ref: Any) -> None:
+        raise Crash("killed after sbatch")
+
+    with pytest.raises(Crash):
+        world.bridge(on_submitted=crash).poll()
+    assert world.status("retry")["attempts"] == 1  # the status write never happened
+    restarted = world.bridge()
+    restarted.poll()
+    restarted.poll()
+    status = world.status("retry")
+    jobs = jobs_of(world, "retry")
+    assert sbatch_calls(world) == 2  # attempt 1 and attempt 2, each once
+    assert [j.attempt for j in jobs] == [1, 2]
+    assert status["backendRef"]["jobId"] == jobs[1].job_id != first
+    assert status["phase"] == "Submitted" and status["attempts"] == 2
+    assert status["message"] == f"job {jobs[1].job_id} queued (BeginTime)"
+
+    # Attempt 3 while attempt 2's job still waits: cancelled once, then replaced.
+    world.commands.clear()
+    annotate(world, "retry", {"rlops.dev/attempt": "3"})
+    restarted.poll()
+    replacing = world.status("retry")
+    assert (replacing["phase"], replacing["message"]) == ("Submitted", "replacing attempt 2")
+    assert world.commands.count("scancel") == 1 and sbatch_calls(world) == 0
+    world.poll_until(restarted, lambda: world.status("retry").get("attempts") == 3, 30)
+    assert world.commands.count("scancel") == 1 and sbatch_calls(world) == 1
+    jobs = jobs_of(world, "retry")
+    assert [j.attempt for j in jobs] == [1, 2, 3]
+    assert jobs[1].state == "CANCELLED"
+    assert world.status("retry")["backendRef"]["jobId"] == jobs[2].job_id
+    slurm_cluster.run("scancel", jobs[2].job_id)
+
+
+def test_status_write_drops_the_rayjob_keys_of_a_moved_trial(world: World) -> None:
+    world.create(waiting("moved"))
+    kube_status = {
+        "phase": "Pending", "backend": "kubernetes", "attempts": 1,
+        "backendRef": {"kind": "RayJob", "name": "moved", "namespace": world.namespace},
+    }  # fmt: skip
+    world.api.patch_namespaced_custom_object_status(
+        GROUP, VERSION, world.namespace, PLURAL, "moved", {"status": kube_status}
+    )
+    bridge: SlurmBridge = world.bridge()
+    bridge.poll()
+    status = world.status("moved")
+    job_id = status["backendRef"]["jobId"]
+    assert status["backendRef"] == {"kind": "SlurmJob", "cluster": "hpc", "jobId": job_id}
+    assert (status["backend"], status["phase"], status["attempts"]) == ("slurm", "Submitted", 1)
+    world.backend.client.cancel(job_id)
