@@ -19,8 +19,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ import yaml
 
 from rlops.runner.layout import SweepLayout
 from tests.builders import experiment, sweep
+from tests.runner.helpers import wait_for
 
 pytestmark = pytest.mark.training
 
@@ -57,14 +56,6 @@ def rlops_run(
         text=True,
         timeout=timeout,
     )
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def result_of(run_dir: Path) -> dict[str, Any] | None:

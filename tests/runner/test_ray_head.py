@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,17 +24,9 @@ from rlops.runner.packing import Slots
 from rlops.runner.rayhead import SharedHead, ray_processes
 from rlops.runner.session import HeldLock, RunnerSettings, RunOptions, open_run
 from tests.builders import experiment
-from tests.runner.helpers import FAKE_COMMAND
+from tests.runner.helpers import FAKE_COMMAND, wait_for
 
 pytestmark = pytest.mark.training  # Starts real Ray heads (15-25 s each on two cores).
-
-
-def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_an_error_stops_the_running_trial_then_the_head(tmp_path: Path) -> None:
