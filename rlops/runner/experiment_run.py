@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from rlops.api import Phase, RLExperiment
@@ -14,11 +13,12 @@ from rlops.runner.layout import ExperimentLayout, TrialRecord, log_path, write_a
 from rlops.runner.report import make_report
 from rlops.runner.session import (
     INTERRUPTED,
+    DirectoryRun,
     ExecutorFactory,
     Interrupts,
     RunnerSettings,
     RunOptions,
-    open_run,
+    WindDown,
     pause,
 )
 from rlops.runner.state import budget_percent
@@ -55,7 +55,7 @@ def log_tail(trial: Trial, lines: int = 15) -> str:
     return "\n".join(text[-lines:])
 
 
-class ExperimentRun:
+class ExperimentRun(DirectoryRun):
     def __init__(
         self,
         experiment: RLExperiment,
@@ -68,22 +68,11 @@ class ExperimentRun:
         assert experiment.metadata.name is not None
         self.name = experiment.metadata.name
         self.spec = experiment.spec
-        self.manifest = manifest
-        self.options = options
-        self.settings = settings
-        self.display = display
-        self.executor_factory = executor_factory
         self.layout = ExperimentLayout(options.root / self.name)
+        super().__init__(self.layout, manifest, options, settings, display, executor_factory)
 
     def run(self) -> int:
-        with open_run(
-            self.layout,
-            self.manifest,
-            self.options,
-            self.settings,
-            self.display.message,
-            self.executor_factory,
-        ) as (reopened, executor):
+        with self.open() as (reopened, executor):
             fleet = Fleet(executor, "episode_return_mean", parallelism=1)
             trial = fleet.load(self.layout.root) if reopened.resumed else None
             if trial is None or reopened.changed:
@@ -142,21 +131,17 @@ class ExperimentRun:
 
     def _loop(self, fleet: Fleet, trial: Trial, interrupts: Interrupts) -> None:
         requeues = 0
-        stop_deadline: float | None = None
+        wind_down = WindDown(
+            self.settings.stop_grace_seconds,
+            self.display.message,
+            "interrupted: the run checkpoints and stops (Ctrl-C again to kill it); "
+            "run again to resume",
+        )
         while True:
             ended = fleet.refresh()
             state = fleet.state(self.name)
             if interrupts.count:
-                if stop_deadline is None:
-                    stop_deadline = time.monotonic() + self.settings.stop_grace_seconds
-                    fleet.interrupt()
-                    self.display.message(
-                        "interrupted: the run checkpoints and stops "
-                        "(Ctrl-C again to kill it); run again to resume"
-                    )
-                if interrupts.count >= 2 or time.monotonic() > stop_deadline:
-                    fleet.kill()
-                if not fleet.running:
+                if wind_down.step(fleet, interrupts):
                     return
             elif state.phase.finished:
                 return

@@ -13,7 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -22,7 +22,9 @@ from typing import Any, Protocol
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rlops.runner.display import Display
 from rlops.runner.executor import Executor
+from rlops.runner.fleet import Fleet
 from rlops.runner.rundir import Reopened, prepare
 
 INTERRUPTED = 130
@@ -147,6 +149,37 @@ def open_run(
             executor.close()
 
 
+class DirectoryRun:
+    """What an experiment run and a sweep run share: their inputs, and opening the run
+    directory (open_run) with them."""
+
+    def __init__(
+        self,
+        layout: RunLayout,
+        manifest: dict[str, Any],
+        options: RunOptions,
+        settings: RunnerSettings,
+        display: Display,
+        executor_factory: ExecutorFactory,
+    ) -> None:
+        self.manifest = manifest
+        self.options = options
+        self.settings = settings
+        self.display = display
+        self.executor_factory = executor_factory
+        self.run_layout = layout
+
+    def open(self) -> AbstractContextManager[tuple[Reopened, Executor]]:
+        return open_run(
+            self.run_layout,
+            self.manifest,
+            self.options,
+            self.settings,
+            self.display.message,
+            self.executor_factory,
+        )
+
+
 class Interrupts:
     """Counts SIGINT/SIGTERM while installed: 1 = stop gracefully, 2 = kill."""
 
@@ -165,6 +198,27 @@ class Interrupts:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+class WindDown:
+    """After Ctrl-C: the trials are asked once to checkpoint and stop; a second Ctrl-C, or
+    `grace_seconds` later, kills them."""
+
+    def __init__(self, grace_seconds: float, say: Callable[[str], None], message: str) -> None:
+        self.grace_seconds = grace_seconds
+        self.say = say
+        self.message = message
+        self.deadline: float | None = None
+
+    def step(self, fleet: Fleet, interrupts: Interrupts) -> bool:
+        """One look after Ctrl-C; True once no trial runs any more."""
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.grace_seconds
+            fleet.interrupt()
+            self.say(self.message)
+        if interrupts.count >= 2 or time.monotonic() > self.deadline:
+            fleet.kill()
+        return not fleet.running
 
 
 def pause(seconds: float, interrupts: Interrupts) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rlops.api import Backend, SlurmPlacement, Sweep, SweepPhase, SweepStatus
@@ -14,11 +13,12 @@ from rlops.runner.report import make_report
 from rlops.runner.results import write_results
 from rlops.runner.session import (
     INTERRUPTED,
+    DirectoryRun,
     ExecutorFactory,
     Interrupts,
     RunnerSettings,
     RunOptions,
-    open_run,
+    WindDown,
     pause,
 )
 from rlops.sweep import Plan, TrialPlan, leaderboard, plan
@@ -58,7 +58,7 @@ def rows(fleet: Fleet) -> list[Row]:
     return out
 
 
-class SweepRun:
+class SweepRun(DirectoryRun):
     def __init__(
         self,
         sweep: Sweep,
@@ -72,23 +72,12 @@ class SweepRun:
         self.sweep = sweep
         self.name = sweep.metadata.name
         self.spec = sweep.spec
-        self.manifest = manifest
-        self.options = options
-        self.settings = settings
-        self.display = display
-        self.executor_factory = executor_factory
         self.layout = SweepLayout(options.root / self.name)
+        super().__init__(self.layout, manifest, options, settings, display, executor_factory)
         self.warned_moves = False
 
     def run(self) -> int:
-        with open_run(
-            self.layout,
-            self.manifest,
-            self.options,
-            self.settings,
-            self.display.message,
-            self.executor_factory,
-        ) as (reopened, executor):
+        with self.open() as (reopened, executor):
             executor.check(f"{self.name} (template)", self.spec.template.resources)
             write_yaml(self.layout.manifest, self.manifest)
             fleet = Fleet(
@@ -109,21 +98,17 @@ class SweepRun:
             return self._finish(fleet, status, interrupted=interrupts.count > 0)
 
     def _loop(self, fleet: Fleet, interrupts: Interrupts) -> SweepStatus:
-        stop_deadline: float | None = None
+        wind_down = WindDown(
+            self.settings.stop_grace_seconds,
+            self.display.message,
+            "interrupted: trials checkpoint and stop (Ctrl-C again to kill them); "
+            "run the same command again to resume",
+        )
         status = SweepStatus()
         while True:
             fleet.refresh()
             if interrupts.count:
-                if stop_deadline is None:
-                    stop_deadline = time.monotonic() + self.settings.stop_grace_seconds
-                    fleet.interrupt()
-                    self.display.message(
-                        "interrupted: trials checkpoint and stop (Ctrl-C again to kill them); "
-                        "run the same command again to resume"
-                    )
-                if interrupts.count >= 2 or time.monotonic() > stop_deadline:
-                    fleet.kill()
-                if not fleet.running:
+                if wind_down.step(fleet, interrupts):
                     return plan(self.spec, self.name, fleet.states()).status
             else:
                 current = plan(self.spec, self.name, fleet.states())
