@@ -74,7 +74,7 @@ BEST_OBJECTIVE = Family(
 )
 SLURM_JOBS = Family(
     "rlops_slurm_jobs",
-    "SLURM jobs of rlops experiments by cluster and SLURM state, at the last poll.",
+    "Jobs of rlops experiments by cluster and last observed SLURM state (kept until deletion).",
     ("cluster", "state"),
 )
 _PHASES = tuple(p.value for p in Phase)

@@ -67,7 +67,9 @@ class SlurmExecutor:
         body.setdefault("metadata", {})["uid"] = run_uid(request.run_dir)
         experiment = RLExperiment.model_validate(body)
         # A job of an ended launch is never adopted again: a retry submits anew.
-        ref = self.slurm.submit(experiment, request.run_dir, previous_jobs=request.previous)
+        ref = self.slurm.submit(
+            experiment, request.run_dir, previous_jobs=request.previous, attempt=request.attempt
+        )
         self._jobs[request.name] = _Job(experiment, ref, request.run_dir)
         return Handle(request.name, request.attempt, ref.job_id or "")
 

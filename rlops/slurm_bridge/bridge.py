@@ -90,6 +90,10 @@ def _instant(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.astimezone()
 
 
+def experiment_key(meta: dict[str, Any]) -> str:
+    return str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -160,6 +164,7 @@ class SlurmBridge:
         self.claim = f"{settings.cluster}/{settings.bridge_id}"
         self._tails: dict[str, ProgressTail] = {}
         self._waited: set[str] = set()  # job ids whose queue wait has been observed
+        self._job_states: dict[str, str] = {}  # experiment -> its job's last SLURM state
         self._stop = threading.Event()
         self._polled = threading.Event()
 
@@ -193,10 +198,12 @@ class SlurmBridge:
     def poll(self) -> PollReport:
         report = PollReport()
         tracked: list[Tracked] = []
+        listed: set[str] = set()
         for namespace in self.settings.namespaces:
             for body in self.store.list(namespace):
                 if not self._placed_here(body):
                     continue
+                listed.add(experiment_key(body["metadata"]))
                 try:
                     item = self._prepare(body, report)
                 except Conflict as exc:
@@ -207,13 +214,17 @@ class SlurmBridge:
         jobs = self.backend.observe(item.ref for item in tracked)
         for item in tracked:
             job = jobs.get(item.ref.job_id or "")
+            if job is not None:
+                self._job_states[experiment_key(item.body["metadata"])] = job.state
             if item.replacing:
                 self._replace(item, job, report)
             else:
                 self._track(item.body, item.experiment, item.ref, job, report)
         report.tracked = len(tracked)
+        for gone in self._job_states.keys() - listed:
+            del self._job_states[gone]
         if self.metrics is not None:
-            states = Counter(j.state for j in jobs.values())
+            states = Counter(self._job_states.values())
             self.metrics.observe_slurm_jobs(self.settings.cluster, states)
             self._observe_queue_waits(jobs.values())
             self.metrics.mark_bridge_poll(self.settings.cluster)

@@ -231,8 +231,10 @@ def test_time_limit_checkpoints_requeues_and_resumes(
     # be sure the first job cannot finish 20 s of training. So once the first job has
     # trained an iteration, the test sends it that same signal (`scancel --signal=USR1
     # --batch`, what SLURM does at the limit); later jobs get SLURM's own.
-    exp = cartpole("chunked", timeLimit="1", signalSeconds=5, maxRequeues=4).stop(
-        wallTimeSeconds=20
+    # 10 s of training in all: more than the first job gets, reachable in a later one even
+    # on a loaded machine where starting Ray eats most of each minute (hence 6 requeues).
+    exp = cartpole("chunked", timeLimit="1", signalSeconds=5, maxRequeues=6).stop(
+        wallTimeSeconds=10
     )
     body = world.create(exp)
     bridge = world.bridge()
@@ -252,7 +254,7 @@ def test_time_limit_checkpoints_requeues_and_resumes(
     world.poll_until(
         bridge,
         lambda: world.status("chunked").get("phase") in ("Succeeded", "Failed", "Stopped"),
-        timeout=420,
+        timeout=540,
         every=signal_first_job_after_one_iteration,
     )
     body = world.get("chunked")

@@ -98,8 +98,8 @@ def test_attempt_bump_after_a_failed_attempt_trains_to_succeeded(
     bridge = world.bridge()
     world.poll_until(bridge, lambda: has_progress(world, "again"), timeout=240)
     first = world.status("again")["backendRef"]["jobId"]
-    # Attempt 1 dies: SIGKILL to the batch shell (slurmstepd then kills what is left).
-    killed = slurm_cluster.run("scancel", "--signal=KILL", "--batch", first)
+    # Attempt 1 dies: SIGKILL to the batch shell and its children (the runtime included).
+    killed = slurm_cluster.run("scancel", "--signal=KILL", "--batch", "--full", first)
     assert killed.returncode == 0, killed.stderr
     world.poll_until(bridge, lambda: world.status("again").get("phase") in FINISHED, 60)
     failed = world.status("again")
@@ -126,6 +126,11 @@ def test_attempt_bump_after_a_failed_attempt_trains_to_succeeded(
     records = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
     assert len(records) > trained_before_retry  # attempt 2 trained on in the same run dir
     assert records[-1]["timesteps"] >= 800
+    # The job of attempt 2 runs the runtime as attempt 2 (its requeues would count on).
+    attempts = [r["attempt"] for r in records]
+    assert attempts == sorted(attempts) and set(attempts) == {1, 2}, [
+        (r["attempt"], r["timesteps"]) for r in records
+    ]
     for job_id in (first, status["backendRef"]["jobId"]):
         assert (run_dir / f"slurm-{job_id}.out").exists()
 

@@ -81,6 +81,24 @@ def test_script_is_valid_bash(case: str) -> None:
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.parametrize(
+    ("attempt", "restarts", "want"), [(1, 0, 1), (1, 2, 3), (3, 0, 3), (3, 2, 5)]
+)
+def test_attempt_counts_on_from_the_jobs_first_attempt(
+    attempt: int, restarts: int, want: int
+) -> None:
+    """A retry's job runs attempt N; each SLURM requeue of that job is the next attempt."""
+    script = render_batch_script(with_uid(CASES["single-node"]), RUN_DIR, SETTINGS, attempt=attempt)
+    numbering = [line for line in script.splitlines() if line.startswith(("REQUEUES=", "ATTEMPT="))]
+    assert len(numbering) == 2, numbering
+    out = subprocess.run(
+        ["bash", "-c", "\n".join([*numbering, 'echo "$ATTEMPT"'])],
+        env={**os.environ, "SLURM_RESTART_COUNT": str(restarts)},
+        text=True, capture_output=True, check=True,
+    )  # fmt: skip
+    assert int(out.stdout) == want
+
+
 def sbatch_lines(script: str) -> list[str]:
     return [line for line in script.splitlines() if line.startswith("#SBATCH")]
 

@@ -72,7 +72,7 @@ class SlurmBackend:
         existing = self.find(experiment, exclude=previous_jobs, attempt=attempt)
         if existing is not None:
             return BackendRef(kind="SlurmJob", cluster=cluster, job_id=existing.job_id)
-        script = render_batch_script(experiment, run_dir, self.settings)
+        script = render_batch_script(experiment, run_dir, self.settings, attempt=attempt)
         run_dir.mkdir(parents=True, exist_ok=True)
         manifest = experiment.model_dump(mode="json", by_alias=True, exclude_none=True)
         manifest.pop("status", None)

@@ -155,8 +155,11 @@ def _comment(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.:/-]", "?", text)
 
 
-def render_batch_script(experiment: RLExperiment, run_dir: Path, settings: SlurmSettings) -> str:
-    """The whole batch script; raises ScriptError naming the field when a value is unsafe."""
+def render_batch_script(
+    experiment: RLExperiment, run_dir: Path, settings: SlurmSettings, *, attempt: int = 1
+) -> str:
+    """The whole batch script of `attempt` (its requeues are the attempts after it); raises
+    ScriptError naming the field when a value is unsafe."""
     slurm = slurm_placement(experiment)
     container = slurm.container_runtime != ContainerRuntime.NONE
     python = settings.image_python if container else (slurm.python or settings.python)
@@ -170,6 +173,7 @@ def render_batch_script(experiment: RLExperiment, run_dir: Path, settings: Slurm
         run_dir=shlex.quote(str(run_dir)),
         spec=shlex.quote(str(run_dir / SPEC_FILE)),
         max_requeues=int(slurm.max_requeues),
+        first_attempt=max(1, int(attempt)),
         container=container,
         launcher=" ".join(shlex.quote(w) for w in _launcher(experiment, run_dir, settings)),
         python=shlex.quote(python),

@@ -19,7 +19,9 @@ set -uo pipefail
 RUN_DIR=/shared/rlops-runs/team/cartpole
 SPEC=/shared/rlops-runs/team/cartpole/spec.yaml
 MAX_REQUEUES=3
-ATTEMPT=$(( ${SLURM_RESTART_COUNT:-0} + 1 ))
+# This job runs attempt 1 of the experiment; each requeue is the next one.
+REQUEUES=${SLURM_RESTART_COUNT:-0}
+ATTEMPT=$(( 1 + REQUEUES ))
 export RLOPS_RUN_DIR="$RUN_DIR" PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
 # One image for every backend: the per-user cache keeps the pulled SIF between jobs.
 export APPTAINER_CACHEDIR="${XDG_CACHE_HOME:-$HOME/.cache}/rlops/apptainer"
@@ -54,8 +56,8 @@ echo "rlops: runtime exited ${CODE} (attempt ${ATTEMPT}) at $(date -Is)"
 # 75: checkpointed. 138 (USR1's default action): signalled before the runtime could listen
 # (while Ray started); the next attempt resumes from the latest checkpoint either way.
 if { [ "$CODE" -eq 75 ] || [ "$CODE" -eq 138 ]; } && [ "$REQUEUE_ASKED" -eq 1 ] \
-  && [ "$ATTEMPT" -le "$MAX_REQUEUES" ]; then
-  echo "rlops: requeueing for attempt $(( ATTEMPT + 1 )) of $(( MAX_REQUEUES + 1 ))"
+  && [ "$REQUEUES" -lt "$MAX_REQUEUES" ]; then
+  echo "rlops: requeueing for attempt $(( ATTEMPT + 1 )) (requeue $(( REQUEUES + 1 )) of ${MAX_REQUEUES})"
   scontrol requeue "$SLURM_JOB_ID" && exit 0
 fi
 exit "$CODE"
