@@ -63,6 +63,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "belongs to, e.g. started with `ray start --head`; `auto` finds it) instead of "
         "a head this run starts. Trials are still packed onto --cpus/--gpus.",
     )
+    p.add_argument(
+        "--no-slurm-array",
+        dest="slurm_arrays",
+        action="store_false",
+        default=None,
+        help="SLURM backend: one sbatch per trial. By default trials started together with "
+        "equal batch directives (a sweep's round) are submitted as one job array, one task "
+        "per trial (setting: RLOPS_SLURM_ARRAYS=false).",
+    )
     fresh = p.add_mutually_exclusive_group()
     fresh.add_argument(
         "--new", action="store_true", help="Start afresh; an earlier run is moved aside."
@@ -144,7 +153,7 @@ def executor_factory(args: argparse.Namespace, settings: Any) -> Any:
     from rlops.runner.session import HeldLock
 
     if args.backend == "slurm":
-        return _slurm_factory()
+        return _slurm_factory(args.slurm_arrays)
     slots = Slots(
         args.cpus if args.cpus is not None else float(os.cpu_count() or 1), parse_gpus(args.gpus)
     )
@@ -168,7 +177,7 @@ def executor_factory(args: argparse.Namespace, settings: Any) -> Any:
     return make
 
 
-def _slurm_factory() -> Any:
+def _slurm_factory(arrays: bool | None) -> Any:
     from rlops.backends.slurm import CliSlurmClient, RestSlurmClient, SlurmBackend, SlurmSettings
     from rlops.runner.slurm_executor import SlurmExecutor
 
@@ -181,6 +190,6 @@ def _slurm_factory() -> Any:
     backend = SlurmBackend(client, slurm)
 
     def make(lock: Any) -> SlurmExecutor:
-        return SlurmExecutor(backend)
+        return SlurmExecutor(backend, arrays=arrays)
 
     return make

@@ -16,10 +16,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, runtime_checkable
 
 from rlops.api import Backend, ResourcesSpec
 from rlops.runner.packing import Allocation, Request, Slots
@@ -76,6 +76,28 @@ class Executor(Protocol):
     def close(self) -> None:
         """The run is over: end what is still running and what was started for it."""
         ...
+
+
+@runtime_checkable
+class StartsMany(Protocol):
+    """An executor that starts several launches better together (SLURM: one job array)."""
+
+    def start_many(self, requests: Sequence[LaunchRequest]) -> list[Handle | None]:
+        """Start them in order; a None (no room) ends the list: later ones did not start."""
+        ...
+
+
+def start_all(executor: Executor, requests: Sequence[LaunchRequest]) -> Iterator[Handle | None]:
+    """Start `requests` in order through `executor`: all at once where it can (StartsMany),
+    else one by one as the caller consumes the handles, until one finds no room."""
+    if isinstance(executor, StartsMany):
+        yield from executor.start_many(requests)
+        return
+    for request in requests:
+        handle = executor.start(request)
+        yield handle
+        if handle is None:
+            return
 
 
 def default_command() -> list[str]:

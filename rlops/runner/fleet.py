@@ -17,7 +17,7 @@ from typing import Any
 
 from rlops.api import Phase, ResourcesSpec, RLExperimentSpec
 from rlops.api.runinfo import PROGRESS_FILE, SPEC_FILE, ProgressRecord, RunResult, read_result
-from rlops.runner.executor import Executor, Handle, LaunchRequest
+from rlops.runner.executor import Executor, Handle, LaunchRequest, start_all
 from rlops.runner.layout import (
     Launch,
     TrialRecord,
@@ -153,26 +153,29 @@ class Fleet:
     # --- acting ----------------------------------------------------------------------
 
     def launch_pending(self, names: Iterable[str] | None = None) -> list[str]:
-        """Start Pending trials in order (index, seed) while there is room."""
+        """Start Pending trials in order (index, seed) while there is room, handing them to
+        the executor together (SLURM submits a round as one job array)."""
         order = sorted(
             (self.trials[n] for n in (names if names is not None else self.trials)),
             key=lambda t: (t.record.index, t.record.seed_index, t.record.name),
         )
+        room = len(order) if self.parallelism is None else self.parallelism - len(self.running)
+        room = max(0, room)
+        chosen = [t for t in order if self.state(t.record.name).phase == Phase.PENDING][:room]
+        requests = [self._request(trial) for trial in chosen]
         started = []
-        for trial in order:
-            if self.parallelism is not None and len(self.running) >= self.parallelism:
-                break
-            if self.state(trial.record.name).phase != Phase.PENDING:
-                continue
-            if not self._launch(trial):
+        handles = start_all(self.executor, requests)  # Lazily, one by one, where it can't batch.
+        for trial, request, handle in zip(chosen, requests, handles, strict=False):
+            if handle is None:
                 break  # No room: first come, first served.
+            self._record_launch(trial, request, handle)
             started.append(trial.record.name)
         return started
 
-    def _launch(self, trial: Trial) -> bool:
+    def _request(self, trial: Trial) -> LaunchRequest:
         record = trial.record
         attempt = max((launch.attempt for launch in record.launches), default=0) + 1
-        request = LaunchRequest(
+        return LaunchRequest(
             name=record.name,
             run_dir=trial.run_dir,
             spec=trial.run_dir / SPEC_FILE,
@@ -181,17 +184,16 @@ class Fleet:
             log=log_path(trial.run_dir, attempt),
             previous=tuple(x.ref for x in record.launches if x.exit_code is not None and x.ref),
         )
+
+    def _record_launch(self, trial: Trial, request: LaunchRequest, handle: Handle) -> None:
+        record = trial.record
         kind = next_launch_kind(record)
-        handle = self.executor.start(request)
-        if handle is None:
-            return False
         record.launches.append(
-            Launch(attempt=attempt, kind=kind, started_at=time.time(), ref=handle.ref)
+            Launch(attempt=request.attempt, kind=kind, started_at=time.time(), ref=handle.ref)
         )
         record.retry_pending = False
         write_record(trial.run_dir, record)
         trial.handle = handle
-        return True
 
     def retry(self, name: str) -> None:
         trial = self.trials[name]

@@ -6,14 +6,23 @@ directory, which must be on a filesystem the compute nodes share), poll is one b
 `squeue` for every running trial, stop is `scancel` (SIGTERM: the runtime checkpoints).
 SLURM schedules the jobs, so nothing is packed here; `parallelism` still caps them.
 
-Job names carry a uid derived from the run directory, so a second `rlops run` adopts a
-job that is still queued or running instead of submitting it twice.
+Trials started together whose batch directives are equal (a sweep's round) go to SLURM
+as one job array, one task per trial (`123_4`); a lone trial stays a plain job. Each
+task is tracked, stopped (`scancel 123_4`) and mapped onto its trial's phase like a job.
+
+A second `rlops run` submits nothing twice: `slurm-job.json` in the run directory names
+the job (or array task) of the trial's launch, which is adopted while SLURM still queues
+or runs it; and job names carry a uid derived from the run directories (an array's from
+all of its tasks' and their attempts), looked up before sbatch, for a runner killed
+between sbatch and its records. A retry never adopts its failed launch's job.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +32,17 @@ import yaml
 from rlops.api import Backend, Phase, ResourcesSpec, RLExperiment
 from rlops.api.experiment import BackendRef
 from rlops.api.runinfo import ExitCode, read_result
-from rlops.backends.slurm import SlurmBackend, SlurmUnavailable, experiment_phase
+from rlops.backends.slurm import (
+    ArrayTask,
+    SlurmBackend,
+    SlurmUnavailable,
+    array_key,
+    experiment_phase,
+)
+from rlops.backends.slurm.script import slurm_placement
 from rlops.runner.executor import Handle, LaunchRequest
+
+JOB_RECORD = "slurm-job.json"  # the trial's latest job: {"jobId": "123_4", "attempt": 1}
 
 
 def run_uid(run_dir: Path) -> str:
@@ -44,6 +62,12 @@ def exit_code(phase: Phase, result_code: int | None, stopped: bool) -> int:
     return int(ExitCode.FAILED)
 
 
+def _experiment(request: LaunchRequest) -> RLExperiment:
+    body = yaml.safe_load(request.spec.read_text())
+    body.setdefault("metadata", {})["uid"] = run_uid(request.run_dir)
+    return RLExperiment.model_validate(body)
+
+
 @dataclass
 class _Job:
     experiment: RLExperiment
@@ -52,26 +76,91 @@ class _Job:
     stopped: bool = False
 
 
+def write_job_record(run_dir: Path, job_id: str, attempt: int) -> None:
+    tmp = run_dir / f".{JOB_RECORD}.tmp"
+    tmp.write_text(json.dumps({"jobId": job_id, "attempt": attempt}))
+    tmp.replace(run_dir / JOB_RECORD)
+
+
+def read_job_id(run_dir: Path) -> str | None:
+    try:
+        body = json.loads((run_dir / JOB_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    job_id = body.get("jobId") if isinstance(body, dict) else None
+    return job_id if isinstance(job_id, str) and job_id else None
+
+
 class SlurmExecutor:
     backend = Backend.SLURM
 
-    def __init__(self, slurm: SlurmBackend) -> None:
+    def __init__(self, slurm: SlurmBackend, arrays: bool | None = None) -> None:
         self.slurm = slurm
+        self.arrays = slurm.settings.arrays if arrays is None else arrays
         self._jobs: dict[str, _Job] = {}
 
     def check(self, name: str, resources: ResourcesSpec) -> None:
         return None  # SLURM decides what fits.
 
     def start(self, request: LaunchRequest) -> Handle | None:
-        body = yaml.safe_load(request.spec.read_text())
-        body.setdefault("metadata", {})["uid"] = run_uid(request.run_dir)
-        experiment = RLExperiment.model_validate(body)
-        # A job of an ended launch is never adopted again: a retry submits anew.
-        ref = self.slurm.submit(
-            experiment, request.run_dir, previous_jobs=request.previous, attempt=request.attempt
-        )
-        self._jobs[request.name] = _Job(experiment, ref, request.run_dir)
-        return Handle(request.name, request.attempt, ref.job_id or "")
+        return self.start_many([request])[0]
+
+    def start_many(self, requests: Sequence[LaunchRequest]) -> list[Handle | None]:
+        """Adopt what still runs; submit the rest, as one array per set of equal directives."""
+        experiments = [_experiment(r) for r in requests]
+        refs = self._adoptable(requests, experiments)
+        groups: dict[object, list[int]] = defaultdict(list)
+        for i, (request, experiment) in enumerate(zip(requests, experiments, strict=True)):
+            if i not in refs:
+                task = ArrayTask(experiment, request.run_dir, request.attempt)
+                key = array_key(task, self.slurm.settings) if self.arrays else i
+                groups[key].append(i)
+        for members in groups.values():
+            if len(members) == 1:
+                (i,) = members
+                request = requests[i]
+                # A job of an ended launch is never adopted again: a retry submits anew.
+                refs[i] = self.slurm.submit(
+                    experiments[i],
+                    request.run_dir,
+                    previous_jobs=request.previous,
+                    attempt=request.attempt,
+                )
+                continue
+            tasks = [
+                ArrayTask(experiments[i], requests[i].run_dir, requests[i].attempt) for i in members
+            ]
+            for i, ref in zip(members, self.slurm.submit_array(tasks), strict=True):
+                refs[i] = ref
+        handles: list[Handle | None] = []
+        for i, request in enumerate(requests):
+            ref = refs[i]
+            write_job_record(request.run_dir, ref.job_id or "", request.attempt)
+            self._jobs[request.name] = _Job(experiments[i], ref, request.run_dir)
+            handles.append(Handle(request.name, request.attempt, ref.job_id or ""))
+        return handles
+
+    def _adoptable(
+        self, requests: Sequence[LaunchRequest], experiments: Sequence[RLExperiment]
+    ) -> dict[int, BackendRef]:
+        """Jobs of earlier, unfinished launches (a killed runner's) SLURM still queues or
+        runs, by request index: one batched look for all of them."""
+        known = {}
+        for i, request in enumerate(requests):
+            job_id = read_job_id(request.run_dir)
+            if job_id is not None and job_id not in request.previous:
+                known[i] = job_id
+        if not known:
+            return {}
+        seen = self.slurm.client.jobs(known.values())
+        adopted = {}
+        for i, job_id in known.items():
+            job = seen.get(job_id)
+            phase = experiment_phase(experiments[i], job_id, job, requests[i].run_dir)
+            if job is not None and not phase.terminal:
+                cluster = slurm_placement(experiments[i]).cluster
+                adopted[i] = BackendRef(kind="SlurmJob", cluster=cluster, job_id=job_id)
+        return adopted
 
     def poll(self, handles: Sequence[Handle]) -> dict[str, int]:
         jobs = [(h, self._jobs[h.name]) for h in handles if h.name in self._jobs]
@@ -84,12 +173,16 @@ class SlurmExecutor:
         ended = {}
         for handle, job in jobs:
             job_id = job.ref.job_id or ""
-            phase = experiment_phase(job.experiment, job_id, seen.get(job_id), job.run_dir)
-            if not phase.terminal:
+            observed = seen.get(job_id)
+            seen_phase = experiment_phase(job.experiment, job_id, observed, job.run_dir)
+            phase = seen_phase.phase
+            if observed is None and job.stopped:
+                phase = Phase.STOPPED  # An array task cancelled while pending leaves no trace.
+            elif not seen_phase.terminal:
                 continue
             result = read_result(job.run_dir)
             code = result.exit_code if result is not None else None
-            ended[handle.name] = exit_code(phase.phase, code, job.stopped)
+            ended[handle.name] = exit_code(phase, code, job.stopped)
             del self._jobs[handle.name]
         return ended
 

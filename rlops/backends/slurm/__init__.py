@@ -3,9 +3,11 @@
 `render_batch_script` renders an experiment's sbatch script, `job_phase` maps a job's
 state onto the experiment's phase, `CliSlurmClient` and `RestSlurmClient` talk to
 SLURM behind one `SlurmClient` protocol, and `SlurmBackend` submits, observes and
-cancels experiments through either.
+cancels experiments through either. `render_array_script` and `SlurmBackend.submit_array`
+carry several experiments with the same directives as one job array.
 """
 
+from rlops.backends.slurm.array import ArrayTask, array_key, array_name, render_array_script
 from rlops.backends.slurm.backend import SCRIPT_FILE, SlurmBackend, experiment_phase
 from rlops.backends.slurm.cli_client import CliSlurmClient, parse_squeue
 from rlops.backends.slurm.client import (
@@ -27,9 +29,10 @@ from rlops.backends.slurm.settings import SlurmSettings
 from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_job
 
 __all__ = [
-    "SCRIPT_FILE", "CliSlurmClient", "CommandObserver", "JobObservation", "JobPhase",
-    "RestSlurmClient", "ScriptError", "SlurmBackend", "SlurmClient", "SlurmSettings",
-    "SlurmUnavailable", "SubmitError", "default_run_dir", "experiment_phase", "job_name",
-    "job_phase", "parse_squeue", "phase_for_missing_job", "render_batch_script",
+    "SCRIPT_FILE", "ArrayTask", "CliSlurmClient", "CommandObserver", "JobObservation",
+    "JobPhase", "RestSlurmClient", "ScriptError", "SlurmBackend", "SlurmClient",
+    "SlurmSettings", "SlurmUnavailable", "SubmitError", "array_key", "array_name",
+    "default_run_dir", "experiment_phase", "job_name", "job_phase", "parse_squeue",
+    "phase_for_missing_job", "render_array_script", "render_batch_script",
     "render_for_manifest",
 ]  # fmt: skip

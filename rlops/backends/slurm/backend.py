@@ -4,18 +4,25 @@ The local runner (`rlops run --backend slurm`) and the SLURM bridge drive it.
 Submission is idempotent: the job name carries the experiment's uid and the job's
 comment its attempt (`rlops-uid=<uid>,attempt=<n>` from attempt 2 on), and an existing
 job of that name and attempt is adopted instead of submitting a second one; a job of
-another attempt never is.
+another attempt never is. An array job (`submit_array`) is adopted by its name, which
+is derived from its tasks' run directories and attempts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import yaml
 
 from rlops.api.experiment import BackendRef, RLExperiment
 from rlops.api.runinfo import SPEC_FILE, read_result
+from rlops.backends.slurm.array import (
+    ArrayTask,
+    array_name,
+    link_run_dirs,
+    render_array_script,
+)
 from rlops.backends.slurm.client import ATTEMPT_KEY, JobObservation, SlurmClient
 from rlops.backends.slurm.script import (
     UID_COMMENT,
@@ -27,6 +34,14 @@ from rlops.backends.slurm.settings import SlurmSettings
 from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_job
 
 SCRIPT_FILE = "batch.sh"
+ARRAY_SCRIPT_FILE = "array.sh"  # in the array's links directory
+
+
+def _write_spec(experiment: RLExperiment, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = experiment.model_dump(mode="json", by_alias=True, exclude_none=True)
+    manifest.pop("status", None)
+    (run_dir / SPEC_FILE).write_text(yaml.safe_dump(manifest, sort_keys=False))
 
 
 def attempt_comment(experiment: RLExperiment, attempt: int) -> str | None:
@@ -73,13 +88,33 @@ class SlurmBackend:
         if existing is not None:
             return BackendRef(kind="SlurmJob", cluster=cluster, job_id=existing.job_id)
         script = render_batch_script(experiment, run_dir, self.settings, attempt=attempt)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        manifest = experiment.model_dump(mode="json", by_alias=True, exclude_none=True)
-        manifest.pop("status", None)
-        (run_dir / SPEC_FILE).write_text(yaml.safe_dump(manifest, sort_keys=False))
+        _write_spec(experiment, run_dir)
         (run_dir / SCRIPT_FILE).write_text(script)
         job_id = self.client.submit(script, hold=hold, comment=attempt_comment(experiment, attempt))
         return BackendRef(kind="SlurmJob", cluster=cluster, job_id=job_id)
+
+    def submit_array(self, tasks: Sequence[ArrayTask]) -> list[BackendRef]:
+        """Submit the tasks as one job array (task i: `<array job>_<i>`), or adopt the array
+        of the same name (same run directories and attempts) when SLURM still knows it."""
+        name = array_name(tasks)
+        existing = self.client.find_by_name(name)
+        if existing:
+            array_id = existing[0].job_id.partition("_")[0]
+        else:
+            script = render_array_script(tasks, self.settings)
+            for task in tasks:
+                _write_spec(task.experiment, task.run_dir)
+            links = link_run_dirs(tasks)
+            (links / ARRAY_SCRIPT_FILE).write_text(script)
+            array_id = self.client.submit(script)
+        return [
+            BackendRef(
+                kind="SlurmJob",
+                cluster=slurm_placement(task.experiment).cluster,
+                job_id=f"{array_id}_{i}",
+            )
+            for i, task in enumerate(tasks)
+        ]
 
     def observe(self, refs: Iterable[BackendRef]) -> dict[str, JobObservation]:
         """Every referenced job SLURM still knows, in one batched call."""

@@ -2,7 +2,8 @@
 
 One poll costs a constant number of commands whatever the number of jobs:
 
-- one `squeue --states=all --jobs=...` for every tracked job slurmctld still holds;
+- one `squeue -r --states=all --jobs=...` for every tracked job slurmctld still holds
+  (`-r`: one line per array task; a task's id is `<array job>_<task>`);
 - for ids it no longer holds (purged after MinJobAge), one `sacct -X -j id1,id2,...`
   from the accounting database or, on a cluster without one, from the job completion
   log (`sacct --completion`, JobCompType=jobcomp/filetxt); which one works is found
@@ -22,6 +23,7 @@ import logging
 import subprocess
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from rlops.backends.slurm.client import (
@@ -36,6 +38,7 @@ from rlops.backends.slurm.parsers import (
     parse_sacct,
     parse_scontrol,
     parse_squeue,
+    submission_order,
 )
 from rlops.backends.slurm.settings import SlurmSettings
 
@@ -75,6 +78,9 @@ class CliSlurmClient:
         self.env = env
         self.squeue_broken: str | None = None  # why squeue is not used (then: scontrol)
         self.sacct_mode: str | None = None  # "accounting", "completion", "off"; None: unknown
+        # Array task id (`123_4`) -> the task's own job id, as squeue/scontrol showed it: how
+        # sacct finds a task (the job completion log knows no array ids).
+        self.raw_ids: dict[str, str] = {}
 
     def _bin(self, name: str) -> str:
         bin_dir = self.settings.bin_dir
@@ -137,7 +143,8 @@ class CliSlurmClient:
     def find_by_name(self, name: str) -> list[JobObservation]:
         found: list[JobObservation] | None = None
         if self.squeue_broken is None:
-            proc = self._run(["squeue", "-h", "--states=all", f"--name={name}", "-O", FORMAT])
+            argv = ["squeue", "-h", "-r", "--states=all", f"--name={name}", "-O", FORMAT]
+            proc = self._run(argv)
             if proc.returncode == 0:
                 found = parse_squeue(proc.stdout)
             else:
@@ -145,7 +152,7 @@ class CliSlurmClient:
         if found is None:
             found = self._scontrol()
         named = [j for j in found if j.name == name]
-        return sorted(named, key=lambda j: int(j.job_id) if j.job_id.isdigit() else 0)
+        return sorted(named, key=submission_order)
 
     def cancel(self, job_id: str) -> None:
         proc = self._run(["scancel", job_id])
@@ -160,14 +167,22 @@ class CliSlurmClient:
         """The given jobs slurmctld still holds: one squeue, or one scontrol without it."""
         wanted = set(ids)
         if self.squeue_broken is None:
-            argv = ["squeue", "-h", "--states=all", f"--jobs={','.join(ids)}", "-O", FORMAT]
+            argv = ["squeue", "-h", "-r", "--states=all", f"--jobs={','.join(ids)}", "-O", FORMAT]
             proc = self._run(argv)
             if proc.returncode == 0:
-                return {j.job_id: j for j in parse_squeue(proc.stdout) if j.job_id in wanted}
+                return self._remember(j for j in parse_squeue(proc.stdout) if j.job_id in wanted)
             if "invalid job id" in proc.stderr.lower():
                 return {}  # squeue's answer when none of the ids is known any more
             self._squeue_failed(proc)
-        return {j.job_id: j for j in self._scontrol() if j.job_id in wanted}
+        return self._remember(j for j in self._scontrol() if j.job_id in wanted)
+
+    def _remember(self, jobs: Iterable[JobObservation]) -> dict[str, JobObservation]:
+        found = {j.job_id: j for j in jobs}
+        for job in found.values():
+            # A task still pending shares its array's record: its own id comes when it starts.
+            if job.raw_id and job.raw_id != job.job_id and job.state != "PENDING":
+                self.raw_ids[job.job_id] = job.raw_id
+        return found
 
     def _squeue_failed(self, proc: subprocess.CompletedProcess[str]) -> None:
         self.squeue_broken = proc.stderr.strip() or f"exit {proc.returncode}"
@@ -183,19 +198,27 @@ class CliSlurmClient:
         """Jobs slurmctld forgot, from sacct; {} where this cluster keeps no record."""
         if self.sacct_mode == "off":
             return {}
+        # sacct is asked by the jobs' own ids: array tasks by the ids squeue showed them with.
+        by_raw = {self.raw_ids.get(j, j): j for j in ids}
+        raw = [r for r in by_raw if "_" not in r]
+        if not raw:
+            return {}
         mode = self.sacct_mode or "accounting"
-        proc = self._sacct(ids, mode)
+        proc = self._sacct(raw, mode)
         if mode == "accounting" and ACCOUNTING_DISABLED in proc.stderr.lower():
             mode = "completion"  # no database; the job completion log may still answer
-            proc = self._sacct(ids, mode)
+            proc = self._sacct(raw, mode)
         if proc.returncode != 0:
             self.sacct_mode = "off"
             log.warning("sacct is unusable (%s); finished jobs are read from their run "
                         "directory", proc.stderr.strip())  # fmt: skip
             return {}
         self.sacct_mode = mode
-        wanted = set(ids)
-        return {j.job_id: j for j in parse_sacct(proc.stdout) if j.job_id in wanted}
+        return {
+            by_raw[j.job_id]: replace(j, job_id=by_raw[j.job_id])
+            for j in parse_sacct(proc.stdout)
+            if j.job_id in by_raw
+        }
 
     def _sacct(self, ids: list[str], mode: str) -> subprocess.CompletedProcess[str]:
         completion = ["--completion"] if mode == "completion" else []

@@ -26,7 +26,11 @@ class SubmitError(RuntimeError):
 
 @dataclass(frozen=True)
 class JobObservation:
-    """One SLURM job as the controller reports it."""
+    """One SLURM job as the controller reports it.
+
+    An array task's `job_id` is `<array job>_<task>` (what scancel, squeue -j and sacct -j
+    take); `raw_id` is the number SLURM gave the task itself (its SLURM_JOB_ID).
+    """
 
     job_id: str
     name: str
@@ -40,6 +44,7 @@ class JobObservation:
     end_time: str | None = None
     nodes: str = ""
     comment: str = ""
+    raw_id: str = ""
 
     @property
     def attempt(self) -> int:

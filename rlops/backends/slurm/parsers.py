@@ -7,17 +7,21 @@
   or broken.
 
 States are reduced to their base word (`CANCELLED by 0` → `CANCELLED`), so every parser
-feeds the same state mapping.
+feeds the same state mapping. Array tasks are named `<array job>_<task>` by every parser;
+a pending range that SLURM still holds as one record (`ArrayTaskId=2-5%2`) becomes one
+observation per task.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from rlops.backends.slurm.client import JobObservation
 
 SQUEUE_FIELDS = ("JobID", "State", "Reason", "exit_code", "RestartCnt", "SubmitTime",
-                 "StartTime", "EndTime", "NodeList", "Comment", "Name")  # fmt: skip
+                 "StartTime", "EndTime", "NodeList", "Comment", "ArrayJobID", "ArrayTaskID",
+                 "Name")  # fmt: skip
 SQUEUE_FORMAT = ",".join(f"{field}:|" for field in SQUEUE_FIELDS)
 # The name last, so a `|` in it is harmless.
 SACCT_FIELDS = ("JobIDRaw", "State", "Reason", "ExitCode", "Submit", "Start", "End",
@@ -52,6 +56,32 @@ def _exit_pair(text: str) -> tuple[int | None, int | None]:
     return int(code), (int(signal) or None) if signal.isdigit() else None
 
 
+def task_ids(text: str) -> list[int]:
+    """The tasks of an ArrayTaskId: `4`, `2-5`, `1,3-4`, `0-7%2` (throttle ignored); [] else."""
+    out: list[int] = []
+    for item in text.strip().split("%", 1)[0].split(","):
+        first, _, last = item.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            return []
+        out.extend(range(int(first), int(last or first) + 1))
+    return out
+
+
+def as_tasks(job: JobObservation, array_job: str, array_task: str) -> list[JobObservation]:
+    """`job` as the array tasks it stands for (`<array job>_<task>`), or as itself."""
+    array_job = array_job.strip()
+    tasks = task_ids(array_task) if array_job.isdigit() else []
+    if not tasks:
+        return [replace(job, raw_id=job.job_id)]
+    return [replace(job, job_id=f"{array_job}_{t}", raw_id=job.job_id) for t in tasks]
+
+
+def submission_order(job: JobObservation) -> tuple[int, int]:
+    """Sort key, oldest first: by job id, an array's tasks by task (`123_4`)."""
+    job_id, _, task = job.job_id.partition("_")
+    return (int(job_id) if job_id.isdigit() else 0, int(task) if task.isdigit() else -1)
+
+
 def parse_squeue(output: str) -> list[JobObservation]:
     """Parse `squeue -h -O SQUEUE_FORMAT` lines."""
     jobs = []
@@ -59,24 +89,24 @@ def parse_squeue(output: str) -> list[JobObservation]:
         parts = line.split("|", len(SQUEUE_FIELDS) - 1)
         if len(parts) < len(SQUEUE_FIELDS):
             continue
-        job_id, state, reason, status, restarts, submit, start, end, nodes, comment, name = parts
+        job_id, state, reason, status, restarts, submit, start, end, nodes, comment = parts[:10]
+        array_job, array_task, name = parts[10:]
         wait_status = int(status) if status.strip().isdigit() else None
-        jobs.append(
-            JobObservation(
-                job_id=job_id.strip(),
-                name=name.rstrip("|").strip(),
-                state=_state(state),
-                reason=reason.strip(),
-                exit_code=None if wait_status is None else wait_status >> 8,
-                signal=None if wait_status is None else (wait_status & 0x7F) or None,
-                restarts=int(restarts) if restarts.strip().isdigit() else 0,
-                submit_time=_time(submit),
-                start_time=_time(start),
-                end_time=_time(end),
-                nodes=nodes.strip(),
-                comment=_text(comment),
-            )
+        job = JobObservation(
+            job_id=job_id.strip(),
+            name=name.rstrip("|").strip(),
+            state=_state(state),
+            reason=reason.strip(),
+            exit_code=None if wait_status is None else wait_status >> 8,
+            signal=None if wait_status is None else (wait_status & 0x7F) or None,
+            restarts=int(restarts) if restarts.strip().isdigit() else 0,
+            submit_time=_time(submit),
+            start_time=_time(start),
+            end_time=_time(end),
+            nodes=nodes.strip(),
+            comment=_text(comment),
         )
+        jobs.extend(as_tasks(job, array_job, array_task))
     return jobs
 
 
@@ -102,6 +132,7 @@ def parse_sacct(output: str) -> list[JobObservation]:
                 end_time=_time(end),
                 nodes=_text(nodes),
                 comment=_text(comment),
+                raw_id=job_id.strip(),
             )
         )
     return jobs
@@ -126,20 +157,19 @@ def parse_scontrol(output: str) -> list[JobObservation]:
             continue
         code, signal = _exit_pair(pairs.get("ExitCode", ""))
         restarts = pairs.get("Restarts", "0")
-        jobs.append(
-            JobObservation(
-                job_id=pairs["JobId"],
-                name=pairs.get("JobName", ""),
-                state=_state(pairs.get("JobState", "")),
-                reason=_text(pairs.get("Reason", "")),
-                exit_code=code,
-                signal=signal,
-                restarts=int(restarts) if restarts.isdigit() else 0,
-                submit_time=_time(pairs.get("SubmitTime", "")),
-                start_time=_time(pairs.get("StartTime", "")),
-                end_time=_time(pairs.get("EndTime", "")),
-                nodes=_text(pairs.get("NodeList", "")),
-                comment=_text(pairs.get("Comment", "")),
-            )
+        job = JobObservation(
+            job_id=pairs["JobId"],
+            name=pairs.get("JobName", ""),
+            state=_state(pairs.get("JobState", "")),
+            reason=_text(pairs.get("Reason", "")),
+            exit_code=code,
+            signal=signal,
+            restarts=int(restarts) if restarts.isdigit() else 0,
+            submit_time=_time(pairs.get("SubmitTime", "")),
+            start_time=_time(pairs.get("StartTime", "")),
+            end_time=_time(pairs.get("EndTime", "")),
+            nodes=_text(pairs.get("NodeList", "")),
+            comment=_text(pairs.get("Comment", "")),
         )
+        jobs.extend(as_tasks(job, pairs.get("ArrayJobId", ""), pairs.get("ArrayTaskId", "")))
     return jobs

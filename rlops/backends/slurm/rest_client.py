@@ -25,6 +25,7 @@ from rlops.backends.slurm.client import (
     SlurmUnavailable,
     SubmitError,
 )
+from rlops.backends.slurm.parsers import as_tasks, submission_order
 
 API = "/slurm/v0.0.38"
 HOLD_MESSAGE = 2042  # "Job is in held state": an information, not an error
@@ -63,6 +64,7 @@ DIRECTIVES: dict[str, tuple[str, Callable[[str], Any]]] = {
     # which the runtime handles the same way (it checkpoints once).
     "signal": ("signal", lambda v: v.removeprefix("B:")),
     "constraint": ("constraints", str),
+    "array": ("array", str),
 }
 IGNORED = {"open-mode"}  # the REST API always appends on requeue
 _LINE = re.compile(r"^#SBATCH\s+--([a-z][a-z0-9-]*)(?:=(\S+))?\s*$")
@@ -112,6 +114,15 @@ def observation(job: dict[str, Any]) -> JobObservation:
         nodes=str(job.get("nodes") or ""),
         comment=str(job.get("comment") or ""),
     )
+
+
+def observations(job: dict[str, Any]) -> list[JobObservation]:
+    """One job of GET /jobs; an array's pending range as one observation per task."""
+    array_job = job.get("array_job_id")
+    if not isinstance(array_job, int) or array_job <= 0:
+        return as_tasks(observation(job), "", "")
+    task = job.get("array_task_string") or job.get("array_task_id")
+    return as_tasks(observation(job), str(array_job), str(task if task is not None else ""))
 
 
 class RestSlurmClient:
@@ -184,7 +195,7 @@ class RestSlurmClient:
         body = self._call("GET", "/jobs")
         if body["_status"] >= 400:
             raise SlurmUnavailable("slurmrestd GET /jobs: " + "; ".join(self._errors(body)))
-        return [observation(j) for j in body.get("jobs", [])]
+        return [task for j in body.get("jobs", []) for task in observations(j)]
 
     def jobs(self, job_ids: Iterable[str]) -> dict[str, JobObservation]:
         wanted = set(job_ids)
@@ -194,7 +205,7 @@ class RestSlurmClient:
 
     def find_by_name(self, name: str) -> list[JobObservation]:
         found = [j for j in self._all_jobs() if j.name == name]
-        return sorted(found, key=lambda j: int(j.job_id) if j.job_id.isdigit() else 0)
+        return sorted(found, key=submission_order)
 
     def cancel(self, job_id: str) -> None:
         body = self._call("DELETE", f"/job/{job_id}")

@@ -47,6 +47,13 @@ class SlurmSettings(BaseSettings):
         default=20000,
         description="Multi-node Ray ports: `base + (jobId % 400) * 100 + k` (no clash per node).",
     )
+    arrays: bool = Field(
+        default=True,
+        description=(
+            "`rlops run --backend slurm`: submit trials started together with equal batch "
+            "directives as one job array (false: one sbatch per trial)."
+        ),
+    )
     rest_socket: Path | None = Field(
         default=None, description="slurmrestd unix socket; set to use the REST client."
     )

@@ -1,0 +1,277 @@
+"""Job arrays for sweeps on SLURM.
+
+Pure: the array script's golden file, `bash -n`, the quoted table (run directories with
+spaces, quotes and `$(...)` come back exactly per task), grouping by directives, and the
+parsers' array task ids (`123_4`) from squeue, scontrol and pending ranges.
+
+On the real cluster (fake runtime, see fake_runtime.py): one sbatch for three trials, each
+task in its own run directory with its own `slurm-<array>_<task>.out`; stopping one task
+cancels only it while the others finish; USR1 before the time limit requeues only the
+signalled task, which resumes as the next attempt; a new executor adopts running tasks
+from the run directories' records instead of submitting again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rlops.api import ResourcesSpec, RLExperiment
+from rlops.backends.slurm import (
+    ArrayTask,
+    CliSlurmClient,
+    ScriptError,
+    SlurmBackend,
+    SlurmSettings,
+    array_key,
+    array_name,
+    render_array_script,
+)
+from rlops.backends.slurm.parsers import SQUEUE_FIELDS, parse_scontrol, parse_squeue, task_ids
+from rlops.runner.executor import Handle, LaunchRequest
+from rlops.runner.slurm_executor import JOB_RECORD, SlurmExecutor
+from tests.builders import experiment
+from tests.slurm.fake_runtime import fake_python
+from tests.slurm.slurm_cluster import SlurmCluster, wait_for
+
+GOLDEN = Path(__file__).parent / "golden"
+TRIALS = Path("/shared/rlops-runs/lr/trials")
+SETTINGS = SlurmSettings(run_root=Path("/shared/rlops-runs"), python="/opt/rlops/bin/python")
+
+
+def trial(name: str, **slurm: Any) -> RLExperiment:
+    body = experiment(name).slurm(**slurm).obj()
+    body["metadata"]["uid"] = f"{name}-uid"
+    return RLExperiment.model_validate(body)
+
+
+def tasks(*dirs: str, **slurm: Any) -> list[ArrayTask]:
+    return [ArrayTask(trial(f"lr-{i}", **slurm), TRIALS / d, 1 + i % 2) for i, d in enumerate(dirs)]
+
+
+# --- pure ---------------------------------------------------------------------------------
+
+
+def test_array_script_matches_its_golden_file_and_is_valid_bash(tmp_path: Path) -> None:
+    script = render_array_script(
+        tasks("lr-0", "lr-1", "lr-2", partition="debug", timeLimit="00:30:00", maxRequeues=2),
+        SETTINGS,
+    )
+    golden = GOLDEN / "array.sh"
+    if os.environ.get("RLOPS_REGEN_GOLDEN"):
+        golden.write_text(script)
+    assert script == golden.read_text()
+    assert "#SBATCH --array=0-2\n" in script
+    assert f"#SBATCH --output={TRIALS}/.slurm-arrays/" in script
+    (tmp_path / "array.sh").write_text(script)
+    subprocess.run(["bash", "-n", str(tmp_path / "array.sh")], check=True)
+
+
+def table_row(script: str, task: int) -> tuple[str, str, str]:
+    """What the script's table gives task `task`: its trial, run directory and attempt."""
+    lines = script.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("TRIALS=("))
+    end = next(i for i, line in enumerate(lines) if line.startswith("SPEC="))
+    program = (
+        "\n".join(lines[start:end])
+        + "\n"
+        + ('printf "%s\\0" "${TRIALS[$TASK]}" "$RUN_DIR" "${FIRST_ATTEMPTS[$TASK]}"')
+    )
+    env = {"PATH": os.environ["PATH"], "SLURM_ARRAY_TASK_ID": str(task)}
+    out = subprocess.run(["bash", "-c", program], env=env, capture_output=True, check=True)
+    name, run_dir, attempt, _ = out.stdout.decode().split("\0")
+    return name, run_dir, attempt
+
+
+def test_the_table_quotes_run_directories_exactly() -> None:
+    odd = ["plain", "with space", 'it\'s "quoted"', "$(touch /tmp/pwned) `id` ;&|"]
+    script = render_array_script(tasks(*odd), SETTINGS)
+    for i, name in enumerate(odd):
+        assert table_row(script, i) == (f"lr-{i}", str(TRIALS / name), str(1 + i % 2))
+    assert not Path("/tmp/pwned").exists()
+
+
+def test_apptainer_tasks_bind_their_own_run_directory(tmp_path: Path) -> None:
+    script = render_array_script(
+        tasks("a", "b", containerRuntime="apptainer", containerOptions=["--nv"]), SETTINGS
+    )
+    assert 'RUN=(apptainer exec --nv --bind="$RUN_DIR" docker://ghcr.io/rlops/rlops:0.1.0)' in (
+        script
+    )
+    (tmp_path / "a.sh").write_text(script)
+    subprocess.run(["bash", "-n", str(tmp_path / "a.sh")], check=True)
+
+
+def test_only_equal_directives_share_an_array() -> None:
+    a, b = tasks("a", "b", partition="debug")
+    (c,) = tasks("c", partition="gpu")
+    assert array_key(a, SETTINGS) == array_key(b, SETTINGS)
+    assert array_key(a, SETTINGS) != array_key(c, SETTINGS)
+    with pytest.raises(ScriptError, match=r"task 1 .*differ"):
+        render_array_script([a, c], SETTINGS)
+
+
+def test_the_array_name_depends_on_run_directories_and_attempts() -> None:
+    a, b = tasks("a", "b")
+    assert array_name([a, b]) == array_name(tasks("a", "b"))
+    assert array_name([a, b]) != array_name([b, a])
+    retried = ArrayTask(a.experiment, a.run_dir, a.attempt + 1)
+    assert array_name([retried, b]) != array_name([a, b])
+
+
+def squeue_line(job: str, state: str, array_job: str, array_task: str) -> str:
+    values = [job, state, "None", "0", "0", "N/A", "N/A", "N/A", "", "(null)", array_job,
+              array_task, "rlops-array-x|"]  # fmt: skip
+    assert len(values) == len(SQUEUE_FIELDS)
+    return "|".join(values)
+
+
+def test_parsers_name_array_tasks_by_array_job_and_task() -> None:
+    out = "\n".join([
+        squeue_line("12", "RUNNING", "10", "2"),
+        squeue_line("10", "PENDING", "10", "3-4%2"),
+        squeue_line("9", "COMPLETED", "9", "N/A"),
+    ])  # fmt: skip
+    seen = {j.job_id: j.raw_id for j in parse_squeue(out)}
+    assert seen == {"10_2": "12", "10_3": "10", "10_4": "10", "9": "9"}
+    line = "JobId=10 ArrayJobId=10 ArrayTaskId=0,2-3 JobName=x JobState=PENDING Restarts=0"
+    assert [j.job_id for j in parse_scontrol(line)] == ["10_0", "10_2", "10_3"]
+    assert task_ids("5") == [5] and task_ids("N/A") == [] and task_ids("1-2%1") == [1, 2]
+
+
+# --- on the real cluster ----------------------------------------------------------------
+
+
+def launch_requests(root: Path, python: Path, count: int, **stop: int) -> list[LaunchRequest]:
+    requests = []
+    for i in range(count):
+        run_dir = root / "trials" / f"t-{i}"
+        run_dir.mkdir(parents=True)
+        body = experiment(f"t-{i}").slurm(python=str(python), maxRequeues=1).obj()
+        body["spec"]["stop"] = stop or {"iterations": 10}
+        body["spec"]["environment"]["config"] = {"seconds_per_iteration": 0.3}
+        (run_dir / "spec.yaml").write_text(yaml.safe_dump(body))
+        log = run_dir / "attempts" / "1.log"
+        requests.append(
+            LaunchRequest(f"t-{i}", run_dir, run_dir / "spec.yaml", 1, ResourcesSpec(), log)
+        )
+    return requests
+
+
+def counted(settings: SlurmSettings, cluster: SlurmCluster) -> tuple[SlurmExecutor, list[str]]:
+    commands: list[str] = []
+    client = CliSlurmClient(settings, env=cluster.env, observer=lambda c, s, ok: commands.append(c))
+    return SlurmExecutor(SlurmBackend(client, settings), arrays=True), commands
+
+
+def wait_ended(executor: SlurmExecutor, handles: list[Handle], timeout: float) -> dict[str, int]:
+    ended: dict[str, int] = {}
+
+    def all_ended() -> bool:
+        ended.update(executor.poll([h for h in handles if h.name not in ended]))
+        return len(ended) == len(handles)
+
+    wait_for(all_ended, timeout, "every array task to end")
+    return ended
+
+
+def progress(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "progress.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def squeue(cluster: SlurmCluster, array: str, fields: str) -> subprocess.CompletedProcess[str]:
+    """Every task of `array`, finished ones included, one per line."""
+    return cluster.run("squeue", "-h", "-r", "--states=all", f"--jobs={array}", "-O", fields)
+
+
+def running(cluster: SlurmCluster, job: str) -> Callable[[], bool]:
+    def check() -> bool:
+        out = cluster.run("squeue", "-h", "-r", "-j", job, "-o", "%T")
+        return out.stdout.strip() == "RUNNING"
+
+    return check
+
+
+@pytest.mark.slurm
+def test_one_task_stops_while_the_others_finish(
+    slurm_cluster: SlurmCluster, slurm_settings: SlurmSettings, tmp_path: Path
+) -> None:
+    root = slurm_settings.run_root
+    executor, commands = counted(slurm_settings, slurm_cluster)
+    requests = launch_requests(root, fake_python(tmp_path), 3)
+    started = time.monotonic()
+    handles = [h for h in executor.start_many(requests) if h is not None]
+    assert commands.count("sbatch") == 1
+    array = handles[0].ref.partition("_")[0]
+    assert [h.ref for h in handles] == [f"{array}_{i}" for i in range(3)]
+    for request, handle in zip(requests, handles, strict=True):
+        record = json.loads((request.run_dir / JOB_RECORD).read_text())
+        assert record == {"jobId": handle.ref, "attempt": 1}
+
+    wait_for(running(slurm_cluster, handles[1].ref), 60, "task 1 to run")
+    wait_for(lambda: len(progress(requests[1].run_dir)) >= 1, 30, "task 1 to make progress")
+    commands.clear()
+    executor.stop(handles[1])
+    assert commands == ["scancel"]
+    ended = wait_ended(executor, handles, 120)
+    assert ended == {"t-0": 0, "t-1": 75, "t-2": 0}
+    assert len(progress(requests[1].run_dir)) < 10
+    for i, request in enumerate(requests):
+        out = request.run_dir / f"slurm-{array}_{i}.out"
+        assert f"trains t-{i}" in out.read_text()  # SLURM wrote it into the trial's directory.
+    assert [len(progress(r.run_dir)) for r in (requests[0], requests[2])] == [10, 10]
+    states = squeue(slurm_cluster, array, "ArrayTaskID:|,State:|")
+    assert sorted(states.stdout.split()) == ["0|COMPLETED|", "1|CANCELLED|", "2|COMPLETED|"]
+    assert time.monotonic() - started < 120
+
+
+@pytest.mark.slurm
+def test_usr1_requeues_only_its_task_which_resumes(
+    slurm_cluster: SlurmCluster, slurm_settings: SlurmSettings, tmp_path: Path
+) -> None:
+    """What the time limit does (`--signal=B:USR1@...`), sent by hand to one task."""
+    executor, commands = counted(slurm_settings, slurm_cluster)
+    requests = launch_requests(slurm_settings.run_root, fake_python(tmp_path), 2)
+    handles = [h for h in executor.start_many(requests) if h is not None]
+    wait_for(running(slurm_cluster, handles[1].ref), 60, "task 1 to run")
+    wait_for(lambda: len(progress(requests[1].run_dir)) >= 2, 30, "task 1 to make progress")
+    slurm_cluster.run("scancel", "--batch", "--signal=USR1", handles[1].ref)
+    assert wait_ended(executor, handles, 150) == {"t-0": 0, "t-1": 0}
+    attempts = [[r["attempt"] for r in progress(req.run_dir)] for req in requests]
+    assert set(attempts[0]) == {1}
+    assert attempts[1][0] == 1 and attempts[1][-1] == 2 and len(attempts[1]) == 10
+    restarts = squeue(slurm_cluster, handles[0].ref.split("_")[0], "ArrayTaskID:|,RestartCnt:|")
+    assert sorted(restarts.stdout.split()) == ["0|0|", "1|1|"]
+    assert commands.count("sbatch") == 1
+
+
+@pytest.mark.slurm
+def test_a_new_executor_adopts_running_tasks(
+    slurm_cluster: SlurmCluster, slurm_settings: SlurmSettings, tmp_path: Path
+) -> None:
+    first, _ = counted(slurm_settings, slurm_cluster)
+    requests = launch_requests(slurm_settings.run_root, fake_python(tmp_path), 2)
+    handles = [h for h in first.start_many(requests) if h is not None]
+    # A runner killed after recording: its next launches are attempt 2 of each trial.
+    second, commands = counted(slurm_settings, slurm_cluster)
+    again = [LaunchRequest(r.name, r.run_dir, r.spec, 2, r.resources, r.log) for r in requests]
+    adopted = [h for h in second.start_many(again) if h is not None]
+    assert [h.ref for h in adopted] == [h.ref for h in handles]
+    assert commands.count("sbatch") == 0
+    assert wait_ended(second, adopted, 120) == {"t-0": 0, "t-1": 0}
+    # A retry (its failed job is `previous`) never adopts: it submits anew.
+    retry = [LaunchRequest(r.name, r.run_dir, r.spec, 3, r.resources, r.log, (h.ref,))
+             for r, h in zip(requests, handles, strict=True)]  # fmt: skip
+    fresh = [h for h in second.start_many(retry) if h is not None]
+    assert commands.count("sbatch") == 1 and fresh[0].ref != handles[0].ref
+    for handle in fresh:
+        second.kill(handle)
