@@ -1,25 +1,36 @@
-"""`rlops run --backend slurm`: a two-trial sweep whose trials are sbatch jobs on a real
-single-node SLURM cluster (munged, slurmctld, slurmd started here), each running the real
-runtime with a tiny CartPole budget; then a second run that adopts nothing and re-runs
-nothing. Also the exit codes the runner records for finished jobs (pure)."""
+"""`rlops run --backend slurm` on a real single-node SLURM cluster (munged, slurmctld, slurmd
+started here): a four-trial sweep, each trial running the real runtime with a tiny CartPole
+budget, goes to SLURM as ONE job array (sbatch counted through the client's observer), and a
+second run adopts nothing and re-runs nothing; a runner killed while the array runs is
+replaced by one that adopts the tasks (fake runtime, no second sbatch); --no-slurm-array
+submits one job per trial. Also the exit codes the runner records for finished jobs (pure)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 
-from rlops.api import Phase
-from rlops.runner.layout import SweepLayout
-from rlops.runner.slurm_executor import exit_code, run_uid
+from rlops.api import Phase, Sweep
+from rlops.backends.slurm import CliSlurmClient, SlurmBackend, SlurmSettings
+from rlops.runner.display import PlainDisplay
+from rlops.runner.layout import SweepLayout, read_record
+from rlops.runner.session import HeldLock, RunnerSettings, RunOptions
+from rlops.runner.slurm_executor import JOB_RECORD, SlurmExecutor, exit_code, run_uid
+from rlops.runner.sweep_run import SweepRun
 from tests.builders import sweep
-from tests.slurm.slurm_cluster import SlurmCluster, missing_binaries, running_cluster
+from tests.slurm.fake_runtime import fake_python
+from tests.slurm.slurm_cluster import SlurmCluster, missing_binaries, running_cluster, wait_for
 
 RLOPS = str(Path(sys.executable).with_name("rlops"))
 
@@ -56,11 +67,42 @@ def cluster() -> Iterator[SlurmCluster]:
         yield running
 
 
+def run_in_process(
+    manifest: dict[str, Any], root: Path, cluster: SlurmCluster, arrays: bool = True
+) -> tuple[int, list[str]]:
+    """`rlops run --backend slurm` in this process; returns its exit code and every SLURM
+    command it ran (the client's observer)."""
+    commands: list[str] = []
+    settings = SlurmSettings(python=sys.executable)
+    client = CliSlurmClient(settings, env=cluster.env, observer=lambda c, s, ok: commands.append(c))
+
+    def factory(lock: HeldLock) -> SlurmExecutor:
+        return SlurmExecutor(SlurmBackend(client, settings), arrays=arrays)
+
+    display = PlainDisplay(console=Console(file=io.StringIO(), width=200, no_color=True))
+    runner = RunnerSettings(poll_seconds=0.3, lock_wait_seconds=60)
+    run = SweepRun(Sweep.model_validate(manifest), manifest, RunOptions(root=root, report=False),
+                   runner, display, factory)  # fmt: skip
+    return run.run(), commands
+
+
+def lr_sweep(name: str, count: int, python: str, stop: dict[str, Any], **config: Any) -> Any:
+    """`count` trials over lr 1e-3 and below (PPO learns at each), one CPU each."""
+    return (
+        sweep(name)
+        .template("stop", stop)
+        .param("config.training.lr", "grid", values=[10.0 ** -(3 + k / 2) for k in range(count)])
+        .set("spec.parallelism", count)
+        .set("spec.placement", {"slurm": {"cluster": "hpc", "python": python}})
+        .set("spec.template.environment.config", config)
+    )
+
+
 @pytest.mark.slurm
 @pytest.mark.training
-def test_a_sweep_runs_as_slurm_jobs(cluster: SlurmCluster, tmp_path: Path) -> None:
+def test_a_sweep_runs_as_one_slurm_job_array(cluster: SlurmCluster, tmp_path: Path) -> None:
     manifest = (
-        sweep("onslurm")
+        lr_sweep("onslurm", 4, sys.executable, {"timesteps": 1000})
         .template(
             "config",
             {
@@ -71,36 +113,92 @@ def test_a_sweep_runs_as_slurm_jobs(cluster: SlurmCluster, tmp_path: Path) -> No
                 }
             },
         )
-        .template("stop", {"timesteps": 1000})
-        .param("config.training.lr", "grid", values=[0.001, 0.0001])
-        .set("spec.parallelism", 2)
-        .set("spec.placement", {"slurm": {"cluster": "hpc", "python": sys.executable}})
         .obj()
     )
-    file = tmp_path / "sweep.yaml"
-    file.write_text(yaml.safe_dump(manifest))
     root = Path(os.path.realpath(tmp_path)) / "runs"
-    env = {**cluster.env, "RLOPS_SLURM_PYTHON": sys.executable, "RLOPS_POLL_SECONDS": "0.5"}
-    command = [RLOPS, "run", str(file), "--root", str(root), "--backend", "slurm", "-q"]
-    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
-    assert first.returncode == 0, first.stdout + first.stderr
+    code, commands = run_in_process(manifest, root, cluster)
+    assert code == 0
+    assert commands.count("sbatch") == 1  # Four trials, one array job.
 
     layout = SweepLayout(root / "onslurm")
     results = json.loads(layout.results.read_text())
-    assert [t["phase"] for t in results["trials"]] == ["Succeeded", "Succeeded"]
-    for name in ("onslurm-0", "onslurm-1"):
-        run_dir = layout.trial(name)
+    assert [t["phase"] for t in results["trials"]] == ["Succeeded"] * 4
+    arrays = set()
+    for i in range(4):
+        run_dir = layout.trial(f"onslurm-{i}")
         record = json.loads((run_dir / "trial.json").read_text())
         assert record["backend"] == "slurm"
         (job,) = [launch["ref"] for launch in record["launches"]]
-        assert job.isdigit()
-        assert (run_dir / f"slurm-{job}.out").exists()  # The job ran in the trial's directory.
+        array, _, task = job.partition("_")
+        arrays.add(array)
+        assert task == str(i)
+        # Task i trained trial i, in the trial's directory.
+        assert f"trains onslurm-{i}" in (run_dir / f"slurm-{job}.out").read_text()
         result = json.loads((run_dir / "result.json").read_text())
         assert result["status"] == "succeeded" and result["timesteps"] >= 1000
-    assert len(results["leaderboard"]) == 2
+    assert len(arrays) == 1
+    assert len(results["leaderboard"]) == 4
 
     mtimes = {n: (layout.trial(n) / "result.json").stat().st_mtime_ns for n in layout.trial_names()}
+    env = {**cluster.env, "RLOPS_SLURM_PYTHON": sys.executable, "RLOPS_POLL_SECONDS": "0.5"}
+    file = tmp_path / "sweep.yaml"
+    file.write_text(yaml.safe_dump(manifest))
+    command = [RLOPS, "run", str(file), "--root", str(root), "--backend", "slurm", "-q"]
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stdout + second.stderr
     for name, mtime in mtimes.items():
         assert (layout.trial(name) / "result.json").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.slurm
+def test_a_new_runner_adopts_the_array_of_a_killed_one(
+    cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    python = str(fake_python(tmp_path))
+    manifest = lr_sweep("adopt", 4, python, {"iterations": 16}, seconds_per_iteration=0.4).obj()
+    file = tmp_path / "sweep.yaml"
+    file.write_text(yaml.safe_dump(manifest))
+    root = Path(os.path.realpath(tmp_path)) / "runs"
+    layout = SweepLayout(root / "adopt")
+    env = {**cluster.env, "RLOPS_POLL_SECONDS": "0.3"}
+    command = [RLOPS, "run", str(file), "--root", str(root), "--backend", "slurm", "-q"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(
+            lambda: all((layout.trial(f"adopt-{i}") / "trial.json").exists()
+                        and read_record(layout.trial(f"adopt-{i}")).launches  # type: ignore[union-attr]
+                        for i in range(4)),
+            60, "the first runner to record the launches of its four trials",
+        )  # fmt: skip
+        wait_for(lambda: (layout.trial("adopt-0") / "progress.jsonl").exists(), 60, "training")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    jobs = {i: read_record(layout.trial(f"adopt-{i}")).launches[-1].ref for i in range(4)}  # type: ignore[union-attr]
+    assert len({job.partition("_")[0] for job in jobs.values()}) == 1
+
+    code, commands = run_in_process(manifest, root, cluster)
+    assert code == 0
+    assert commands.count("sbatch") == 0  # The tasks were adopted, not submitted again.
+    results = json.loads(layout.results.read_text())
+    assert [t["phase"] for t in results["trials"]] == ["Succeeded"] * 4
+    for i, job in jobs.items():
+        run_dir = layout.trial(f"adopt-{i}")
+        record = read_record(run_dir)
+        assert record is not None and [x.ref for x in record.launches] == [job, job]
+        assert json.loads((run_dir / JOB_RECORD).read_text())["jobId"] == job
+        progress = (run_dir / "progress.jsonl").read_text().splitlines()
+        assert [json.loads(line)["iteration"] for line in progress] == list(range(1, 17))
+
+
+@pytest.mark.slurm
+def test_no_slurm_array_submits_one_job_per_trial(cluster: SlurmCluster, tmp_path: Path) -> None:
+    python = str(fake_python(tmp_path))
+    manifest = lr_sweep("single", 3, python, {"iterations": 3}).obj()
+    root = Path(os.path.realpath(tmp_path)) / "runs"
+    code, commands = run_in_process(manifest, root, cluster, arrays=False)
+    assert code == 0
+    assert commands.count("sbatch") == 3
+    for i in range(3):
+        record = read_record(SweepLayout(root / "single").trial(f"single-{i}"))
+        assert record is not None and record.launches[-1].ref.isdigit()
