@@ -24,13 +24,13 @@ from rlops.api.experiment import ContainerRuntime, RLExperiment
 from rlops.api.runinfo import SPEC_FILE
 from rlops.backends.slurm.script import (
     JOB_PREFIX,
+    TEMPLATES,
     ScriptError,
-    _comment,
-    _directive,
-    _env,
-    _extra,
-    _path,
+    comment_text,
+    directive,
     directives,
+    extra_directives,
+    safe_path,
     slurm_placement,
 )
 from rlops.backends.slurm.settings import SlurmSettings
@@ -80,7 +80,7 @@ def array_key(task: ArrayTask, settings: SlurmSettings) -> tuple[object, ...]:
     slurm = slurm_placement(experiment)
     return (
         tuple(shared_directives(experiment)),
-        tuple(_extra(slurm)),
+        tuple(extra_directives(slurm)),
         _launcher(experiment, settings),
         _python(experiment, settings),
         int(slurm.max_requeues),
@@ -130,19 +130,19 @@ def render_array_script(tasks: Sequence[ArrayTask], settings: SlurmSettings) -> 
     name = array_name(tasks)
     links = links_dir(tasks)
     managed = [
-        _directive("job-name", name),
-        _directive("comment", ARRAY_COMMENT + name.rsplit("-", 1)[1]),
-        _directive("output", _path(links, "array links") + "/%a/slurm-%A_%a.out"),
-        _directive("chdir", _path(links, "array links")),
+        directive("job-name", name),
+        directive("comment", ARRAY_COMMENT + name.rsplit("-", 1)[1]),
+        directive("output", safe_path(links, "array links") + "/%a/slurm-%A_%a.out"),
+        directive("chdir", safe_path(links, "array links")),
         *shared_directives(experiment),
-        _directive("array", f"0-{len(tasks) - 1}"),
+        directive("array", f"0-{len(tasks) - 1}"),
     ]
     launcher, image = _launcher(experiment, settings)
-    return _env.get_template("array.sh.j2").render(
+    return TEMPLATES.get_template("array.sh.j2").render(
         count=len(tasks),
         directives=managed,
-        extra_directives=_extra(slurm),
-        trials=" ".join(shlex.quote(_comment(t.experiment.metadata.name or "")) for t in tasks),
+        extra_directives=extra_directives(slurm),
+        trials=" ".join(shlex.quote(comment_text(t.experiment.metadata.name or "")) for t in tasks),
         run_dirs="".join(f"\n  {shlex.quote(str(t.run_dir))}" for t in tasks),
         first_attempts=" ".join(str(max(1, int(t.attempt))) for t in tasks),
         spec_file=shlex.quote(SPEC_FILE),

@@ -26,7 +26,7 @@ UID_COMMENT = "rlops-uid="
 PLAIN = re.compile(r"^[A-Za-z0-9_.,:@/+%=\-\[\]&|*()]+$")
 PATH = re.compile(r"^/[A-Za-z0-9_.,:@/+%=\-]*$")
 
-_env = jinja2.Environment(
+TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("rlops.backends.slurm", "templates"),
     autoescape=False,  # a shell script, not HTML: values are quoted with shlex instead
     undefined=jinja2.StrictUndefined,
@@ -58,7 +58,7 @@ def slurm_placement(experiment: RLExperiment) -> SlurmPlacement:
     return experiment.spec.placement.slurm or SlurmPlacement()
 
 
-def _directive(flag: str, value: object | None = None) -> str:
+def directive(flag: str, value: object | None = None) -> str:
     if value is None:
         return f"--{flag}"
     text = str(value)
@@ -88,40 +88,40 @@ def directives(experiment: RLExperiment, run_dir: Path) -> list[str]:
     slurm = slurm_placement(experiment)
     nodes = max(1, spec.resources.nodes)
     out = [
-        _directive("job-name", job_name(experiment)),
-        _directive("comment", UID_COMMENT + (experiment.metadata.uid or "local")),
-        _directive("output", _path(run_dir / "slurm-%j.out", "output")),
-        _directive("chdir", _path(run_dir, "chdir")),
-        _directive("open-mode", "append"),
-        _directive("requeue"),
-        _directive("nodes", nodes),
-        _directive("ntasks-per-node", 1),
-        _directive("cpus-per-task", max(1, math.ceil(spec.resources.total_cpus() / nodes))),
+        directive("job-name", job_name(experiment)),
+        directive("comment", UID_COMMENT + (experiment.metadata.uid or "local")),
+        directive("output", safe_path(run_dir / "slurm-%j.out", "output")),
+        directive("chdir", safe_path(run_dir, "chdir")),
+        directive("open-mode", "append"),
+        directive("requeue"),
+        directive("nodes", nodes),
+        directive("ntasks-per-node", 1),
+        directive("cpus-per-task", max(1, math.ceil(spec.resources.total_cpus() / nodes))),
     ]
     gpus = slurm.gpus_per_node
     if gpus is None and spec.resources.total_gpus() > 0:
         gpus = math.ceil(spec.resources.total_gpus() / nodes)
     if gpus:
-        out.append(_directive("gpus-per-node", gpus))
+        out.append(directive("gpus-per-node", gpus))
     if spec.resources.memory:
-        out.append(_directive("mem", _memory(spec.resources.memory)))
+        out.append(directive("mem", _memory(spec.resources.memory)))
     for flag, value in (("partition", slurm.partition), ("account", slurm.account),
                         ("qos", slurm.qos)):  # fmt: skip
         if value is not None:
             if not SLURM_NAME.match(value):
                 raise ScriptError(f"placement.slurm.{flag}: {value!r}: letters, digits, _ . -")
-            out.append(_directive(flag, value))
+            out.append(directive(flag, value))
     if slurm.time_limit is not None:
         if not SLURM_TIME.match(slurm.time_limit):
             raise ScriptError(f"placement.slurm.timeLimit: {slurm.time_limit!r} is not a time")
-        out.append(_directive("time", slurm.time_limit))
-        out.append(_directive("signal", f"B:USR1@{slurm.signal_seconds}"))
+        out.append(directive("time", slurm.time_limit))
+        out.append(directive("signal", f"B:USR1@{slurm.signal_seconds}"))
     if slurm.constraint is not None:
-        out.append(_directive("constraint", slurm.constraint))
+        out.append(directive("constraint", slurm.constraint))
     return out
 
 
-def _path(path: Path, what: str) -> str:
+def safe_path(path: Path, what: str) -> str:
     text = str(path)
     if not PATH.match(text):
         raise ScriptError(
@@ -130,7 +130,7 @@ def _path(path: Path, what: str) -> str:
     return text
 
 
-def _extra(slurm: SlurmPlacement) -> list[str]:
+def extra_directives(slurm: SlurmPlacement) -> list[str]:
     out = []
     for i, directive in enumerate(slurm.extra_directives):
         flag = directive[2:].split("=", 1)[0]
@@ -150,7 +150,7 @@ def _launcher(experiment: RLExperiment, run_dir: Path, settings: SlurmSettings) 
             f"--bind={run_dir}", f"docker://{image}"]  # fmt: skip
 
 
-def _comment(text: str) -> str:
+def comment_text(text: str) -> str:
     """Text for a `#` comment line: anything but a plain character becomes `?`."""
     return re.sub(r"[^A-Za-z0-9_.:/-]", "?", text)
 
@@ -164,12 +164,12 @@ def render_batch_script(
     container = slurm.container_runtime != ContainerRuntime.NONE
     python = settings.image_python if container else (slurm.python or settings.python)
     meta = experiment.metadata
-    return _env.get_template("batch.sh.j2").render(
-        namespace=_comment(meta.namespace or "default"),
-        name=_comment(meta.name or "experiment"),
-        uid=_comment(meta.uid or "local"),
+    return TEMPLATES.get_template("batch.sh.j2").render(
+        namespace=comment_text(meta.namespace or "default"),
+        name=comment_text(meta.name or "experiment"),
+        uid=comment_text(meta.uid or "local"),
         directives=directives(experiment, run_dir),
-        extra_directives=_extra(slurm),
+        extra_directives=extra_directives(slurm),
         run_dir=shlex.quote(str(run_dir)),
         spec=shlex.quote(str(run_dir / SPEC_FILE)),
         max_requeues=int(slurm.max_requeues),
