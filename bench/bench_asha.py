@@ -41,17 +41,19 @@ Measured on 2 cores (every seed run is reported; env steps do not depend on load
 | 100,000, 2, 195 | 0-3 | 163,000 / 122,500 = 1.33x (1.20, 1.28, 1.88, 1.11) | 2.51x |
 | 100,000, 2, 475 | 0-3 | 484,500 / 240,000 = 2.02x (1.36, 2.28, 1.50, 1.28) | 2.54x |
 | 100,000, 2, 475 | 4-7 | 1,025,000 / 333,500 = 3.07x (1.34, 3.29, 1.44, 3.77) | 3.34x |
+| 100,000, 2, 475 | 8-11 | 559,000 / 245,500 = 2.28x (2.96, 1.43, 1.41, 1.26) | 3.07x |
 
-With the defaults, over the eight seeds: 1,509,500 / 573,500 = 2.63x until the goal,
-3.01x in all; the 3x target is not met. ASHA pays off only in searches whose first draws
-are bad (seeds 1, 5 and 7: random search ran 4-6 configurations for their whole budget
-before one reached the goal, 370,000-552,500 steps); when one of the first two draws is
-good, both arms find it at about the same moment (1.3-1.5x). What holds ASHA back in the
-bad searches is the stopping variant it is (as Ray Tune's and Optuna's are): a trial that
-is first to reach a rung has no peer to be judged against and goes on. With two trials at
-a time, the best of the bad configurations drawn so far is that trial at every rung and
-runs its whole budget (seed 1: lr 4.9e-6 to 200 iterations and a return of 237; seed 7:
-lr 4.0e-6, 458), which is most of what ASHA spends there. The promotion variant of ASHA,
+With the defaults, over the twelve seeds: 2,068,500 / 819,000 = 2.53x until the goal,
+3.03x in all; the 3x target is not met. ASHA pays off only in searches whose first draws
+are bad (seeds 1, 5, 7 and 8: random search ran 4-6 configurations for their whole
+budget before one reached the goal, 370,000-552,500 steps; 2.3-3.8x there); when one of
+the first two draws is good, both arms find it at about the same moment (1.3-1.5x). What
+holds ASHA back in the bad searches is the stopping variant it is (as Ray Tune's and
+Optuna's are): a trial that is first to reach a rung has no peer to be judged against
+and goes on. With two trials at a time, the best of the bad configurations drawn so far
+is that trial at every rung and runs its whole budget (seed 1: lr 4.9e-6 to 200
+iterations and a return of 237; seed 7: lr 4.0e-6, 458; seed 8: lr 6.1e-3 with entropy
+0.66, 236), which is most of what ASHA spends there. The promotion variant of ASHA,
 which pauses a trial at its rung until enough peers have arrived and resumes it from its
 checkpoint, would not pay for it; rlops has no paused trial phase yet. At 195, or with a
 budget close to how long a good configuration takes (20,000-40,000 steps), slow learners
