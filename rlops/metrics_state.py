@@ -146,6 +146,7 @@ def sweep_rows(namespace: str, name: str, status: SweepStatus) -> Rows:
         "Succeeded": t.succeeded,
         "Failed": t.failed,
         "Stopped": t.stopped,
+        "Paused": t.paused,
     }
     rows += [Row(SWEEP_TRIALS, (namespace, name, p), n) for p, n in by_phase.items()]
     rows += [

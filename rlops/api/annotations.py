@@ -5,6 +5,13 @@
   when N is above `status.attempts`.
 - `rlops.dev/stop: <reason>` stops the experiment for good: phase Stopped, message
   `stopped: <reason>`.
+- `rlops.dev/pause: <reason>` pauses it: the run is ended as a stop ends it (SIGTERM, a
+  checkpoint), but the phase is Paused, message `paused: <reason>`, and it is not finished.
+  Removing the annotation resumes it: a new run of the same attempt, from its checkpoint.
+  A stop wins over a pause; a Paused experiment that is stopped becomes Stopped at once.
+- `rlops.dev/promotions: N` counts the resumes a sweep granted (an absolute number, written
+  with the removal of `rlops.dev/pause`): ASHA's promotion variant reads from it how many
+  rungs the trial was promoted past. Drivers only keep it.
 """
 
 from __future__ import annotations
@@ -13,12 +20,25 @@ from collections.abc import Mapping
 
 ANNOTATION_ATTEMPT = "rlops.dev/attempt"
 ANNOTATION_STOP = "rlops.dev/stop"
+ANNOTATION_PAUSE = "rlops.dev/pause"
+ANNOTATION_PROMOTIONS = "rlops.dev/promotions"
 
 
 def requested_attempt(annotations: Mapping[str, str]) -> int:
     """The attempt `rlops.dev/attempt` asks for (1 when absent or not a number)."""
     value = annotations.get(ANNOTATION_ATTEMPT, "1")
     return max(1, int(value)) if value.isdigit() else 1
+
+
+def promotions(annotations: Mapping[str, str]) -> int:
+    """The resumes `rlops.dev/promotions` records (0 when absent or not a number)."""
+    value = annotations.get(ANNOTATION_PROMOTIONS, "0")
+    return int(value) if value.isdigit() else 0
+
+
+def pause_message(reason: str) -> str:
+    """The status message of an experiment paused through `rlops.dev/pause`."""
+    return f"paused: {reason}"
 
 
 def stop_message(reason: str) -> str:

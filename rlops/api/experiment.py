@@ -20,6 +20,7 @@ class Phase(enum.StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     STOPPED = "Stopped"
+    PAUSED = "Paused"  # Checkpointed and ended on request; a sweep may resume it.
 
     @property
     def finished(self) -> bool:

@@ -72,10 +72,23 @@ class EarlyStoppingType(enum.StrEnum):
     ASHA = "asha"
 
 
+class AshaVariant(enum.StrEnum):
+    STOPPING = "stopping"
+    PROMOTION = "promotion"
+
+
 class EarlyStopping(Model):
     """Stop trials that do worse than their peers, from intermediate progress."""
 
     type: EarlyStoppingType = Field(description="median or asha.")
+    variant: AshaVariant = Field(
+        default=AshaVariant.STOPPING,
+        description=(
+            "asha: `stopping` judges a trial as it passes each rung and stops it there or lets "
+            "it go on; `promotion` pauses every trial at each rung (checkpointed) and resumes "
+            "only the top 1/reduction_factor of the trials that reached the rung."
+        ),
+    )
     grace_period: int = Field(default=3, description="Iterations before a trial can be stopped.")
     reduction_factor: float = Field(
         default=3.0, description="asha: keep the top 1/reduction_factor at each rung."
@@ -173,6 +186,7 @@ class TrialCounts(Model):
     succeeded: int = Field(default=0, description="Succeeded.")
     failed: int = Field(default=0, description="Failed (after all attempts).")
     stopped: int = Field(default=0, description="Stopped early.")
+    paused: int = Field(default=0, description="Paused at an ASHA rung, awaiting promotion.")
 
 
 class SweepStatus(Model):

@@ -20,8 +20,10 @@ from rlops.api.experiment import (
     SlurmPlacement,
 )
 from rlops.api.sweep import (
+    AshaVariant,
     Distribution,
     DistributionType,
+    EarlyStoppingType,
     SearchAlgorithm,
     Sweep,
     SweepBackend,
@@ -542,6 +544,14 @@ def validate_sweep_spec(spec: SweepSpec, path: str, catalog: Catalog) -> list[Fi
             errors.append(FieldError(f"{path}.earlyStopping.reductionFactor", "must be > 1"))
         if es.min_trials < 1:
             errors.append(FieldError(f"{path}.earlyStopping.minTrials", "must be >= 1"))
+        if es.type == EarlyStoppingType.MEDIAN and es.variant == AshaVariant.PROMOTION:
+            errors.append(
+                FieldError(
+                    f"{path}.earlyStopping.variant",
+                    "promotion is not allowed with type median; it is an ASHA variant "
+                    "(allowed with median: stopping)",
+                )
+            )
     goal = spec.objective.goal
     stop_return = spec.template.stop.episode_return_mean
     if (

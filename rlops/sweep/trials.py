@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rlops.api import Backend, Phase, RLExperimentSpec, SweepSpec, SweepStatus
@@ -31,6 +31,8 @@ class TrialState:
     history: tuple[tuple[int, float], ...] = ()
     waiting_seconds: float = 0.0
     stop_requested: bool = False
+    pause_requested: bool = False  # asked to pause and not resumed since (Running or Paused)
+    promotions: int = 0  # resumes granted after pauses (ASHA's promotion variant)
 
     @property
     def active(self) -> bool:
@@ -53,7 +55,16 @@ class TrialPlan:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything a driver has to do after one look at a sweep's trials."""
+    """Everything a driver has to do after one look at a sweep's trials.
+
+    - create: new trials; retry: Failed trials to run again as their next attempt.
+    - stop: trials to end for good (Stopped). A Paused trial listed here becomes Stopped
+      without running again.
+    - pause: Running trials to end with a checkpoint as Paused (not finished), keeping
+      their promotions count; resume: Paused trials to run again from their checkpoint,
+      same attempt, with promotions + 1. A resumed trial is active again (Pending) and
+      counts against parallelism.
+    """
 
     create: list[TrialPlan]
     retry: list[str]
@@ -61,6 +72,8 @@ class Plan:
     move: list[tuple[str, Backend]]
     status: SweepStatus
     done: bool
+    pause: list[str] = field(default_factory=list)
+    resume: list[str] = field(default_factory=list)
 
 
 def trial_name(sweep_name: str, index: int, seed_index: int, seeds_per_trial: int) -> str:

@@ -130,7 +130,9 @@ def test_sweep_trials_by_phase_and_by_backend_each_sum_to_the_total(metrics: Rlo
         s["phase"]: value(metrics, "rlops_sweep_trials", **s)
         for s in series(metrics, "rlops_sweep_trials")
     }
-    assert by_phase == {"Pending": 1, "Running": 2, "Succeeded": 2, "Failed": 1, "Stopped": 0}
+    assert by_phase == {
+        "Pending": 1, "Running": 2, "Succeeded": 2, "Failed": 1, "Stopped": 0, "Paused": 0
+    }  # fmt: skip
     by_backend = {
         s["backend"]: value(metrics, "rlops_sweep_trials_backend", **s)
         for s in series(metrics, "rlops_sweep_trials_backend")

@@ -91,6 +91,7 @@ def assert_prometheus_matches(prom: Prometheus, trials: dict[str, RLExperimentSt
         "Succeeded": sweep.trials.succeeded,
         "Failed": sweep.trials.failed,
         "Stopped": sweep.trials.stopped,
+        "Paused": sweep.trials.paused,
     }
     prom.await_query(
         f"rlops_sweep_trials{{{sel}}}", lambda r: by_label(r, "phase") == expected_phases

@@ -126,7 +126,7 @@ def test_prometheus_sees_what_the_status_says(
     )
     counts = sweep_status["trials"]
     want_phases = {p.capitalize(): float(counts[p]) for p in
-                   ("pending", "running", "succeeded", "failed", "stopped")}  # fmt: skip
+                   ("pending", "running", "succeeded", "failed", "stopped", "paused")}  # fmt: skip
     prom.await_query(
         f'rlops_sweep_trials{{{at_op},sweep="grid"}}',
         lambda r: by_label(r, "phase") == want_phases,
