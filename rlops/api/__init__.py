@@ -41,7 +41,8 @@ from rlops.api.sweep import (
 from rlops.api.validation import FieldError, validate_manifest
 
 __all__ = [
-    "API_VERSION", "GROUP", "VERSION", "AshaVariant", "Backend", "BackendRef", "CheckpointSpec", "Condition",
+    "API_VERSION", "GROUP", "VERSION", "AshaVariant", "Backend", "BackendRef", "CheckpointSpec",
+    "Condition",
     "ContainerRuntime", "Distribution", "DistributionType", "EarlyStopping", "EarlyStoppingType",
     "EnvironmentSpec", "ExperimentResult", "FieldError", "KubernetesPlacement", "Model",
     "ObjectMeta", "Objective", "Phase", "PlacementSpec", "Progress", "RLExperiment",
