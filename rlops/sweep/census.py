@@ -24,7 +24,7 @@ from rlops.sweep.trials import TrialState
 FINISHED_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.STOPPED})
 SCORED_PHASES = frozenset({Phase.SUCCEEDED, Phase.STOPPED})
 
-_SUCCEEDED, _FAILED, _STOPPED = Phase.SUCCEEDED, Phase.FAILED, Phase.STOPPED
+_SUCCEEDED, _FAILED, _STOPPED, _PAUSED = Phase.SUCCEEDED, Phase.FAILED, Phase.STOPPED, Phase.PAUSED
 _index = attrgetter("index")
 
 
@@ -56,6 +56,7 @@ class Census:
     configurations: Mapping[int, Configuration]
     phases: Counter[Phase]
     active: list[TrialState]
+    paused: list[TrialState]  # Paused: neither active nor finished
     retryable: list[TrialState]  # Failed, attempts left, by (index, seed index)
     failed_configurations: set[int]  # a seed failed for good
     settled: int  # configurations with every seed finished for good
@@ -103,6 +104,7 @@ def take_census(spec: SweepSpec, trials: Sequence[TrialState]) -> Census:
     active: list[TrialState] = []
     failed: list[TrialState] = []
     stopped: list[TrialState] = []
+    paused: list[TrialState] = []
     for t in trials:  # Locals and identity tests only: this runs over every trial.
         phase = t.phase
         if phase is _SUCCEEDED:
@@ -111,11 +113,13 @@ def take_census(spec: SweepSpec, trials: Sequence[TrialState]) -> Census:
             failed.append(t)
         elif phase is _STOPPED:
             stopped.append(t)
+        elif phase is _PAUSED:
+            paused.append(t)
         else:
             active.append(t)
     phases = Counter(t.phase for t in active)
-    phases.update({_FAILED: len(failed), _STOPPED: len(stopped)})
-    phases[_SUCCEEDED] = len(trials) - len(active) - len(failed) - len(stopped)
+    phases.update({_FAILED: len(failed), _STOPPED: len(stopped), _PAUSED: len(paused)})
+    phases[_SUCCEEDED] = len(trials) - len(active) - len(failed) - len(stopped) - len(paused)
     retryable = sorted(
         (t for t in failed if t.attempts < max_attempts), key=lambda t: (t.index, t.seed_index)
     )
@@ -129,10 +133,13 @@ def take_census(spec: SweepSpec, trials: Sequence[TrialState]) -> Census:
             configurations=_OnePerIndex(by_index, max_attempts),
             phases=phases,
             active=active,
+            paused=paused,
             retryable=retryable,
             failed_configurations=failed_configurations,
-            settled=len(trials) - len(active) - len(retryable),
-            unsettled=sorted({t.index for t in active} | {t.index for t in retryable}),
+            settled=len(trials) - len(active) - len(paused) - len(retryable),
+            unsettled=sorted(
+                {t.index for t in active} | {t.index for t in paused} | {t.index for t in retryable}
+            ),
             incomplete=[],
             highest=highest,
             one_per_index=True,
@@ -143,6 +150,7 @@ def take_census(spec: SweepSpec, trials: Sequence[TrialState]) -> Census:
         configurations=configurations,
         phases=phases,
         active=active,
+        paused=paused,
         retryable=retryable,
         failed_configurations=failed_configurations,
         settled=sum(1 for c in configurations.values() if c.settled),

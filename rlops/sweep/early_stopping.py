@@ -14,6 +14,17 @@ Every plan looks at each Running trial's history afresh:
   stateless, a trial waiting between rungs can still be stopped when better peers
   arrive at its rung later.
 
+ASHA's promotion variant (`variant: promotion`, Li et al.'s Algorithm 2) pauses instead
+of judging on the way: a trial runs to the rung its promotions so far allow (the first
+rung, then the next after each promotion) and is paused there (`asha_promotions`). A
+Paused trial is promoted (resumed from its checkpoint) when it is among the top
+floor(n / reductionFactor) of the n trials that reached its rung, n >= minTrials;
+promotions fill the free places before any new trial (the highest rung first). No trial
+goes on for want of peers to be judged against; the price is a restart per promotion.
+When no new trial can be created, the best trial at each rung may be promoted even
+below the quota (so the last places are not left idle). Trials never promoted are
+stopped when the sweep ends (by the engine).
+
 Histories are read as given, in increasing iteration order (as a run reports them);
 nothing is copied, and a history holding every iteration from 1 (as a run reports
 them) is indexed by iteration directly (else searched by bisection), so a plan over
@@ -24,11 +35,12 @@ a rung) is computed in one pass over the trials and shared by every candidate.
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 from collections.abc import Sequence
 from operator import itemgetter
 
-from rlops.api import EarlyStopping, EarlyStoppingType, Phase, SweepSpec
+from rlops.api import AshaVariant, EarlyStopping, EarlyStoppingType, Phase, SweepSpec
 from rlops.sweep.trials import TrialState
 
 History = tuple[tuple[int, float], ...]
@@ -36,10 +48,20 @@ _iteration = itemgetter(0)
 _metric = itemgetter(1)
 
 
+def promotes(spec: SweepSpec) -> bool:
+    """Whether the sweep's early stopping is ASHA's promotion variant (it pauses, not stops)."""
+    rule = spec.early_stopping
+    return (
+        rule is not None
+        and rule.type == EarlyStoppingType.ASHA
+        and rule.variant == AshaVariant.PROMOTION
+    )
+
+
 def early_stops(spec: SweepSpec, trials: Sequence[TrialState]) -> list[str]:
     """Names of the Running trials to stop now, in the order of `trials`."""
     rule = spec.early_stopping
-    if rule is None:
+    if rule is None or promotes(spec):
         return []
     running = Phase.RUNNING
     candidates = [t for t in trials if t.phase is running and not t.stop_requested and t.history]
@@ -193,3 +215,69 @@ def _quantile(values: list[float], q: float) -> float:
     low = int(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def asha_promotions(
+    spec: SweepSpec, trials: Sequence[TrialState], capacity: int, exhausted: bool
+) -> tuple[list[str], list[str]]:
+    """ASHA's promotion variant: the Running trials to pause, the Paused ones to resume.
+
+    A Running trial with p promotions is paused once it reported at or after rung p
+    (trials promoted past every rung run to their budget). At most `capacity` Paused
+    trials are resumed: first any that was paused before reaching its rung (nothing to
+    judge), then, from the highest rung down, those among the top floor(n / rf) of the
+    n trials that reached their rung (best first). With `exhausted` (no new trial can be
+    created), the top is at least the best one.
+    """
+    rule = spec.early_stopping
+    assert rule is not None
+    sign = 1.0 if spec.objective.mode == "max" else -1.0
+    max_t = rule.max_iterations or spec.template.stop.iterations
+    furthest = max((_last(t.history) for t in trials if t.history), default=0)
+    milestones = rungs(rule, max_t, furthest)
+    running, paused_phase = Phase.RUNNING, Phase.PAUSED
+    pause: list[str] = []
+    unjudged: list[str] = []  # Paused short of their rung
+    waiting: dict[int, list[TrialState]] = {}  # rung index -> trials Paused there
+    for t in trials:
+        phase = t.phase
+        if phase is running:
+            if t.stop_requested or t.pause_requested or not t.history:
+                continue
+            level = t.promotions
+            if level < len(milestones) and t.history[-1][0] >= milestones[level]:
+                pause.append(t.name)
+        elif phase is paused_phase and not t.stop_requested:
+            level = t.promotions
+            if level >= len(milestones) or not t.history or t.history[-1][0] < milestones[level]:
+                unjudged.append(t.name)
+            else:
+                waiting.setdefault(level, []).append(t)
+    resume = unjudged[:capacity]
+    for level in sorted(waiting, reverse=True):
+        if len(resume) >= capacity:
+            break
+        top = _top_at(trials, milestones[level], sign, rule, exhausted)
+        ranked = sorted((top[t.name], t.index, t.seed_index, t.name) for t in waiting[level]
+                        if t.name in top)  # fmt: skip
+        resume += [name for *_, name in ranked][: capacity - len(resume)]
+    return pause, resume
+
+
+def _top_at(
+    trials: Sequence[TrialState], rung: float, sign: float, rule: EarlyStopping, exhausted: bool
+) -> dict[str, int]:
+    """The trials in the top floor(n / rf) at `rung`, by name, with their rank (0: best)."""
+    entries = []
+    for t in trials:
+        history = t.history
+        if history and history[-1][0] >= rung:
+            value = _at_or_after(history, rung)
+            assert value is not None
+            entries.append((-sign * value, t.index, t.seed_index, t.name))
+    n = len(entries)
+    quota = int(n // rule.reduction_factor) if n >= rule.min_trials else 0
+    if exhausted:
+        quota = max(quota, 1)
+    best = heapq.nsmallest(quota, entries)
+    return {name: rank for rank, (*_, name) in enumerate(best)}

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 from optuna.trial import TrialState as OptunaState
 
 from rlops.api import Backend, Phase, SearchAlgorithm, SweepSpec, TrialCounts
 from rlops.sweep.census import Census, Configuration, take_census
-from rlops.sweep.early_stopping import early_stops
+from rlops.sweep.early_stopping import asha_promotions, early_stops, promotes
 from rlops.sweep.parameters import apply_parameters
 from rlops.sweep.placement import BurstPlacer, burst_moves, fixed_backend, is_burst, trial_placement
 from rlops.sweep.space import Axis, axes, configuration_count, grid_point, random_point
@@ -50,18 +50,30 @@ def plan(
 
     space = axes(spec)
     total = configuration_count(spec, space)
-    slots = [] if finishing else list(islice(_open_slots(census, spec, total), capacity))
+    openings = _open_slots(census, spec, total)
+    pause: list[str] = []
+    resume: list[str] = []
+    if promotes(spec) and not finishing:
+        first = next(openings, None)
+        pause, resume = asha_promotions(spec, trials, capacity, exhausted=first is None)
+        capacity -= len(resume)
+        openings = chain([first] if first is not None else [], openings)
+    slots = [] if finishing else list(islice(openings, capacity))
     create = _trial_plans(spec, sweep_name, trials, census, slots, space)
 
     if too_many:
         stop = [t.name for t in census.active if not t.stop_requested]
     else:
         stop = early_stops(spec, trials)
+    done = too_many or (not census.active and not create and not retry and not resume)
+    if census.paused and (finishing or done):
+        # Nothing will resume them: they end Stopped, and the sweep once they have.
+        stop += [t.name for t in census.paused if not t.stop_requested]
+        done = too_many
     move = [] if finishing else burst_moves(spec, trials)
-    done = too_many or (not census.active and not create and not retry)
 
     outcome = Outcome(
-        counts=_counts(census, len(trials), len(create), len(retry), finishing),
+        counts=_counts(census, len(trials), len(create), len(retry), finishing, resume, stop),
         backends=_backends(trials, create, move),
         top=[summary(c) for c in census.best(spec.objective.mode == "max", TOP)],
         done=done,
@@ -78,6 +90,8 @@ def plan(
         move=move,
         status=sweep_status(spec, outcome, generation),
         done=done,
+        pause=pause,
+        resume=resume,
     )
 
 
@@ -189,25 +203,34 @@ def _observation(config: Configuration, state: OptunaState) -> Observation:
 
 
 def _counts(
-    census: Census, observed: int, created: int, retried: int, finishing: bool
+    census: Census,
+    observed: int,
+    created: int,
+    retried: int,
+    finishing: bool,
+    resumed: list[str],
+    stopped: list[str],
 ) -> TrialCounts:
     """Trials by phase as they will be once the plan is applied.
 
     A Failed trial awaiting a retry counts as pending, unless the sweep is finishing and
-    will not retry it: then it counts as failed.
+    will not retry it: then it counts as failed. A resumed trial counts as pending, a
+    Paused one being stopped as stopped.
     """
     phases = census.phases
     awaiting = len(census.retryable)
     failed = phases[Phase.FAILED] - awaiting + (awaiting - retried if finishing else 0)
-    pending = sum(phases[p] for p in WAITING_PHASES) + created + retried
+    pending = sum(phases[p] for p in WAITING_PHASES) + created + retried + len(resumed)
     pending += 0 if finishing else awaiting - retried
+    ending = len({t.name for t in census.paused} & set(stopped)) if census.paused else 0
     return TrialCounts(
         total=observed + created,
         pending=pending,
         running=phases[Phase.RUNNING],
         succeeded=phases[Phase.SUCCEEDED],
         failed=failed,
-        stopped=phases[Phase.STOPPED],
+        stopped=phases[Phase.STOPPED] + ending,
+        paused=phases[Phase.PAUSED] - len(resumed) - ending,
     )
 
 

@@ -36,6 +36,8 @@ class Simulation:
     created: list[str] = field(default_factory=list)
     retried: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    paused: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)
 
     def observe(self) -> list[TrialState]:
@@ -66,6 +68,17 @@ class Simulation:
         for name in p.stop:
             self.stopped.append(name)
             self._set(name, stop_requested=True)
+            if self.trials[name].phase == Phase.PAUSED:  # nothing runs: Stopped at once
+                self._set(name, phase=Phase.STOPPED)
+        for name in p.pause:
+            assert self.trials[name].phase == Phase.RUNNING, f"{name} paused while not Running"
+            self.paused.append(name)
+            self._set(name, pause_requested=True)
+        for name in p.resume:
+            t = self.trials[name]
+            assert t.phase == Phase.PAUSED, f"{name} resumed while {t.phase}"
+            self.resumed.append(name)
+            self._set(name, phase=Phase.PENDING, pause_requested=False, promotions=t.promotions + 1)
         for name, backend in p.move:
             self._set(name, backend=backend, waiting_seconds=0.0)
 
@@ -83,6 +96,9 @@ class Simulation:
     def _progress(self, t: TrialState) -> None:
         if t.stop_requested:
             self._set(t.name, phase=Phase.STOPPED)
+            return
+        if t.pause_requested:  # it checkpoints and ends; its history stays
+            self._set(t.name, phase=Phase.PAUSED)
             return
         value = self.objective(dict(t.parameters), t.seed_index)
         iteration = len(t.history) + 1

@@ -36,8 +36,11 @@ def sweeps(draw: st.DrawFn) -> SweepSpec:
     if draw(st.booleans()):
         builder.set("spec.maxFailedTrials", draw(st.integers(0, 3)))
     if draw(st.booleans()):
-        kind = draw(st.sampled_from(["median", "asha"]))
-        builder.set("spec.earlyStopping", {"type": kind, "gracePeriod": 1, "minTrials": 2})
+        kind, variant = draw(
+            st.sampled_from([("median", "stopping"), ("asha", "stopping"), ("asha", "promotion")])
+        )
+        rule = {"type": kind, "variant": variant, "gracePeriod": 1, "minTrials": 2}
+        builder.set("spec.earlyStopping", rule)
     if draw(st.booleans()):
         builder.set(
             "spec.placement",
@@ -63,16 +66,23 @@ def test_invariants_hold_over_random_rounds(spec: SweepSpec, seed: int, fail_rat
     stopped_for_good: set[str] = set()
     for _ in range(400):
         p = sim.plan()
-        active_before = {t.name for t in sim.trials.values() if t.phase in ACTIVE}
-        assert set(p.stop) <= active_before, "stop only trials under way"
+        before = {t.name: t for t in sim.trials.values()}
+        active_before = {n for n, t in before.items() if t.phase in ACTIVE}
+        paused_before = {n for n, t in before.items() if t.phase == Phase.PAUSED}
+        assert set(p.stop) <= active_before | paused_before, "stop only unfinished trials"
         assert not set(p.retry) & stopped_for_good
+        assert not set(p.resume) & stopped_for_good
+        assert all(not before[n].stop_requested for n in p.resume), "a stop is final"
+        assert not set(p.resume) & set(p.stop)
         sim.apply(p)
         trials = sim.trials.values()
         assert sum(1 for t in trials if t.phase in ACTIVE) <= spec.parallelism
         assert all(t.attempts <= spec.max_attempts for t in trials)
         assert p.status.trials.total == len(sim.trials)
         c = p.status.trials
-        assert c.pending + c.running + c.succeeded + c.failed + c.stopped == c.total
+        assert c.pending + c.running + c.succeeded + c.failed + c.stopped + c.paused == c.total
+        if p.done:
+            assert not any(t.phase == Phase.PAUSED for t in trials), "done with a trial Paused"
         for t in p.create:
             assert t.name == trial_name("sw", t.index, t.seed_index, spec.seeds_per_trial)
         if p.done:
