@@ -1,7 +1,7 @@
 """Env steps to reach a CartPole goal: ASHA early stopping against full-budget random search.
 
     .venv/bin/python bench/bench_asha.py [--quick] [--trials 30] [--timesteps 100000]
-        [--goal 475] [--parallelism 2] [--seeds 0 1 2 3]
+        [--goal 475] [--parallelism 2] [--seeds 0 1 2 3] [--variant promotion|stopping]
 
 Both arms are the same random search, run by `rlops run` with real PPO training: the
 same `algorithm: random` and search seed, so the same configurations in the same order.
@@ -80,6 +80,7 @@ SPACE = {
     "config.training.entropy_coeff": {"type": "loguniform", "low": 1e-4, "high": 1.0},
 }
 ASHA = {"type": "asha", "gracePeriod": 3, "reductionFactor": 3, "minTrials": 2}
+VARIANTS = ("promotion", "stopping")
 QUICK = {"trials": 20, "seeds": [0]}
 Curve = list[dict[str, Any]]
 
@@ -104,7 +105,7 @@ def manifest(args: argparse.Namespace, seed: int, asha: bool) -> dict[str, Any]:
     }
     if asha:
         iterations = args.timesteps // PPO["train_batch_size_per_learner"]
-        spec["earlyStopping"] = {**ASHA, "maxIterations": iterations}
+        spec["earlyStopping"] = {**ASHA, "variant": args.variant, "maxIterations": iterations}
     name = "bench-asha" if asha else "bench-random"
     return {
         "apiVersion": "rlops.dev/v1alpha1",
@@ -190,6 +191,7 @@ def main() -> None:
     parser.add_argument("--goal", type=float, default=475.0)
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--variant", choices=VARIANTS, default=VARIANTS[0], help="ASHA's variant")
     args = parser.parse_args()
     if args.quick:
         vars(args).update(QUICK)
@@ -197,7 +199,8 @@ def main() -> None:
 
     print(
         f"random search over {SPACE}, {args.trials} trials max, {args.timesteps} timesteps "
-        f"each, PPO {PPO}, goal {args.goal:g}, parallelism {args.parallelism}, ASHA {ASHA}, "
+        f"each, PPO {PPO}, goal {args.goal:g}, parallelism {args.parallelism}, "
+        f"ASHA {ASHA} variant {args.variant}, "
         f"search seeds {args.seeds}; rlops from {Path(rlops.__file__).parent}",
         flush=True,
     )
