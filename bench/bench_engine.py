@@ -9,6 +9,9 @@ N - 100 finished (succeeded, a few failed or stopped) and 100 under way, each wi
 - steady: all 100 slots busy, nothing to create (the common reconcile);
 - refill: 10 slots free, so 10 trials are created (TPE asks Optuna 10 times);
 - +asha / +median: steady, with early stopping judging the 100 running trials.
+- +promo: ASHA's promotion variant with 10 slots free: the 100 running trials are past
+  their rung and paused, and the stopped trials are Paused at rung 9 instead, so the
+  10 places go to promotions ranked among every trial that reached rung 9.
 Reports the median CPU time of the process (which leaves out the time spent
 waiting for a core on a shared machine; the load average is printed), the
 wall-clock median, fastest and p95, and how the CPU time grew from the smallest N
@@ -61,7 +64,11 @@ def sweep_spec(algorithm: str, early_stopping: str | None = None) -> SweepSpec:
         "maxTrials": 100_000,
         "parallelism": PARALLELISM,
     }
-    if early_stopping:
+    if early_stopping == "promotion":
+        spec["earlyStopping"] = {
+            "type": "asha", "variant": "promotion", "gracePeriod": 1, "reductionFactor": 3
+        }  # fmt: skip
+    elif early_stopping:
         spec["earlyStopping"] = {"type": early_stopping, "gracePeriod": 1, "reductionFactor": 3}
     return Sweep.model_validate({"metadata": {"name": "bench"}, "spec": spec}).spec
 
@@ -70,6 +77,8 @@ def observed(spec: SweepSpec, n: int, free: int) -> list[TrialState]:
     """n trials: the last PARALLELISM - free under way, the rest finished."""
     rng = random.Random(n)
     space = axes(spec)
+    rule = spec.early_stopping
+    paused = rule is not None and rule.variant == "promotion"
     active_from = n - (PARALLELISM - free)
     trials = []
     for i in range(n):
@@ -85,6 +94,8 @@ def observed(spec: SweepSpec, n: int, free: int) -> list[TrialState]:
         else:
             phase = rng.choices([Phase.SUCCEEDED, Phase.FAILED, Phase.STOPPED], [90, 5, 5])[0]
             objective = quality * 20 if phase != Phase.FAILED else None
+            if paused and phase == Phase.STOPPED:
+                phase, objective = Phase.PAUSED, None
         trials.append(
             TrialState(
                 name=f"bench-{i}",
@@ -95,6 +106,8 @@ def observed(spec: SweepSpec, n: int, free: int) -> list[TrialState]:
                 backend=Backend.KUBERNETES if i % 2 else Backend.SLURM,
                 objective=objective,
                 history=history,
+                pause_requested=phase == Phase.PAUSED,
+                promotions=2 if phase == Phase.PAUSED else 0,
             )
         )
     return trials
@@ -127,6 +140,7 @@ def main() -> None:
         ("grid", "refill", None, 10),
         ("grid", "+asha", "asha", 0),
         ("grid", "+median", "median", 0),
+        ("grid", "+promo", "promotion", 10),
         ("random", "steady", None, 0),
         ("random", "refill", None, 10),
         ("tpe", "steady", None, 0),
@@ -144,8 +158,11 @@ def main() -> None:
             spec = sweep_spec(algorithm, rule)
             trials = observed(spec, n, free)
             result = plan(spec, "bench", trials)
-            assert len(result.create) == free, (case, len(result.create))
-            assert rule is None or result.stop, f"{case}: early stopping stopped nobody"
+            if rule == "promotion":
+                assert len(result.pause) == PARALLELISM - free and len(result.resume) == free
+            else:
+                assert len(result.create) == free, (case, len(result.create))
+                assert rule is None or result.stop, f"{case}: early stopping stopped nobody"
             ms, cpu = timings_ms(lambda: plan(spec, "bench", trials), args.repeat)  # noqa: B023
             median_cpu = statistics.median(cpu)
             # How the CPU time grew from the smallest number of trials measured.

@@ -35,7 +35,6 @@ a rung) is computed in one pass over the trials and shared by every candidate.
 from __future__ import annotations
 
 import bisect
-import heapq
 import math
 from collections.abc import Sequence
 from operator import itemgetter
@@ -233,7 +232,7 @@ def asha_promotions(
     assert rule is not None
     sign = 1.0 if spec.objective.mode == "max" else -1.0
     max_t = rule.max_iterations or spec.template.stop.iterations
-    furthest = max((_last(t.history) for t in trials if t.history), default=0)
+    furthest = max((_last(t.history) for t in trials if t.history), default=0) if not max_t else 0
     milestones = rungs(rule, max_t, furthest)
     running, paused_phase = Phase.RUNNING, Phase.PAUSED
     pause: list[str] = []
@@ -257,7 +256,7 @@ def asha_promotions(
     for level in sorted(waiting, reverse=True):
         if len(resume) >= capacity:
             break
-        top = _top_at(trials, milestones[level], sign, rule, exhausted)
+        top = _top_at(trials, milestones[level], sign, rule, exhausted, waiting[level])
         ranked = sorted((top[t.name], t.index, t.seed_index, t.name) for t in waiting[level]
                         if t.name in top)  # fmt: skip
         resume += [name for *_, name in ranked][: capacity - len(resume)]
@@ -265,19 +264,61 @@ def asha_promotions(
 
 
 def _top_at(
-    trials: Sequence[TrialState], rung: float, sign: float, rule: EarlyStopping, exhausted: bool
+    trials: Sequence[TrialState],
+    rung: float,
+    sign: float,
+    rule: EarlyStopping,
+    exhausted: bool,
+    candidates: list[TrialState],
 ) -> dict[str, int]:
-    """The trials in the top floor(n / rf) at `rung`, by name, with their rank (0: best)."""
-    entries = []
+    """Those of `candidates` in the top floor(n / rf) at `rung`, by name, with their rank.
+
+    Ranks: 0 is the best; ties go to the lower (index, seed index). `_at_or_after` is
+    inlined, as in `_rung_values`: this loop runs over every trial.
+    """
+    guess = math.ceil(rung) - 1  # where a history of iterations 1, 2, ... has the rung
+    first = guess == 0
+    needed = guess + 1 if guess >= 0 else math.inf
+    keys: list[float] = []  # -sign * metric at the rung: lower is better
     for t in trials:
         history = t.history
-        if history and history[-1][0] >= rung:
-            value = _at_or_after(history, rung)
-            assert value is not None
-            entries.append((-sign * value, t.index, t.seed_index, t.name))
-    n = len(entries)
+        if not history or history[-1][0] < rung:
+            continue
+        if (
+            len(history) >= needed
+            and history[guess][0] >= rung
+            and (first or history[guess - 1][0] < rung)
+        ):
+            keys.append(-sign * history[guess][1])
+        else:
+            keys.append(-sign * history[bisect.bisect_left(history, rung, key=_iteration)][1])
+    n = len(keys)
     quota = int(n // rule.reduction_factor) if n >= rule.min_trials else 0
     if exhausted:
         quota = max(quota, 1)
-    best = heapq.nsmallest(quota, entries)
-    return {name: rank for rank, (*_, name) in enumerate(best)}
+    keys.sort()
+    top = {}
+    for c in candidates:
+        own = -sign * _reached(c.history, rung)
+        rank = bisect.bisect_left(keys, own)
+        if rank < quota and bisect.bisect_right(keys, own) - rank > 1:  # tied with others
+            rank += len(
+                [
+                    t
+                    for t in trials
+                    if t.history
+                    and t.history[-1][0] >= rung
+                    and -sign * _reached(t.history, rung) == own
+                    and (t.index, t.seed_index) < (c.index, c.seed_index)
+                ]
+            )
+        if rank < quota:
+            top[c.name] = rank
+    return top
+
+
+def _reached(history: History, rung: float) -> float:
+    """The metric first reported at or after `rung`, by a history known to reach it."""
+    value = _at_or_after(history, rung)
+    assert value is not None
+    return value

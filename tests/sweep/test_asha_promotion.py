@@ -203,3 +203,9 @@ def test_promotion_with_the_median_rule_is_refused_naming_the_field() -> None:
     errors = validate_manifest(body)
     assert [e.path for e in errors] == ["spec.earlyStopping.variant"]
     assert "asha" in errors[0].message.lower()
+
+
+def test_ties_at_a_rung_go_to_the_lower_index() -> None:
+    s = spec(parallelism=1)
+    tied = [trial(f"t{k}", 1.0, 1, Phase.PAUSED) for k in (4, 2, 7)]
+    assert plan(s, "sw", tied).resume == ["t2"]
