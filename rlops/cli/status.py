@@ -251,7 +251,8 @@ def _num(value: float | None) -> str:
 def sweep_table(sweeps: Sequence[SweepView], namespaces: bool) -> Table:
     table = Table(title="Sweeps", title_justify="left")
     columns = ["NAMESPACE"] if namespaces else []
-    columns += ["SWEEP", "PHASE", "TRIALS", "PEND", "RUN", "OK", "FAIL", "STOP", "BACKENDS"]
+    columns += ["SWEEP", "PHASE", "TRIALS", "PEND", "RUN", "PAUSE", "OK", "FAIL", "STOP"]
+    columns += ["BACKENDS"]
     columns += ["BEST", "OBJECTIVE", "MESSAGE"]
     for c in columns:
         table.add_column(c, no_wrap=c != "MESSAGE")
@@ -260,7 +261,7 @@ def sweep_table(sweeps: Sequence[SweepView], namespaces: bool) -> Table:
         backends = " ".join(f"{b}={n}" for b, n in sorted(s.status.backends.items()))
         row = [s.namespace] if namespaces else []
         row += [s.name, s.status.phase.value, str(t.total), str(t.pending), str(t.running)]
-        row += [str(t.succeeded), str(t.failed), str(t.stopped), backends or "-"]
+        row += [str(t.paused), str(t.succeeded), str(t.failed), str(t.stopped), backends or "-"]
         row += [best.name if best else "-", _num(best.objective if best else None)]
         row += [s.status.message or ""]
         table.add_row(*row)

@@ -28,6 +28,7 @@ EXPECTED = {
     Phase.SUCCEEDED: "Healthy",
     Phase.FAILED: "Degraded",
     Phase.STOPPED: "Healthy",
+    Phase.PAUSED: "Healthy",
 }
 
 
