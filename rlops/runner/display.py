@@ -22,6 +22,7 @@ PHASE_STYLE = {
     Phase.SUCCEEDED: "green",
     Phase.FAILED: "red",
     Phase.STOPPED: "yellow",
+    Phase.PAUSED: "magenta",
 }
 
 

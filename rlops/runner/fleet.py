@@ -2,8 +2,12 @@
 
 The fleet is the only part of the runner that writes trial records, and it writes
 them before it acts (a launch is recorded before the process starts, an early stop
-before the signal), so a runner killed at any moment leaves files that tell the
-next one what to do.
+or a pause before the signal), so a runner killed at any moment leaves files that
+tell the next one what to do.
+
+A pause ends a trial as a stop does (the signal, a checkpoint, exit 75), but leaves it
+Paused rather than Stopped; a resume makes it Pending again, and its next launch
+continues the same attempt from that checkpoint in the same run directory.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ class Trial:
     result: RunResult | None = None
     result_mtime: int = -1
     handle: Handle | None = None
-    stop_sent: bool = False
+    stop_sent: bool = False  # Its process was signalled to end: a stop, pause or Ctrl-C.
 
     def read_result(self) -> None:
         path = self.run_dir / "result.json"
@@ -140,7 +144,7 @@ class Fleet:
             t.progress.records,
             running=t.handle is not None,
             metric=self.metric,
-            stop_sent=t.stop_sent,
+            stop_sent=t.stop_sent and not t.record.pause_requested,
         )
 
     def states(self) -> list[TrialState]:
@@ -196,29 +200,64 @@ class Fleet:
         trial.handle = handle
 
     def retry(self, name: str) -> None:
+        """Run a Failed trial again as its next attempt (a pause it failed during is over)."""
         trial = self.trials[name]
         trial.record.retry_pending = True
+        trial.record.pause_requested = False
         write_record(trial.run_dir, trial.record)
 
     def stop(self, name: str) -> None:
-        """Stop for good (early stopping, sweep finished): it checkpoints and stays Stopped."""
+        """Stop for good (early stopping, sweep finished): it checkpoints and stays Stopped.
+        A Paused trial has no process: it is Stopped at once."""
         trial = self.trials[name]
         if trial.record.stop_requested and (trial.handle is None or trial.stop_sent):
             return
         trial.record.stop_requested = True
         write_record(trial.run_dir, trial.record)
-        if trial.handle is not None:
+        self._signal_end(trial)
+
+    def pause(self, name: str) -> bool:
+        """Checkpoint and end a Running trial, as a stop does, but Paused: not finished, and
+        not launched again until `resume`. A Pending one is Paused without running; a Failed
+        one waiting for its retry is left to it. False when there was nothing to pause."""
+        trial = self.trials[name]
+        record = trial.record
+        if record.pause_requested or record.retry_pending or not self.state(name).active:
+            return False
+        record.pause_requested = True
+        write_record(trial.run_dir, record)
+        self._signal_end(trial)
+        return True
+
+    def resume(self, name: str) -> bool:
+        """Make a Paused trial Pending again: its next launch continues the same attempt
+        from its checkpoint (launch_pending starts it when there is room). False when it
+        was not paused."""
+        trial = self.trials[name]
+        record = trial.record
+        if not record.pause_requested or self.state(name).phase.finished:
+            return False
+        record.pause_requested = False
+        record.promotions += 1
+        write_record(trial.run_dir, record)
+        return True
+
+    def _signal_end(self, trial: Trial) -> None:
+        """Ask its process, if any, to checkpoint and end (once: a second signal aborts the
+        checkpoint)."""
+        if trial.handle is not None and not trial.stop_sent:
             self.executor.stop(trial.handle)
             trial.stop_sent = True
 
     def interrupt(self) -> None:
-        """Stop every process so that it resumes next time (Ctrl-C)."""
+        """Stop every process so that it resumes next time (Ctrl-C). One being paused was
+        signalled already; marked interrupted too, it stays Paused however it ends."""
         for trial in self.running:
-            if not trial.stop_sent and trial.handle is not None:
-                trial.record.launches[-1].interrupted = True
-                write_record(trial.run_dir, trial.record)
-                self.executor.stop(trial.handle)
-                trial.stop_sent = True
+            if trial.handle is None or (trial.stop_sent and not trial.record.pause_requested):
+                continue
+            trial.record.launches[-1].interrupted = True
+            write_record(trial.run_dir, trial.record)
+            self._signal_end(trial)
 
     def kill(self) -> None:
         for trial in self.running:

@@ -42,7 +42,9 @@ class Launch(Model):
     """One process (or job) the runner started for a trial."""
 
     attempt: int = Field(description="Launch number, 1-based; also the log file's number.")
-    kind: str = Field(description="start, retry (after a failure) or resume (after a requeue).")
+    kind: str = Field(
+        description="start, retry (after a failure) or resume (after a requeue or a pause)."
+    )
     started_at: float = Field(description="Unix time it was started.")
     ref: str = Field(default="", description="Process id or backend job id.")
     ended_at: float | None = Field(default=None, description="Unix time it ended.")
@@ -66,6 +68,11 @@ class TrialRecord(Model):
     launches: list[Launch] = Field(default_factory=list)
     retry_pending: bool = False
     stop_requested: bool = False
+    pause_requested: bool = Field(
+        default=False,
+        description="Asked to checkpoint and end as Paused, and not resumed since.",
+    )
+    promotions: int = Field(default=0, description="Resumes granted after pauses.")
 
 
 @dataclass(frozen=True)

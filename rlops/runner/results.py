@@ -97,6 +97,7 @@ def trial_rows(trials: Sequence[TrialState], extra: dict[str, dict[str, Any]]) -
             "parameters": dict(t.parameters),
             "phase": t.phase.value,
             "attempts": t.attempts,
+            "promotions": t.promotions,
             "objective": t.objective,
             **extra.get(t.name, {}),
         }

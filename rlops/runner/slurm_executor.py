@@ -6,6 +6,10 @@ directory, which must be on a filesystem the compute nodes share), poll is one b
 `squeue` for every running trial, stop is `scancel` (SIGTERM: the runtime checkpoints).
 SLURM schedules the jobs, so nothing is packed here; `parallelism` still caps them.
 
+A pause is a stop here (`scancel`, a checkpoint, exit 75 recorded); the trial's record
+makes it Paused rather than Stopped. A resume is a new sbatch of the next launch in the
+same run directory, which continues from that checkpoint.
+
 Trials started together whose batch directives are equal (a sweep's round) go to SLURM
 as one job array, one task per trial (`123_4`); a lone trial stays a plain job. Each
 task is tracked, stopped (`scancel 123_4`) and mapped onto its trial's phase like a job.
@@ -52,11 +56,18 @@ def run_uid(run_dir: Path) -> str:
 
 
 def exit_code(phase: Phase, result_code: int | None, stopped: bool) -> int:
-    """The exit code the runner records for a finished job."""
+    """The exit code the runner records for a finished job.
+
+    A job we cancelled (a stop or a pause) checkpointed: REQUEUE, which the trial's record
+    turns into Stopped or Paused; unless it reached its budget before the signal, and
+    result.json says it succeeded. A job someone else cancelled failed.
+    """
     if phase == Phase.SUCCEEDED:
         return int(ExitCode.SUCCEEDED)
-    if phase == Phase.STOPPED:  # Cancelled: by us (it checkpointed), or by someone else.
-        return int(ExitCode.REQUEUE) if stopped else int(ExitCode.FAILED)
+    if phase == Phase.STOPPED:
+        if not stopped:
+            return int(ExitCode.FAILED)
+        return int(ExitCode.SUCCEEDED if result_code == ExitCode.SUCCEEDED else ExitCode.REQUEUE)
     if result_code in (ExitCode.INVALID, ExitCode.FAILED):
         return int(result_code)
     return int(ExitCode.FAILED)

@@ -35,20 +35,27 @@ def last_exit(record: TrialRecord, result: RunResult | None) -> int | None:
 
 
 def trial_phase(record: TrialRecord, result: RunResult | None, running: bool) -> Phase:
+    """The phase its files give. A stop or a pause is recorded before the signal, so an
+    ended process whose record asks for one ended by it (or the runner died meanwhile):
+    Stopped or Paused, unless it succeeded first; a failure stands over a pause."""
     if running:
         return Phase.RUNNING
     if record.retry_pending:
         return Phase.PENDING
-    if not record.launches:
-        return Phase.STOPPED if record.stop_requested else Phase.PENDING
-    code = last_exit(record, result)
-    if code == ExitCode.SUCCEEDED:
-        return Phase.SUCCEEDED
-    if record.stop_requested:
+    if record.launches:
+        code = last_exit(record, result)
+        if code == ExitCode.SUCCEEDED:
+            return Phase.SUCCEEDED
+        if record.stop_requested:
+            return Phase.STOPPED
+        resumable = code is None or code == ExitCode.REQUEUE or record.launches[-1].interrupted
+        if not resumable:
+            return Phase.FAILED
+    elif record.stop_requested:
         return Phase.STOPPED
-    if code is None or code == ExitCode.REQUEUE or record.launches[-1].interrupted:
-        return Phase.PENDING  # Interrupted or requeued: resume from the checkpoint.
-    return Phase.FAILED
+    # Interrupted, requeued, or not started yet: it resumes from its checkpoint, unless a
+    # pause holds it until the sweep resumes it.
+    return Phase.PAUSED if record.pause_requested else Phase.PENDING
 
 
 def attempts(launches: Sequence[Launch]) -> int:
@@ -57,6 +64,7 @@ def attempts(launches: Sequence[Launch]) -> int:
 
 
 def next_launch_kind(record: TrialRecord) -> str:
+    """retry starts an attempt; resume continues one (after a requeue or a pause)."""
     if record.retry_pending:
         return "retry"
     return "resume" if record.launches else "start"
@@ -109,6 +117,8 @@ def trial_state(
         objective=objective(phase, result, progress, metric),
         history=history(progress, metric),
         stop_requested=stop_sent or record.stop_requested,
+        pause_requested=record.pause_requested,
+        promotions=record.promotions,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlops.api import Backend, SlurmPlacement, Sweep, SweepPhase, SweepStatus
+from rlops.api import Backend, Phase, SlurmPlacement, Sweep, SweepPhase, SweepStatus
 from rlops.runner.display import Display, Row, View, format_parameters
 from rlops.runner.executor import Executor
 from rlops.runner.fleet import Fleet
@@ -88,10 +88,13 @@ class SweepRun(DirectoryRun):
             for name in self.layout.trial_names():
                 fleet.load(self.layout.trial(name))
             if reopened.resumed:
-                done = sum(1 for s in fleet.states() if s.phase.finished)
+                states = fleet.states()
+                done = sum(1 for s in states if s.phase.finished)
+                paused = sum(1 for s in states if s.phase == Phase.PAUSED)
                 self.display.message(
                     f"resuming {self.layout.root}: {len(fleet.trials)} trial(s) known, "
                     f"{done} finished (kept as they are)"
+                    + (f", {paused} paused (until the sweep resumes them)" if paused else "")
                 )
             with Interrupts() as interrupts:
                 status = self._loop(fleet, interrupts)
@@ -122,6 +125,22 @@ class SweepRun(DirectoryRun):
             pause(self.settings.poll_seconds, interrupts)
 
     def _act(self, fleet: Fleet, current: Plan) -> None:
+        """Carry out a plan: stops, pauses, retries, resumes, new trials; then launch what is
+        Pending (retries and resumes too) as far as packing and parallelism allow."""
+        for name in current.stop:
+            paused = fleet.state(name).phase == Phase.PAUSED
+            fleet.stop(name)
+            how = "while paused (not promoted)" if paused else "early (it checkpoints first)"
+            self.display.message(f"{name}: stopped {how}")
+        for name in current.pause:
+            if fleet.pause(name):
+                self.display.message(f"{name}: paused (it checkpoints first)")
+        for name in current.retry:
+            fleet.retry(name)
+            self.display.message(f"{name}: failed; retrying")
+        for name in current.resume:
+            if fleet.resume(name):
+                self.display.message(f"{name}: promoted; resuming from its checkpoint")
         for trial in current.create:
             record = TrialRecord(
                 name=trial.name,
@@ -134,12 +153,6 @@ class SweepRun(DirectoryRun):
             )
             manifest = trial_manifest(trial, fleet.executor)
             fleet.create(self.layout.trial(trial.name), record, manifest)
-        for name in current.retry:
-            fleet.retry(name)
-            self.display.message(f"{name}: failed; retrying")
-        for name in current.stop:
-            fleet.stop(name)
-            self.display.message(f"{name}: stopped early (it checkpoints first)")
         if current.move and not self.warned_moves:
             self.warned_moves = True
             self.display.message(

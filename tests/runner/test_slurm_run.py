@@ -3,7 +3,9 @@ started here): a four-trial sweep, each trial running the real runtime with a ti
 budget, goes to SLURM as ONE job array (sbatch counted through the client's observer), and a
 second run adopts nothing and re-runs nothing; a runner killed while the array runs is
 replaced by one that adopts the tasks (fake runtime, no second sbatch); --no-slurm-array
-submits one job per trial. Also the exit codes the runner records for finished jobs (pure)."""
+submits one job per trial; a paused trial's job is cancelled (it checkpoints) and its
+resume is a new job in the same run directory (fake runtime). Also the exit codes the
+runner records for finished jobs, and the phases they give with a stop or a pause (pure)."""
 
 from __future__ import annotations
 
@@ -24,11 +26,13 @@ from rich.console import Console
 from rlops.api import Phase, Sweep
 from rlops.backends.slurm import CliSlurmClient, SlurmBackend, SlurmSettings
 from rlops.runner.display import PlainDisplay
-from rlops.runner.layout import SweepLayout, read_record
+from rlops.runner.fleet import Fleet
+from rlops.runner.layout import Launch, SweepLayout, TrialRecord, read_record
 from rlops.runner.session import HeldLock, RunnerSettings, RunOptions
 from rlops.runner.slurm_executor import JOB_RECORD, SlurmExecutor, exit_code, run_uid
+from rlops.runner.state import trial_phase
 from rlops.runner.sweep_run import SweepRun
-from tests.builders import sweep
+from tests.builders import experiment, sweep
 from tests.slurm.fake_runtime import fake_python
 from tests.slurm.slurm_cluster import SlurmCluster, missing_binaries, running_cluster, wait_for
 
@@ -42,6 +46,8 @@ RLOPS = str(Path(sys.executable).with_name("rlops"))
         (Phase.FAILED, 2, False, 2),
         (Phase.FAILED, None, False, 1),
         (Phase.STOPPED, 75, True, 75),  # We cancelled it: it checkpointed.
+        (Phase.STOPPED, None, True, 75),  # An array task cancelled while it was queued.
+        (Phase.STOPPED, 0, True, 0),  # It reached its budget before the cancel.
         (Phase.STOPPED, None, False, 1),  # Cancelled by someone else.
     ],
 )
@@ -49,6 +55,25 @@ def test_exit_codes_of_finished_jobs(
     phase: Phase, result_code: int | None, stopped: bool, code: int
 ) -> None:
     assert exit_code(phase, result_code, stopped) == code
+
+
+@pytest.mark.parametrize(
+    ("stop", "pause", "result_code", "phase"),
+    [
+        (False, True, 75, Phase.PAUSED),
+        (False, True, None, Phase.PAUSED),
+        (False, True, 0, Phase.SUCCEEDED),
+        (True, False, 75, Phase.STOPPED),
+        (True, True, 75, Phase.STOPPED),
+    ],
+)
+def test_a_job_we_cancelled_is_stopped_or_paused_as_its_record_says(
+    stop: bool, pause: bool, result_code: int | None, phase: Phase
+) -> None:
+    code = exit_code(Phase.STOPPED, result_code, stopped=True)
+    launch = Launch(attempt=1, kind="start", started_at=0.0, exit_code=code)
+    record = TrialRecord(name="t", launches=[launch], stop_requested=stop, pause_requested=pause)
+    assert trial_phase(record, None, running=False) == phase
 
 
 def test_the_job_uid_is_stable_per_run_directory(tmp_path: Path) -> None:
@@ -202,3 +227,52 @@ def test_no_slurm_array_submits_one_job_per_trial(cluster: SlurmCluster, tmp_pat
     for i in range(3):
         record = read_record(SweepLayout(root / "single").trial(f"single-{i}"))
         assert record is not None and record.launches[-1].ref.isdigit()
+
+
+@pytest.mark.slurm
+def test_a_paused_trial_is_cancelled_and_resumed_as_a_new_job(
+    cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    python = str(fake_python(tmp_path))
+    manifest = (
+        experiment("paused")
+        .slurm(python=python)
+        .set("spec.environment.config", {"seconds_per_iteration": 0.3})
+        .stop(iterations=12)
+        .obj()
+    )
+    commands: list[str] = []
+    settings = SlurmSettings(python=sys.executable)
+    client = CliSlurmClient(settings, env=cluster.env, observer=lambda c, s, ok: commands.append(c))
+    fleet = Fleet(SlurmExecutor(SlurmBackend(client, settings)), "episode_return_mean")
+    run_dir = Path(os.path.realpath(tmp_path)) / "paused"
+    trial = fleet.create(run_dir, TrialRecord(name="paused", backend="slurm"), manifest)
+
+    def phase() -> Phase:
+        fleet.refresh()
+        return fleet.state("paused").phase
+
+    def iterations() -> list[int]:
+        return [p.iteration for p in trial.progress.records]
+
+    assert fleet.launch_pending() == ["paused"]
+    wait_for(lambda: phase() == Phase.RUNNING and len(iterations()) >= 2, 60, "2 iterations")
+    fleet.pause("paused")
+    wait_for(lambda: phase() != Phase.RUNNING, 60, "the cancelled job to end")
+    assert fleet.state("paused").phase == Phase.PAUSED
+    assert trial.result is not None and trial.result.exit_code == 75
+    paused_at = iterations()[-1]
+    assert paused_at < 12
+    assert fleet.launch_pending() == []
+
+    fleet.resume("paused")
+    assert fleet.launch_pending() == ["paused"]
+    wait_for(lambda: phase().finished, 60, "the resumed job to finish")
+    state = fleet.state("paused")
+    assert (state.phase, state.attempts, state.promotions) == (Phase.SUCCEEDED, 1, 1)
+    assert iterations() == list(range(1, 13))
+    first, second = trial.record.launches
+    assert (first.exit_code, second.kind, second.exit_code) == (75, "resume", 0)
+    assert first.ref != second.ref
+    assert (commands.count("sbatch"), commands.count("scancel")) == (2, 1)
+    assert json.loads((run_dir / JOB_RECORD).read_text())["jobId"] == second.ref
