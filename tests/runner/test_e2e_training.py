@@ -1,7 +1,8 @@
 """`rlops run` end to end with the real runtime and real RLlib training on CartPole
 (small budgets): a 4-configuration x 2-seed grid and its leaderboard, an ASHA sweep that
-stops a bad learning rate early while its best trial reaches the goal, Ctrl-C and a
-second run that completes the sweep without re-running finished trials, and a single
+stops a bad learning rate early while its best trial reaches the goal, the same with
+ASHA's promotion variant (trials paused at rungs, the best resumed from its checkpoint),
+Ctrl-C and a second run that completes the sweep without re-running finished trials, and a single
 experiment that a second run reports as done.
 
 Every local run starts one Ray head that all its trials connect to: the tests check
@@ -219,6 +220,51 @@ def test_asha_stops_a_bad_learning_rate_and_the_best_reaches_the_goal(tmp_path: 
     assert best["name"] != "asha-0"
     assert best["objective"] >= 60
     assert result_of(layout.trial(best["best_trial"]))["episode_return_mean"] >= 60  # type: ignore[index]
+
+
+def test_asha_promotion_pauses_at_rungs_and_resumes_only_the_best(tmp_path: Path) -> None:
+    # The same rates as above (lr 1e-6 is far behind at iteration 3). Rungs at 3 and 9 of
+    # 16. The first two pause at rung 3 with no third peer; once the third is created the
+    # search is exhausted, so the best at a rung may go on: never lr 1e-6.
+    manifest = (
+        cartpole_sweep("promo", timesteps=8000)
+        .param("config.training.lr", "grid", values=[0.000001, 0.001, 0.0003])
+        .set("spec.objective", {"metric": "episode_return_mean", "mode": "max", "goal": 60})
+        .set(
+            "spec.earlyStopping",
+            {
+                "type": "asha",
+                "variant": "promotion",
+                "gracePeriod": 3,
+                "reductionFactor": 3,
+                "minTrials": 2,
+                "maxIterations": 16,
+            },
+        )
+        .obj()
+    )
+    done = rlops_run(manifest, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    layout = SweepLayout(tmp_path / "runs" / "promo")
+    results = json.loads(layout.results.read_text())
+    trials = {t["name"]: t for t in results["trials"]}
+    assert results["status"]["phase"] == "Succeeded"
+    assert results["status"]["trials"]["paused"] == 0
+    # The bad rate paused at rung 3, was never promoted, and was stopped at the end.
+    bad = trials["promo-0"]
+    assert (bad["phase"], bad["promotions"]) == ("Stopped", 0)
+    assert 3 <= progress_of(layout.trial("promo-0"))[-1]["iteration"] < 9
+    # The best was paused at a rung and resumed from its checkpoint, in one run directory:
+    # its iterations run 1..16 without starting over, one attempt, one launch per resume.
+    best = results["leaderboard"][0]
+    assert best["best_trial"] != "promo-0" and best["objective"] >= 60
+    winner = trials[best["best_trial"]]
+    assert (winner["phase"], winner["attempts"]) == ("Succeeded", 1)
+    assert winner["promotions"] >= 1
+    iterations = [r["iteration"] for r in progress_of(layout.trial(winner["name"]))]
+    assert iterations == list(range(1, 17))
+    launches = list((layout.trial(winner["name"]) / "attempts").glob("*.log"))
+    assert len(launches) == winner["promotions"] + 1, launches
 
 
 def test_ctrl_c_then_a_second_run_completes_without_rerunning(tmp_path: Path) -> None:
