@@ -26,6 +26,7 @@ from rlops.operator.experiments import (
     metric_value,
     objective_metric,
     reconcile_experiment,
+    resuming,
     with_progress,
     with_result,
 )
@@ -160,8 +161,9 @@ class Controller:
     async def _sync_experiment(self, key: Key, body: Body) -> None:
         experiment = RLExperiment.model_validate(self.effective(RLEXPERIMENTS, body))
         rayjob = self.indexes.rayjob(key)
-        if rayjob is None and expects_rayjob(experiment):
-            # The index may lag behind a RayJob just created: ask before concluding it is gone.
+        if rayjob is None and (expects_rayjob(experiment) or resuming(experiment)):
+            # The index may lag behind a RayJob just created: ask before concluding it is gone
+            # (or, before a resume creates one, that the paused run's is gone).
             rayjob = await self.call(self.kube.get, RAYJOBS, *key)
         actions = reconcile_experiment(experiment, dict(rayjob) if rayjob else None, self.clock())
         if actions.cancel:
@@ -170,7 +172,13 @@ class Controller:
             manifest = build_rayjob(experiment, self.settings, actions.submit_attempt)
             await self.call(self.kube.create, RAYJOBS, key[0], manifest)
         if actions.status is not None:
-            await self.write_status(RLEXPERIMENTS, body, actions.status.dump())
+            status = actions.status.dump()
+            owned = None
+            if actions.submit_attempt is not None:
+                # A new run: the result of the last one (failed, or paused) no longer holds.
+                old = self.effective(RLEXPERIMENTS, body).get("status") or {}
+                owned = reconciled_fields(status, old) | {"result"}
+            await self.write_status(RLEXPERIMENTS, body, status, owned)
             self.metrics.observe_experiment(
                 *key, actions.status, (body["metadata"].get("labels") or {}).get(LABEL_SWEEP)
             )

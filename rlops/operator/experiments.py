@@ -7,6 +7,12 @@ retrying a trial sets it to the next attempt); a stop through `rlops.dev/stop`
 (its value is the reason). The RayJob carries its attempt in a label, so a
 RayJob of an earlier attempt is deleted before the next one is created under
 the same name.
+
+A pause through `rlops.dev/pause` deletes the RayJob as a stop does (the runtime
+checkpoints on SIGTERM) and leaves the experiment Paused, not finished. Removing
+the annotation resumes it: once the paused run's RayJob is gone, the same attempt
+is submitted again under the same name, and the runtime continues from its
+checkpoint. A stop wins over a pause.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from rlops.api import (
     StopSpec,
 )
 from rlops.api.annotations import ANNOTATION_ATTEMPT as ANNOTATION_ATTEMPT
+from rlops.api.annotations import ANNOTATION_PAUSE as ANNOTATION_PAUSE
 from rlops.api.annotations import ANNOTATION_STOP as ANNOTATION_STOP
-from rlops.api.annotations import stop_message
+from rlops.api.annotations import pause_message, stop_message
 from rlops.api.runinfo import ProgressRecord, RunResult
 from rlops.backends.kuberay import LABEL_ATTEMPT, observe_rayjob
 from rlops.operator.conditions import experiment_conditions, stamp_transitions
@@ -37,6 +44,7 @@ from rlops.operator.conditions import experiment_conditions, stamp_transitions
 ANNOTATION_OBJECTIVE = "rlops.dev/objective"
 DEFAULT_METRIC = "episode_return_mean"
 CREATED_MESSAGE = "RayJob created; waiting for KubeRay"  # as the mapping says of a new RayJob
+RESUMING_MESSAGE = "resuming once the paused run's RayJob is gone"
 
 
 def timestamp(now: datetime) -> str:
@@ -63,19 +71,40 @@ def rayjob_attempt(rayjob: dict[str, Any]) -> int:
     return int(value) if str(value).isdigit() else 1
 
 
+def is_deleting(rayjob: dict[str, Any]) -> bool:
+    return bool((rayjob.get("metadata") or {}).get("deletionTimestamp"))
+
+
 def is_ours(experiment: RLExperiment) -> bool:
     return experiment.spec.placement.backend is Backend.KUBERNETES
 
 
 def expects_rayjob(experiment: RLExperiment) -> bool:
-    """The status says a RayJob of the current attempt exists: not seeing one needs a look."""
+    """The status says a RayJob of the current attempt exists: not seeing one needs a look.
+
+    A Paused experiment's RayJob was deleted on purpose: not seeing it is expected.
+    """
     status = experiment.status
     return (
         is_ours(experiment)
         and status is not None
         and not status.phase.finished
+        and status.phase is not Phase.PAUSED
         and status.attempts >= requested_attempt(experiment)
         and status.backend_ref is not None
+    )
+
+
+def resuming(experiment: RLExperiment) -> bool:
+    """Paused and no longer asked to be: the next reconcile may submit its RayJob again."""
+    status = experiment.status
+    annotations = experiment.metadata.annotations
+    return (
+        is_ours(experiment)
+        and status is not None
+        and status.phase is Phase.PAUSED
+        and ANNOTATION_PAUSE not in annotations
+        and ANNOTATION_STOP not in annotations
     )
 
 
@@ -120,6 +149,7 @@ def reconcile_experiment(
     placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
     requested = requested_attempt(experiment)
     stop = experiment.metadata.annotations.get(ANNOTATION_STOP)
+    pause = experiment.metadata.annotations.get(ANNOTATION_PAUSE)
     status = current.model_copy(deep=True)
     status.backend = Backend.KUBERNETES
     observed = observe_rayjob(rayjob, placement, now) if rayjob is not None else None
@@ -135,19 +165,25 @@ def reconcile_experiment(
         status.completed_at = timestamp(now)
     elif current.phase.finished and requested <= current.attempts:
         cancel = still_running and current.phase is not Phase.SUCCEEDED
+    elif current.phase is Phase.PAUSED or (
+        pause is not None and not (observed is not None and observed.phase.finished)
+    ):
+        # Pausing, paused or resuming; a run that already ended keeps its outcome.
+        cancel = rayjob is not None and not is_deleting(rayjob)
+        if pause is not None:
+            status.phase, status.message = Phase.PAUSED, pause_message(pause)
+        elif rayjob is not None:
+            status.message = RESUMING_MESSAGE
+        else:
+            submit = max(requested, current.attempts, 1)  # the same attempt, not a retry
+            _submitting(status, experiment, submit)
     elif rayjob is None or rayjob_attempt(rayjob) < requested:
         if rayjob is not None:
             cancel = True
             status.phase, status.message = Phase.SUBMITTED, f"replacing attempt {requested - 1}"
         elif current.attempts < requested:
             submit = requested
-            status.phase, status.message = Phase.SUBMITTED, CREATED_MESSAGE
-            status.attempts = requested
-            status.backend_ref = BackendRef(
-                kind="RayJob", name=name, namespace=experiment.metadata.namespace
-            )
-            status.completed_at = None
-            status.result = None
+            _submitting(status, experiment, submit)
         else:
             status.phase = Phase.FAILED
             status.message = f"RayJob {name} was deleted before the experiment finished"
@@ -169,6 +205,17 @@ def reconcile_experiment(
         cancel=cancel,
         recheck_after=recheck,
     )
+
+
+def _submitting(status: RLExperimentStatus, experiment: RLExperiment, attempt: int) -> None:
+    """`status` of `attempt` submitted: a new RayJob, no outcome of an earlier run."""
+    status.phase, status.message = Phase.SUBMITTED, CREATED_MESSAGE
+    status.attempts = attempt
+    status.backend_ref = BackendRef(
+        kind="RayJob", name=experiment.metadata.name, namespace=experiment.metadata.namespace
+    )
+    status.completed_at = None
+    status.result = None
 
 
 def _seconds_to_deadline(

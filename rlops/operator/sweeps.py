@@ -12,6 +12,11 @@ plan asks becomes:
   asking twice is asking once); the experiment reconciler replaces the RayJob;
 - stop: `rlops.dev/stop` set to the reason; the experiment reconciler deletes the
   RayJob and marks the trial Stopped;
+- pause: `rlops.dev/pause` set to the reason; the trial's driver ends the run with a
+  checkpoint and marks it Paused;
+- resume: one patch removing `rlops.dev/pause` and setting `rlops.dev/promotions` to
+  the next count (absolute, like attempts); the trial's driver runs the same attempt
+  again from its checkpoint. Until it does, the Paused trial counts as Pending;
 - move: the child's `spec.placement` switched to the new backend (burst).
 """
 
@@ -24,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from rlops.api import Backend, Phase, PlacementSpec, Sweep, SweepStatus
+from rlops.api.annotations import ANNOTATION_PAUSE, ANNOTATION_PROMOTIONS, promotions
 from rlops.operator.conditions import stamp_transitions
 from rlops.operator.experiments import (
     ANNOTATION_ATTEMPT,
@@ -32,7 +38,7 @@ from rlops.operator.experiments import (
     DEFAULT_METRIC,
     timestamp,
 )
-from rlops.sweep import LABEL_SEED, LABEL_TRIAL, TrialPlan, TrialState, plan
+from rlops.sweep import LABEL_SEED, LABEL_TRIAL, Plan, TrialPlan, TrialState, plan
 from rlops.sweep.placement import trial_placement
 
 ANNOTATION_PARAMETERS = "rlops.dev/parameters"
@@ -77,6 +83,9 @@ def trial_state(child: Mapping[str, Any], now: datetime) -> TrialState | None:
     if requested.isdigit() and int(requested) > attempts and phase.finished:
         # A retry asked for and not yet started: it already counts as under way.
         phase, attempts = Phase.PENDING, int(requested)
+    paused = ANNOTATION_PAUSE in annotations
+    if phase is Phase.PAUSED and not paused:
+        phase = Phase.PENDING  # a resume asked for and not yet started: under way too
     backend = status.get("backend") or ((child.get("spec") or {}).get("placement") or {}).get(
         "backend"
     )
@@ -94,6 +103,8 @@ def trial_state(child: Mapping[str, Any], now: datetime) -> TrialState | None:
         history=decode_history(annotations.get(ANNOTATION_HISTORY, "")),
         waiting_seconds=max(0.0, waiting),
         stop_requested=ANNOTATION_STOP in annotations,
+        pause_requested=paused,
+        promotions=promotions(annotations),
     )
 
 
@@ -150,25 +161,48 @@ def reconcile_sweep(
     sweep: Sweep, children: Sequence[Mapping[str, Any]], now: datetime
 ) -> SweepActions:
     """The engine's plan for the sweep, as manifests to create and patches to apply."""
+    trials = [t for t in (trial_state(c, now) for c in children) if t is not None]
+    outcome = plan(sweep.spec, sweep.metadata.name or "", trials, sweep.metadata.generation)
+    return plan_actions(sweep, outcome, trials, children, now)
+
+
+def plan_actions(
+    sweep: Sweep,
+    outcome: Plan,
+    trials: Sequence[TrialState],
+    children: Sequence[Mapping[str, Any]],
+    now: datetime,
+) -> SweepActions:
+    """What the driver does for one plan; nothing asked already is asked again."""
     name = sweep.metadata.name
     assert name
-    trials = [t for t in (trial_state(c, now) for c in children) if t is not None]
     by_name = {t.name: t for t in trials}
     specs = {
         (c.get("metadata") or {}).get("name"): (c.get("spec") or {}).get("placement") or {}
         for c in children
     }
-    outcome = plan(sweep.spec, name, trials, sweep.metadata.generation)
 
     patches: list[tuple[str, dict[str, Any]]] = []
     for trial_name in outcome.retry:
         attempt = by_name[trial_name].attempts + 1
-        patches.append(
-            (trial_name, {"metadata": {"annotations": {ANNOTATION_ATTEMPT: str(attempt)}}})
-        )
+        patches.append((trial_name, _annotate({ANNOTATION_ATTEMPT: str(attempt)})))
     stopped = [t for t in outcome.stop if not by_name[t].stop_requested]
     reason = f"stopped by sweep {name}"
-    patches += [(t, {"metadata": {"annotations": {ANNOTATION_STOP: reason}}}) for t in stopped]
+    patches += [(t, _annotate({ANNOTATION_STOP: reason})) for t in stopped]
+    paused = f"paused by sweep {name} at an ASHA rung"
+    patches += [
+        (t, _annotate({ANNOTATION_PAUSE: paused}))
+        for t in outcome.pause
+        if not by_name[t].pause_requested
+    ]
+    for trial_name in outcome.resume:
+        trial = by_name[trial_name]
+        if not trial.pause_requested:
+            continue  # resumed already: the pause annotation is gone
+        promoted = str(trial.promotions + 1)
+        patches.append(
+            (trial_name, _annotate({ANNOTATION_PAUSE: None, ANNOTATION_PROMOTIONS: promoted}))
+        )
     for trial_name, backend in outcome.move:
         base = PlacementSpec.model_validate(specs.get(trial_name) or {})
         placement = trial_placement(sweep.spec, base, backend).dump()
@@ -181,6 +215,11 @@ def reconcile_sweep(
         stopped=stopped,
         done=outcome.done,
     )
+
+
+def _annotate(annotations: Mapping[str, str | None]) -> dict[str, Any]:
+    """A merge patch of a child's annotations (None removes one)."""
+    return {"metadata": {"annotations": dict(annotations)}}
 
 
 def _stamped(

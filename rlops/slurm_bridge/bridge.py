@@ -15,8 +15,12 @@ cancels the job once and ends in Stopped (`stopped: <reason>`, progress kept, ne
 submitted again); `rlops.dev/attempt: N` above `status.attempts` cancels a job of the
 earlier attempt that still runs ("replacing attempt N-1"), then submits attempt N into
 the same run directory, where the runtime resumes from the latest checkpoint as a
-retried RayJob does. Status writes are merge patches that delete with null what the
-new status no longer has (e.g. a RayJob's `backendRef.name` after a trial moved here).
+retried RayJob does. `rlops.dev/pause` cancels the job as a stop does (the runtime
+checkpoints on the signal) and ends in Paused (`paused: <reason>`, not finished);
+removing it resumes: once the paused job has ended, the same attempt is submitted
+again into the same run directory. A stop wins over a pause. Status writes are merge
+patches that delete with null what the new status no longer has (e.g. a RayJob's
+`backendRef.name` after a trial moved here).
 """
 
 from __future__ import annotations
@@ -29,12 +33,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from rlops.api.annotations import ANNOTATION_STOP, requested_attempt, stop_message
-from rlops.api.experiment import Backend, BackendRef, RLExperiment, RLExperimentStatus
+from rlops.api.annotations import (
+    ANNOTATION_PAUSE,
+    ANNOTATION_STOP,
+    pause_message,
+    requested_attempt,
+    stop_message,
+)
+from rlops.api.experiment import Backend, BackendRef, Phase, RLExperiment, RLExperimentStatus
 from rlops.api.mergepatch import map_patch
 from rlops.api.runinfo import PROGRESS_FILE, RESULT_FILE, ProgressRecord, read_result
 from rlops.backends.slurm import (
@@ -51,8 +61,10 @@ from rlops.metrics import RlopsMetrics
 from rlops.slurm_bridge.settings import BridgeSettings
 from rlops.slurm_bridge.status import (
     failed_status,
+    paused_status,
     progress_of,
     replacing_status,
+    resuming_status,
     stopped_status,
     submitted_status,
     tracked_status,
@@ -124,12 +136,14 @@ class ProgressTail:
 
 @dataclass
 class Tracked:
-    """An experiment whose job the poll observes; `replacing`: a newer attempt waits for it."""
+    """An experiment whose job the poll observes, and what its job's state decides:
+    `track` its status, `replace` it with a newer attempt once it has ended, `pause` it
+    unless it has ended already, or `resume` the paused experiment once it has ended."""
 
     body: dict[str, Any]
     experiment: RLExperiment
     ref: BackendRef
-    replacing: bool = False
+    then: Literal["track", "replace", "pause", "resume"] = "track"
 
 
 @dataclass
@@ -216,8 +230,12 @@ class SlurmBridge:
             job = jobs.get(item.ref.job_id or "")
             if job is not None:
                 self._job_states[experiment_key(item.body["metadata"])] = job.state
-            if item.replacing:
+            if item.then == "replace":
                 self._replace(item, job, report)
+            elif item.then == "pause":
+                self._pause(item, job, report)
+            elif item.then == "resume":
+                self._resume(item, job, report)
             else:
                 self._track(item.body, item.experiment, item.ref, job, report)
         report.tracked = len(tracked)
@@ -252,7 +270,7 @@ class SlurmBridge:
         )
 
     def _prepare(self, body: dict[str, Any], report: PollReport) -> Tracked | None:
-        """Deletion, claim, stop, new attempts and submission; returns what to observe."""
+        """Deletion, claim, stop, pause, new attempts and submission; returns what to observe."""
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         annotations = meta.get("annotations") or {}
@@ -283,10 +301,23 @@ class SlurmBridge:
                 self._stop_experiment(body, experiment, status, ref, stop, report)
             return None  # stopped for good: never submitted again
         requested = requested_attempt(annotations)
+        pause = annotations.get(ANNOTATION_PAUSE)
+        if pause is not None and not status.phase.finished:
+            if status.phase is Phase.PAUSED:
+                return None  # nothing runs until it is resumed
+            if ref is not None:
+                return Tracked(body, experiment, ref, then="pause")
+            self._pause_experiment(body, experiment, status, None, pause, report)
+            return None
+        if status.phase is Phase.PAUSED:  # resumed: the same attempt runs again
+            if ref is not None:
+                return Tracked(body, experiment, ref, then="resume")
+            attempt = max(requested, status.attempts, 1)
+            return self._submit(body, experiment, status, attempt, report, resumed=True)
         if requested > status.attempts and ref is not None and status.attempts > 0:
             if status.phase.finished:  # the earlier attempt's job has ended
                 return self._submit(body, experiment, status, requested, report, ref)
-            return Tracked(body, experiment, ref, replacing=True)
+            return Tracked(body, experiment, ref, then="replace")
         if ref is not None:
             return None if status.phase.finished else Tracked(body, experiment, ref)
         if status.phase.finished and requested <= status.attempts:
@@ -302,13 +333,19 @@ class SlurmBridge:
         attempt: int,
         report: PollReport,
         previous: BackendRef | None = None,
+        resumed: bool = False,
     ) -> Tracked | None:
-        """Submit (or adopt the job of) `attempt`; `previous`: the earlier attempt's job."""
+        """Submit (or adopt the job of) `attempt`; `previous`: the earlier attempt's job, or
+        with `resumed` the paused job of this attempt (whose result is set aside, and which
+        is not adopted, nor any other ended job of the attempt: earlier pauses)."""
         generation = experiment.metadata.generation
         run_dir = default_run_dir(experiment, self.backend.settings)
         earlier = [previous.job_id] if previous is not None and previous.job_id else []
         if earlier:
-            set_aside_result(run_dir, status.attempts)
+            set_aside_result(run_dir, status.attempts, paused_job=earlier[0] if resumed else None)
+        if resumed:
+            found = self.backend.client.find_by_name(job_name(experiment))
+            earlier += [j.job_id for j in found if j.state in FINISHED_STATES]
         try:
             ref = self.backend.submit(experiment, run_dir, attempt=attempt, previous_jobs=earlier)
         except (ScriptError, SubmitError) as exc:
@@ -318,7 +355,7 @@ class SlurmBridge:
         report.submitted.append(f"{experiment.metadata.namespace}/{experiment.metadata.name}")
         if self.on_submitted is not None:
             self.on_submitted(experiment, ref)
-        new = submitted_status(status, ref, attempt, generation, self.clock())
+        new = submitted_status(status, ref, attempt, generation, self.clock(), resumed=resumed)
         self._write_status(body, new, report)
         return Tracked(body, experiment, ref)
 
@@ -349,18 +386,65 @@ class SlurmBridge:
         report: PollReport,
     ) -> None:
         """`rlops.dev/stop`: cancel every active job of the experiment once, then Stopped."""
-        for job_id in self._active_jobs(experiment, ref.job_id if ref else None):
-            self.backend.client.cancel(job_id)
-            report.cancelled.append(job_id)
+        self._cancel_all(experiment, ref, report)
         run_dir = default_run_dir(experiment, self.backend.settings)
-        uid = (
-            experiment.metadata.uid or f"{experiment.metadata.namespace}/{experiment.metadata.name}"
-        )
-        record = self._tails.pop(uid, ProgressTail()).read(run_dir)
+        record = self._tails.pop(tail_key(experiment), ProgressTail()).read(run_dir)
         progress = progress_of(record, experiment.spec.stop) if record else None
         new = stopped_status(status, stop_message(reason), progress,
                              experiment.metadata.generation, self.clock())  # fmt: skip
         self._write_status(body, new, report)
+
+    def _pause_experiment(
+        self,
+        body: dict[str, Any],
+        experiment: RLExperiment,
+        status: RLExperimentStatus,
+        ref: BackendRef | None,
+        reason: str,
+        report: PollReport,
+    ) -> None:
+        """`rlops.dev/pause`: cancel the jobs as a stop does, then Paused (progress kept)."""
+        self._cancel_all(experiment, ref, report)
+        run_dir = default_run_dir(experiment, self.backend.settings)
+        record = self._tails.setdefault(tail_key(experiment), ProgressTail()).read(run_dir)
+        progress = progress_of(record, experiment.spec.stop) if record else None
+        new = paused_status(status, pause_message(reason), progress,
+                            experiment.metadata.generation, self.clock())  # fmt: skip
+        self._write_status(body, new, report)
+
+    def _pause(self, item: Tracked, job: JobObservation | None, report: PollReport) -> None:
+        """A pause asked for while the job may run: a job that has ended keeps its outcome."""
+        if job is None or job.state in FINISHED_STATES:
+            self._track(item.body, item.experiment, item.ref, job, report)
+            return
+        status = RLExperimentStatus.model_validate(item.body.get("status") or {})
+        reason = item.experiment.metadata.annotations[ANNOTATION_PAUSE]
+        self._pause_experiment(item.body, item.experiment, status, item.ref, reason, report)
+
+    def _resume(self, item: Tracked, job: JobObservation | None, report: PollReport) -> None:
+        """Resumed: once the paused job has ended (checkpointed), its attempt runs again."""
+        status = RLExperimentStatus.model_validate(item.body.get("status") or {})
+        generation = item.experiment.metadata.generation
+        if job is not None and job.state not in FINISHED_STATES:
+            assert item.ref.job_id is not None
+            waiting = resuming_status(status, item.ref.job_id, generation, self.clock())
+            self._write_status(item.body, waiting, report)
+            return
+        run_dir = default_run_dir(item.experiment, self.backend.settings)
+        record = self._tails.pop(tail_key(item.experiment), ProgressTail()).read(run_dir)
+        if record is not None:  # the last iterations of the paused run
+            status = status.model_copy(
+                update={"progress": progress_of(record, item.experiment.spec.stop)}
+            )
+        attempt = max(status.attempts, 1)
+        self._submit(item.body, item.experiment, status, attempt, report, item.ref, resumed=True)
+
+    def _cancel_all(
+        self, experiment: RLExperiment, ref: BackendRef | None, report: PollReport
+    ) -> None:
+        for job_id in self._active_jobs(experiment, ref.job_id if ref else None):
+            self.backend.client.cancel(job_id)
+            report.cancelled.append(job_id)
 
     def _active_jobs(self, experiment: RLExperiment | None, job_id: str | None) -> list[str]:
         """The referenced job, and any unfinished job of the experiment's name (a job
@@ -449,9 +533,11 @@ def slurm_ref(status: RLExperimentStatus) -> BackendRef | None:
     return ref
 
 
-def set_aside_result(run_dir: Path, attempt: int) -> None:
-    """Keep an earlier attempt's result.json as `result.attempt-<n>.json`, so the new
-    attempt is never judged by it (the runtime resumes from checkpoints, not from it)."""
+def set_aside_result(run_dir: Path, attempt: int, paused_job: str | None = None) -> None:
+    """Keep an earlier attempt's result.json as `result.attempt-<n>.json` (a paused run's
+    as `result.attempt-<n>.paused-<job>.json`), so the next run is never judged by it (the
+    runtime resumes from checkpoints, not from it)."""
     path = run_dir / RESULT_FILE
+    paused = f".paused-{paused_job}" if paused_job else ""
     if path.exists():
-        path.replace(run_dir / f"result.attempt-{attempt}.json")
+        path.replace(run_dir / f"result.attempt-{attempt}{paused}.json")

@@ -153,10 +153,16 @@ def _with_phase(
 
 
 def submitted_status(
-    old: RLExperimentStatus, ref: BackendRef, attempt: int, generation: int | None, now: str
+    old: RLExperimentStatus,
+    ref: BackendRef,
+    attempt: int,
+    generation: int | None,
+    now: str,
+    resumed: bool = False,
 ) -> RLExperimentStatus:
-    """Attempt `attempt` submitted: the outcome of an earlier attempt is cleared."""
-    message = f"submitted as SLURM job {ref.job_id} on cluster {ref.cluster}"
+    """Attempt `attempt` submitted (or resumed): the outcome of an earlier run is cleared."""
+    how = "resumed" if resumed else "submitted"
+    message = f"{how} as SLURM job {ref.job_id} on cluster {ref.cluster}"
     if attempt > 1:
         message += f" (attempt {attempt})"
     return _with_phase(old, Phase.SUBMITTED, message, generation, now, backend_ref=ref,
@@ -181,6 +187,26 @@ def stopped_status(
     """Stopped through `rlops.dev/stop`: the last progress is kept."""
     return _with_phase(old, Phase.STOPPED, reason_message, generation, now,
                        progress=progress or old.progress, completed_at=now)  # fmt: skip
+
+
+def paused_status(
+    old: RLExperimentStatus,
+    reason_message: str,
+    progress: Progress | None,
+    generation: int | None,
+    now: str,
+) -> RLExperimentStatus:
+    """Paused through `rlops.dev/pause`: the last progress is kept; not finished."""
+    return _with_phase(old, Phase.PAUSED, reason_message, generation, now,
+                       progress=progress or old.progress, completed_at=None)  # fmt: skip
+
+
+def resuming_status(
+    old: RLExperimentStatus, job_id: str, generation: int | None, now: str
+) -> RLExperimentStatus:
+    """Resumed while the paused job still checkpoints: Paused until that job has ended."""
+    message = f"resuming once job {job_id} has ended"
+    return _with_phase(old, Phase.PAUSED, message, generation, now)
 
 
 def failed_status(

@@ -1,7 +1,8 @@
 """The experiment state machine (pure): first submission, RayJob status mapped into the phase,
 kstatus conditions and observedGeneration, retries through `rlops.dev/attempt`, stops through
-`rlops.dev/stop`, the pre-running deadline cancelling the RayJob, a vanished RayJob, experiments
-of other backends ignored (and cleaned up after a move), and progress/result folding."""
+`rlops.dev/stop`, pauses and resumes through `rlops.dev/pause`, the pre-running deadline
+cancelling the RayJob, a vanished RayJob, experiments of other backends ignored (and cleaned up
+after a move), and progress/result folding."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Any
 from rlops.api import Backend, Phase, RLExperiment, StopSpec
 from rlops.api.runinfo import ProgressRecord, RunResult
 from rlops.operator.experiments import (
+    expects_rayjob,
     percent_of_budget,
     reconcile_experiment,
+    resuming,
     with_progress,
     with_result,
 )
@@ -160,6 +163,102 @@ def test_stop_annotation_cancels_and_marks_stopped() -> None:
     assert actions.status.phase is Phase.STOPPED
     assert actions.status.message == "stopped: stopped by sweep s"
     assert conditions(actions) == {"Ready": "False", "Reconciling": "False", "Stalled": "False"}
+
+
+PAUSE = {"rlops.dev/pause": "paused by sweep s at an ASHA rung"}
+PROGRESS = {"iteration": 4, "timesteps": 2000, "episodeReturnMean": 55.0}
+
+
+def running(attempts: int = 1, **status: Any) -> dict[str, Any]:
+    return {**submitted(attempts), "phase": "Running", "progress": PROGRESS, **status}
+
+
+def paused(attempts: int = 1) -> dict[str, Any]:
+    return running(attempts, phase="Paused", message="paused: paused by sweep s at an ASHA rung")
+
+
+def test_pause_annotation_cancels_the_rayjob_and_marks_paused() -> None:
+    actions = reconcile_experiment(
+        stored(running(), annotations=PAUSE), rayjob("Running", "RUNNING"), NOW
+    )
+    assert actions.cancel and actions.submit_attempt is None
+    status = actions.status
+    assert status.phase is Phase.PAUSED and not status.phase.finished
+    assert status.message == "paused: paused by sweep s at an ASHA rung"
+    assert status.progress is not None and status.progress.timesteps == 2000  # kept
+    assert status.attempts == 1 and status.completed_at is None
+    assert conditions(actions) == {"Ready": "False", "Reconciling": "False", "Stalled": "False"}
+    assert {c.reason for c in status.conditions} == {"Paused"}
+
+
+def test_paused_experiment_stays_paused_while_the_annotation_is_there() -> None:
+    asked = stored(paused(), annotations=PAUSE)
+    assert not expects_rayjob(asked) and not resuming(asked)  # its RayJob is gone on purpose
+    gone = reconcile_experiment(asked, None, NOW)
+    assert gone.status.phase is Phase.PAUSED and gone.submit_attempt is None and not gone.cancel
+    assert gone.status.message == "paused: paused by sweep s at an ASHA rung"
+    # The paused run's RayJob, still in the index, is cancelled again; one being deleted is not.
+    seen = reconcile_experiment(asked, rayjob("Running", "RUNNING"), NOW)
+    assert seen.cancel and seen.status.phase is Phase.PAUSED
+    deleting = rayjob("Running", "RUNNING")
+    deleting["metadata"]["deletionTimestamp"] = "2025-01-01T11:59:59Z"
+    assert not reconcile_experiment(asked, deleting, NOW).cancel
+
+
+def test_resume_submits_the_same_attempt_once_the_paused_rayjob_is_gone() -> None:
+    before = paused(attempts=2)
+    before["result"] = {"finalObjective": 55.0, "stopReason": "requeue"}
+    before["completedAt"] = "2025-01-01T11:00:00Z"
+    resumed = stored(before, annotations={"rlops.dev/attempt": "2", "rlops.dev/promotions": "1"})
+    assert resuming(resumed)
+    deleting = rayjob("Running", "RUNNING", attempt=2)
+    deleting["metadata"]["deletionTimestamp"] = "2025-01-01T11:59:59Z"
+    waiting = reconcile_experiment(resumed, deleting, NOW)
+    assert waiting.submit_attempt is None and not waiting.cancel
+    assert waiting.status.phase is Phase.PAUSED
+    assert waiting.status.message == "resuming once the paused run's RayJob is gone"
+
+    actions = reconcile_experiment(resumed, None, NOW)
+    assert actions.submit_attempt == 2 and not actions.cancel  # the same attempt: no retry
+    status = actions.status
+    assert status.phase is Phase.SUBMITTED and status.attempts == 2
+    assert status.backend_ref is not None and status.backend_ref.name == "cp"
+    assert status.completed_at is None and status.result is None
+    assert status.progress is not None and status.progress.timesteps == 2000
+    # Then the new RayJob is followed as any other.
+    after = stored(status.dump(), annotations={"rlops.dev/attempt": "2"})
+    assert expects_rayjob(after) and not resuming(after)
+    run = reconcile_experiment(after, rayjob("Running", "RUNNING", attempt=2), NOW)
+    assert run.submit_attempt is None and run.status.phase is Phase.RUNNING
+    assert run.status.attempts == 2
+
+
+def test_stop_wins_over_a_pause() -> None:
+    both = {**PAUSE, "rlops.dev/stop": "stopped by sweep s"}
+    running_now = reconcile_experiment(stored(running(), annotations=both), rayjob("Running"), NOW)
+    assert running_now.cancel and running_now.status.phase is Phase.STOPPED
+    stopped_while_paused = reconcile_experiment(stored(paused(), annotations=both), None, NOW)
+    assert stopped_while_paused.submit_attempt is None
+    status = stopped_while_paused.status
+    assert status.phase is Phase.STOPPED and status.message == "stopped: stopped by sweep s"
+    assert status.completed_at == "2025-01-01T12:00:00Z"
+    assert status.progress is not None and status.progress.timesteps == 2000
+    # Stopped with the pause annotation gone: never resumed.
+    stop_only = {"rlops.dev/stop": "stopped by sweep s"}
+    assert not resuming(stored(paused(), annotations=stop_only))
+
+
+def test_pause_of_a_finished_experiment_is_ignored() -> None:
+    for phase in ("Succeeded", "Failed", "Stopped"):
+        done = {**submitted(), "phase": phase, "completedAt": "2025-01-01T11:00:00Z"}
+        actions = reconcile_experiment(stored(done, annotations=PAUSE), None, NOW)
+        assert actions.status.phase is Phase(phase), phase
+        assert actions.submit_attempt is None and not actions.cancel
+    # A run that ended before the pause was seen keeps its outcome (and its cluster is gone).
+    ended = reconcile_experiment(
+        stored(running(), annotations=PAUSE), rayjob("Complete", "SUCCEEDED"), NOW
+    )
+    assert ended.status.phase is Phase.SUCCEEDED and not ended.cancel
 
 
 def test_rayjob_deleted_under_a_running_experiment_fails_it() -> None:

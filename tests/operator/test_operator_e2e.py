@@ -8,6 +8,8 @@ emulator + the KubeRay stand-in, driven with the real kubectl.
   created or run twice, none is lost, the Sweep succeeds with its best trial, and
   `kubectl delete sweep` removes everything it created;
 - a Ray cluster stuck Initializing fails the experiment after preRunningDeadlineSeconds;
+- `rlops.dev/pause` deletes the RayJob and leaves the experiment Paused; removing it creates
+  a new RayJob of the same attempt;
 - of two replicas only the one with the higher peering priority acts.
 """
 
@@ -184,6 +186,52 @@ def test_stuck_ray_cluster_fails_after_the_pre_running_deadline(
     stalled = {c["type"]: c["status"] for c in status["conditions"]}["Stalled"]
     assert stalled == "True"
     wait_for("the stuck RayJob to be deleted", lambda: not names(kube, "rayjobs", ns), timeout=30)
+
+
+def test_pause_and_resume_run_the_same_attempt_again(
+    kube: KubeTestBed, kube_namespace: str, operator: OperatorProcess, kuberay: Any
+) -> None:
+    ns = kube_namespace
+
+    def rayjob() -> dict[str, Any] | None:
+        return get(kube, "rayjobs", ns, "nap")
+
+    with kuberay.holding():
+        apply(kube, ns, experiment("nap").kubernetes().obj())
+        first = wait_for("the RayJob", rayjob, timeout=30)
+        reason = "rlops.dev/pause=paused by sweep s at an ASHA rung"
+        kube.kubectl("annotate", "rlx", "nap", "-n", ns, reason, check=True)
+        status = wait_for(
+            "the experiment to pause",
+            lambda: (s := status_of(kube, "rlx", ns, "nap")).get("phase") == "Paused" and s,
+            timeout=30,
+        )
+        assert status["message"] == "paused: paused by sweep s at an ASHA rung"
+        assert status["attempts"] == 1 and "completedAt" not in status
+        wait_for("the paused run's RayJob to be deleted", lambda: rayjob() is None, timeout=30)
+        assert status_of(kube, "rlx", ns, "nap")["phase"] == "Paused"  # not Failed
+
+        resume = ("rlops.dev/pause-", "rlops.dev/promotions=1")
+        kube.kubectl("annotate", "rlx", "nap", "-n", ns, *resume, check=True)
+        second = wait_for("a new RayJob", rayjob, timeout=30)
+        assert second["metadata"]["uid"] != first["metadata"]["uid"]
+        assert second["metadata"]["labels"]["rlops.dev/attempt"] == "1"  # the same attempt
+        status = wait_for(
+            "the experiment to be submitted again",
+            lambda: (s := status_of(kube, "rlx", ns, "nap")).get("phase") == "Submitted" and s,
+            timeout=30,
+        )
+        assert status["attempts"] == 1
+
+        def events() -> list[str]:
+            return sorted(
+                kube.kubectl(
+                    "get", "events", "-n", ns, "-o", "jsonpath={.items[*].reason}", check=True
+                ).stdout.split()
+            )
+
+        expected = ["Paused", "Submitted", "Submitted"]  # posted just after each status write
+        wait_for(f"the events {expected}", lambda: events() == expected, timeout=10)
 
 
 def test_only_the_highest_priority_replica_acts(

@@ -1,7 +1,8 @@
 """The sweep reconciler (pure): children become TrialStates (parameters, attempts, objective,
-history, waiting time, requested retries and stops), the engine's plan becomes child manifests
-(owned, labelled, deterministic names) and patches (retry, stop, move), and the status gets
-its timestamps. Restarting from the same children gives the same plan: nothing twice."""
+history, waiting time, requested retries, stops and pauses, promotions), the engine's plan
+becomes child manifests (owned, labelled, deterministic names) and patches (retry, stop, pause,
+resume, move), and the status gets its timestamps. Restarting from the same children gives the
+same plan, and a plan asking what the children already show asks nothing twice."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from rlops.api import Backend, Phase, Sweep, SweepPhase
+from rlops.api import Backend, Phase, Sweep, SweepPhase, SweepStatus
 from rlops.operator.sweeps import (
     child_manifest,
     decode_history,
     encode_history,
+    plan_actions,
     reconcile_sweep,
     trial_state,
 )
+from rlops.sweep import Plan, TrialState
 from tests.builders import sweep
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -117,6 +120,68 @@ def test_too_many_failures_stops_the_rest_once() -> None:
     assert actions.status.completed_at == "2025-01-01T12:00:00Z"
     children[1]["metadata"]["annotations"]["rlops.dev/stop"] = "stopped by sweep grid"
     assert reconcile_sweep(spec, children, NOW).stopped == []
+
+
+PAUSE = "rlops.dev/pause"
+PAUSED_BY = "paused by sweep grid at an ASHA rung"
+
+
+def promotion_children() -> tuple[Sweep, list[dict[str, Any]]]:
+    spec = stored_sweep(parallelism=2)
+    children = [as_child(c) for c in reconcile_sweep(spec, [], NOW).create]
+    children[0]["status"] = {"phase": "Running", "attempts": 1}
+    children[1]["status"] = {"phase": "Paused", "attempts": 1}
+    children[1]["metadata"]["annotations"].update({PAUSE: PAUSED_BY, "rlops.dev/promotions": "1"})
+    return spec, children
+
+
+def planned(
+    spec: Sweep, children: list[dict[str, Any]], pause: list[str], resume: list[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The patches for an engine plan handed in directly (the engine's own choice aside)."""
+    trials = [t for t in (trial_state(c, NOW) for c in children) if t is not None]
+    engine = Plan(create=[], retry=[], stop=[], move=[], status=SweepStatus(), done=False,
+                  pause=pause, resume=resume)  # fmt: skip
+    return plan_actions(spec, engine, trials, children, NOW).patches
+
+
+def test_trial_state_reads_pauses_and_promotions() -> None:
+    _, children = promotion_children()
+    running, paused = (trial_state(c, NOW) for c in children)
+    assert isinstance(running, TrialState) and isinstance(paused, TrialState)
+    assert (running.pause_requested, running.promotions) == (False, 0)
+    assert (paused.phase, paused.pause_requested, paused.promotions) == (Phase.PAUSED, True, 1)
+    # Pause asked and not yet carried out: still Running, but asked.
+    children[0]["metadata"]["annotations"][PAUSE] = PAUSED_BY
+    asked = trial_state(children[0], NOW)
+    assert asked is not None and (asked.phase, asked.pause_requested) == (Phase.RUNNING, True)
+    # Resumed (annotation removed) and not yet restarted: under way again, as Pending.
+    del children[1]["metadata"]["annotations"][PAUSE]
+    children[1]["metadata"]["annotations"]["rlops.dev/promotions"] = "2"
+    resumed = trial_state(children[1], NOW)
+    assert resumed is not None
+    assert (resumed.phase, resumed.pause_requested, resumed.promotions) == (Phase.PENDING, False, 2)
+
+
+def test_pause_is_patched_once() -> None:
+    spec, children = promotion_children()
+    patches = planned(spec, children, pause=["grid-0"], resume=[])
+    assert patches == [("grid-0", {"metadata": {"annotations": {PAUSE: PAUSED_BY}}})]
+    children[0]["metadata"]["annotations"][PAUSE] = PAUSED_BY  # asked already: not again
+    assert planned(spec, children, pause=["grid-0"], resume=[]) == []
+
+
+def test_resume_removes_the_pause_and_counts_the_promotion_once() -> None:
+    spec, children = promotion_children()
+    patches = planned(spec, children, pause=[], resume=["grid-1"])
+    assert patches == [
+        ("grid-1", {"metadata": {"annotations": {PAUSE: None, "rlops.dev/promotions": "2"}}})
+    ]
+    # The patch applied: the plan asking again changes nothing (promotions stays 2).
+    annotations = children[1]["metadata"]["annotations"]
+    del annotations[PAUSE]
+    annotations["rlops.dev/promotions"] = "2"
+    assert planned(spec, children, pause=[], resume=["grid-1"]) == []
 
 
 def test_burst_moves_a_waiting_trial_to_slurm() -> None:

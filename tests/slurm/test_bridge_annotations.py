@@ -7,8 +7,12 @@ and the last progress, never submitted again; `rlops.dev/attempt: 2` after a Fai
 submitting a second job that trains to Succeeded with attempts=2; a bridge killed between
 sbatch and its status write for attempt 2 leaving exactly one job of attempt 2 (the attempt-1
 job never adopted); a bump while a job still waits cancelling it once ("replacing attempt N")
-before the next attempt is submitted; a status that held a RayJob's backendRef losing its
-RayJob keys when the bridge writes the SLURM job's.
+before the next attempt is submitted; `rlops.dev/pause` cancelling the job once and ending
+in Paused with the progress kept, its removal submitting the same attempt again (twice, never
+adopting an earlier paused job), a stop winning over a pause, a pause that comes after the job
+ended leaving its outcome alone, and paused training resuming from its checkpoint in the same
+attempt to Succeeded; a status that held a RayJob's
+backendRef losing its RayJob keys when the bridge writes the SLURM job's.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ __all__ = ["world"]  # the fixture, shared with test_bridge
 FINISHED = ("Succeeded", "Failed", "Stopped")
 
 
-def annotate(w: World, name: str, annotations: dict[str, str]) -> None:
+def annotate(w: World, name: str, annotations: dict[str, str | None]) -> None:
     patch = {"metadata": {"annotations": annotations}}
     w.api.patch_namespaced_custom_object(GROUP, VERSION, w.namespace, PLURAL, name, patch)
 
@@ -178,6 +182,129 @@ def test_crash_between_sbatch_and_status_for_attempt_2_submits_it_once(
     assert jobs[1].state == "CANCELLED"
     assert world.status("retry")["backendRef"]["jobId"] == jobs[2].job_id
     slurm_cluster.run("scancel", jobs[2].job_id)
+
+
+@pytest.mark.training
+def test_paused_training_resumes_from_its_checkpoint_to_succeeded(world: World) -> None:
+    body = world.create(cartpole("rung").stop(timesteps=2400))
+    run_dir = default_run_dir(RLExperiment.model_validate(body), world.backend.settings)
+    bridge = world.bridge()
+    world.poll_until(bridge, lambda: has_progress(world, "rung"), timeout=240)
+    first = world.status("rung")["backendRef"]["jobId"]
+    annotate(world, "rung", {"rlops.dev/pause": "paused by sweep s at an ASHA rung"})
+    bridge.poll()
+    assert world.status("rung")["phase"] == "Paused"
+    deadline = time.monotonic() + 60
+    while world.backend.client.jobs([first])[first].state != "CANCELLED":
+        assert time.monotonic() < deadline, "the paused job never ended"
+        time.sleep(0.5)
+    before = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
+    assert before[-1]["timesteps"] < 2400, "trained to the end before the pause"
+
+    annotate(world, "rung", {"rlops.dev/pause": None, "rlops.dev/promotions": "1"})
+    world.poll_until(bridge, lambda: world.status("rung").get("phase") in FINISHED, 240)
+    status = world.status("rung")
+    assert status["phase"] == "Succeeded" and status["attempts"] == 1, status
+    assert status["backendRef"]["jobId"] != first and sbatch_calls(world) == 2
+    records = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
+    resumed = records[len(before) :]
+    assert resumed and {r["attempt"] for r in records} == {1}
+    # Continued from a checkpoint of the paused run: not from iteration 1 again.
+    assert resumed[0]["iteration"] > 1 and resumed[-1]["timesteps"] >= 2400
+    assert status["result"]["stopReason"] == "timesteps"
+
+
+def test_pause_cancels_once_and_resume_submits_the_same_attempt(world: World) -> None:
+    body = world.create(waiting("nap"))
+    run_dir = default_run_dir(RLExperiment.model_validate(body), world.backend.settings)
+    bridge = world.bridge()
+    bridge.poll()
+    first = world.status("nap")["backendRef"]["jobId"]
+    record = {"iteration": 3, "timesteps": 600, "time_seconds": 4.0, "timestamp": 0.0,
+              "episode_return_mean": 21.5, "attempt": 1}  # fmt: skip
+    (run_dir / "progress.jsonl").write_text(json.dumps(record) + "\n")
+
+    world.commands.clear()
+    annotate(world, "nap", {"rlops.dev/pause": "paused by sweep s at an ASHA rung"})
+    bridge.poll()
+    status = world.status("nap")
+    assert status["phase"] == "Paused" and status["attempts"] == 1, status
+    assert status["message"] == "paused: paused by sweep s at an ASHA rung"
+    assert status["progress"]["iteration"] == 3 and status["progress"]["timesteps"] == 600
+    assert "completedAt" not in status and status["backendRef"]["jobId"] == first
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Ready": "False", "Reconciling": "False", "Stalled": "False"
+    }  # fmt: skip
+    assert world.commands.count("scancel") == 1 and sbatch_calls(world) == 0
+    world.commands.clear()
+    for _ in range(2):
+        bridge.poll()
+    assert "scancel" not in world.commands and sbatch_calls(world) == 0  # stays Paused
+    assert world.status("nap") == status
+    (run_dir / "result.json").write_text(json.dumps({"status": "stopped", "exit_code": 0}))
+
+    # Resumed as a sweep resumes it: the pause removed, the promotion counted.
+    annotate(world, "nap", {"rlops.dev/pause": None, "rlops.dev/promotions": "1"})
+    world.poll_until(bridge, lambda: world.status("nap").get("phase") == "Submitted", 30)
+    resumed = world.status("nap")
+    second = resumed["backendRef"]["jobId"]
+    assert second != first and resumed["attempts"] == 1  # the same attempt, not a retry
+    assert resumed["message"] == f"resumed as SLURM job {second} on cluster hpc"
+    assert resumed["progress"]["timesteps"] == 600 and "result" not in resumed
+    assert not (run_dir / "result.json").exists()  # the paused run's is set aside
+    assert (run_dir / f"result.attempt-1.paused-{first}.json").exists()
+    assert sbatch_calls(world) == 1
+    body = world.get("nap")
+    assert body is not None and body["metadata"]["annotations"]["rlops.dev/promotions"] == "1"
+
+    # A second pause and resume: a third job, the cancelled ones of attempt 1 not adopted.
+    annotate(world, "nap", {"rlops.dev/pause": "paused by sweep s at an ASHA rung"})
+    world.poll_until(bridge, lambda: world.status("nap").get("phase") == "Paused", 30)
+    annotate(world, "nap", {"rlops.dev/pause": None, "rlops.dev/promotions": "2"})
+    world.poll_until(bridge, lambda: world.status("nap").get("phase") == "Submitted", 30)
+    jobs = jobs_of(world, "nap")
+    third = world.status("nap")["backendRef"]["jobId"]
+    assert [j.job_id for j in jobs] == [first, second, third] and third not in (first, second)
+    assert [j.attempt for j in jobs] == [1, 1, 1] and sbatch_calls(world) == 2
+    assert world.status("nap")["attempts"] == 1
+
+    # A stop wins over a pause, and a Paused experiment that is stopped is never resumed.
+    annotate(world, "nap", {"rlops.dev/pause": "paused by sweep s at an ASHA rung"})
+    world.poll_until(bridge, lambda: world.status("nap").get("phase") == "Paused", 30)
+    annotate(world, "nap", {"rlops.dev/stop": "stopped by sweep s"})
+    bridge.poll()
+    stopped = world.status("nap")
+    assert (stopped["phase"], stopped["message"]) == ("Stopped", "stopped: stopped by sweep s")
+    assert stopped["progress"]["timesteps"] == 600 and stopped["completedAt"]
+    world.commands.clear()
+    annotate(world, "nap", {"rlops.dev/pause": None})
+    for _ in range(2):
+        bridge.poll()
+    assert sbatch_calls(world) == 0 and world.status("nap")["phase"] == "Stopped"
+    assert all(j.state == "CANCELLED" for j in jobs_of(world, "nap"))
+
+
+def test_pause_after_the_job_ended_keeps_its_outcome(world: World) -> None:
+    world.create(waiting("late"))
+    bridge = world.bridge()
+    bridge.poll()
+    job_id = world.status("late")["backendRef"]["jobId"]
+    world.backend.client.cancel(job_id)  # ended from outside before the pause is seen
+    deadline = time.monotonic() + 30
+    while world.backend.client.jobs([job_id])[job_id].state != "CANCELLED":
+        assert time.monotonic() < deadline, "the job never reached CANCELLED"
+        time.sleep(0.2)
+    annotate(world, "late", {"rlops.dev/pause": "paused by sweep s at an ASHA rung"})
+    world.commands.clear()
+    bridge.poll()
+    status = world.status("late")
+    assert (
+        status["phase"] == "Stopped"
+        and status["message"] == f"job {job_id} cancelled outside rlops (scancel)"
+    )
+    assert "scancel" not in world.commands
+    bridge.poll()
+    assert world.status("late")["phase"] == "Stopped" and sbatch_calls(world) == 0
 
 
 def test_status_write_drops_the_rayjob_keys_of_a_moved_trial(world: World) -> None:
