@@ -2,8 +2,9 @@
 
 Ready is True only for a Succeeded experiment, Stalled only for a Failed one,
 Reconciling while it is on its way. A Paused experiment is none of them (all
-False, reason Paused): nothing is in progress, and it waits for its sweep. A condition keeps its lastTransitionTime
-while its status does not change, so rewriting the same status is a no-op.
+False, reason Paused): nothing is in progress, and it waits for its sweep. A
+condition keeps its lastTransitionTime while its status does not change, so
+rewriting the same status is a no-op.
 """
 
 from __future__ import annotations

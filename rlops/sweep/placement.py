@@ -41,7 +41,10 @@ class BurstPlacer:
 
 
 def burst_moves(spec: SweepSpec, trials: Sequence[TrialState]) -> list[tuple[str, Backend]]:
-    """Trials that waited on Kubernetes longer than burstAfterSeconds: re-place them on SLURM."""
+    """Trials that waited on Kubernetes longer than burstAfterSeconds: re-place them on SLURM.
+
+    A trial resumed after a pause (promotions > 0) stays where its checkpoint is.
+    """
     after = spec.placement.burst_after_seconds
     if not is_burst(spec) or after is None:
         return []
@@ -51,6 +54,7 @@ def burst_moves(spec: SweepSpec, trials: Sequence[TrialState]) -> list[tuple[str
         if t.backend == Backend.KUBERNETES
         and t.phase in WAITING_PHASES
         and not t.stop_requested
+        and not t.promotions
         and t.waiting_seconds > after
     ]
 

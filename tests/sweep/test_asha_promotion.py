@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from rlops.api import Phase, SweepSpec, validate_manifest
+from rlops.api import Backend, Phase, SweepSpec, validate_manifest
 from rlops.sweep import TrialState, plan
 from rlops.sweep.early_stopping import asha_promotions
 from tests.builders import sweep
@@ -209,3 +209,23 @@ def test_ties_at_a_rung_go_to_the_lower_index() -> None:
     s = spec(parallelism=1)
     tied = [trial(f"t{k}", 1.0, 1, Phase.PAUSED) for k in (4, 2, 7)]
     assert plan(s, "sw", tied).resume == ["t2"]
+
+
+def test_a_resumed_trial_waiting_on_kubernetes_is_not_moved_away_from_its_checkpoint() -> None:
+    builder = sweep().param("config.training.lr", "grid", values=[0.1, 0.2])
+    builder.set("spec.earlyStopping", RULE).set("spec.parallelism", 2)
+    builder.set(
+        "spec.placement",
+        {"backend": "burst", "kubernetes": {"maxParallel": 2}, "slurm": {"cluster": "hpc"},
+         "burstAfterSeconds": 10},
+    )  # fmt: skip
+    s = spec_of(builder.template("stop", {"iterations": 27}))
+    waiting = [
+        dataclasses.replace(
+            trial(f"t{k}", 1.0, 3, Phase.PENDING, promotions=k),
+            backend=Backend.KUBERNETES,
+            waiting_seconds=60.0,
+        )
+        for k in (0, 1)
+    ]
+    assert plan(s, "sw", waiting).move == [("t0", Backend.SLURM)]
