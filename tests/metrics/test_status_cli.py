@@ -63,7 +63,7 @@ def test_status_prints_the_sweep_and_its_trials(
     out = capsys.readouterr().out
     sweep_line = next(line for line in out.splitlines() if "│ grid " in line)
     cells = [c.strip() for c in sweep_line.strip("│ ").split("│")]
-    assert cells[:8] == ["grid", "Running", "3", "0", "1", "1", "1", "0"]
+    assert cells[:9] == ["grid", "Running", "3", "0", "1", "0", "1", "1", "0"]
     assert "local=3" in cells and "grid-0" in cells and "80" in cells
     assert "Trials of grid" in out and "RuntimeError: boom" in out
 
