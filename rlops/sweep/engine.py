@@ -37,6 +37,7 @@ def plan(
       every unfinished trial is listed in `stop`.
     - When a configuration with all its seeds finished reaches objective.goal, nothing more
       is created or retried; trials already under way run to their end, then it is done.
+      Under ASHA's promotion variant their end is their next rung (nothing resumes them).
     """
     census = take_census(spec, trials)
     failed = len(census.failed_configurations)
@@ -53,18 +54,21 @@ def plan(
     openings = _open_slots(census, spec, total)
     pause: list[str] = []
     resume: list[str] = []
+    at_rung: list[str] = []  # finishing under promotion: trials at their rung end there
     if promotes(spec) and not finishing:
         first = next(openings, None)
         pause, resume = asha_promotions(spec, trials, capacity, exhausted=first is None)
         capacity -= len(resume)
         openings = chain([first] if first is not None else [], openings)
+    elif promotes(spec) and not too_many:
+        at_rung, _ = asha_promotions(spec, trials, 0, exhausted=True)
     slots = [] if finishing else list(islice(openings, capacity))
     create = _trial_plans(spec, sweep_name, trials, census, slots, space)
 
     if too_many:
         stop = [t.name for t in census.active if not t.stop_requested]
     else:
-        stop = early_stops(spec, trials)
+        stop = early_stops(spec, trials) + at_rung
     done = too_many or (not census.active and not create and not retry and not resume)
     if census.paused and (finishing or done):
         # Nothing will resume them: they end Stopped, and the sweep once they have.

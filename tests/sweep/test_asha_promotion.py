@@ -145,6 +145,9 @@ def test_reaching_the_goal_stops_every_paused_trial() -> None:
     paused = trial("t2", 50.0, 1, Phase.PAUSED)
     p = plan(s, "sw", [winner, running, paused])
     assert p.stop == ["t2"] and p.resume == [] and p.pause == [] and p.create == []
+    # A trial under way ends at its next rung (rung 9: it was promoted twice), not its budget.
+    at_rung = dataclasses.replace(running, history=(*running.history, (9, 1.0)))
+    assert plan(s, "sw", [winner, at_rung, paused]).stop == ["t1", "t2"]
 
 
 def test_too_many_failures_stop_paused_trials_too() -> None:
