@@ -31,6 +31,9 @@ CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 
 
+PAUSED_REASON = "paused"  # RunResult.stop_reason of a run that ended at its pause point
+
+
 class ExitCode(enum.IntEnum):
     """What the runtime's exit status means."""
 

@@ -39,6 +39,7 @@ class LaunchRequest:
     resources: ResourcesSpec
     log: Path
     previous: tuple[str, ...] = ()  # Backend references of its earlier, ended launches.
+    pause_at: int | None = None  # The iteration at which it checkpoints and ends as paused.
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,17 @@ def runtime_command(
 
 
 def trial_environment(
-    base: dict[str, str], allocation: Allocation, cluster: RayCluster | None = None
+    base: dict[str, str],
+    allocation: Allocation,
+    cluster: RayCluster | None = None,
+    pause_at: int | None = None,
 ) -> dict[str, str]:
-    """The trial's environment: its GPUs only, math libraries sized to its CPUs, and what
-    connecting to the run's Ray cluster needs."""
+    """The trial's environment: its GPUs only, math libraries sized to its CPUs, what
+    connecting to the run's Ray cluster needs, and its pause point if it has one."""
     env = dict(base)
+    env.pop("RLOPS_PAUSE_AT_ITERATION", None)
+    if pause_at is not None:
+        env["RLOPS_PAUSE_AT_ITERATION"] = str(pause_at)
     if cluster is not None:
         env.update(cluster.env)
     env["CUDA_VISIBLE_DEVICES"] = allocation.cuda_visible_devices()
@@ -196,7 +203,7 @@ class LocalExecutor:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=trial_environment(self.env, allocation, cluster),
+                env=trial_environment(self.env, allocation, cluster, request.pause_at),
                 cwd=request.run_dir,
                 # Its own session: Ctrl-C reaches the runner, which stops trials gracefully.
                 start_new_session=True,

@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rlops.api import Phase, ResourcesSpec, RLExperimentSpec
-from rlops.api.runinfo import PROGRESS_FILE, SPEC_FILE, ProgressRecord, RunResult, read_result
+from rlops.api.runinfo import (
+    PAUSED_REASON,
+    PROGRESS_FILE,
+    SPEC_FILE,
+    ProgressRecord,
+    RunResult,
+    read_result,
+)
 from rlops.runner.executor import Executor, Handle, LaunchRequest, start_all
 from rlops.runner.layout import (
     Launch,
@@ -87,10 +94,19 @@ class Trial:
 class Fleet:
     """Trials by name; launches, observes and stops them through an Executor."""
 
-    def __init__(self, executor: Executor, metric: str, parallelism: int | None = None) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        metric: str,
+        parallelism: int | None = None,
+        pause_point: Callable[[TrialState], int | None] | None = None,
+    ) -> None:
+        """`pause_point`: the iteration at which a launch of the trial should checkpoint
+        and end as paused by itself (ASHA's promotion variant: its rung), if any."""
         self.executor = executor
         self.metric = metric
         self.parallelism = parallelism
+        self.pause_point = pause_point
         self.trials: dict[str, Trial] = {}
 
     # --- registering -----------------------------------------------------------------
@@ -134,7 +150,18 @@ class Fleet:
         for trial in self.trials.values():
             trial.progress.refresh()
             trial.read_result()
+        for name in ended:
+            self._paused_itself(self.trials[name])
         return ended
+
+    def _paused_itself(self, trial: Trial) -> None:
+        """A launch that ended at its pause point is Paused, as if `pause` had asked."""
+        record, result = trial.record, trial.result
+        if record.pause_requested or record.stop_requested or result is None:
+            return
+        if result.stop_reason == PAUSED_REASON and result.attempt == record.launches[-1].attempt:
+            record.pause_requested = True
+            write_record(trial.run_dir, record)
 
     def state(self, name: str) -> TrialState:
         t = self.trials[name]
@@ -187,6 +214,7 @@ class Fleet:
             resources=trial.resources,
             log=log_path(trial.run_dir, attempt),
             previous=tuple(x.ref for x in record.launches if x.exit_code is not None and x.ref),
+            pause_at=self.pause_point(self.state(record.name)) if self.pause_point else None,
         )
 
     def _record_launch(self, trial: Trial, request: LaunchRequest, handle: Handle) -> None:

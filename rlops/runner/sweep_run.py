@@ -22,6 +22,7 @@ from rlops.runner.session import (
     pause,
 )
 from rlops.sweep import Plan, TrialPlan, leaderboard, plan
+from rlops.sweep.early_stopping import pause_point
 
 
 def trial_manifest(trial: TrialPlan, executor: Executor) -> dict[str, Any]:
@@ -80,10 +81,12 @@ class SweepRun(DirectoryRun):
         with self.open() as (reopened, executor):
             executor.check(f"{self.name} (template)", self.spec.template.resources)
             write_yaml(self.layout.manifest, self.manifest)
+            spec = self.spec
             fleet = Fleet(
                 executor,
-                self.spec.objective.metric,
-                parallelism=self.spec.parallelism,
+                spec.objective.metric,
+                parallelism=spec.parallelism,
+                pause_point=lambda trial: pause_point(spec, trial.promotions),
             )
             for name in self.layout.trial_names():
                 fleet.load(self.layout.trial(name))

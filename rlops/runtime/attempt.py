@@ -62,8 +62,9 @@ def train(
     signals: SignalWatch | None = None,
     reporter: ProgressReporter | None = None,
     echo: Callable[[str], None] | None = None,
+    pause_at: int | None = None,
 ) -> RunResult:
-    """Train `spec` in `run_dir` until it stops, is signalled or fails."""
+    """Train `spec` in `run_dir` until it stops, is signalled, pauses or fails."""
     store = CheckpointStore(run_dir / CHECKPOINT_DIR, spec.checkpoint)
     store.remove_partials()
     trainer: Trainer | None = None
@@ -74,7 +75,9 @@ def train(
         algo = build_config(spec, env_name).build_algo()
         totals = restore(algo, store, spec.checkpoint.resume_from)
         progress = ProgressLog(run_dir)
-        trainer = Trainer(algo, spec, progress, store, totals, attempt, signals, reporter, echo)
+        trainer = Trainer(
+            algo, spec, progress, store, totals, attempt, signals, reporter, echo, pause_at
+        )
         outcome = trainer.run()
     except RequeueNow as exc:
         outcome = Outcome("requeue", None, f"{exc}; aborted the iteration, not checkpointed")

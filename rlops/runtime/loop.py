@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rlops.api.experiment import RLExperimentSpec
-from rlops.api.runinfo import ProgressRecord
+from rlops.api.runinfo import PAUSED_REASON, ProgressRecord
 from rlops.runtime.checkpoints import CheckpointInfo, CheckpointStore, finite, score_of
 from rlops.runtime.progress import ProgressLog, flatten, progress_metrics
 from rlops.runtime.reporter import ProgressReporter
@@ -18,7 +18,8 @@ from rlops.runtime.stopping import Totals, stop_reason
 
 @dataclass(frozen=True)
 class Outcome:
-    """How the loop ended: `succeeded` (a stop criterion) or `requeue` (a signal)."""
+    """How the loop ended: `succeeded` (a stop criterion) or `requeue` (a signal, or the
+    pause point: stop reason `paused`)."""
 
     status: str
     stop_reason: str | None = None
@@ -53,6 +54,7 @@ class Trainer:
         signals: SignalWatch | None = None,
         reporter: ProgressReporter | None = None,
         echo: Callable[[str], None] | None = None,
+        pause_at: int | None = None,
     ) -> None:
         self.algo = algo
         self.spec = spec
@@ -63,6 +65,7 @@ class Trainer:
         self.signals = signals
         self.reporter = reporter
         self.echo = echo
+        self.pause_at = pause_at
         self.last_result: dict[str, Any] | None = None
 
     def step(self) -> dict[str, Any]:
@@ -137,4 +140,8 @@ class Trainer:
                 self.checkpoint()
                 name = self.signals.received.name
                 return Outcome("requeue", None, f"{name} received; checkpointed for requeue")
+            if self.pause_at is not None and self.totals.iteration >= self.pause_at:
+                self.checkpoint()
+                message = f"paused at iteration {self.totals.iteration}; checkpointed"
+                return Outcome("requeue", PAUSED_REASON, message)
             self.step()

@@ -87,7 +87,10 @@ def train_attempt(
         # after: ray.init installs its own SIGTERM handler.
         with SignalWatch() as signals, ray_session(address, spec.resources, paths):
             signals.install()
-            return train(spec, run_dir, attempt, signals, reporter, echo=print)
+            return train(
+                spec, run_dir, attempt, signals, reporter, echo=print,
+                pause_at=settings.pause_at_iteration,
+            )  # fmt: skip
     except RequeueNow as exc:  # a second signal outside the training loop
         return RunResult(
             status="requeue", exit_code=ExitCode.REQUEUE, message=str(exc), attempt=attempt

@@ -35,6 +35,13 @@ class RuntimeSettings(BaseSettings):
     progress_interval_seconds: float = Field(
         default=2.0, description="Progress is POSTed at most this often (the latest record)."
     )
+    pause_at_iteration: int | None = Field(
+        default=None,
+        description=(
+            "Checkpoint and end, exit 75 with stop reason `paused`, once this many iterations "
+            "are done (a sweep under ASHA's promotion variant sets it to the trial's rung)."
+        ),
+    )
     pythonpath: str = Field(
         default="",
         description=(

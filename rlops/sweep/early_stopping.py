@@ -57,6 +57,24 @@ def promotes(spec: SweepSpec) -> bool:
     )
 
 
+def pause_point(spec: SweepSpec, promotions: int) -> int | None:
+    """Under ASHA's promotion variant, the iteration at which a trial promoted `promotions`
+    times reaches its rung and pauses (None: it runs to its budget, or no promotion variant).
+
+    A driver that can tell a run where to end (the local runner sets the runtime's
+    RLOPS_PAUSE_AT_ITERATION) spares the iterations a pause asked for afterwards costs;
+    the plan's `pause` list stays the rule either way.
+    """
+    rule = spec.early_stopping
+    if rule is None or not promotes(spec):
+        return None
+    max_t = rule.max_iterations or spec.template.stop.iterations
+    rung = rule.grace_period * rule.reduction_factor**promotions
+    if max_t is not None and rung >= max_t:
+        return None
+    return math.ceil(rung)
+
+
 def early_stops(spec: SweepSpec, trials: Sequence[TrialState]) -> list[str]:
     """Names of the Running trials to stop now, in the order of `trials`."""
     rule = spec.early_stopping

@@ -393,3 +393,43 @@ def test_a_paused_trial_is_listed_but_not_scored(tmp_path: Path) -> None:
         ("Succeeded", 30.0, 0),
         ("Paused", None, 1),
     ]
+
+
+def write_result(run_dir: Path, result: RunResult) -> None:
+    (run_dir / "result.json").write_text(json.dumps(result.model_dump(mode="json")))
+
+
+def test_a_launch_gets_its_pause_point_and_ending_there_is_a_pause(
+    executor: ScriptedExecutor, tmp_path: Path
+) -> None:
+    """The runtime that reached RLOPS_PAUSE_AT_ITERATION ends with exit 75 and stop reason
+    paused: the trial is Paused without a pause having been asked, and stays so."""
+    fleet = Fleet(executor, "episode_return_mean", pause_point=lambda t: 3 * 3**t.promotions)
+    add_trial(fleet, tmp_path, "t")
+    fleet.launch_pending()
+    assert executor.started[-1].pause_at == 3
+    run_dir = tmp_path / "t"
+    write_progress(run_dir, range(1, 4), attempt=1)
+    write_result(run_dir, RunResult(status="requeue", exit_code=REQUEUE, stop_reason="paused",
+                                    iteration=3, attempt=1))  # fmt: skip
+    executor.end("t", REQUEUE)
+    fleet.refresh()
+    state = fleet.state("t")
+    assert (state.phase, state.pause_requested, state.promotions) == (Phase.PAUSED, True, 0)
+    assert fleet.launch_pending() == []
+    assert fleet.resume("t")
+    assert fleet.launch_pending() == ["t"]
+    assert executor.started[-1].pause_at == 9  # the next rung
+
+
+def test_a_requeue_that_is_not_a_pause_point_still_runs_again(
+    executor: ScriptedExecutor, tmp_path: Path
+) -> None:
+    fleet = Fleet(executor, "episode_return_mean", pause_point=lambda t: 3)
+    add_trial(fleet, tmp_path, "t")
+    fleet.launch_pending()
+    write_result(tmp_path / "t", RunResult(status="requeue", exit_code=REQUEUE, attempt=1))
+    executor.end("t", REQUEUE)
+    fleet.refresh()
+    assert fleet.state("t").phase == Phase.PENDING
+    assert fleet.launch_pending() == ["t"]

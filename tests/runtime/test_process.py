@@ -1,6 +1,7 @@
 """The runtime as a process: exit codes, SIGTERM/SIGUSR1 requeue and resume across
-attempts, a custom environment imported from user code on Ray workers, progress
-POSTed to a loopback tracker, and the files of the run directory.
+attempts, a pause point (RLOPS_PAUSE_AT_ITERATION), a custom environment imported from
+user code on Ray workers, progress POSTed to a loopback tracker, and the files of the
+run directory.
 
 Every test runs `python -m rlops.runtime` (or `rlops train`) with real RLlib and a
 local Ray started by the runtime itself.
@@ -113,6 +114,28 @@ def test_signals_checkpoint_and_requeue_and_each_attempt_resumes(tmp_path: Path)
     result = read_result(run_dir)
     assert result is not None
     assert (result.status, result.stop_reason, result.attempt) == ("succeeded", "iterations", 3)
+
+
+@pytest.mark.training
+def test_a_pause_point_ends_the_run_exactly_there_and_the_next_run_goes_on(tmp_path: Path) -> None:
+    """RLOPS_PAUSE_AT_ITERATION=3: checkpoint after iteration 3, exit 75, stop reason paused;
+    the next run, without it, resumes at 4 and runs to its budget."""
+    manifest = cartpole("pause").stop(iterations=5).obj()
+    run_dir = tmp_path / "run"
+    process = start_runtime(manifest, run_dir, env=runtime_env(RLOPS_PAUSE_AT_ITERATION="3"))
+    code, output = finish(process)
+    assert code == ExitCode.REQUEUE == 75, output
+    result = read_result(run_dir)
+    assert result is not None
+    assert (result.status, result.stop_reason, result.iteration) == ("requeue", "paused", 3)
+    assert result.last_checkpoint == "checkpoints/checkpoint_000003"
+    assert [r.iteration for r in read_progress(run_dir)] == [1, 2, 3]
+
+    code, output = finish(start_runtime(manifest, run_dir))
+    assert code == ExitCode.SUCCEEDED, output
+    records = read_progress(run_dir)
+    assert [r.iteration for r in records] == [1, 2, 3, 4, 5]
+    assert [r.attempt for r in records] == [1, 1, 1, 2, 2]
 
 
 @pytest.mark.training

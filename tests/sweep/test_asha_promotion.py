@@ -9,7 +9,7 @@ import random
 
 from rlops.api import Backend, Phase, SweepSpec, validate_manifest
 from rlops.sweep import TrialState, plan
-from rlops.sweep.early_stopping import asha_promotions
+from rlops.sweep.early_stopping import asha_promotions, pause_point
 from tests.builders import sweep
 from tests.sweep.simulation import Simulation, spec_of
 
@@ -232,3 +232,12 @@ def test_a_resumed_trial_waiting_on_kubernetes_is_not_moved_away_from_its_checkp
         for k in (0, 1)
     ]
     assert plan(s, "sw", waiting).move == [("t0", Backend.SLURM)]
+
+
+def test_the_pause_point_is_the_rung_a_trial_s_promotions_allow() -> None:
+    s = spec()  # rungs 1, 3, 9 below 27 iterations
+    assert [pause_point(s, p) for p in range(4)] == [1, 3, 9, None]
+    halves = spec(gracePeriod=2, reductionFactor=2.5)  # 2, 5, 12.5 -> iteration 13
+    assert [pause_point(halves, p) for p in range(4)] == [2, 5, 13, None]
+    stopping = spec(variant="stopping")
+    assert pause_point(stopping, 0) is None
