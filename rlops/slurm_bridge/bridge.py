@@ -298,7 +298,7 @@ class SlurmBridge:
         stop = annotations.get(ANNOTATION_STOP)
         if stop is not None:
             if not status.phase.finished:
-                self._stop_experiment(body, experiment, status, ref, stop, report)
+                self._end_experiment(body, experiment, status, ref, report, Phase.STOPPED, stop)
             return None  # stopped for good: never submitted again
         requested = requested_attempt(annotations)
         pause = annotations.get(ANNOTATION_PAUSE)
@@ -307,7 +307,7 @@ class SlurmBridge:
                 return None  # nothing runs until it is resumed
             if ref is not None:
                 return Tracked(body, experiment, ref, then="pause")
-            self._pause_experiment(body, experiment, status, None, pause, report)
+            self._end_experiment(body, experiment, status, None, report, Phase.PAUSED, pause)
             return None
         if status.phase is Phase.PAUSED:  # resumed: the same attempt runs again
             if ref is not None:
@@ -376,40 +376,30 @@ class SlurmBridge:
         # Ended (or forgotten): the new attempt starts in the same run directory.
         self._submit(item.body, experiment, status, requested, report, item.ref)
 
-    def _stop_experiment(
+    def _end_experiment(
         self,
         body: dict[str, Any],
         experiment: RLExperiment,
         status: RLExperimentStatus,
         ref: BackendRef | None,
-        reason: str,
         report: PollReport,
+        phase: Phase,
+        reason: str,
     ) -> None:
-        """`rlops.dev/stop`: cancel every active job of the experiment once, then Stopped."""
+        """`rlops.dev/stop` (phase Stopped) or `rlops.dev/pause` (Paused): cancel every
+        active job of the experiment once, then write the phase; a pause keeps the progress
+        tail for the run that resumes it."""
         self._cancel_all(experiment, ref, report)
         run_dir = default_run_dir(experiment, self.backend.settings)
-        record = self._tails.pop(tail_key(experiment), ProgressTail()).read(run_dir)
+        paused = phase is Phase.PAUSED
+        key = tail_key(experiment)
+        tail = self._tails.setdefault(key, ProgressTail()) if paused else self._tails.pop(key, None)
+        record = (tail or ProgressTail()).read(run_dir)
         progress = progress_of(record, experiment.spec.stop) if record else None
-        new = stopped_status(status, stop_message(reason), progress,
-                             experiment.metadata.generation, self.clock())  # fmt: skip
-        self._write_status(body, new, report)
-
-    def _pause_experiment(
-        self,
-        body: dict[str, Any],
-        experiment: RLExperiment,
-        status: RLExperimentStatus,
-        ref: BackendRef | None,
-        reason: str,
-        report: PollReport,
-    ) -> None:
-        """`rlops.dev/pause`: cancel the jobs as a stop does, then Paused (progress kept)."""
-        self._cancel_all(experiment, ref, report)
-        run_dir = default_run_dir(experiment, self.backend.settings)
-        record = self._tails.setdefault(tail_key(experiment), ProgressTail()).read(run_dir)
-        progress = progress_of(record, experiment.spec.stop) if record else None
-        new = paused_status(status, pause_message(reason), progress,
-                            experiment.metadata.generation, self.clock())  # fmt: skip
+        build, message = (
+            (paused_status, pause_message) if paused else (stopped_status, stop_message)
+        )
+        new = build(status, message(reason), progress, experiment.metadata.generation, self.clock())
         self._write_status(body, new, report)
 
     def _pause(self, item: Tracked, job: JobObservation | None, report: PollReport) -> None:
@@ -419,7 +409,9 @@ class SlurmBridge:
             return
         status = RLExperimentStatus.model_validate(item.body.get("status") or {})
         reason = item.experiment.metadata.annotations[ANNOTATION_PAUSE]
-        self._pause_experiment(item.body, item.experiment, status, item.ref, reason, report)
+        self._end_experiment(
+            item.body, item.experiment, status, item.ref, report, Phase.PAUSED, reason
+        )
 
     def _resume(self, item: Tracked, job: JobObservation | None, report: PollReport) -> None:
         """Resumed: once the paused job has ended (checkpointed), its attempt runs again."""
