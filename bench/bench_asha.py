@@ -30,35 +30,51 @@ the time the sweep ended, per search seed and summed over the seeds (how lucky t
 first draws are decides much of a single search). The target is >= 3x fewer steps until
 the goal with ASHA.
 
-Measured on 2 cores (every seed run is reported; env steps do not depend on load):
+Measured on 2 cores (every seed run is reported; env steps do not depend on load). The
+ASHA arm ran the stopping variant (`--variant stopping`, the only one before rlops had a
+Paused phase) in all but the last rows:
 
-| budget, parallelism, goal | seeds | steps until the goal, full / ASHA | steps in all |
+| variant, budget, parallelism, goal | seeds | steps until the goal, full / ASHA | steps in all |
 |---|---|---|---|
-| 20,000, 2, 195 | 0-3 | 159,500 / 88,500 = 1.80x (1.25, 1.98, 1.50, 1.00) | 2.17x |
-| 40,000, 4, 195 | 0-3 | 171,000 / 74,000 = 2.31x (1.43, 3.03, 1.97, 1.11) | 3.29x |
-| 40,000, 4, 195 | 4-7 | 260,500 / 142,500 = 1.83x (0.58, 0.94, 1.20, 4.10) | 2.28x |
-| 40,000, 4, 450 | 0 (stopped) | 15,000 / 22,000 = 0.68x | 2.30x |
-| 100,000, 2, 195 | 0-3 | 163,000 / 122,500 = 1.33x (1.20, 1.28, 1.88, 1.11) | 2.51x |
-| 100,000, 2, 475 | 0-3 | 484,500 / 240,000 = 2.02x (1.36, 2.28, 1.50, 1.28) | 2.54x |
-| 100,000, 2, 475 | 4-7 | 1,025,000 / 333,500 = 3.07x (1.34, 3.29, 1.44, 3.77) | 3.34x |
-| 100,000, 2, 475 | 8-11 | 559,000 / 245,500 = 2.28x (2.96, 1.43, 1.41, 1.26) | 3.07x |
+| stopping, 20,000, 2, 195 | 0-3 | 159,500 / 88,500 = 1.80x (1.25, 1.98, 1.50, 1.00) | 2.17x |
+| stopping, 40,000, 4, 195 | 0-3 | 171,000 / 74,000 = 2.31x (1.43, 3.03, 1.97, 1.11) | 3.29x |
+| stopping, 40,000, 4, 195 | 4-7 | 260,500 / 142,500 = 1.83x (0.58, 0.94, 1.20, 4.10) | 2.28x |
+| stopping, 40,000, 4, 450 | 0 (stopped) | 15,000 / 22,000 = 0.68x | 2.30x |
+| stopping, 100,000, 2, 195 | 0-3 | 163,000 / 122,500 = 1.33x (1.20, 1.28, 1.88, 1.11) | 2.51x |
+| stopping, 100,000, 2, 475 | 0-3 | 484,500 / 240,000 = 2.02x (1.36, 2.28, 1.50, 1.28) | 2.54x |
+| stopping, 100,000, 2, 475 | 4-7 | 1,025,000 / 333,500 = 3.07x (1.34, 3.29, 1.44, 3.77) | 3.34x |
+| stopping, 100,000, 2, 475 | 8-11 | 559,000 / 245,500 = 2.28x (2.96, 1.43, 1.41, 1.26) | 3.07x |
+| promotion*, 100,000, 2, 475 | 0-3 | 478,000 / 220,000 = 2.17x (0.16, 7.98, 0.90, 0.43) | 2.83x |
+| promotion, 100,000, 2, 475 | 0-11, one run | 2,080,000 / 519,000 = **4.01x** | 5.07x |
 
-With the defaults, over the twelve seeds: 2,068,500 / 819,000 = 2.53x until the goal,
-3.03x in all; the 3x target is not met. ASHA pays off only in searches whose first draws
-are bad (seeds 1, 5, 7 and 8: random search ran 4-6 configurations for their whole
-budget before one reached the goal, 370,000-552,500 steps; 2.3-3.8x there); when one of
-the first two draws is good, both arms find it at about the same moment (1.3-1.5x). What
-holds ASHA back in the bad searches is the stopping variant it is (as Ray Tune's and
-Optuna's are): a trial that is first to reach a rung has no peer to be judged against
-and goes on. With two trials at a time, the best of the bad configurations drawn so far
-is that trial at every rung and runs its whole budget (seed 1: lr 4.9e-6 to 200
-iterations and a return of 237; seed 7: lr 4.0e-6, 458; seed 8: lr 6.1e-3 with entropy
-0.66, 236), which is most of what ASHA spends there. The promotion variant of ASHA,
-which pauses a trial at its rung until enough peers have arrived and resumes it from its
-checkpoint, would not pay for it; rlops has no paused trial phase yet. At 195, or with a
-budget close to how long a good configuration takes (20,000-40,000 steps), slow learners
-count as successes and the first rung (3 iterations) costs a sizeable part of one, so
-ASHA gains less.
+(*: an interrupted run, before pause points: the pause was asked once the rung was
+reported, and trials ran one or two iterations past it; stopped during seed 4.)
+
+The stopping variant, over the twelve seeds: 2,068,500 / 819,000 = 2.53x until the goal,
+3.03x in all. It pays off only in searches whose first draws are bad (seeds 1, 5, 7 and
+8: random search ran 4-6 configurations for their whole budget before one reached the
+goal, 370,000-552,500 steps; 2.3-3.8x there); when one of the first two draws is good,
+both arms find it at about the same moment (1.3-1.5x). In the bad searches the stopping
+variant (as Ray Tune's and Optuna's ASHA) lets a trial that is first to reach a rung go
+on, having no peer to be judged against: with two trials at a time the best of the bad
+configurations drawn so far is that trial at every rung and runs its whole budget (seed
+1: lr 4.9e-6 to 200 iterations and a return of 237; seed 7: lr 4.0e-6, 458; seed 8: lr
+6.1e-3 with entropy 0.66, 236).
+
+The promotion variant (the default here) pauses every trial at its rung and resumes only
+the top third of those that reached it, so no bad configuration runs on for want of
+peers. Over the twelve seeds, one run with both arms: 2,080,000 / 519,000 = 4.01x until
+the goal (per seed 0.26, 16.80, 0.80, 0.94, 0.75, 23.55, 1.29, 23.35, 14.16, 1.15, 0.53,
+0.77), 5.07x in all; wall time 2,221 s against 1,442 s. The total is carried by the bad
+searches (seeds 1, 5, 7, 8: 14-24x, ASHA reaching the goal after 15,500-30,500 steps
+where random search spent 365,000-560,500). When a good configuration is among the first
+two draws, the promotion variant is slower than random search (0.26-0.94x on six seeds):
+the good trial waits at rung 3, then at rung 9, until a third of its peers there are
+worse, which takes a dozen new trials' first rungs. The median seed is about even; the
+expected cost of reaching the goal, which the sum over seeds estimates, is 4x lower.
+At 195, or with a budget close to how long a good configuration takes (20,000-40,000
+steps), slow learners count as successes and the first rung (3 iterations) costs a
+sizeable part of one, so ASHA gains less.
 """
 
 from __future__ import annotations
