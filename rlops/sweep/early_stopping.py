@@ -69,7 +69,9 @@ def pause_point(spec: SweepSpec, promotions: int) -> int | None:
     if rule is None or not promotes(spec):
         return None
     max_t = rule.max_iterations or spec.template.stop.iterations
-    rung = rule.grace_period * rule.reduction_factor**promotions
+    rung = float(rule.grace_period)
+    for _ in range(promotions):  # as `rungs` computes them, so both agree to the last bit
+        rung *= rule.reduction_factor
     if max_t is not None and rung >= max_t:
         return None
     return math.ceil(rung)

@@ -5,11 +5,12 @@ peers, and a sweep ends only once every Paused trial is Stopped."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 
 from rlops.api import Backend, Phase, SweepSpec, validate_manifest
 from rlops.sweep import TrialState, plan
-from rlops.sweep.early_stopping import asha_promotions, pause_point
+from rlops.sweep.early_stopping import asha_promotions, pause_point, rungs
 from tests.builders import sweep
 from tests.sweep.simulation import Simulation, spec_of
 
@@ -241,3 +242,11 @@ def test_the_pause_point_is_the_rung_a_trial_s_promotions_allow() -> None:
     assert [pause_point(halves, p) for p in range(4)] == [2, 5, 13, None]
     stopping = spec(variant="stopping")
     assert pause_point(stopping, 0) is None
+    # The rungs the engine pauses at, to the bit: 25 * 1.6 * 1.6 is 64.0 in floating point,
+    # where 25 * 1.6**2 is 64.00000000000001 (iteration 65).
+    odd = spec(gracePeriod=25, reductionFactor=1.6).model_copy(deep=True)
+    odd.template.stop.iterations = 200
+    rule = odd.early_stopping
+    assert rule is not None
+    assert [math.ceil(r) for r in rungs(rule, 200, 0)] == [25, 40, 64, 103, 164]
+    assert [pause_point(odd, p) for p in range(6)] == [25, 40, 64, 103, 164, None]
