@@ -3,16 +3,19 @@
 A thin adapter from the runner's Executor protocol to `SlurmBackend`: start submits
 the trial's RLExperiment (its batch script runs the runtime in the trial's run
 directory, which must be on a filesystem the compute nodes share), poll is one batched
-`squeue` for every running trial, stop is `scancel` (SIGTERM: the runtime checkpoints).
+`squeue` for every running trial, stop is SIGTERM to the job's batch shell alone
+(`scancel --batch --signal=TERM`: the runtime ends its iteration, checkpoints while Ray
+still runs, and exits 75; a job still queued is cancelled), kill is `scancel`.
 SLURM schedules the jobs, so nothing is packed here; `parallelism` still caps them.
 
-A pause is a stop here (`scancel`, a checkpoint, exit 75 recorded); the trial's record
+A pause is a stop here (a checkpoint, exit 75 recorded); the trial's record
 makes it Paused rather than Stopped. A resume is a new sbatch of the next launch in the
 same run directory, which continues from that checkpoint.
 
 Trials started together whose batch directives are equal (a sweep's round) go to SLURM
 as one job array, one task per trial (`123_4`); a lone trial stays a plain job. Each
-task is tracked, stopped (`scancel 123_4`) and mapped onto its trial's phase like a job.
+task is tracked, stopped (`scancel --batch --signal=TERM 123_4`) and mapped onto its
+trial's phase like a job.
 
 A second `rlops run` submits nothing twice: `slurm-job.json` in the run directory names
 the job (or array task) of the trial's launch, which is adopted while SLURM still queues
@@ -58,15 +61,14 @@ def run_uid(run_dir: Path) -> str:
 def exit_code(phase: Phase, result_code: int | None, stopped: bool) -> int:
     """The exit code the runner records for a finished job.
 
-    A job we cancelled (a stop or a pause) checkpointed: REQUEUE, which the trial's record
-    turns into Stopped or Paused; unless it reached its budget before the signal, and
-    result.json says it succeeded. A job someone else cancelled failed.
+    A job we ended (a stop or a pause) checkpointed and exited 75, or was cancelled while
+    queued: REQUEUE, which the trial's record turns into Stopped or Paused; unless it
+    reached its budget before the signal (result.json says it succeeded), or its training
+    failed. A job someone else cancelled failed.
     """
     if phase == Phase.SUCCEEDED:
         return int(ExitCode.SUCCEEDED)
-    if phase == Phase.STOPPED:
-        if not stopped:
-            return int(ExitCode.FAILED)
+    if stopped and result_code not in (ExitCode.INVALID, ExitCode.FAILED):
         return int(ExitCode.SUCCEEDED if result_code == ExitCode.SUCCEEDED else ExitCode.REQUEUE)
     if result_code in (ExitCode.INVALID, ExitCode.FAILED):
         return int(result_code)
@@ -201,10 +203,13 @@ class SlurmExecutor:
         job = self._jobs.get(handle.name)
         if job is not None:
             job.stopped = True
-            self.slurm.cancel(job.ref)
+            self.slurm.terminate(job.ref)
 
     def kill(self, handle: Handle) -> None:
-        self.stop(handle)
+        job = self._jobs.get(handle.name)
+        if job is not None:
+            job.stopped = True
+            self.slurm.cancel(job.ref)
 
     def close(self) -> None:
         return None  # Jobs belong to SLURM; a later run picks them up again.

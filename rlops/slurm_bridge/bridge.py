@@ -11,14 +11,17 @@ calls sbatch, so a bridge killed between sbatch and the status update never subm
 twice, and a job of an earlier attempt is never taken for the next one.
 
 The operator's annotations mean the same here as on Kubernetes: `rlops.dev/stop`
-cancels the job once and ends in Stopped (`stopped: <reason>`, progress kept, never
-submitted again); `rlops.dev/attempt: N` above `status.attempts` cancels a job of the
+ends the job once and ends in Stopped (`stopped: <reason>`, progress kept, never
+submitted again); `rlops.dev/attempt: N` above `status.attempts` ends a job of the
 earlier attempt that still runs ("replacing attempt N-1"), then submits attempt N into
 the same run directory, where the runtime resumes from the latest checkpoint as a
-retried RayJob does. `rlops.dev/pause` cancels the job as a stop does (the runtime
-checkpoints on the signal) and ends in Paused (`paused: <reason>`, not finished);
-removing it resumes: once the paused job has ended, the same attempt is submitted
-again into the same run directory. A stop wins over a pause. Status writes are merge
+retried RayJob does. `rlops.dev/pause` ends the job as a stop does and ends in Paused
+(`paused: <reason>`, not finished); removing it resumes: once the paused job has ended,
+the same attempt is submitted again into the same run directory. A stop wins over a
+pause. Ending a job is SIGTERM to its batch shell alone (`SlurmClient.terminate`): the
+runtime finishes its iteration and checkpoints while Ray still runs, then the job exits
+75; a job that has not started is cancelled. Deleting an experiment cancels its jobs
+outright. Status writes are merge
 patches that delete with null what the new status no longer has (e.g. a RayJob's
 `backendRef.name` after a trial moved here).
 """
@@ -367,9 +370,9 @@ class SlurmBridge:
         if job is not None and job.state not in FINISHED_STATES:
             replacing = replacing_status(status, requested, experiment.metadata.generation,
                                          self.clock())  # fmt: skip
-            if status.message != replacing.message:  # cancel once; the job ends on its own
+            if status.message != replacing.message:  # signal once; the job ends on its own
                 assert item.ref.job_id is not None
-                self.backend.client.cancel(item.ref.job_id)
+                self.backend.client.terminate(item.ref.job_id)
                 report.cancelled.append(item.ref.job_id)
                 self._write_status(item.body, replacing, report)
             return
@@ -386,10 +389,12 @@ class SlurmBridge:
         phase: Phase,
         reason: str,
     ) -> None:
-        """`rlops.dev/stop` (phase Stopped) or `rlops.dev/pause` (Paused): cancel every
-        active job of the experiment once, then write the phase; a pause keeps the progress
-        tail for the run that resumes it."""
-        self._cancel_all(experiment, ref, report)
+        """`rlops.dev/stop` (phase Stopped) or `rlops.dev/pause` (Paused): end every active
+        job of the experiment once, with a checkpoint, then write the phase; a pause keeps
+        the progress tail for the run that resumes it."""
+        for job_id in self._active_jobs(experiment, ref.job_id if ref else None):
+            self.backend.client.terminate(job_id)
+            report.cancelled.append(job_id)
         run_dir = default_run_dir(experiment, self.backend.settings)
         paused = phase is Phase.PAUSED
         key = tail_key(experiment)
@@ -430,13 +435,6 @@ class SlurmBridge:
             )
         attempt = max(status.attempts, 1)
         self._submit(item.body, item.experiment, status, attempt, report, item.ref, resumed=True)
-
-    def _cancel_all(
-        self, experiment: RLExperiment, ref: BackendRef | None, report: PollReport
-    ) -> None:
-        for job_id in self._active_jobs(experiment, ref.job_id if ref else None):
-            self.backend.client.cancel(job_id)
-            report.cancelled.append(job_id)
 
     def _active_jobs(self, experiment: RLExperiment | None, job_id: str | None) -> list[str]:
         """The referenced job, and any unfinished job of the experiment's name (a job

@@ -46,6 +46,10 @@ RLOPS = str(Path(sys.executable).with_name("rlops"))
         (Phase.FAILED, 2, False, 2),
         (Phase.FAILED, None, False, 1),
         (Phase.STOPPED, 75, True, 75),  # We cancelled it: it checkpointed.
+        (Phase.FAILED, 75, True, 75),  # We signalled it: it checkpointed and exited 75.
+        (Phase.FAILED, None, True, 75),  # Killed after the stop's grace period.
+        (Phase.FAILED, 1, True, 1),  # Training failed while it was being stopped.
+        (Phase.FAILED, 75, False, 1),  # Exit 75 that nobody asked for.
         (Phase.STOPPED, None, True, 75),  # An array task cancelled while it was queued.
         (Phase.STOPPED, 0, True, 0),  # It reached its budget before the cancel.
         (Phase.STOPPED, None, False, 1),  # Cancelled by someone else.

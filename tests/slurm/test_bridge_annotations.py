@@ -2,23 +2,25 @@
 messages of the Kubernetes path, on the real SLURM cluster (RLExperiments in the Kubernetes
 test bed; training is real CartPole on the host Python where a test needs a running job).
 
-Covers: `rlops.dev/stop` cancelling a running job once and ending in Stopped with the reason
-and the last progress, never submitted again; `rlops.dev/attempt: 2` after a Failed attempt
-submitting a second job that trains to Succeeded with attempts=2; a bridge killed between
-sbatch and its status write for attempt 2 leaving exactly one job of attempt 2 (the attempt-1
-job never adopted); a bump while a job still waits cancelling it once ("replacing attempt N")
-before the next attempt is submitted; `rlops.dev/pause` cancelling the job once and ending
-in Paused with the progress kept, its removal submitting the same attempt again (twice, never
-adopting an earlier paused job), a stop winning over a pause, a pause that comes after the job
-ended leaving its outcome alone, and paused training resuming from its checkpoint in the same
-attempt to Succeeded; a status that held a RayJob's
-backendRef losing its RayJob keys when the bridge writes the SLURM job's.
+Covers: `rlops.dev/stop` ending a running job once (its runtime checkpoints and exits 75) and
+ending in Stopped with the reason and the last progress, never submitted again;
+`rlops.dev/attempt: 2` after a Failed attempt submitting a second job that trains to Succeeded
+with attempts=2; a bridge killed between sbatch and its status write for attempt 2 leaving
+exactly one job of attempt 2 (the attempt-1 job never adopted); a bump while a job still waits
+cancelling it once ("replacing attempt N") before the next attempt is submitted;
+`rlops.dev/pause` ending the job once (checkpointed) and ending in Paused with the progress
+kept, its removal submitting the same attempt again (twice, never adopting an earlier paused
+job), a stop winning over a pause, a pause that comes after the job ended leaving its outcome
+alone, and paused training resuming from its checkpoint in the same attempt to Succeeded; a
+status that held a RayJob's backendRef losing its RayJob keys when the bridge writes the SLURM
+job's.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,6 +57,20 @@ def jobs_of(w: World, name: str) -> list[Any]:
     return w.backend.client.find_by_name(job_name(RLExperiment.model_validate(body)))
 
 
+def checkpointed_and_ended(w: World, job_id: str, run_dir: Path) -> None:
+    """Awaits the job's end after a stop or pause: its runtime, signalled alone while Ray
+    still ran, checkpointed and exited 75 (a job SLURM had cancelled would have none)."""
+    deadline = time.monotonic() + 60
+    while (job := w.backend.client.jobs([job_id])[job_id]).state in ("PENDING", "RUNNING",
+                                                                      "COMPLETING"):  # fmt: skip
+        assert time.monotonic() < deadline, f"job {job_id} never ended: {job.state}"
+        time.sleep(0.5)
+    assert (job.state, job.exit_code) == ("FAILED", 75), job
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["exit_code"] == 75 and result["last_checkpoint"], result
+    assert (run_dir / result["last_checkpoint"]).is_dir()
+
+
 def has_progress(w: World, name: str) -> bool:
     status = w.status(name)
     return (
@@ -63,8 +79,9 @@ def has_progress(w: World, name: str) -> bool:
 
 
 @pytest.mark.training
-def test_stop_annotation_cancels_the_running_job_once(world: World) -> None:
-    world.create(cartpole("halt").stop(timesteps=1_000_000))
+def test_stop_annotation_ends_the_running_job_once_with_a_checkpoint(world: World) -> None:
+    body = world.create(cartpole("halt").stop(timesteps=1_000_000))
+    run_dir = default_run_dir(RLExperiment.model_validate(body), world.backend.settings)
     bridge = world.bridge()
     world.poll_until(bridge, lambda: has_progress(world, "halt"), timeout=240)
     job_id = world.status("halt")["backendRef"]["jobId"]
@@ -87,10 +104,7 @@ def test_stop_annotation_cancels_the_running_job_once(world: World) -> None:
         bridge.poll()
     assert "scancel" not in world.commands and sbatch_calls(world) == 0  # once; never resubmitted
     assert world.status("halt") == status
-    deadline = time.monotonic() + 30
-    while world.backend.client.jobs([job_id])[job_id].state != "CANCELLED":
-        assert time.monotonic() < deadline, "the stopped job never reached CANCELLED"
-        time.sleep(0.5)
+    checkpointed_and_ended(world, job_id, run_dir)
 
 
 @pytest.mark.training
@@ -194,10 +208,7 @@ def test_paused_training_resumes_from_its_checkpoint_to_succeeded(world: World) 
     annotate(world, "rung", {"rlops.dev/pause": "paused by sweep s at an ASHA rung"})
     bridge.poll()
     assert world.status("rung")["phase"] == "Paused"
-    deadline = time.monotonic() + 60
-    while world.backend.client.jobs([first])[first].state != "CANCELLED":
-        assert time.monotonic() < deadline, "the paused job never ended"
-        time.sleep(0.5)
+    checkpointed_and_ended(world, first, run_dir)
     before = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
     assert before[-1]["timesteps"] < 2400, "trained to the end before the pause"
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +172,42 @@ def test_unsafe_run_dir_is_rejected() -> None:
 def test_render_for_manifest_uses_the_run_root() -> None:
     script = render_for_manifest(with_uid(CASES["single-node"]), SETTINGS)
     assert re.search(r"^RUN_DIR=/shared/rlops-runs/team/cartpole$", script, re.M)
+
+
+STUB_RUNTIME = """\
+import os, pathlib, signal, sys, time
+def end(*_):
+    sys.exit(75)  # checkpointed
+signal.signal(signal.SIGTERM, signal.SIG_IGN if os.environ["STUB_IGNORES_TERM"] else end)
+pathlib.Path(os.environ["STUB_READY"]).touch()
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize(("ignores_term", "grace", "code"), [(False, 60, 75), (True, 1, 137)])
+def test_term_to_the_batch_shell_reaches_the_runtime_and_a_hung_one_is_killed(
+    tmp_path: Path, ignores_term: bool, grace: int, code: int
+) -> None:
+    """A stop or pause signals the batch shell alone: it forwards TERM to the runtime and
+    exits with its code (75: checkpointed) at once; a runtime that ignores TERM is killed
+    once the grace period has passed."""
+    stub = tmp_path / "python"
+    stub.write_text(f"#!{sys.executable}\n{STUB_RUNTIME}")
+    stub.chmod(0o755)
+    settings = SETTINGS.model_copy(update={"python": str(stub), "stop_grace_seconds": grace})
+    script = tmp_path / "batch.sh"
+    script.write_text(render_batch_script(with_uid(CASES["single-node"]), tmp_path, settings))
+    ready = tmp_path / "ready"
+    env = {**os.environ, "SLURM_JOB_ID": "7", "STUB_READY": str(ready),
+           "STUB_IGNORES_TERM": "1" if ignores_term else ""}  # fmt: skip
+    shell = subprocess.Popen(["bash", str(script)], env=env, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        assert shell.poll() is None and time.monotonic() < deadline, "the runtime never started"
+        time.sleep(0.05)
+    signalled = time.monotonic()
+    shell.send_signal(signal.SIGTERM)
+    out, _ = shell.communicate(timeout=30)
+    waited = time.monotonic() - signalled
+    assert shell.returncode == code and f"rlops: runtime exited {code} " in out, out
+    assert waited >= grace if ignores_term else waited < grace

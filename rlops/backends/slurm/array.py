@@ -153,6 +153,7 @@ def render_array_script(tasks: Sequence[ArrayTask], settings: SlurmSettings) -> 
         python=shlex.quote(_python(experiment, settings)),
         multi_node=experiment.spec.resources.nodes > 1,
         port_base=int(settings.ray_port_base),
+        stop_grace=int(settings.stop_grace_seconds),
         # Not $SLURM_JOB_ID: the task SLURM starts last keeps the array's own job id, and
         # requeueing that id requeues every task of the array.
         requeue_id='"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',

@@ -124,6 +124,11 @@ class SlurmBackend:
         if ref.job_id:
             self.client.cancel(ref.job_id)
 
+    def terminate(self, ref: BackendRef) -> None:
+        """End the job with a checkpoint (see `SlurmClient.terminate`)."""
+        if ref.job_id:
+            self.client.terminate(ref.job_id)
+
 
 def experiment_phase(
     experiment: RLExperiment, job_id: str, job: JobObservation | None, run_dir: Path

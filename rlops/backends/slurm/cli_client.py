@@ -41,6 +41,7 @@ from rlops.backends.slurm.parsers import (
     submission_order,
 )
 from rlops.backends.slurm.settings import SlurmSettings
+from rlops.backends.slurm.states import ACTIVE, QUEUED, base_state
 
 __all__ = ["CliSlurmClient", "parse_squeue"]
 
@@ -57,6 +58,7 @@ TRANSIENT = (
 )
 NOT_FOUND = 127  # the return code given to a command that could not be started
 ACCOUNTING_DISABLED = "accounting storage is disabled"
+DONE = ("already completing or completed", "invalid job id")  # scancel of an ended job
 log = logging.getLogger("rlops.backends.slurm")
 
 
@@ -155,11 +157,22 @@ class CliSlurmClient:
         return sorted(named, key=submission_order)
 
     def cancel(self, job_id: str) -> None:
-        proc = self._run(["scancel", job_id])
-        if proc.returncode != 0 and "already completing or completed" not in proc.stderr:
-            if "invalid job id" in proc.stderr.lower():
-                return
-            raise SlurmUnavailable(f"scancel {job_id} failed: {proc.stderr.strip()}")
+        self._scancel([job_id])
+
+    def terminate(self, job_id: str) -> None:
+        # The state first: scancel refuses to signal a job without a batch shell yet, and
+        # retries for minutes before it says so; `--state` would cancel a whole array.
+        job = self.jobs([job_id]).get(job_id)
+        state = base_state(job.state) if job is not None else "GONE"
+        if state == "RUNNING":
+            self._scancel(["--batch", "--signal=TERM", job_id])
+        elif state in QUEUED or state in ACTIVE:
+            self.cancel(job_id)
+
+    def _scancel(self, argv: list[str]) -> None:
+        proc = self._run(["scancel", *argv])
+        if proc.returncode != 0 and not any(text in proc.stderr.lower() for text in DONE):
+            raise SlurmUnavailable(f"scancel {' '.join(argv)} failed: {proc.stderr.strip()}")
 
     # --- observing ---------------------------------------------------------------------
 

@@ -75,3 +75,9 @@ class SlurmClient(Protocol):
     def cancel(self, job_id: str) -> None:
         """Cancel a job; a job that has already finished is fine."""
         ...
+
+    def terminate(self, job_id: str) -> None:
+        """Ask a job to end with a checkpoint: SIGTERM to its batch shell alone, which
+        forwards it to the runtime while Ray keeps running (the job then ends by itself,
+        exit 75). A job that has not started is cancelled; a finished one is fine."""
+        ...

@@ -214,3 +214,9 @@ class RestSlurmClient:
             "invalid job id" in e.lower() or "already" in e.lower() for e in errors
         ):
             raise SlurmUnavailable(f"slurmrestd DELETE /job/{job_id}: " + "; ".join(errors))
+
+    def terminate(self, job_id: str) -> None:
+        # v0.0.38 cannot signal the batch shell alone: the job is cancelled, so every
+        # process (Ray's too) gets SIGTERM at once, and the runtime checkpoints only if it
+        # ends its iteration before Ray has gone.
+        self.cancel(job_id)

@@ -179,6 +179,7 @@ def render_batch_script(
         python=shlex.quote(python),
         multi_node=experiment.spec.resources.nodes > 1,
         port_base=int(settings.ray_port_base),
+        stop_grace=int(settings.stop_grace_seconds),
     )
 
 

@@ -43,6 +43,14 @@ class SlurmSettings(BaseSettings):
     backoff_seconds: float = Field(
         default=1.0, description="First pause between retries; doubles each time (max 30 s)."
     )
+    stop_grace_seconds: int = Field(
+        default=300,
+        ge=1,
+        description=(
+            "A stop or pause signals the runtime (it ends its iteration and checkpoints); "
+            "a runtime still running this many seconds later is killed."
+        ),
+    )
     ray_port_base: int = Field(
         default=20000,
         description="Multi-node Ray ports: `base + (jobId % 400) * 100 + k` (no clash per node).",

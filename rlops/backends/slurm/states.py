@@ -42,6 +42,11 @@ class JobPhase:
     terminal: bool
 
 
+def base_state(state: str) -> str:
+    """`CANCELLED by 0` and `RUNNING+` as SLURM's plain state name."""
+    return state.split()[0].upper().rstrip("+") if state.strip() else "UNKNOWN"
+
+
 def job_phase(
     job: JobObservation,
     result: RunResult | None = None,
@@ -49,7 +54,7 @@ def job_phase(
     time_limit: str | None = None,
 ) -> JobPhase:
     """The phase of an experiment whose SLURM job is `job` (result: its result.json)."""
-    state = job.state.split()[0].upper().rstrip("+") if job.state else "UNKNOWN"
+    state = base_state(job.state)
     attempts = job.attempt + job.restarts  # requested attempts plus SLURM's requeues
     total = max_requeues + 1
     where = f"job {job.job_id}"

@@ -65,10 +65,21 @@ RUNTIME_ARGS=(--ray-address "$RAY_ADDRESS")
 
 # SLURM sends USR1 (--signal=B:USR1@...) to this shell before the time limit: forward it so
 # that the runtime checkpoints and exits 75, then requeue this job to resume from there.
+# A stop or pause is TERM to this shell alone (`scancel --batch --signal=TERM`): forwarded
+# the same way, so the runtime ends its iteration and checkpoints while Ray still runs; a
+# runtime that has not exited 300 s later is killed.
 REQUEUE_ASKED=0
+WATCHDOG=
 forward() { REQUEUE_ASKED=$1; kill -"$2" "$RUNTIME_PID" 2>/dev/null; }
+stop() {
+  forward 0 TERM
+  if [ -z "$WATCHDOG" ]; then
+    { sleep 300; kill -KILL "$RUNTIME_PID"; } </dev/null >/dev/null 2>&1 &
+    WATCHDOG=$!
+  fi
+}
 trap 'forward 1 USR1' USR1
-trap 'forward 0 TERM' TERM
+trap stop TERM
 
 "${RUN[@]}" "${PYTHON[@]}" -m rlops.runtime --spec "$SPEC" --run-dir "$RUN_DIR" \
   --attempt "$ATTEMPT" "${RUNTIME_ARGS[@]}" &
@@ -81,6 +92,7 @@ done
 wait "$RUNTIME_PID" 2>/dev/null
 LAST=$?
 [ "$LAST" -ne 127 ] && CODE=$LAST
+[ -z "$WATCHDOG" ] || kill "$WATCHDOG" 2>/dev/null
 echo "rlops: runtime exited ${CODE} (attempt ${ATTEMPT}) at $(date -Is)"
 
 # 75: checkpointed. 138 (USR1's default action): signalled before the runtime could listen
