@@ -79,7 +79,8 @@ class Trial:
     result: RunResult | None = None
     result_mtime: int = -1
     handle: Handle | None = None
-    stop_sent: bool = False  # Its process was signalled to end: a stop, pause or Ctrl-C.
+    stop_sent: bool = False  # Its process was asked to end: a stop, pause or Ctrl-C.
+    pause_at: int | None = None  # The running launch's pause point, if it has one.
 
     def read_result(self) -> None:
         path = self.run_dir / "result.json"
@@ -225,7 +226,7 @@ class Fleet:
         )
         record.retry_pending = False
         write_record(trial.run_dir, record)
-        trial.handle = handle
+        trial.handle, trial.pause_at = handle, request.pause_at
 
     def retry(self, name: str) -> None:
         """Run a Failed trial again as its next attempt (a pause it failed during is over)."""
@@ -272,10 +273,14 @@ class Fleet:
 
     def _signal_end(self, trial: Trial) -> None:
         """Ask its process, if any, to checkpoint and end (once: a second signal aborts the
-        checkpoint)."""
-        if trial.handle is not None and not trial.stop_sent:
+        checkpoint). One that has reported its pause point checkpoints and ends by itself
+        and is not signalled: the signal would cross its exit."""
+        if trial.handle is None or trial.stop_sent:
+            return
+        last = trial.progress.last
+        if trial.pause_at is None or last is None or last.iteration < trial.pause_at:
             self.executor.stop(trial.handle)
-            trial.stop_sent = True
+        trial.stop_sent = True
 
     def interrupt(self) -> None:
         """Stop every process so that it resumes next time (Ctrl-C). One being paused was

@@ -9,8 +9,11 @@ still runs, and exits 75; a job still queued is cancelled), kill is `scancel`.
 SLURM schedules the jobs, so nothing is packed here; `parallelism` still caps them.
 
 A pause is a stop here (a checkpoint, exit 75 recorded); the trial's record
-makes it Paused rather than Stopped. A resume is a new sbatch of the next launch in the
-same run directory, which continues from that checkpoint.
+makes it Paused rather than Stopped. A launch with a pause point (ASHA's promotion
+variant: its rung) carries it in its script (`RLOPS_PAUSE_AT_ITERATION`; an array, per
+task): the runtime pauses itself there, so no iteration runs past the rung. A resume is a
+new sbatch of the next launch in the same run directory, which continues from that
+checkpoint.
 
 Trials started together whose batch directives are equal (a sweep's round) go to SLURM
 as one job array, one task per trial (`123_4`); a lone trial stays a plain job. Each
@@ -38,7 +41,7 @@ import yaml
 
 from rlops.api import Backend, Phase, ResourcesSpec, RLExperiment
 from rlops.api.experiment import BackendRef
-from rlops.api.runinfo import ExitCode, read_result
+from rlops.api.runinfo import PAUSED_REASON, ExitCode, read_result
 from rlops.backends.slurm import (
     ArrayTask,
     SlurmBackend,
@@ -58,21 +61,32 @@ def run_uid(run_dir: Path) -> str:
     return str(uuid.UUID(digest[:32]))
 
 
-def exit_code(phase: Phase, result_code: int | None, stopped: bool) -> int:
+def exit_code(
+    phase: Phase, result_code: int | None, stopped: bool, paused_itself: bool = False
+) -> int:
     """The exit code the runner records for a finished job.
 
     A job we ended (a stop or a pause) checkpointed and exited 75, or was cancelled while
     queued: REQUEUE, which the trial's record turns into Stopped or Paused; unless it
     reached its budget before the signal (result.json says it succeeded), or its training
-    failed. A job someone else cancelled failed.
+    failed. A job someone else cancelled failed. A job that reached its pause point
+    checkpointed and exited 75 by itself: REQUEUE, which the runner makes Paused.
     """
     if phase == Phase.SUCCEEDED:
         return int(ExitCode.SUCCEEDED)
+    if paused_itself:
+        return int(ExitCode.REQUEUE)
     if stopped and result_code not in (ExitCode.INVALID, ExitCode.FAILED):
         return int(ExitCode.SUCCEEDED if result_code == ExitCode.SUCCEEDED else ExitCode.REQUEUE)
     if result_code in (ExitCode.INVALID, ExitCode.FAILED):
         return int(result_code)
     return int(ExitCode.FAILED)
+
+
+def _task(experiment: RLExperiment, request: LaunchRequest) -> ArrayTask:
+    return ArrayTask(
+        experiment, request.run_dir, request.attempt, request.pause_at, request.previous
+    )
 
 
 def _experiment(request: LaunchRequest) -> RLExperiment:
@@ -125,7 +139,7 @@ class SlurmExecutor:
         groups: dict[object, list[int]] = defaultdict(list)
         for i, (request, experiment) in enumerate(zip(requests, experiments, strict=True)):
             if i not in refs:
-                task = ArrayTask(experiment, request.run_dir, request.attempt)
+                task = _task(experiment, request)
                 key = array_key(task, self.slurm.settings) if self.arrays else i
                 groups[key].append(i)
         for members in groups.values():
@@ -138,11 +152,10 @@ class SlurmExecutor:
                     request.run_dir,
                     previous_jobs=request.previous,
                     attempt=request.attempt,
+                    pause_at=request.pause_at,
                 )
                 continue
-            tasks = [
-                ArrayTask(experiments[i], requests[i].run_dir, requests[i].attempt) for i in members
-            ]
+            tasks = [_task(experiments[i], requests[i]) for i in members]
             for i, ref in zip(members, self.slurm.submit_array(tasks), strict=True):
                 refs[i] = ref
         handles: list[Handle | None] = []
@@ -195,7 +208,13 @@ class SlurmExecutor:
                 continue
             result = read_result(job.run_dir)
             code = result.exit_code if result is not None else None
-            ended[handle.name] = exit_code(phase, code, job.stopped)
+            paused = (  # the job's own exit code too: result.json may be an earlier launch's
+                result is not None
+                and result.stop_reason == PAUSED_REASON
+                and observed is not None
+                and observed.exit_code == ExitCode.REQUEUE
+            )
+            ended[handle.name] = exit_code(phase, code, job.stopped, paused)
             del self._jobs[handle.name]
         return ended
 

@@ -85,7 +85,7 @@ def train_attempt(
     try:
         # Watch before Ray starts (SIGUSR1 would otherwise kill the process), and again
         # after: ray.init installs its own SIGTERM handler.
-        with SignalWatch() as signals, ray_session(address, spec.resources, paths):
+        with SignalWatch(linger=True) as signals, ray_session(address, spec.resources, paths):
             signals.install()
             return train(
                 spec, run_dir, attempt, signals, reporter, echo=print,

@@ -22,10 +22,16 @@ class RequeueNow(Exception):
 
 
 class SignalWatch:
-    """Records requeue signals while installed (a context manager, main thread only)."""
+    """Records requeue signals while installed (a context manager, main thread only).
 
-    def __init__(self) -> None:
+    `linger`: on exit, ignore the requeue signals instead of restoring the handlers before.
+    The attempt is over and its checkpoint stands; a stop or pause that crossed the
+    runtime's own end must not kill the process before it writes result.json.
+    """
+
+    def __init__(self, linger: bool = False) -> None:
         self.received: signal.Signals | None = None
+        self.linger = linger
         self._previous: dict[signal.Signals, Any] = {}
 
     def __enter__(self) -> SignalWatch:
@@ -45,7 +51,7 @@ class SignalWatch:
         tb: TracebackType | None,
     ) -> None:
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if self.linger else handler)
         self._previous.clear()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:

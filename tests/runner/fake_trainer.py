@@ -1,7 +1,8 @@
 """A stand-in for `python -m rlops.runtime`, for fast scheduler tests only.
 
 It keeps the runtime's run-directory contract (progress.jsonl over attempts,
-result.json, exit codes 0/1/75, SIGTERM -> exit 75) without Ray: the "return" of an
+result.json, exit codes 0/1/75, SIGTERM -> exit 75, RLOPS_PAUSE_AT_ITERATION -> exit 75 with
+stop reason `paused` after that iteration) without Ray: the "return" of an
 iteration grows with the configured learning rate, so a sweep has a real ranking.
 The real runtime trains in the end-to-end tests.
 
@@ -54,11 +55,16 @@ def main() -> int:
         )
     )
 
-    def result(status: str, code: int, iteration: int, ret: float | None) -> int:
+    pause_at = int(os.environ.get("RLOPS_PAUSE_AT_ITERATION") or 0) or None
+
+    def result(
+        status: str, code: int, iteration: int, ret: float | None, reason: str | None = None
+    ) -> int:
         body = {
             "status": status,
             "exit_code": code,
             "message": status,
+            "stop_reason": reason,
             "iteration": iteration,
             "timesteps": iteration * 100,
             "episode_return_mean": ret,
@@ -75,6 +81,8 @@ def main() -> int:
     for iteration in range(done + 1, budget + 1):
         if stop_signal:
             return result("requeue", 75, iteration - 1, ret)
+        if pause_at is not None and iteration - 1 >= pause_at:
+            return result("requeue", 75, iteration - 1, ret, "paused")
         time.sleep(float(env.get("seconds_per_iteration", 0.05)))
         ret = 10.0 + 1000.0 * lr * iteration + (seed % 3)
         record = {

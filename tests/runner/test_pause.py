@@ -422,6 +422,32 @@ def test_a_launch_gets_its_pause_point_and_ending_there_is_a_pause(
     assert executor.started[-1].pause_at == 9  # the next rung
 
 
+@pytest.mark.parametrize("ask", ["pause", "stop"])
+def test_a_launch_that_reported_its_pause_point_is_not_signalled(
+    executor: ScriptedExecutor, tmp_path: Path, ask: str
+) -> None:
+    """The engine pauses (or, after the goal, stops) a trial once it reports its rung; the
+    runtime, told the same rung, is already checkpointing and ending by itself. A signal
+    then would cross its exit: none is sent, and it ends Paused or Stopped all the same.
+    One short of its pause point is signalled as before."""
+    fleet = Fleet(executor, "episode_return_mean", parallelism=2, pause_point=lambda t: 3)
+    add_trial(fleet, tmp_path, "short", index=0)
+    add_trial(fleet, tmp_path, "there", index=1)
+    assert fleet.launch_pending() == ["short", "there"]
+    write_progress(tmp_path / "short", range(1, 3), attempt=1)
+    write_progress(tmp_path / "there", range(1, 4), attempt=1)
+    fleet.refresh()
+    for name in ("short", "there"):
+        getattr(fleet, ask)(name)
+    assert executor.signalled == ["short"]
+    paused = RunResult(status="requeue", exit_code=REQUEUE, stop_reason="paused", iteration=3,
+                       attempt=1)  # fmt: skip
+    write_result(tmp_path / "there", paused)
+    executor.end("there", REQUEUE)
+    fleet.refresh()
+    assert fleet.state("there").phase == (Phase.PAUSED if ask == "pause" else Phase.STOPPED)
+
+
 def test_a_requeue_that_is_not_a_pause_point_still_runs_again(
     executor: ScriptedExecutor, tmp_path: Path
 ) -> None:

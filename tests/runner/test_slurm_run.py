@@ -32,6 +32,7 @@ from rlops.runner.session import HeldLock, RunnerSettings, RunOptions
 from rlops.runner.slurm_executor import JOB_RECORD, SlurmExecutor, exit_code, run_uid
 from rlops.runner.state import trial_phase
 from rlops.runner.sweep_run import SweepRun
+from rlops.sweep.trials import TrialState
 from tests.builders import experiment, sweep
 from tests.slurm.fake_runtime import fake_python
 from tests.slurm.slurm_cluster import SlurmCluster, missing_binaries, running_cluster, wait_for
@@ -59,6 +60,11 @@ def test_exit_codes_of_finished_jobs(
     phase: Phase, result_code: int | None, stopped: bool, code: int
 ) -> None:
     assert exit_code(phase, result_code, stopped) == code
+
+
+def test_a_job_that_reached_its_pause_point_exited_75_by_itself() -> None:
+    assert exit_code(Phase.FAILED, 75, stopped=False, paused_itself=True) == 75
+    assert exit_code(Phase.SUCCEEDED, 0, stopped=False, paused_itself=True) == 0
 
 
 @pytest.mark.parametrize(
@@ -280,3 +286,56 @@ def test_a_paused_trial_is_cancelled_and_resumed_as_a_new_job(
     assert first.ref != second.ref
     assert (commands.count("sbatch"), commands.count("scancel")) == (2, 1)
     assert json.loads((run_dir / JOB_RECORD).read_text())["jobId"] == second.ref
+
+
+@pytest.mark.slurm
+def test_trials_pause_themselves_at_their_rungs_in_one_array_and_resume(
+    cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """ASHA's promotion variant under SLURM: each launch carries its trial's rung in the
+    array's per-task table, and the runtime pauses there by itself (no scancel, no
+    iteration past the rung); a resume without a pause point trains to the budget."""
+    python = str(fake_python(tmp_path))
+    manifest = experiment("rung").slurm(python=python).stop(iterations=12).obj()
+    commands: list[str] = []
+    settings = SlurmSettings(python=sys.executable)
+    client = CliSlurmClient(settings, env=cluster.env, observer=lambda c, s, ok: commands.append(c))
+    rungs = {"a": 3, "b": 5}
+
+    def pause_point(state: TrialState) -> int | None:
+        return rungs[state.name] if state.promotions == 0 else None
+
+    executor = SlurmExecutor(SlurmBackend(client, settings), arrays=True)
+    fleet = Fleet(executor, "episode_return_mean", parallelism=2, pause_point=pause_point)
+    root = Path(os.path.realpath(tmp_path))
+    trials = {
+        name: fleet.create(root / name, TrialRecord(name=name, backend="slurm"), manifest)
+        for name in rungs
+    }
+
+    def phases() -> dict[str, Phase]:
+        fleet.refresh()
+        return {name: fleet.state(name).phase for name in trials}
+
+    def iterations(name: str) -> list[int]:
+        return [p.iteration for p in trials[name].progress.records]
+
+    assert fleet.launch_pending() == ["a", "b"]
+    assert commands.count("sbatch") == 1  # one array, a pause point per task
+    (script,) = (root / ".slurm-arrays").glob("*/array.sh")
+    assert "PAUSE_ATS=(3 5)" in script.read_text()
+    wait_for(lambda: set(phases().values()) == {Phase.PAUSED}, 60, "both trials to pause")
+    assert (iterations("a"), iterations("b")) == ([1, 2, 3], [1, 2, 3, 4, 5])
+    for name in trials:
+        result = trials[name].result
+        assert result is not None and (result.exit_code, result.stop_reason) == (75, "paused")
+        assert trials[name].record.launches[0].exit_code == 75
+    assert "scancel" not in commands
+
+    assert fleet.resume("a") and fleet.launch_pending() == ["a"]
+    wait_for(lambda: phases()["a"].finished, 60, "the promoted trial to finish")
+    state = fleet.state("a")
+    assert (state.phase, state.attempts, state.promotions) == (Phase.SUCCEEDED, 1, 1)
+    assert iterations("a") == list(range(1, 13))
+    assert fleet.state("b").phase == Phase.PAUSED and iterations("b") == [1, 2, 3, 4, 5]
+    assert "scancel" not in commands

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from rlops.runtime.options import build_parser
 from rlops.runtime.progress import flatten, progress_metrics
 from rlops.runtime.pythonpath import JOB_CONFIG_VAR, import_paths, job_pythonpath, runtime_env
 from rlops.runtime.reporter import with_query
+from rlops.runtime.signals import REQUEUE_SIGNALS, SignalWatch
 from rlops.runtime.stopping import Totals, stop_reason
 from tests.builders import experiment
 
@@ -183,3 +185,20 @@ def test_a_torn_progress_line_does_not_swallow_the_next_record(tmp_path: Path) -
     log.write(record, {"a/b": 1.0})
     log.close()
     assert read_progress(tmp_path) == [record]
+
+
+def test_after_the_attempt_late_signals_are_ignored_and_a_plain_watch_restores() -> None:
+    """The runtime's watch lingers: once the attempt is over (checkpointed), a stop or
+    pause that crosses its end cannot kill it before result.json is written."""
+    before = {sig: signal.getsignal(sig) for sig in REQUEUE_SIGNALS}
+    try:
+        with SignalWatch():
+            assert signal.getsignal(signal.SIGTERM) not in (before[signal.SIGTERM], None)
+        assert {sig: signal.getsignal(sig) for sig in REQUEUE_SIGNALS} == before
+        with SignalWatch(linger=True) as watch:
+            pass
+        assert watch.received is None
+        assert all(signal.getsignal(sig) == signal.SIG_IGN for sig in REQUEUE_SIGNALS)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

@@ -125,6 +125,25 @@ def test_the_array_name_depends_on_run_directories_and_attempts() -> None:
     assert array_name([a, b]) != array_name([b, a])
     retried = ArrayTask(a.experiment, a.run_dir, a.attempt + 1)
     assert array_name([retried, b]) != array_name([a, b])
+    # A resume of the same attempts pauses at the next rung: another array, never the
+    # ended one of the launch that paused at the first.
+    at_rung = [ArrayTask(t.experiment, t.run_dir, t.attempt, pause_at=3) for t in (a, b)]
+    at_next = [ArrayTask(t.experiment, t.run_dir, t.attempt, pause_at=9) for t in (a, b)]
+    assert len({array_name([a, b]), array_name(at_rung), array_name(at_next)}) == 3
+
+
+def test_each_task_exports_its_own_pause_point() -> None:
+    a, b, c = tasks("a", "b", "c")
+    script = render_array_script([a, ArrayTask(b.experiment, b.run_dir, 2, pause_at=7), c],
+                                 SETTINGS)  # fmt: skip
+    assert "\nPAUSE_ATS=(0 7 0)\n" in script
+    lines = [line for line in script.splitlines() if line.startswith("PAUSE_ATS=")]
+    block = script[script.index("if (( PAUSE_ATS") :].split("\nfi\n")[0] + "\nfi"
+    for task, want in enumerate(["unset", "7", "unset"]):
+        shell = [*lines, f"TASK={task}", "RLOPS_PAUSE_AT_ITERATION=stale", block,
+                 'echo "${RLOPS_PAUSE_AT_ITERATION-unset}"']  # fmt: skip
+        out = subprocess.run(["bash", "-uc", "\n".join(shell)], capture_output=True, text=True)
+        assert out.stdout.strip() == want, out.stderr
 
 
 def squeue_line(job: str, state: str, array_job: str, array_task: str) -> str:

@@ -102,6 +102,14 @@ def test_attempt_counts_on_from_the_jobs_first_attempt(
     assert int(out.stdout) == want
 
 
+def test_a_pause_point_is_exported_and_its_absence_unsets_an_inherited_one() -> None:
+    exp = with_uid(CASES["single-node"])
+    assert "\nexport RLOPS_PAUSE_AT_ITERATION=9\n" in render_batch_script(
+        exp, RUN_DIR, SETTINGS, pause_at=9
+    )
+    assert "\nunset RLOPS_PAUSE_AT_ITERATION\n" in render_batch_script(exp, RUN_DIR, SETTINGS)
+
+
 def sbatch_lines(script: str) -> list[str]:
     return [line for line in script.splitlines() if line.startswith("#SBATCH")]
 

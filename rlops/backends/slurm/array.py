@@ -43,11 +43,15 @@ PER_JOB = ("job-name", "comment", "output", "chdir")
 
 @dataclass(frozen=True)
 class ArrayTask:
-    """One experiment of an array: trained in `run_dir` as `attempt` (and its requeues)."""
+    """One experiment of an array: trained in `run_dir` as `attempt` (and its requeues);
+    `pause_at`: the iteration after which it checkpoints and ends as paused (its rung);
+    `previous`: job ids of its ended launches (an array holding one is never adopted)."""
 
     experiment: RLExperiment
     run_dir: Path
     attempt: int = 1
+    pause_at: int | None = None
+    previous: tuple[str, ...] = ()
 
 
 def shared_directives(experiment: RLExperiment) -> list[str]:
@@ -89,9 +93,12 @@ def array_key(task: ArrayTask, settings: SlurmSettings) -> tuple[object, ...]:
 
 
 def array_name(tasks: Sequence[ArrayTask]) -> str:
-    """`rlops-array-<uid12>`, from the tasks' run directories and attempts: a second runner
-    looks this name up before it submits the same array again."""
-    rows = "\n".join(f"{t.run_dir.resolve()}\t{t.attempt}" for t in tasks)
+    """`rlops-array-<uid12>`, from the tasks' run directories, attempts and pause points: a
+    second runner looks this name up before it submits the same array again."""
+    rows = "\n".join(
+        f"{t.run_dir.resolve()}\t{t.attempt}" + (f"\t{t.pause_at}" if t.pause_at else "")
+        for t in tasks
+    )
     return f"{JOB_PREFIX}-array-{hashlib.sha256(rows.encode()).hexdigest()[:12]}"
 
 
@@ -145,6 +152,7 @@ def render_array_script(tasks: Sequence[ArrayTask], settings: SlurmSettings) -> 
         trials=" ".join(shlex.quote(comment_text(t.experiment.metadata.name or "")) for t in tasks),
         run_dirs="".join(f"\n  {shlex.quote(str(t.run_dir))}" for t in tasks),
         first_attempts=" ".join(str(max(1, int(t.attempt))) for t in tasks),
+        pause_ats=" ".join(str(max(0, int(t.pause_at or 0))) for t in tasks),
         spec_file=shlex.quote(SPEC_FILE),
         max_requeues=int(slurm.max_requeues),
         container=bool(launcher),

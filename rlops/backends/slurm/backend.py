@@ -78,16 +78,20 @@ class SlurmBackend:
         previous_jobs: Iterable[str] = (),
         hold: bool = False,
         attempt: int = 1,
+        pause_at: int | None = None,
     ) -> BackendRef:
         """Submit `attempt` of the experiment, or adopt its job when one exists already.
 
-        `previous_jobs`: ids of earlier launches that a retry must not adopt.
+        `previous_jobs`: ids of earlier launches that a retry must not adopt. `pause_at`:
+        the iteration after which the runtime checkpoints and ends as paused.
         """
         cluster = slurm_placement(experiment).cluster
         existing = self.find(experiment, exclude=previous_jobs, attempt=attempt)
         if existing is not None:
             return BackendRef(kind="SlurmJob", cluster=cluster, job_id=existing.job_id)
-        script = render_batch_script(experiment, run_dir, self.settings, attempt=attempt)
+        script = render_batch_script(
+            experiment, run_dir, self.settings, attempt=attempt, pause_at=pause_at
+        )
         _write_spec(experiment, run_dir)
         (run_dir / SCRIPT_FILE).write_text(script)
         job_id = self.client.submit(script, hold=hold, comment=attempt_comment(experiment, attempt))
@@ -95,9 +99,13 @@ class SlurmBackend:
 
     def submit_array(self, tasks: Sequence[ArrayTask]) -> list[BackendRef]:
         """Submit the tasks as one job array (task i: `<array job>_<i>`), or adopt the array
-        of the same name (same run directories and attempts) when SLURM still knows it."""
+        of the same name (same run directories, attempts and pause points) when SLURM still
+        knows it and it holds no task's earlier launch."""
         name = array_name(tasks)
-        existing = self.client.find_by_name(name)
+        ended = {job_id.partition("_")[0] for task in tasks for job_id in task.previous}
+        existing = [
+            j for j in self.client.find_by_name(name) if j.job_id.partition("_")[0] not in ended
+        ]
         if existing:
             array_id = existing[0].job_id.partition("_")[0]
         else:

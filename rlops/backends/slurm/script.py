@@ -156,10 +156,16 @@ def comment_text(text: str) -> str:
 
 
 def render_batch_script(
-    experiment: RLExperiment, run_dir: Path, settings: SlurmSettings, *, attempt: int = 1
+    experiment: RLExperiment,
+    run_dir: Path,
+    settings: SlurmSettings,
+    *,
+    attempt: int = 1,
+    pause_at: int | None = None,
 ) -> str:
-    """The whole batch script of `attempt` (its requeues are the attempts after it); raises
-    ScriptError naming the field when a value is unsafe."""
+    """The whole batch script of `attempt` (its requeues are the attempts after it), which
+    pauses itself after iteration `pause_at` if given; raises ScriptError naming the field
+    when a value is unsafe."""
     slurm = slurm_placement(experiment)
     container = slurm.container_runtime != ContainerRuntime.NONE
     python = settings.image_python if container else (slurm.python or settings.python)
@@ -174,6 +180,7 @@ def render_batch_script(
         spec=shlex.quote(str(run_dir / SPEC_FILE)),
         max_requeues=int(slurm.max_requeues),
         first_attempt=max(1, int(attempt)),
+        pause_at=max(0, int(pause_at or 0)),
         container=container,
         launcher=" ".join(shlex.quote(w) for w in _launcher(experiment, run_dir, settings)),
         python=shlex.quote(python),

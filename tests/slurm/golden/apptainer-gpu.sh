@@ -23,6 +23,7 @@ MAX_REQUEUES=3
 REQUEUES=${SLURM_RESTART_COUNT:-0}
 ATTEMPT=$(( 1 + REQUEUES ))
 export RLOPS_RUN_DIR="$RUN_DIR" PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
+unset RLOPS_PAUSE_AT_ITERATION
 # One image for every backend: the per-user cache keeps the pulled SIF between jobs.
 export APPTAINER_CACHEDIR="${XDG_CACHE_HOME:-$HOME/.cache}/rlops/apptainer"
 export SINGULARITY_CACHEDIR="$APPTAINER_CACHEDIR"

@@ -17,8 +17,9 @@
 set -uo pipefail
 
 # Task i trains TRIALS[i] in RUN_DIRS[i], as attempt FIRST_ATTEMPTS[i] (each requeue of the
-# task is the next attempt). SLURM writes task i's output through the link <chdir>/i to its run
-# directory: slurm-<array job>_<task>.out lands next to the trial's files.
+# task is the next attempt), and pauses itself after iteration PAUSE_ATS[i] (0: never).
+# SLURM writes task i's output through the link <chdir>/i to its run directory:
+# slurm-<array job>_<task>.out lands next to the trial's files.
 TRIALS=(lr-0 lr-1 lr-2)
 RUN_DIRS=(
   /shared/rlops-runs/lr/trials/lr-0
@@ -26,6 +27,7 @@ RUN_DIRS=(
   /shared/rlops-runs/lr/trials/lr-2
 )
 FIRST_ATTEMPTS=(1 2 1)
+PAUSE_ATS=(0 0 0)
 TASK=${SLURM_ARRAY_TASK_ID:?rlops: this script runs as a job array task}
 RUN_DIR=${RUN_DIRS[$TASK]}
 SPEC="$RUN_DIR"/spec.yaml
@@ -34,6 +36,11 @@ MAX_REQUEUES=2
 REQUEUES=${SLURM_RESTART_COUNT:-0}
 ATTEMPT=$(( FIRST_ATTEMPTS[TASK] + REQUEUES ))
 export RLOPS_RUN_DIR="$RUN_DIR" PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
+if (( PAUSE_ATS[TASK] > 0 )); then
+  export RLOPS_PAUSE_AT_ITERATION=${PAUSE_ATS[$TASK]}
+else
+  unset RLOPS_PAUSE_AT_ITERATION
+fi
 echo "rlops: array task ${SLURM_ARRAY_JOB_ID}_${TASK} trains ${TRIALS[$TASK]}"
 RUN=()
 PYTHON=(/opt/rlops/bin/python)
