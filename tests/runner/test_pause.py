@@ -440,9 +440,9 @@ def test_a_launch_that_reported_its_pause_point_is_not_signalled(
     for name in ("short", "there"):
         getattr(fleet, ask)(name)
     assert executor.signalled == ["short"]
-    paused = RunResult(status="requeue", exit_code=REQUEUE, stop_reason="paused", iteration=3,
-                       attempt=1)  # fmt: skip
-    write_result(tmp_path / "there", paused)
+    at_rung = RunResult(status="requeue", exit_code=REQUEUE, stop_reason="paused", iteration=3,
+                        attempt=1)  # fmt: skip
+    write_result(tmp_path / "there", at_rung)
     executor.end("there", REQUEUE)
     fleet.refresh()
     assert fleet.state("there").phase == (Phase.PAUSED if ask == "pause" else Phase.STOPPED)

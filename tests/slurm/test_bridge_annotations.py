@@ -27,7 +27,7 @@ import pytest
 
 from rlops.api import RLExperiment
 from rlops.backends.slurm import default_run_dir, job_name
-from rlops.slurm_bridge.bridge import SlurmBridge
+from rlops.slurm_bridge.bridge import FINISHED_STATES, SlurmBridge
 from tests.slurm.slurm_cluster import SlurmCluster
 from tests.slurm.test_bridge import (
     GROUP,
@@ -61,8 +61,7 @@ def checkpointed_and_ended(w: World, job_id: str, run_dir: Path) -> None:
     """Awaits the job's end after a stop or pause: its runtime, signalled alone while Ray
     still ran, checkpointed and exited 75 (a job SLURM had cancelled would have none)."""
     deadline = time.monotonic() + 60
-    while (job := w.backend.client.jobs([job_id])[job_id]).state in ("PENDING", "RUNNING",
-                                                                      "COMPLETING"):  # fmt: skip
+    while (job := w.backend.client.jobs([job_id])[job_id]).state not in FINISHED_STATES:
         assert time.monotonic() < deadline, f"job {job_id} never ended: {job.state}"
         time.sleep(0.5)
     assert (job.state, job.exit_code) == ("FAILED", 75), job
