@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+KUBERAY_CRDS = ROOT / "third_party" / "kuberay"  # vendored, with its NOTICE
 EXAMPLES = ROOT / "manifests" / "examples"
 
 

@@ -20,7 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic.alias_generators import to_camel
 
 from rlops.api.base import Model
 
@@ -57,6 +58,23 @@ class ProgressRecord(Model):
     )
 
 
+class RuntimeInfo(Model):
+    """Where an attempt ran: enough to tell a container's interpreter from a host's."""
+
+    hostname: str = Field(description="Host (or pod, or container) that trained.")
+    python: str = Field(description="The interpreter that trained (sys.executable).")
+    rlops_version: str = Field(description="The rlops version that trained.")
+    ray_nodes: int | None = Field(
+        default=None, description="Live Ray nodes in the cluster it trained on (None: no Ray)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _camel_case(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # result.json keeps RunResult's own keys; this block reads as the docs name it.
+        data: dict[str, Any] = handler(self)
+        return {to_camel(key): value for key, value in data.items()}
+
+
 class RunResult(Model):
     """How an attempt ended."""
 
@@ -72,6 +90,7 @@ class RunResult(Model):
     last_checkpoint: str | None = Field(default=None, description="Latest checkpoint path.")
     attempt: int = Field(default=1, description="Attempt number.")
     time_seconds: float = Field(default=0.0, description="Training wall time in all.")
+    runtime: RuntimeInfo | None = Field(default=None, description="Where the attempt ran.")
 
 
 def read_progress(run_dir: Path, after_line: int = 0) -> list[ProgressRecord]:

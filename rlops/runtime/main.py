@@ -12,19 +12,23 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+import rlops
 from rlops.api.experiment import ResourcesSpec
 from rlops.api.runinfo import (
     RESULT_FILE,
     SPEC_FILE,
     ExitCode,
     RunResult,
+    RuntimeInfo,
     read_progress,
     read_result,
 )
@@ -62,6 +66,8 @@ def run(args: argparse.Namespace, settings: RuntimeSettings | None = None) -> in
         )
     result = train_attempt(manifest, run_dir, attempt, args.ray_address or settings.ray_address,
                            settings, reporter)  # fmt: skip
+    if result.runtime is None:
+        result = result.model_copy(update={"runtime": runtime_info(None)})
     write_result(run_dir, result)
     if reporter is not None:
         reporter.close(result.model_dump(mode="json"))
@@ -85,12 +91,16 @@ def train_attempt(
     try:
         # Watch before Ray starts (SIGUSR1 would otherwise kill the process), and again
         # after: ray.init installs its own SIGTERM handler.
-        with SignalWatch(linger=True) as signals, ray_session(address, spec.resources, paths):
+        with (
+            SignalWatch(linger=True) as signals,
+            ray_session(address, spec.resources, paths) as ray_nodes,
+        ):
             signals.install()
-            return train(
+            result = train(
                 spec, run_dir, attempt, signals, reporter, echo=print,
                 pause_at=settings.pause_at_iteration,
             )  # fmt: skip
+            return result.model_copy(update={"runtime": runtime_info(ray_nodes)})
     except RequeueNow as exc:  # a second signal outside the training loop
         return RunResult(
             status="requeue", exit_code=ExitCode.REQUEUE, message=str(exc), attempt=attempt
@@ -116,8 +126,11 @@ def train_attempt(
 
 
 @contextmanager
-def ray_session(address: str | None, resources: ResourcesSpec, paths: list[str]) -> Iterator[None]:
-    """Connect to `address`, or start a local Ray sized by `resources`; shut down after."""
+def ray_session(address: str | None, resources: ResourcesSpec, paths: list[str]) -> Iterator[int]:
+    """Connect to `address`, or start a local Ray sized by `resources`; shut down after.
+
+    Yields the number of live Ray nodes the attempt trains on.
+    """
     import ray
 
     from rlops.runtime.algo_config import local_cpus
@@ -130,11 +143,22 @@ def ray_session(address: str | None, resources: ResourcesSpec, paths: list[str])
     else:
         ray.init(num_cpus=local_cpus(resources), include_dashboard=False, runtime_env=env)
     # Which cluster trained this attempt (the attempt log; one head serves a local sweep).
-    print(f"rlops: Ray cluster {ray.get_runtime_context().gcs_address}", flush=True)
+    live: list[dict[str, Any]] = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
+    nodes = len(live)
+    print(f"rlops: Ray cluster {ray.get_runtime_context().gcs_address} ({nodes} nodes)", flush=True)
     try:
-        yield
+        yield nodes
     finally:
         ray.shutdown()
+
+
+def runtime_info(ray_nodes: int | None) -> RuntimeInfo:
+    return RuntimeInfo(
+        hostname=socket.gethostname(),
+        python=sys.executable,
+        rlops_version=rlops.__version__,
+        ray_nodes=ray_nodes,
+    )
 
 
 def next_attempt(run_dir: Path) -> int:

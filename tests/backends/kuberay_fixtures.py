@@ -10,10 +10,10 @@ import yaml
 
 from rlops.api import RLExperiment
 from rlops.settings import Settings
-from tests.conftest import SHARED
+from tests.conftest import KUBERAY_CRDS
 from tests.kube.schema import Cause, StructuralSchema
 
-RAYJOB_CRD = SHARED / "kuberay-crds" / "ray.io_rayjobs.yaml"
+RAYJOB_CRD = KUBERAY_CRDS / "ray.io_rayjobs.yaml"
 
 
 def settings(**overrides: Any) -> Settings:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 KUBECONFIG_ENV = "RLOPS_TEST_KUBECONFIG"
 ROOT = Path(__file__).resolve().parents[2]
-KUBERAY_CRDS = ROOT.parent / "shared" / "kuberay-crds"
+KUBERAY_CRDS = ROOT / "third_party" / "kuberay"
 
 
 def crd_files() -> list[Path]:

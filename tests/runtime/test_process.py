@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+import rlops
 from rlops.api.runinfo import ExitCode, ProgressRecord, RunResult, read_progress, read_result
 from tests.builders import experiment
 from tests.conftest import EXAMPLES, ROOT
@@ -216,6 +218,16 @@ def test_progress_is_posted_and_the_run_directory_is_complete(
     assert len((run_dir / "progress.jsonl").read_text().splitlines()) == 3
     result = read_result(run_dir)
     assert result == finals[0]
+    # Where it ran: this interpreter, this host, one local Ray node; camelCase on disk.
+    assert result is not None and result.runtime is not None
+    assert result.runtime.python == sys.executable
+    assert result.runtime.hostname == socket.gethostname()
+    assert result.runtime.ray_nodes == 1
+    on_disk = json.loads((run_dir / "result.json").read_text())["runtime"]
+    assert on_disk == {
+        "hostname": socket.gethostname(), "python": sys.executable,
+        "rlopsVersion": rlops.__version__, "rayNodes": 1,
+    }  # fmt: skip
     assert [s for s, _ in tensorboard_scalars(run_dir / "tensorboard")["rlops/iteration"]] == [
         SMALL_BATCH * i for i in (1, 2, 3)
     ]
