@@ -42,6 +42,13 @@ class ExperimentBuilder(_Builder):
         self.body["spec"].setdefault("config", {}).setdefault(group, {}).update(settings)
         return self
 
+    def command(self, *argv: str, **config: Any) -> Self:
+        """A command trainer instead of RLlib: `argv`, with `config` as its spec.config."""
+        self.body["spec"].pop("algorithm", None)
+        self.body["spec"].pop("environment", None)
+        self.set("spec.config", config)
+        return self.set("spec.command", list(argv))
+
     def stop(self, **criteria: Any) -> Self:
         return self.set("spec.stop", criteria)
 
@@ -71,6 +78,18 @@ def experiment(name: str = "exp", namespace: str | None = None) -> ExperimentBui
                 "stop": {"timesteps": 2000},
             },
         }
+    )
+
+
+TABULAR_Q = "examples/tabular_q/train.py"  # the command-trainer example (standard library)
+
+
+def tabular_q(name: str = "tabular-q", **config: Any) -> ExperimentBuilder:
+    """The tabular Q-learning example as a command trainer, seed 1, found from the repo root."""
+    return (
+        experiment(name)
+        .command("python", TABULAR_Q, **{"episodes_per_iteration": 50, **config})
+        .set("spec.seed", 1)
     )
 
 

@@ -256,19 +256,40 @@ class RLExperimentSpec(Model):
         default=None,
         description="Container image with rlops, Ray and the user's code (operator default).",
     )
-    algorithm: str = Field(description="An RLlib algorithm name: PPO, APPO, IMPALA, DQN, SAC, ...")
-    environment: EnvironmentSpec = Field(description="The environment to train on.")
-    config: dict[str, dict[str, Any]] = Field(
+    algorithm: str | None = Field(
+        default=None,
+        description=(
+            "An RLlib algorithm name: PPO, APPO, IMPALA, DQN, SAC, ... Exactly one of "
+            "`algorithm` and `command`."
+        ),
+    )
+    command: list[str] | None = Field(
+        default=None,
+        description=(
+            "A training program of your own instead of RLlib: its argv (`python` as the first "
+            "word is the runtime's interpreter). It follows the command-trainer contract "
+            "(docs/command-trainers.md); `{config.a.b}`, `{overrides}`, `{seed}`, `{runDir}` "
+            "in an argument are replaced."
+        ),
+    )
+    environment: EnvironmentSpec | None = Field(
+        default=None, description="The environment to train on (RLlib algorithms only)."
+    )
+    config: dict[str, Any] = Field(
         default_factory=dict,
         description=(
-            "AlgorithmConfig settings grouped by the config's method names (`training`, "
-            "`env_runners`, `rl_module`, ...); each group is applied by calling that method."
+            "RLlib: AlgorithmConfig settings grouped by the config's method names (`training`, "
+            "`env_runners`, `rl_module`, ...); each group is applied by calling that method. "
+            "A command trainer: any mapping, handed to the program as JSON."
         ),
     )
     resources: ResourcesSpec = Field(
         default_factory=ResourcesSpec, description="Runners, learners, GPUs, nodes, memory."
     )
-    stop: StopSpec = Field(description="Stop criteria; at least one.")
+    stop: StopSpec = Field(
+        default_factory=StopSpec,
+        description="Stop criteria: at least one for RLlib; a command trainer may end by itself.",
+    )
     checkpoint: CheckpointSpec = Field(
         default_factory=CheckpointSpec, description="Checkpoint frequency and retention."
     )
@@ -279,6 +300,14 @@ class RLExperimentSpec(Model):
     storage: StorageSpec = Field(
         default_factory=StorageSpec, description="Where checkpoints and results go."
     )
+
+    def trainer_summary(self) -> str:
+        """What trains, in a few words: `PPO on CartPole-v1`, `command python train.py`."""
+        if self.command is not None:
+            return "command " + " ".join(self.command[:3])
+        env = self.environment
+        where = (env.id if env is not None else None) or "a custom env"
+        return f"{self.algorithm} on {where}"
 
 
 class BackendRef(Model):

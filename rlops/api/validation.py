@@ -12,6 +12,8 @@ from pydantic import ValidationError
 
 from rlops.api.base import API_VERSION
 from rlops.api.catalog import MANAGED_GROUPS, MANAGED_KEYWORDS, Catalog, load_catalog
+from rlops.api.classrefs import ref_errors
+from rlops.api.command import placeholder_errors
 from rlops.api.experiment import (
     Backend,
     KubernetesPlacement,
@@ -180,12 +182,18 @@ def validate_experiment_spec(
     spec: RLExperimentSpec, path: str, catalog: Catalog
 ) -> list[FieldError]:
     errors: list[FieldError] = []
-    algorithms = catalog.algorithm_names()
-    if spec.algorithm not in catalog.algorithms:
-        errors.append(FieldError(f"{path}.algorithm", _one_of(spec.algorithm, algorithms)))
-    errors += _check_environment(spec, path)
-    if spec.algorithm in catalog.algorithms:
-        errors += _check_config(spec.config, catalog.groups(spec.algorithm), f"{path}.config")
+    if (spec.algorithm is None) == (spec.command is None):
+        errors.append(
+            FieldError(
+                f"{path}.algorithm",
+                "set exactly one of `algorithm` (an RLlib algorithm) or `command` "
+                "(a training program of your own)",
+            )
+        )
+    if spec.command is not None:
+        errors += _check_command(spec, path)
+    elif spec.algorithm is not None:
+        errors += _check_rllib(spec, path, catalog)
     errors += _check_resources(spec, f"{path}.resources")
     errors += _check_stop(spec, path)
     ck = spec.checkpoint
@@ -213,6 +221,44 @@ def validate_experiment_spec(
     return errors
 
 
+def _check_rllib(spec: RLExperimentSpec, path: str, catalog: Catalog) -> list[FieldError]:
+    assert spec.algorithm is not None
+    errors: list[FieldError] = []
+    if spec.algorithm not in catalog.algorithms:
+        algorithms = catalog.algorithm_names()
+        errors.append(FieldError(f"{path}.algorithm", _one_of(spec.algorithm, algorithms)))
+    errors += _check_environment(spec, path)
+    not_groups = [g for g, v in spec.config.items() if not isinstance(v, dict)]
+    for group in not_groups:
+        errors.append(
+            FieldError(f"{path}.config.{group}", "a config group is a mapping of keyword: value")
+        )
+    if spec.algorithm in catalog.algorithms and not not_groups:
+        errors += _check_config(spec.config, catalog.groups(spec.algorithm), f"{path}.config")
+    errors += [FieldError(f"{path}.config.{p}", m) for p, m in ref_errors(spec.config)]
+    return errors
+
+
+def _check_command(spec: RLExperimentSpec, path: str) -> list[FieldError]:
+    assert spec.command is not None
+    p = f"{path}.command"
+    if not spec.command or not spec.command[0].strip():
+        return [FieldError(p, "a program and its arguments, e.g. [python, train.py]")]
+    errors = [
+        FieldError(f"{p}[{i}]", "must not contain control characters (newline, NUL, ...)")
+        for i, arg in enumerate(spec.command)
+        if _has_control(arg)
+    ]
+    errors += [FieldError(f"{p}[{i}]", m) for i, m in placeholder_errors(spec.command, spec.config)]
+    if spec.environment is not None:
+        errors.append(
+            FieldError(
+                f"{path}.environment", "RLlib algorithms only; a command trainer has its own"
+            )
+        )
+    return errors
+
+
 def _has_control(text: str) -> bool:
     return any(ord(c) < 32 for c in text)
 
@@ -224,6 +270,8 @@ def _has_unsafe(text: str, extra: str) -> bool:
 def _check_environment(spec: RLExperimentSpec, path: str) -> list[FieldError]:
     env = spec.environment
     p = f"{path}.environment"
+    if env is None:
+        return [FieldError(p, "required for an RLlib algorithm: `id` or `entryPoint`")]
     if (env.id is None) == (env.entry_point is None):
         return [FieldError(p, "set exactly one of `id` (a Gymnasium id) or `entryPoint`")]
     if env.entry_point is not None and not ENTRY_POINT.match(env.entry_point):
@@ -300,7 +348,7 @@ def _check_resources(spec: RLExperimentSpec, path: str) -> list[FieldError]:
 def _check_stop(spec: RLExperimentSpec, path: str) -> list[FieldError]:
     stop = spec.stop
     p = f"{path}.stop"
-    if stop.is_empty():
+    if stop.is_empty() and spec.command is None:
         return [
             FieldError(
                 p,
@@ -356,6 +404,8 @@ def _check_stop(spec: RLExperimentSpec, path: str) -> list[FieldError]:
 
 def _batch_size(spec: RLExperimentSpec) -> int | None:
     training = spec.config.get("training", {})
+    if spec.command is not None or not isinstance(training, dict):
+        return None
     for key in ("train_batch_size_per_learner", "train_batch_size"):
         value = training.get(key)
         if isinstance(value, int):

@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             err.print(f"    {e.path}: {e.message}", markup=False)
         return 2
     settings = RunnerSettings()
+    share_import_paths(args.file)
     try:
         factory = executor_factory(args, settings)
         display = PlainDisplay(settings.quiet_interval_seconds) if args.quiet else LiveDisplay()
@@ -143,6 +144,17 @@ def _run(
         return ExperimentRun(experiment, manifest, options, settings, display, factory).run()
     finally:
         display.close()
+
+
+def share_import_paths(manifest_file: Path) -> None:
+    """Trials import user code (custom environments, command trainers' scripts) as
+    `rlops train --spec` run here would: RLOPS_PYTHONPATH, the manifest's directory, the
+    working directory. Made absolute, since a trial runs in its own run directory."""
+    from rlops.runtime.pythonpath import import_paths
+
+    directory = manifest_file.resolve().parent if manifest_file.is_file() else None
+    paths = import_paths(os.environ.get("RLOPS_PYTHONPATH", ""), directory, Path.cwd())
+    os.environ["RLOPS_PYTHONPATH"] = os.pathsep.join(paths)
 
 
 def executor_factory(args: argparse.Namespace, settings: Any) -> Any:

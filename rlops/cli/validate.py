@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from rlops.api.validation import validate_manifest
+from rlops.api.classrefs import class_refs
+from rlops.api.validation import FieldError, validate_manifest
 from rlops.manifests import ManifestError, load_documents
 
 
@@ -29,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         for index, doc in enumerate(documents):
             name = (doc.get("metadata") or {}).get("name", f"document {index}")
-            errors = validate_manifest(doc)
+            errors = validate_manifest(doc) or class_import_errors(doc, path)
             if errors:
                 failed = True
                 console.print(f"[red]✗[/red] {path} ({doc.get('kind')} {name}):")
@@ -38,3 +42,25 @@ def run(args: argparse.Namespace) -> int:
             else:
                 console.print(f"[green]✓[/green] {path} ({doc.get('kind')} {name})")
     return 1 if failed else 0
+
+
+def class_import_errors(doc: dict[str, Any], path: Path) -> list[FieldError]:
+    """Class-valued RLlib settings (`pkg.module:Name`) that do not import from the paths a
+    trial would import them from: RLOPS_PYTHONPATH, the manifest's directory, the cwd."""
+    spec = doc.get("spec") or {}
+    prefix, config = "spec.config", spec.get("config")
+    if doc.get("kind") == "Sweep":
+        prefix, config = "spec.template.config", (spec.get("template") or {}).get("config")
+    if not isinstance(config, dict) or not any(True for _ in class_refs(config)):
+        return []
+    from rlops.runtime.algo_config import import_problems
+    from rlops.runtime.pythonpath import activate, import_paths
+
+    saved = list(sys.path)
+    activate(
+        import_paths(os.environ.get("RLOPS_PYTHONPATH", ""), path.resolve().parent, Path.cwd())
+    )
+    try:
+        return [FieldError(f"{prefix}.{p}", m) for p, m in import_problems(config)]
+    finally:
+        sys.path[:] = saved

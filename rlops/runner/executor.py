@@ -40,6 +40,7 @@ class LaunchRequest:
     log: Path
     previous: tuple[str, ...] = ()  # Backend references of its earlier, ended launches.
     pause_at: int | None = None  # The iteration at which it checkpoints and ends as paused.
+    uses_ray: bool = True  # False: a command trainer, started without the run's Ray cluster.
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ class LocalExecutor:
         if allocation is None:
             return None
         try:
-            cluster = self.ray.cluster() if self.ray is not None else None
+            cluster = self.ray.cluster() if self.ray is not None and request.uses_ray else None
         except BaseException:
             self.slots.release(allocation)
             raise

@@ -125,7 +125,7 @@ class ExperimentRun(DirectoryRun):
         return View(
             title=f"experiment {self.name}",
             rows=[row],
-            status=f"{self.spec.algorithm} on {self.spec.environment.id or 'a custom env'}",
+            status=self.spec.trainer_summary(),
             percent=budget_percent(self.spec.stop, last),
         )
 

@@ -81,6 +81,7 @@ class Trial:
     handle: Handle | None = None
     stop_sent: bool = False  # Its process was asked to end: a stop, pause or Ctrl-C.
     pause_at: int | None = None  # The running launch's pause point, if it has one.
+    uses_ray: bool = True  # False for a command trainer: it needs no Ray cluster.
 
     def read_result(self) -> None:
         path = self.run_dir / "result.json"
@@ -131,6 +132,7 @@ class Fleet:
     def _register(self, run_dir: Path, record: TrialRecord, spec: RLExperimentSpec) -> Trial:
         self.executor.check(record.name, spec.resources)
         trial = Trial(run_dir, record, spec.resources, ProgressTail(run_dir / PROGRESS_FILE))
+        trial.uses_ray = spec.command is None
         trial.progress.refresh()
         trial.read_result()
         self.trials[record.name] = trial
@@ -216,6 +218,7 @@ class Fleet:
             log=log_path(trial.run_dir, attempt),
             previous=tuple(x.ref for x in record.launches if x.exit_code is not None and x.ref),
             pause_at=self.pause_point(self.state(record.name)) if self.pause_point else None,
+            uses_ray=trial.uses_ray,
         )
 
     def _record_launch(self, trial: Trial, request: LaunchRequest, handle: Handle) -> None:

@@ -71,6 +71,7 @@ def train(
     algo: Any = None
     progress: ProgressLog | None = None
     try:
+        assert spec.environment is not None  # validated: an RLlib run
         env_name = register_environment(spec.environment)
         algo = build_config(spec, env_name).build_algo()
         totals = restore(algo, store, spec.checkpoint.resume_from)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -125,14 +126,24 @@ class CheckpointStore:
     def save(self, algo: Any, info: CheckpointInfo) -> CheckpointInfo:
         """Write `algo` as the checkpoint described by `info` (its path is set here), then prune."""
         final = self.root / checkpoint_name(info.iteration)
-        info = CheckpointInfo(**{**asdict(info), "path": final})
         if (final / METADATA_FILE).is_file():
-            return info  # Already written at this iteration (periodic, then at the end).
+            # Written at this iteration already (periodic, then at the end).
+            return replace(info, path=final)
+        return self._write(info, lambda partial: algo.save_to_path(str(partial)))
+
+    def adopt(self, source: Path, info: CheckpointInfo) -> CheckpointInfo:
+        """Move a checkpoint a command trainer wrote (a file or a directory) into the store as
+        the checkpoint described by `info`, replacing one of the same iteration; then prune."""
+        return self._write(info, lambda partial: source.rename(partial / source.name))
+
+    def _write(self, info: CheckpointInfo, fill: Callable[[Path], object]) -> CheckpointInfo:
+        final = self.root / checkpoint_name(info.iteration)
+        info = replace(info, path=final)
         partial = self.root / f"{PARTIAL_PREFIX}{final.name}"
         shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(final, ignore_errors=True)
         partial.mkdir(parents=True)
-        algo.save_to_path(str(partial))
+        fill(partial)
         (partial / METADATA_FILE).write_text(json.dumps(info.metadata(), indent=1) + "\n")
         partial.rename(final)
         self.prune()

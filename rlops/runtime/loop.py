@@ -10,7 +10,7 @@ from typing import Any
 from rlops.api.experiment import RLExperimentSpec
 from rlops.api.runinfo import PAUSED_REASON, ProgressRecord
 from rlops.runtime.checkpoints import CheckpointInfo, CheckpointStore, finite, score_of
-from rlops.runtime.progress import ProgressLog, flatten, progress_metrics
+from rlops.runtime.progress import ProgressLog, custom_metrics, flatten, progress_metrics
 from rlops.runtime.reporter import ProgressReporter
 from rlops.runtime.signals import SignalWatch
 from rlops.runtime.stopping import Totals, stop_reason
@@ -36,8 +36,28 @@ def episode_return(result: dict[str, Any]) -> float | None:
     return finite(result.get("env_runners", {}).get("episode_return_mean"))
 
 
-def _better(a: float | None, b: float | None) -> float | None:
+def better(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
+
+
+def publish(
+    record: ProgressRecord,
+    flat: dict[str, float],
+    log: ProgressLog,
+    reporter: ProgressReporter | None,
+    echo: Callable[[str], None] | None,
+) -> None:
+    """An iteration's record into progress.jsonl and TensorBoard, to the endpoint and the log."""
+    log.write(record, flat)
+    if reporter is not None:
+        reporter.report(record.model_dump(mode="json", exclude_none=True))
+    if echo is not None:
+        ret = record.episode_return_mean
+        shown = "n/a" if ret is None else f"{ret:.2f}"
+        echo(
+            f"iteration {record.iteration}  timesteps {record.timesteps}  "
+            f"return {shown}  time {record.time_seconds:.1f}s"
+        )
 
 
 class Trainer:
@@ -79,7 +99,7 @@ class Trainer:
             timesteps=t.timesteps + env_steps(result),
             time_seconds=t.time_seconds + (time.monotonic() - start),
             episode_return_mean=ret,
-            best_episode_return_mean=_better(t.best_episode_return_mean, ret),
+            best_episode_return_mean=better(t.best_episode_return_mean, ret),
         )
         self.last_result = result
         flat = flatten(result)
@@ -90,17 +110,12 @@ class Trainer:
             time_seconds=round(self.totals.time_seconds, 3),
             timestamp=time.time(),
             attempt=self.attempt,
-            metrics=progress_metrics(flat, self.spec.checkpoint.score_attribute),
+            metrics={
+                **progress_metrics(flat, self.spec.checkpoint.score_attribute),
+                **custom_metrics(flat),
+            },
         )
-        self.log.write(record, flat)
-        if self.reporter is not None:
-            self.reporter.report(record.model_dump(mode="json", exclude_none=True))
-        if self.echo is not None:
-            shown = "n/a" if ret is None else f"{ret:.2f}"
-            self.echo(
-                f"iteration {record.iteration}  timesteps {record.timesteps}  "
-                f"return {shown}  time {record.time_seconds:.1f}s"
-            )
+        publish(record, flat, self.log, self.reporter, self.echo)
         frequency = self.spec.checkpoint.frequency
         if frequency and self.totals.iteration % frequency == 0:
             self.checkpoint()

@@ -87,6 +87,14 @@ def train_attempt(
 
     spec = manifest.experiment.spec
     paths = import_paths(settings.pythonpath, manifest.directory, Path.cwd())
+    if spec.command is not None:
+        from rlops.runtime.command import train_command
+
+        with SignalWatch(linger=True) as signals:
+            return train_command(
+                spec, run_dir, attempt, paths, settings.command_grace_seconds, signals,
+                reporter, echo=print, pause_at=settings.pause_at_iteration,
+            )  # fmt: skip
     activate(paths)
     try:
         # Watch before Ray starts (SIGUSR1 would otherwise kill the process), and again
@@ -145,7 +153,8 @@ def ray_session(address: str | None, resources: ResourcesSpec, paths: list[str])
     # Which cluster trained this attempt (the attempt log; one head serves a local sweep).
     live: list[dict[str, Any]] = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
     nodes = len(live)
-    print(f"rlops: Ray cluster {ray.get_runtime_context().gcs_address} ({nodes} nodes)", flush=True)
+    print(f"rlops: Ray cluster {ray.get_runtime_context().gcs_address}", flush=True)
+    print(f"rlops: {nodes} Ray node(s)", flush=True)
     try:
         yield nodes
     finally:

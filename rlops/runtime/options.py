@@ -42,6 +42,13 @@ class RuntimeSettings(BaseSettings):
             "are done (a sweep under ASHA's promotion variant sets it to the trial's rung)."
         ),
     )
+    command_grace_seconds: float = Field(
+        default=60.0,
+        description=(
+            "A command trainer asked to end (SIGTERM) is killed this many seconds later if it "
+            "has not exited; it resumes from its latest checkpoint."
+        ),
+    )
     pythonpath: str = Field(
         default="",
         description=(
@@ -71,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m rlops.runtime",
-        description="Train one RLExperiment with RLlib into a run directory.",
+        description="Train one RLExperiment (RLlib, or a command trainer) into a run directory.",
     )
     add_arguments(parser)
     return parser

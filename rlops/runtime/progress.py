@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,25 @@ def progress_metrics(flat: dict[str, float], score_attribute: str) -> dict[str, 
         ):
             picked[key] = value
     return picked
+
+
+@functools.cache
+def rllib_metric_names() -> frozenset[str]:
+    """The names RLlib itself gives results (its metrics constants)."""
+    import ray.rllib.utils.metrics as metrics
+
+    return frozenset(v for k, v in vars(metrics).items() if k.isupper() and isinstance(v, str))
+
+
+def custom_metrics(flat: dict[str, float]) -> dict[str, float]:
+    """What callbacks log with the env runners' metrics logger: `env_runners/<name>` keys
+    that are none of RLlib's own names."""
+    known = rllib_metric_names()
+    return {
+        key: value
+        for key, value in flat.items()
+        if key.count("/") == 1 and key.startswith("env_runners/") and key[12:] not in known
+    }
 
 
 def summary(scalars: dict[str, float]) -> Any:
