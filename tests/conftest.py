@@ -18,3 +18,4 @@ def root() -> Path:
 
 # The Kubernetes test bed (API server emulator, KubeRay stand-in): see docs/testing.md.
 from tests.kube.fixtures import kube, kube_namespace, kuberay  # noqa: E402, F401
+from tests.operator.harness import operator  # noqa: E402, F401

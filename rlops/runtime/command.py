@@ -321,21 +321,3 @@ class CommandAttempt:
                 best_episode_return_mean=t.best_episode_return_mean,
             )
             self.store.adopt(entry, info)
-
-
-def train_command(
-    spec: RLExperimentSpec,
-    run_dir: Path,
-    attempt: int,
-    paths: list[str],
-    grace_seconds: float,
-    signals: SignalWatch | None = None,
-    reporter: ProgressReporter | None = None,
-    echo: Callable[[str], None] | None = None,
-    pause_at: int | None = None,
-) -> RunResult:
-    """Train `spec` (a command trainer) in `run_dir` until it ends, is signalled or pauses."""
-    attempt_ = CommandAttempt(
-        spec, run_dir, attempt, paths, grace_seconds, signals, reporter, echo, pause_at
-    )
-    return attempt_.run()

@@ -88,13 +88,13 @@ def train_attempt(
     spec = manifest.experiment.spec
     paths = import_paths(settings.pythonpath, manifest.directory, Path.cwd())
     if spec.command is not None:
-        from rlops.runtime.command import train_command
+        from rlops.runtime.command import CommandAttempt
 
         with SignalWatch(linger=True) as signals:
-            return train_command(
+            return CommandAttempt(
                 spec, run_dir, attempt, paths, settings.command_grace_seconds, signals,
                 reporter, echo=print, pause_at=settings.pause_at_iteration,
-            )  # fmt: skip
+            ).run()  # fmt: skip
     activate(paths)
     try:
         # Watch before Ray starts (SIGUSR1 would otherwise kill the process), and again

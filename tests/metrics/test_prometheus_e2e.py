@@ -36,15 +36,6 @@ FINISHED = ("Succeeded", "Failed", "Stopped")
 
 
 @pytest.fixture
-def operator(kube: KubeTestBed, kube_namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(kube, kube_namespace, tmp_path)
-    try:
-        yield process.start()
-    finally:
-        process.stop()
-
-
-@pytest.fixture
 def bridge(
     kube: KubeTestBed,
     kube_namespace: str,

@@ -9,9 +9,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 from tests.kube.fixtures import KubeTestBed
 
@@ -122,6 +124,16 @@ class OperatorProcess:
         return "\n".join(
             p.read_text(errors="replace") for p in sorted(self.workdir.glob("operator-*.log"))
         )
+
+
+@pytest.fixture
+def operator(kube: KubeTestBed, kube_namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """`rlops operator` as a real process against the test bed, stopped after the test."""
+    process = OperatorProcess(kube, kube_namespace, tmp_path)
+    try:
+        yield process.start()
+    finally:
+        process.stop()
 
 
 def terminate(process: subprocess.Popen[bytes] | None) -> None:

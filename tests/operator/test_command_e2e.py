@@ -7,8 +7,6 @@ through the stop criterion; the Sweep succeeds and names its best trial.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,15 +18,6 @@ from tests.kube.fixtures import KubeTestBed
 from tests.operator.harness import OperatorProcess, names, status_of, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def operator(kube: KubeTestBed, kube_namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(kube, kube_namespace, tmp_path)
-    try:
-        yield process.start()
-    finally:
-        process.stop()
 
 
 def test_the_command_sweep_trains_on_kubernetes(

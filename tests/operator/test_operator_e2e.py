@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,15 +32,6 @@ from tests.kube.fixtures import KubeTestBed
 from tests.operator.harness import OperatorProcess, get, names, status_of, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def operator(kube: KubeTestBed, kube_namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(kube, kube_namespace, tmp_path)
-    try:
-        yield process.start()
-    finally:
-        process.stop()
 
 
 def apply(kube: KubeTestBed, namespace: str, manifest: dict[str, Any]) -> None:
