@@ -75,6 +75,10 @@ expected cost of reaching the goal, which the sum over seeds estimates, is 4x lo
 At 195, or with a budget close to how long a good configuration takes (20,000-40,000
 steps), slow learners count as successes and the first rung (3 iterations) costs a
 sizeable part of one, so ASHA gains less.
+
+`--json PATH` writes these figures as one object (bench/figures.py adds `machine`):
+variant, seeds, goal_reached, steps_until_goal, steps_until_goal_ratio, steps_total_ratio,
+wall_seconds.
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from figures import add_json_argument, write_json
 
 PPO = {"train_batch_size_per_learner": 500, "minibatch_size": 128, "num_epochs": 6}
 SPACE = {
@@ -208,6 +213,7 @@ def main() -> None:
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--variant", choices=VARIANTS, default=VARIANTS[0], help="ASHA's variant")
+    add_json_argument(parser)
     args = parser.parse_args()
     if args.quick:
         vars(args).update(QUICK)
@@ -251,6 +257,22 @@ def main() -> None:
         f"{asha_sum['total']}, ratio {full_sum['total'] / max(asha_sum['total'], 1):.2f}x"
     )
     print(f"wall: full budget {full_sum['wall']:.0f} s, ASHA {asha_sum['wall']:.0f} s")
+    write_json(
+        args.json,
+        "bench_asha",
+        {
+            "variant": args.variant,
+            "seeds": args.seeds,
+            "goal_reached": {"full_budget": full_sum["reached"], "asha": asha_sum["reached"]},
+            "steps_until_goal": {
+                "full_budget": full_sum["until_goal"],
+                "asha": asha_sum["until_goal"],
+            },
+            "steps_until_goal_ratio": full_sum["until_goal"] / max(asha_sum["until_goal"], 1),
+            "steps_total_ratio": full_sum["total"] / max(asha_sum["total"], 1),
+            "wall_seconds": {"full_budget": full_sum["wall"], "asha": asha_sum["wall"]},
+        },
+    )
 
 
 if __name__ == "__main__":

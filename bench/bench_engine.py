@@ -21,6 +21,9 @@ less while fixed costs dominate). Every case but TPE is held against the 50 ms t
 finished configurations (and the active ones) whenever it has to create, then asks
 once per new configuration: its refill is reported per new configuration. Then the
 size of the status JSON at 20,000 trials against the 100 KiB limit.
+
+`--json PATH` writes these figures as one object (bench/figures.py adds `machine`):
+plans (algorithm, case, trials, cpu_ms, wall_ms, p95_ms), status_bytes_at_20000.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
+
+from figures import add_json_argument, write_json
 
 from rlops.api import Backend, Phase, SearchAlgorithm, Sweep, SweepSpec
 from rlops.sweep import TrialState, plan
@@ -133,6 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument("--repeat", type=int, default=20)
+    add_json_argument(parser)
     args = parser.parse_args()
 
     cases: list[tuple[str, str, str | None, int]] = [
@@ -153,6 +160,7 @@ def main() -> None:
         f"{'p95 ms':>7}  {'cpu x':>6}  target (median CPU time)"
     )
     first_cpu: dict[tuple[str, str], float] = {}
+    rows: list[dict[str, Any]] = []
     for n in args.trials:
         for algorithm, case, rule, free in cases:
             spec = sweep_spec(algorithm, rule)
@@ -172,6 +180,9 @@ def main() -> None:
                 note = f"< {TARGET_MS:g} ms: {'ok' if median_cpu < TARGET_MS else 'OVER'}"
             elif algorithm == "tpe" and free:
                 note = f"{median_cpu / free:.1f} ms per new configuration"
+            wall = statistics.median(ms)
+            row = {"algorithm": algorithm, "case": case, "trials": n, "cpu_ms": median_cpu}
+            rows.append({**row, "wall_ms": wall, "p95_ms": p95(ms)})
             print(
                 f"{algorithm:<9} {case:<7} {n:>7} {median_cpu:>7.1f} {statistics.median(ms):>8.1f} "
                 f"{min(ms):>7.1f} {p95(ms):>7.1f}  {growth:>5.1f}x  {note}"
@@ -185,6 +196,7 @@ def main() -> None:
         f"status JSON at 20000 trials: {size} bytes "
         f"({size / TARGET_STATUS_BYTES:.1%} of 100 KiB): {verdict}"
     )
+    write_json(args.json, "bench_engine", {"plans": rows, "status_bytes_at_20000": size})
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ Each experiment is a trial of one of 100-trial sweeps with progress, so a scrape
 carries 3 series per experiment plus the per-sweep and per-namespace families.
 Reports the median and p95 of a full HTTP GET of /metrics (what Prometheus waits
 for) and of the exposition alone, against the 100 ms target at 1,000 experiments.
+
+`--json PATH` writes these figures as one object (bench/figures.py adds `machine`):
+scrapes (experiments, get_p50_ms, get_p95_ms).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from figures import add_json_argument, write_json
 
 from rlops.api.experiment import Backend, Phase, Progress, RLExperimentStatus
 from rlops.api.sweep import SweepPhase, SweepStatus, TrialCounts, TrialSummary
@@ -105,12 +110,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--experiments", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--repeat", type=int, default=20)
+    add_json_argument(parser)
     args = parser.parse_args()
     print(f"{'experiments':>11} {'series':>7} {'bytes':>9} {'GET p50':>9} {'GET p95':>9}", end="")
     print(f" {'render p50':>11}")
     rows = [measure(n, args.repeat) for n in args.experiments]
     for row in rows:
         print(row.line())
+    write_json(
+        args.json,
+        "bench_metrics",
+        {
+            "scrapes": [
+                {"experiments": r.experiments, "get_p50_ms": statistics.median(r.get_ms),
+                 "get_p95_ms": p95(r.get_ms)}
+                for r in rows
+            ]
+        },
+    )  # fmt: skip
     at_1000 = [p95(r.get_ms) for r in rows if r.experiments == 1000]
     if not at_1000:
         return 0

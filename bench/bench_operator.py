@@ -17,6 +17,9 @@ Figures:
    none: no last-handled-configuration, no progress annotations);
 3. children (RLExperiments) and RayJobs created per second when a --fanout-trial sweep
    (parallelism = fanout) fans out.
+
+`--json PATH` writes these figures as one object (bench/figures.py adds `machine`):
+requests_per_trial, fanout_trials_per_s, fanout_rayjobs_per_s.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from figures import add_json_argument, write_json  # noqa: E402
 
 from rlops.backends.kuberay import progress_token  # noqa: E402
 from tests.kube import apiserver  # noqa: E402
@@ -214,7 +219,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--fanout", type=int, default=1000)
+    add_json_argument(parser)
     args = parser.parse_args()
+    figures: dict[str, Any] = {}
     count_requests()
     emulator = apiserver.Emulator(crd_files()).start()
     with tempfile.TemporaryDirectory(prefix="rlops-bench-") as tmp:
@@ -231,6 +238,7 @@ def main() -> None:
         for (verb, plural), n in sorted(counts.items(), key=lambda kv: -kv[1]):
             print(f"  {verb:6} {plural:28} {n:5}  ({n / args.trials:.2f} per trial)")
         print(f"  total {total} = {total / args.trials:.2f} per trial")
+        figures["requests_per_trial"] = total / args.trials
 
         print("== bytes kept in metadata per object (annotations incl. rlops', kopf's, finalizers)")
         for kind, objects in life["objects"].items():
@@ -251,7 +259,10 @@ def main() -> None:
                 f"  children: {fan['children_seconds']:.1f}s = {fan['children_per_second']:.1f}/s"
             )
             print(f"  RayJobs:  {fan['rayjobs_seconds']:.1f}s = {fan['rayjobs_per_second']:.1f}/s")
+            figures["fanout_trials_per_s"] = fan["children_per_second"]
+            figures["fanout_rayjobs_per_s"] = fan["rayjobs_per_second"]
     emulator.stop()
+    write_json(args.json, "bench_operator", figures)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ shrugs off bursts of other work on a shared machine) and per CPU second, and the
 ratios rlops / plain (target >= 0.97). On a busy machine these still swing by more
 than the bookkeeping costs, so the time the rlops arm spends outside `algo.train()`
 (measured in the same iterations) is reported too, with the ratio it implies.
+
+`--json PATH` writes these figures as one object (bench/figures.py adds `machine`):
+env_steps_per_s (plain, rlops), ratio_rlops_plain, ratio_rlops_plain_medians, bookkeeping_fraction.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from figures import add_json_argument, write_json
 
 from rlops.api.experiment import RLExperiment
 from rlops.api.runinfo import CHECKPOINT_DIR
@@ -109,6 +114,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=30, help="Iterations per arm.")
     parser.add_argument("--batch", type=int, default=1000, help="Env steps per iteration.")
     parser.add_argument("--checkpoint-every", type=int, default=5)
+    add_json_argument(parser)
     args = parser.parse_args()
 
     import ray
@@ -179,6 +185,16 @@ def main() -> None:
           f"{TARGET} -> {'met' if min(ratio, median_ratio) >= TARGET else 'NOT met'}")  # fmt: skip
     print(f"rlops bookkeeping: {overhead * 100:.2f}% of the rlops arm's wall time outside "
           f"algo.train() -> ratio {1 - overhead:.3f} at equal train() speed")  # fmt: skip
+    write_json(
+        args.json,
+        "bench_runtime",
+        {
+            "env_steps_per_s": wall_rate,
+            "ratio_rlops_plain": ratio,
+            "ratio_rlops_plain_medians": median_ratio,
+            "bookkeeping_fraction": overhead,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """SLURM commands per poll against the number of tracked jobs, sbatch calls per trial, and
 submit-to-running latency, on a real single-node SLURM cluster (started here, as root).
 
-    .venv/bin/python bench/bench_slurm.py [--jobs 1 10 100] [--latency-runs 5]
+    .venv/bin/python bench/bench_slurm.py [--jobs 1 10 100] [--latency-runs 5] [--json PATH]
 
 Held jobs (`--hold`) stand for tracked experiments: SLURM keeps them without running
 anything. Every command a client runs is counted through its observer; one poll of
@@ -13,6 +13,10 @@ Submitting each experiment twice must still cost one sbatch (target: <= 1). A sw
 through the runner's SLURM executor (`rlops run --backend slurm`) costs one sbatch per
 array: 8 trials with parallelism 8 -> 0.125 per trial, against 1.00 with --no-slurm-array,
 in the same run; a second runner adopting them costs none.
+
+`--json PATH` writes: commands_per_poll (jobs, all_held, half_forgotten, squeue_unusable),
+sbatch_per_trial_resubmitted, sweep_sbatch_per_trial (arrays, no-arrays),
+submit_to_running_seconds.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
+from figures import add_json_argument, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -62,7 +68,10 @@ def without_squeue(settings: SlurmSettings, root: Path) -> SlurmSettings:
     return settings.model_copy(update={"bin_dir": bin_dir})
 
 
-def per_poll(backend: SlurmBackend, counter: Counter, refs: list[BackendRef], held: int) -> str:
+def per_poll(
+    backend: SlurmBackend, counter: Counter, refs: list[BackendRef], held: int
+) -> tuple[float, str]:
+    """(commands per poll, a line saying which and how long)."""
     backend.observe(refs)  # the client finds out once which sacct and squeue work
     counter.calls.clear()
     polls = 5
@@ -71,16 +80,18 @@ def per_poll(backend: SlurmBackend, counter: Counter, refs: list[BackendRef], he
         assert len(seen) == held, f"saw {len(seen)} of {held} jobs"
     kinds = sorted({c for c, _ in counter.calls})
     ms = statistics.median(s for _, s in counter.calls) * 1000
-    return f"{len(counter.calls) / polls:.1f} ({'+'.join(kinds)}, {ms:.0f} ms each)"
+    per = len(counter.calls) / polls
+    return per, f"{per:.1f} ({'+'.join(kinds)}, {ms:.0f} ms each)"
 
 
 def commands_per_poll(
     client: CliSlurmClient, counter: Counter, sizes: list[int], scratch: Path
-) -> None:
+) -> list[dict[str, Any]]:
     backend = SlurmBackend(client, client.settings)
     fallback = CliSlurmClient(without_squeue(client.settings, scratch), counter, client.env)
     backend_without_squeue = SlurmBackend(fallback, fallback.settings)
     print("tracked jobs | commands per poll: all held | half forgotten | squeue unusable")
+    rows = []
     for n in sizes:
         job_ids = [client.submit(held_script(i), hold=True) for i in range(n)]
         refs = [BackendRef(kind="SlurmJob", cluster="bench", job_id=j) for j in job_ids]
@@ -88,16 +99,18 @@ def commands_per_poll(
         gone = [BackendRef(kind="SlurmJob", cluster="bench", job_id=str(9_000_000 + i))
                 for i in range(half)]  # fmt: skip
         mixed = refs[: n - half] + gone
-        print(
-            f"{n:12d} | {per_poll(backend, counter, refs, n)} | "
-            f"{per_poll(backend, counter, mixed, n - half)} | "
-            f"{per_poll(backend_without_squeue, counter, refs, n)}"
-        )
+        held, held_line = per_poll(backend, counter, refs, n)
+        mix, mix_line = per_poll(backend, counter, mixed, n - half)
+        fallback_per, fallback_line = per_poll(backend_without_squeue, counter, refs, n)
+        print(f"{n:12d} | {held_line} | {mix_line} | {fallback_line}")
+        rows.append({"jobs": n, "all_held": held, "half_forgotten": mix,
+                     "squeue_unusable": fallback_per})  # fmt: skip
         for ref in refs:
             client.cancel(ref.job_id or "")
+    return rows
 
 
-def sbatch_per_trial(client: CliSlurmClient, counter: Counter, settings: SlurmSettings) -> None:
+def sbatch_per_trial(client: CliSlurmClient, counter: Counter, settings: SlurmSettings) -> float:
     backend = SlurmBackend(client, settings)
     trials = 10
     counter.calls.clear()
@@ -111,9 +124,11 @@ def sbatch_per_trial(client: CliSlurmClient, counter: Counter, settings: SlurmSe
         again = backend.submit(exp, run_dir)  # a restarted driver submitting again
         assert first == again
         refs.append(first)
-    print(f"sbatch calls per trial (each submitted twice): {counter.count('sbatch') / trials:.2f}")
+    per_trial = counter.count("sbatch") / trials
+    print(f"sbatch calls per trial (each submitted twice): {per_trial:.2f}")
     for ref in refs:
         backend.cancel(ref)
+    return per_trial
 
 
 def sweep_round(settings: SlurmSettings, name: str, trials: int) -> list[LaunchRequest]:
@@ -132,7 +147,8 @@ def sweep_round(settings: SlurmSettings, name: str, trials: int) -> list[LaunchR
 
 def sweep_sbatch_per_trial(
     client: CliSlurmClient, counter: Counter, settings: SlurmSettings, trials: int
-) -> None:
+) -> dict[str, float]:
+    figures = {}
     for arrays, name in ((True, "arrays"), (False, "no-arrays")):
         requests = sweep_round(settings, name, trials)
         counter.calls.clear()
@@ -151,11 +167,13 @@ def sweep_sbatch_per_trial(
             f"{submitted / trials:.3f} sbatch calls per trial, {polled} command(s) per poll, "
             f"{counter.count('sbatch')} sbatch on resume"
         )
+        figures[name] = submitted / trials
         for handle in handles:
             executor.kill(handle)
+    return figures
 
 
-def latency(client: CliSlurmClient, runs: int) -> None:
+def latency(client: CliSlurmClient, runs: int) -> float:
     waits = []
     for i in range(runs):
         started = time.monotonic()
@@ -171,6 +189,7 @@ def latency(client: CliSlurmClient, runs: int) -> None:
         f"submit-to-running latency over {runs} jobs: median {statistics.median(waits):.2f} s, "
         f"max {max(waits):.2f} s (sbatch + scheduling + polling every 50 ms)"
     )
+    return statistics.median(waits)
 
 
 def main() -> None:
@@ -178,16 +197,23 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 10, 100])
     parser.add_argument("--latency-runs", type=int, default=5)
     parser.add_argument("--sweep-trials", type=int, default=8)
+    add_json_argument(parser)
     args = parser.parse_args()
     with running_cluster() as cluster:
         settings = SlurmSettings(run_root=cluster.root / "runs")
         counter = Counter()
         client = CliSlurmClient(settings, observer=counter, env=cluster.env)
         with tempfile.TemporaryDirectory() as scratch:
-            commands_per_poll(client, counter, args.jobs, Path(scratch))
-        sbatch_per_trial(client, counter, settings)
-        sweep_sbatch_per_trial(client, counter, settings, args.sweep_trials)
-        latency(client, args.latency_runs)
+            polls = commands_per_poll(client, counter, args.jobs, Path(scratch))
+        figures = {
+            "commands_per_poll": polls,
+            "sbatch_per_trial_resubmitted": sbatch_per_trial(client, counter, settings),
+            "sweep_sbatch_per_trial": sweep_sbatch_per_trial(
+                client, counter, settings, args.sweep_trials
+            ),
+            "submit_to_running_seconds": latency(client, args.latency_runs),
+        }
+    write_json(args.json, "bench_slurm", figures)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ trial can be resumed, stopped and packed on its own), all connected to one Ray h
 run starts; Tune runs every trial as an actor of one Ray instance. What the figure
 measures is the price of a process per trial for small trials. `--isolated-too` adds
 an arm with `rlops run --isolated-ray` (each trial starts a Ray of its own).
+
+`--json PATH` writes these figures as one object (bench/figures.py adds `machine`):
+wall_seconds (rlops, tune), wall_ratio_rlops_tune, best_return (rlops, tune).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from figures import add_json_argument, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 PPO = {"train_batch_size_per_learner": 500, "minibatch_size": 128, "num_epochs": 6}
@@ -116,6 +120,7 @@ def main() -> None:
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--isolated-too", action="store_true", help="Also run --isolated-ray.")
+    add_json_argument(parser)
     args = parser.parse_args()
     arms = (args.lrs, args.timesteps, args.parallelism, args.seed)
     print(
@@ -132,6 +137,15 @@ def main() -> None:
     print(
         f"wall time ratio rlops/Tune: {rlops_wall / tune_wall:.2f}x; "
         f"best return rlops {rlops_best:.1f} vs Tune {tune_best:.1f}"
+    )
+    write_json(
+        args.json,
+        "bench_tune",
+        {
+            "wall_seconds": {"rlops": rlops_wall, "tune": tune_wall},
+            "wall_ratio_rlops_tune": rlops_wall / tune_wall,
+            "best_return": {"rlops": rlops_best, "tune": tune_best},
+        },
     )
 
 
