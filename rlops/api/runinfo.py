@@ -31,6 +31,9 @@ CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 
 
+# The longest string the progress endpoint takes in a record or result (a message is cut).
+MAX_REPORTED_STRING = 4096
+
 PAUSED_REASON = "paused"  # RunResult.stop_reason of a run that ended at its pause point
 
 

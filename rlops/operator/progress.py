@@ -34,14 +34,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from rlops.api.runinfo import ProgressRecord, RunResult
+from rlops.api.runinfo import MAX_REPORTED_STRING, ProgressRecord, RunResult
 from rlops.backends.kuberay import progress_token
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 8
-MAX_STRING = 4096
+MAX_STRING = MAX_REPORTED_STRING
 MAX_METRICS = 64
 MAX_POINTS = 128
 BODY_TIMEOUT_SECONDS = 10.0
