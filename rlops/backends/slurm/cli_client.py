@@ -29,6 +29,7 @@ from pathlib import Path
 from rlops.backends.slurm.client import (
     CommandObserver,
     JobObservation,
+    SlurmRefused,
     SlurmUnavailable,
     SubmitError,
 )
@@ -172,7 +173,7 @@ class CliSlurmClient:
     def _scancel(self, argv: list[str]) -> None:
         proc = self._run(["scancel", *argv])
         if proc.returncode != 0 and not any(text in proc.stderr.lower() for text in DONE):
-            raise SlurmUnavailable(f"scancel {' '.join(argv)} failed: {proc.stderr.strip()}")
+            raise SlurmRefused(f"scancel {' '.join(argv)} failed: {proc.stderr.strip()}")
 
     # --- observing ---------------------------------------------------------------------
 
