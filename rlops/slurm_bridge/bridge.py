@@ -187,6 +187,7 @@ class SlurmBridge:
         self._stop = threading.Event()
         self._polled = threading.Event()
         self.errors = ErrorLog(log)
+        self._misses: dict[str, int] = {}  # job id -> polls in a row SLURM did not report it
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -237,11 +238,16 @@ class SlurmBridge:
                 if item is not None:
                     tracked.append(item)
         jobs = self.backend.observe(item.ref for item in tracked)
+        seen = {job_id for job_id in self._misses if job_id in jobs}
+        for job_id in seen:
+            del self._misses[job_id]
         for item in tracked:
             job = jobs.get(item.ref.job_id or "")
             if job is not None:
                 self._job_states[experiment_key(item.body["metadata"])] = job.state
             try:
+                if job is None and not self._confirmed_gone(item):
+                    continue
                 self._follow(item, job, report)
             except Conflict as exc:
                 log.info("skipped until next poll: %s", exc)
@@ -259,6 +265,20 @@ class SlurmBridge:
             self.metrics.mark_bridge_poll(self.settings.cluster)
         self._polled.set()
         return report
+
+    def _confirmed_gone(self, item: Tracked) -> bool:
+        """Whether a job SLURM did not report has ended: its result.json says so, or it was
+        missing `missing_polls` polls in a row (a garbled squeue answer, once, is no end)."""
+        job_id = item.ref.job_id or ""
+        run_dir = default_run_dir(item.experiment, self.backend.settings)
+        misses = self._misses.get(job_id, 0) + 1
+        if read_result(run_dir) is not None or misses >= self.settings.missing_polls:
+            self._misses.pop(job_id, None)
+            return True
+        self._misses[job_id] = misses
+        log.info("job %s not reported by SLURM (%d of %d polls)", job_id, misses,
+                 self.settings.missing_polls)  # fmt: skip
+        return False
 
     def _follow(self, item: Tracked, job: JobObservation | None, report: PollReport) -> None:
         if item.then == "replace":

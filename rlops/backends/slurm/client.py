@@ -50,6 +50,7 @@ class JobObservation:
     nodes: str = ""
     comment: str = ""
     raw_id: str = ""
+    user_id: int | None = None  # the owner's uid, where the command tells it (scontrol)
 
     @property
     def attempt(self) -> int:
