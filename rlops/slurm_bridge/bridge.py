@@ -70,6 +70,7 @@ from rlops.backends.slurm import (
     job_name,
 )
 from rlops.metrics import RlopsMetrics
+from rlops.slurm_bridge.lease import Lease
 from rlops.slurm_bridge.settings import BridgeSettings
 from rlops.slurm_bridge.status import (
     failed_status,
@@ -173,6 +174,7 @@ class SlurmBridge:
         metrics: RlopsMetrics | None = None,
         clock: Callable[[], str] = utc_now,
         on_submitted: Callable[[RLExperiment, BackendRef], None] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -180,6 +182,7 @@ class SlurmBridge:
         self.metrics = metrics
         self.clock = clock
         self.on_submitted = on_submitted  # a test hook between sbatch and the status write
+        self.lease = lease  # with one, only its holder polls and stale claims are taken over
         self.claim = f"{settings.cluster}/{settings.bridge_id}"
         self._tails: dict[str, ProgressTail] = {}
         self._waited: set[str] = set()  # job ids whose queue wait has been observed
@@ -218,6 +221,11 @@ class SlurmBridge:
 
     def poll(self) -> PollReport:
         report = PollReport()
+        if self.lease is not None and not self.lease.acquire():
+            self.errors.log("lease", "another bridge holds this cluster's lease; standing by",
+                            logging.INFO)  # fmt: skip
+            self._polled.set()
+            return report
         tracked: list[Tracked] = []
         listed: set[str] = set()
         for namespace in self.settings.namespaces:
@@ -339,11 +347,17 @@ class SlurmBridge:
         namespace, name = meta["namespace"], meta["name"]
         annotations = meta.get("annotations") or {}
         claimed = annotations.get(CLAIMED_BY)
-        if claimed is not None and claimed != self.claim:
-            return None  # another bridge runs it
-        if meta.get("deletionTimestamp"):
+        if meta.get("deletionTimestamp"):  # whoever claimed it: its jobs are ours to cancel
             self._finalize(body, report)
             return None
+        if claimed is not None and claimed != self.claim:
+            if self.lease is None or not claimed.startswith(f"{self.settings.cluster}/"):
+                return None  # another bridge runs it
+            # This bridge holds the cluster's lease: the claim of another id is stale.
+            log.info("%s/%s: taking over the claim of %s", namespace, name, claimed)
+            takeover: dict[str, Any] = {"annotations": {CLAIMED_BY: self.claim}}
+            body = self.store.patch_metadata(namespace, name, takeover, meta["resourceVersion"])
+            meta, claimed = body["metadata"], self.claim
         try:
             experiment = RLExperiment.model_validate(body)
         except ValidationError as exc:
