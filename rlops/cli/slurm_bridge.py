@@ -126,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         bridge.run()
     finally:
+        if lease is not None:
+            lease.release()
         if server is not None:
             server.stop()
     return 0

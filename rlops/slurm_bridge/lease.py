@@ -78,17 +78,34 @@ class KubeLease:
                 self.namespace, self._body(None, 0)))  # fmt: skip
         spec = current.spec
         mine = spec.holder_identity == self.holder
+        released = not spec.holder_identity
         renewed = spec.renew_time or spec.acquire_time
         expired = renewed is None or (
             renewed + timedelta(seconds=spec.lease_duration_seconds or self.duration) < self.clock()
         )
-        if not (mine or expired):
+        if not (mine or expired or released):
             return False
         transitions = (spec.lease_transitions or 0) + (0 if mine else 1)
         body = self._body(current.metadata.resource_version, transitions)
         return self._write(
             lambda: self.api.replace_namespaced_lease(self.name, self.namespace, body)
         )
+
+    def release(self) -> None:
+        """Give the lease up (a bridge that stops), so that another takes over at once."""
+        import kubernetes.client
+
+        try:
+            current = self.api.read_namespaced_lease(self.name, self.namespace)
+            if current.spec.holder_identity != self.holder:
+                return
+            body = self._body(
+                current.metadata.resource_version, current.spec.lease_transitions or 0
+            )
+            body["spec"]["holderIdentity"] = ""
+            self.api.replace_namespaced_lease(self.name, self.namespace, body)
+        except kubernetes.client.ApiException:
+            return  # it expires by itself
 
     @staticmethod
     def _write(call: Any) -> bool:

@@ -136,3 +136,11 @@ def test_deletion_is_honoured_whoever_holds_the_claim(bed: Bed) -> None:
     mine.poll()
     assert bed.get("doomed") is None
     assert job_id in bed.slurm.cancelled
+
+
+def test_a_released_lease_is_taken_at_once(bed: Bed) -> None:
+    first, second = bed.bridge("a"), bed.bridge("b")
+    assert first.lease is not None and second.lease is not None
+    assert first.lease.acquire() and not second.lease.acquire()
+    first.lease.release()  # type: ignore[attr-defined]
+    assert second.lease.acquire()
