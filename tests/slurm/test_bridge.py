@@ -38,8 +38,9 @@ GROUP, VERSION, PLURAL = "rlops.dev", "v1alpha1", "rlexperiments"
 TINY_PPO = {"train_batch_size_per_learner": 200, "minibatch_size": 100, "num_epochs": 1}
 
 
-class Crash(Exception):
-    """Stands for the bridge process being killed at that point."""
+class Crash(BaseException):
+    """Stands for the bridge process being killed at that point (a BaseException: nothing
+    the bridge isolates per experiment, as a kill is not)."""
 
 
 class World:
