@@ -22,6 +22,7 @@ from rlops.slurm_bridge.settings import BridgeSettings
 from rlops.slurm_bridge.store import KubeExperimentStore
 from tests.faults.fakes import CLUSTER, FakeSlurm, slurm_experiment
 from tests.kube.fixtures import KubeTestBed
+from tests.slurm.test_bridge import get_experiment
 
 PLURAL = "rlexperiments"
 
@@ -57,17 +58,7 @@ class Bed:
         return created
 
     def get(self, name: str) -> dict[str, Any] | None:
-        import kubernetes.client
-
-        try:
-            body: dict[str, Any] = self.api.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name
-            )
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return body
+        return get_experiment(self.api, self.namespace, name)
 
 
 @pytest.fixture
