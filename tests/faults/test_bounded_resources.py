@@ -1,18 +1,26 @@
 """Bounded resources: per-experiment metrics series of a finished experiment are dropped
 after the configured delay (they still count by phase, and do not come back on a later
 observation), while unfinished ones stay;
-an error of one object is logged once per interval, not on every retry."""
+an error of one object (bridge or operator) is logged once per interval, not on every
+retry."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from rlops.api import Phase
 from rlops.api.experiment import RLExperimentStatus
 from rlops.api.ratelimit import ErrorLog
 from rlops.metrics import RlopsMetrics
+from rlops.operator.controller import Controller
+from rlops.operator.kube import Kind
+from rlops.settings import Settings
+from tests.builders import experiment
+from tests.operator.test_controller_pause import FakeKube
 
 
 class Clock:
@@ -57,3 +65,24 @@ def test_an_error_is_logged_once_per_interval(caplog: pytest.LogCaptureFixture) 
     logged = [r for r in caplog.records if "ns/bad failed" in r.getMessage()]
     assert len(logged) == 2
     assert "(59 more in the last 300 s)" in logged[1].getMessage()
+
+
+class BrokenKube(FakeKube):
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        raise RuntimeError("API server answered 500")
+
+
+async def test_a_permanently_failing_experiment_logs_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = experiment("bad", namespace="ns").kubernetes().obj()
+    body["metadata"].update(uid="u-1", generation=1, resourceVersion="7")
+    metrics = RlopsMetrics(CollectorRegistry())
+    controller = Controller(Settings(secret="s"), BrokenKube(), metrics)  # type: ignore[arg-type]
+    controller.indexes.bind(experiments={("ns", "bad"): [body]}, rayjobs={})
+    for _ in range(20):  # a retry every 5 s for 100 s
+        await controller.sync_experiment(("ns", "bad"))
+    for handle in controller.rechecks.values():
+        handle.cancel()
+    logged = [r for r in caplog.records if "reconciling experiment ns/bad failed" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None
