@@ -15,7 +15,8 @@ Nothing a pod sends can exhaust the operator: any request without the experiment
 (or for an experiment that does not exist: no 404 tells which exist) gets 403 before its
 body is read; a body is read within `BODY_TIMEOUT_SECONDS` and must be at most
 `MAX_BODY_BYTES` of JSON nested at most `MAX_DEPTH` deep, with finite numbers, strings of at
-most `MAX_STRING` characters and at most `MAX_METRICS` metrics, else 400.
+most `MAX_STRING` characters, at most `MAX_METRICS` metrics and numbers (but metrics)
+within ±`MAX_NUMBER`, else 400.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 8
 MAX_STRING = MAX_REPORTED_STRING
 MAX_METRICS = 64
+MAX_NUMBER = 1e15  # a return or a count beyond this is a pod lying, and would overflow sums
 MAX_POINTS = 128
 BODY_TIMEOUT_SECONDS = 10.0
 
@@ -214,8 +216,12 @@ def _no_constant(name: str) -> Any:
 
 
 def check_sizes(value: Any, path: str = "") -> None:
-    """At most MAX_STRING characters per string or key, at most MAX_METRICS metrics."""
-    if isinstance(value, str):
+    """At most MAX_STRING characters per string or key, at most MAX_METRICS metrics, and
+    the fields that become objectives and counts (all but metrics) within ±MAX_NUMBER."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if abs(value) > MAX_NUMBER and not path.startswith("metrics."):
+            raise ValueError(f"{path}: {value:g} is out of range (at most ±{MAX_NUMBER:g})")
+    elif isinstance(value, str):
         if len(value) > MAX_STRING:
             raise ValueError(f"{path or 'body'}: {len(value)} characters; at most {MAX_STRING}")
     elif isinstance(value, dict):

@@ -72,6 +72,9 @@ async def test_hostile_bodies_are_400() -> None:
         long_path = {"status": "succeeded", "exit_code": 0, "best_checkpoint": "/c" * 100_000}
         final = await c.post("/progress/ns/a?final=1", data=json.dumps(long_path), headers=AUTH)
         assert final.status == 400
+        huge = {"status": "succeeded", "exit_code": 0, "episode_return_mean": 1e308}
+        final = await c.post("/progress/ns/a?final=1", data=json.dumps(huge), headers=AUTH)
+        assert final.status == 400 and "out of range" in await final.text()
         ok = await c.post("/progress/ns/a", json=RECORD, headers=AUTH)
         assert ok.status == 202
 
