@@ -11,6 +11,7 @@ it alone runs the cluster now.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -19,6 +20,9 @@ class Lease(Protocol):
     def acquire(self) -> bool:
         """Hold (or renew) the lease; False when another live bridge holds it."""
         ...
+
+
+log = logging.getLogger("rlops.slurm_bridge")
 
 
 def lease_name(cluster: str) -> str:
@@ -47,6 +51,7 @@ class KubeLease:
         self.holder = holder
         self.duration = duration_seconds
         self.clock = clock
+        self.warned = False
 
     def _body(self, resource_version: str | None, transitions: int) -> dict[str, Any]:
         now = self.clock().isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -72,6 +77,8 @@ class KubeLease:
         try:
             current = self.api.read_namespaced_lease(self.name, self.namespace)
         except kubernetes.client.ApiException as exc:
+            if exc.status == 403:
+                return self._forbidden(exc)
             if exc.status != 404:
                 raise
             return self._write(lambda: self.api.create_namespaced_lease(
@@ -91,6 +98,16 @@ class KubeLease:
             lambda: self.api.replace_namespaced_lease(self.name, self.namespace, body)
         )
 
+    def _forbidden(self, exc: Exception) -> bool:
+        """A Role without rights on leases (an older rbac.yaml): run as the only bridge, as
+        before leases, and say so once."""
+        if not self.warned:
+            log.warning("no rights on the Lease %s/%s (%s): running without one; give the "
+                        "bridge's Role the lease rules of rbac.yaml", self.namespace, self.name,
+                        getattr(exc, "reason", exc))  # fmt: skip
+            self.warned = True
+        return True
+
     def release(self) -> None:
         """Give the lease up (a bridge that stops), so that another takes over at once."""
         import kubernetes.client
@@ -107,8 +124,7 @@ class KubeLease:
         except kubernetes.client.ApiException:
             return  # it expires by itself
 
-    @staticmethod
-    def _write(call: Any) -> bool:
+    def _write(self, call: Any) -> bool:
         import kubernetes.client
 
         try:
@@ -116,5 +132,7 @@ class KubeLease:
         except kubernetes.client.ApiException as exc:
             if exc.status == 409:  # another bridge got there first
                 return False
+            if exc.status == 403:
+                return self._forbidden(exc)
             raise
         return True

@@ -135,3 +135,17 @@ def test_a_released_lease_is_taken_at_once(bed: Bed) -> None:
     assert first.lease.acquire() and not second.lease.acquire()
     first.lease.release()  # type: ignore[attr-defined]
     assert second.lease.acquire()
+
+
+def test_a_role_without_lease_rights_runs_as_the_only_bridge(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import kubernetes.client
+
+    class Forbidden:
+        def read_namespaced_lease(self, name: str, namespace: str) -> Any:
+            raise kubernetes.client.ApiException(status=403, reason="Forbidden")
+
+    lease = KubeLease(Forbidden(), "team", CLUSTER, "old-rbac")
+    assert lease.acquire() and lease.acquire()
+    assert sum("no rights on the Lease" in r.getMessage() for r in caplog.records) == 1
