@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -38,6 +39,7 @@ __all__ = ["NO_BACKEND", "MetricsServer", "RlopsMetrics", "start_http_server"]
 
 _RECONCILE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _COMMAND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+FINISHED_SERIES_SECONDS = 3600.0
 _QUEUE_WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400)
 
 
@@ -49,11 +51,17 @@ class RlopsMetrics:
         registry: CollectorRegistry | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        finished_series_seconds: float | None = FINISHED_SERIES_SECONDS,
     ) -> None:
+        """`finished_series_seconds`: an experiment's series are dropped this long after it
+        finished (None: kept until it is deleted), so 20,000 finished trials of old sweeps
+        do not stay in every scrape."""
         self.registry = registry if registry is not None else CollectorRegistry()
         self._clock = clock
         self._lock = threading.Lock()
+        self._finished_ttl = finished_series_seconds
         self._experiments: dict[tuple[str, str], ExperimentRows] = {}
+        self._finished_at: dict[tuple[str, str], float] = {}
         self._sweeps: dict[tuple[str, str], Rows] = {}
         self._slurm_jobs: dict[str, Rows] = {}
         r = self.registry
@@ -106,12 +114,32 @@ class RlopsMetrics:
         sweep: str | None = None,
     ) -> None:
         rows = experiment_rows(namespace, name, status, sweep)
+        key = (namespace, name)
         with self._lock:
-            self._experiments[(namespace, name)] = rows
+            if not status.phase.finished:
+                self._finished_at.pop(key, None)
+            elif self._finished_ttl is not None:
+                finished = self._finished_at.setdefault(key, self._clock())
+                if self._clock() - finished >= self._finished_ttl:
+                    rows = replace(rows, rows=Rows([]))
+            self._experiments[key] = rows
 
     def forget_experiment(self, namespace: str, name: str) -> None:
         with self._lock:
             self._experiments.pop((namespace, name), None)
+            self._finished_at.pop((namespace, name), None)
+
+    def _drop_expired(self) -> None:
+        """Drop the per-experiment series of experiments finished longer ago than the delay
+        (under lock); they still count in rlops_experiments by phase, and the time they
+        finished is kept, so a later observation does not bring their series back."""
+        if self._finished_ttl is None:
+            return
+        cutoff = self._clock() - self._finished_ttl
+        for key, finished in self._finished_at.items():
+            current = self._experiments.get(key)
+            if finished <= cutoff and current is not None and current.rows.rows:
+                self._experiments[key] = replace(current, rows=Rows([]))
 
     def observe_sweep(self, namespace: str, name: str, status: SweepStatus) -> None:
         rows = sweep_rows(namespace, name, status)
@@ -165,6 +193,7 @@ class RlopsMetrics:
 
     def _snapshot(self) -> Snapshot:
         with self._lock:
+            self._drop_expired()
             return Snapshot(
                 tuple(self._experiments.values()),
                 tuple(self._sweeps.values()),

@@ -61,3 +61,7 @@ class Settings(BaseSettings):
     history_points: int = Field(
         default=200, description="Progress points kept per sweep trial for early stopping."
     )
+    finished_series_seconds: float = Field(
+        default=3600.0,
+        description="Metrics series of a finished experiment are dropped this long after it ended.",
+    )

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import enum
 import json
+import os
+import stat
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 from pydantic.alias_generators import to_camel
@@ -31,6 +34,12 @@ SPEC_FILE = "spec.yaml"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 
+
+# The longest string the progress endpoint takes in a record or result (a message is cut).
+MAX_REPORTED_STRING = 4096
+# The most metrics the progress endpoint takes in a record (the runtime posts the first ones;
+# progress.jsonl keeps them all).
+MAX_REPORTED_METRICS = 64
 
 PAUSED_REASON = "paused"  # RunResult.stop_reason of a run that ended at its pause point
 
@@ -93,29 +102,105 @@ class RunResult(Model):
     runtime: RuntimeInfo | None = Field(default=None, description="Where the attempt ran.")
 
 
-def read_progress(run_dir: Path, after_line: int = 0) -> list[ProgressRecord]:
-    """Progress records from line `after_line` on; a torn last line is skipped."""
-    path = run_dir / PROGRESS_FILE
-    if not path.exists():
-        return []
-    records = []
-    with path.open() as f:
-        for i, line in enumerate(f):
-            if i < after_line or not line.endswith("\n"):
+class RunFileError(Exception):
+    """A run file that is there but is no regular file (a FIFO, a directory): never read."""
+
+
+# A progress line longer than this is skipped (the rest of it, up to its newline, too).
+MAX_LINE_BYTES = 1024 * 1024
+MAX_RESULT_BYTES = 1024 * 1024
+
+
+def open_regular(path: Path) -> BinaryIO | None:
+    """`path` open for reading, never blocking (a FIFO would block an open() for ever);
+    None when it does not exist; RunFileError when it is no regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else (
+            "a special file")  # fmt: skip
+        raise RunFileError(f"{path.name} is {kind}, not a regular file; not read")
+    return os.fdopen(fd, "rb")
+
+
+def newer(a: ProgressRecord | None, b: ProgressRecord) -> bool:
+    """Whether `b` is later progress than `a`: a later attempt, or a later iteration of one
+    (a line older than one already read never moves progress backwards)."""
+    return a is None or (b.attempt, b.iteration) >= (a.attempt, a.iteration)
+
+
+@dataclass
+class ProgressReader:
+    """progress.jsonl read incrementally, from where it stopped.
+
+    A torn last line waits for the next read; a file truncated or replaced (rotated) is
+    read again from its start; a line longer than MAX_LINE_BYTES, ended or not, is skipped
+    rather than read again and again; a line that is no valid record is skipped.
+    """
+
+    path: Path
+    offset: int = 0
+    identity: tuple[int, int] | None = None
+    skipping: bool = False  # inside an over-long line, until its newline
+
+    def read_new(self) -> list[ProgressRecord]:
+        f = open_regular(self.path)
+        if f is None:
+            return []
+        with f:
+            st = os.fstat(f.fileno())
+            identity = (st.st_dev, st.st_ino)
+            if identity != self.identity or st.st_size < self.offset:
+                self.identity, self.offset, self.skipping = identity, 0, False
+            f.seek(self.offset)
+            chunk = f.read(4 * MAX_LINE_BYTES)
+        end = chunk.rfind(b"\n") + 1
+        if end == 0:
+            if len(chunk) >= MAX_LINE_BYTES:
+                self.offset += len(chunk)
+                self.skipping = True
+            return []
+        lines = chunk[: end - 1].split(b"\n")
+        if self.skipping:
+            lines, self.skipping = lines[1:], False
+        self.offset += end
+        records = []
+        for line in lines:
+            if len(line) > MAX_LINE_BYTES:
                 continue
             try:
                 records.append(ProgressRecord.model_validate(json.loads(line)))
             except ValueError:
                 continue
-    return records
+        return records
+
+
+def read_progress(run_dir: Path) -> list[ProgressRecord]:
+    """Every progress record of the run; torn or invalid lines are skipped."""
+    reader = ProgressReader(run_dir / PROGRESS_FILE)
+    records: list[ProgressRecord] = []
+    while True:
+        offset = reader.offset
+        records += reader.read_new()
+        if reader.offset == offset:
+            return records
 
 
 def read_result(run_dir: Path) -> RunResult | None:
-    path = run_dir / RESULT_FILE
-    if not path.exists():
+    """result.json; None when it is missing, torn or invalid (RunFileError: no regular file)."""
+    f = open_regular(run_dir / RESULT_FILE)
+    if f is None:
+        return None
+    with f:
+        text = f.read(MAX_RESULT_BYTES + 1)
+    if len(text) > MAX_RESULT_BYTES:
         return None
     try:
-        return RunResult.model_validate(json.loads(path.read_text()))
+        return RunResult.model_validate(json.loads(text))
     except ValueError:
         return None
 

@@ -12,8 +12,9 @@ from pydantic import ValidationError
 
 from rlops.api.base import API_VERSION
 from rlops.api.catalog import MANAGED_GROUPS, MANAGED_KEYWORDS, Catalog, load_catalog
-from rlops.api.classrefs import ref_errors
+from rlops.api.classrefs import ENTRY_POINT, ref_errors
 from rlops.api.command import placeholder_errors
+from rlops.api.directives import directive_error
 from rlops.api.experiment import (
     Backend,
     KubernetesPlacement,
@@ -49,23 +50,18 @@ KINDS = ("RLExperiment", "Sweep")
 # RayJob names are limited by KubeRay (47 characters); trials append `-<index>-s<seed>`.
 MAX_EXPERIMENT_NAME = 47
 MAX_SWEEP_NAME = 36
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-GYM_ID = re.compile(r"^(?:[A-Za-z0-9_.\-]+/)?[A-Za-z0-9_.\-:]+$")
-ENTRY_POINT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
-SLURM_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
-SLURM_CONSTRAINT = re.compile(r"^[A-Za-z0-9_.\-&|\[\]*():,]+$")
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+GYM_ID = re.compile(r"(?:[A-Za-z0-9_.\-]+/)?[A-Za-z0-9_.\-:]+")
+QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?")
+SLURM_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+SLURM_CONSTRAINT = re.compile(r"[A-Za-z0-9_.\-&|\[\]*():,]+")
 SLURM_TIME = re.compile(
-    r"^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2})$"
+    r"(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2})",
+    re.ASCII,
 )
-DIRECTIVE = re.compile(r"^--[a-z][a-z0-9-]*(=[A-Za-z0-9_.,:@/+%=\-]+)?$")
-CONTAINER_OPTION = re.compile(r"^--?[A-Za-z][A-Za-z0-9-]*(=[A-Za-z0-9_.,:@/+%=\-]+)?$")
-# rlops writes these itself: overriding them would break tracking, signals or requeue.
-MANAGED_DIRECTIVES = {
-    "job-name", "output", "error", "signal", "requeue", "no-requeue", "nodes",
-    "ntasks-per-node", "cpus-per-task", "open-mode", "parsable", "wrap", "chdir",
-}  # fmt: skip
+CONTAINER_OPTION = re.compile(r"--?[A-Za-z][A-Za-z0-9-]*(=[A-Za-z0-9_.,:@/+%=\-]+)?")
+BIND_SEPARATORS = {",", ":"}
 SHELL_METACHARACTERS = set("\n\r;&|`$<>\\\"'(){}*?!#~ \t")
 SPEC_ROOTS = set(RLExperimentSpec.model_fields) | {
     f.alias for f in RLExperimentSpec.model_fields.values() if f.alias
@@ -161,7 +157,7 @@ def _check_name(path: str, name: str, limit: int) -> list[FieldError]:
     errors = []
     if len(name) > limit:
         errors.append(FieldError(path, f"{len(name)} characters; at most {limit} allowed"))
-    if not DNS_LABEL.match(name):
+    if not DNS_LABEL.fullmatch(name):
         errors.append(
             FieldError(
                 path,
@@ -205,8 +201,7 @@ def validate_experiment_spec(
         errors.append(FieldError(f"{path}.checkpoint.scoreAttribute", "must not be empty"))
     if spec.seed is not None and spec.seed < 0:
         errors.append(FieldError(f"{path}.seed", "must be >= 0"))
-    if spec.storage.path is not None and _has_control(spec.storage.path):
-        errors.append(FieldError(f"{path}.storage.path", "must not contain control characters"))
+    errors += _check_storage(spec.storage.path, f"{path}.storage.path")
     if spec.image is not None and (not spec.image.strip() or _has_unsafe(spec.image, "/:@.-_")):
         errors.append(FieldError(f"{path}.image", f"{spec.image!r} is not an image reference"))
     placement = spec.placement
@@ -259,6 +254,22 @@ def _check_command(spec: RLExperimentSpec, path: str) -> list[FieldError]:
     return errors
 
 
+def _check_storage(storage: str | None, path: str) -> list[FieldError]:
+    if storage is None:
+        return []
+    if _has_control(storage):
+        return [FieldError(path, "must not contain control characters")]
+    if storage.startswith("/") and (bad := sorted(set(storage) & BIND_SEPARATORS)):
+        return [
+            FieldError(
+                path,
+                f"{storage!r} contains {' and '.join(repr(c) for c in bad)}: a shared path "
+                "reaches a container's --bind, where ',' separates mounts and ':' the target",
+            )
+        ]
+    return []
+
+
 def _has_control(text: str) -> bool:
     return any(ord(c) < 32 for c in text)
 
@@ -274,7 +285,7 @@ def _check_environment(spec: RLExperimentSpec, path: str) -> list[FieldError]:
         return [FieldError(p, "required for an RLlib algorithm: `id` or `entryPoint`")]
     if (env.id is None) == (env.entry_point is None):
         return [FieldError(p, "set exactly one of `id` (a Gymnasium id) or `entryPoint`")]
-    if env.entry_point is not None and not ENTRY_POINT.match(env.entry_point):
+    if env.entry_point is not None and not ENTRY_POINT.fullmatch(env.entry_point):
         return [
             FieldError(
                 f"{p}.entryPoint",
@@ -282,7 +293,7 @@ def _check_environment(spec: RLExperimentSpec, path: str) -> list[FieldError]:
                 "(dotted module, one colon, a callable name)",
             )
         ]
-    if env.id is not None and not GYM_ID.match(env.id):
+    if env.id is not None and not GYM_ID.fullmatch(env.id):
         return [FieldError(f"{p}.id", f"{env.id!r} is not a Gymnasium id such as CartPole-v1")]
     return []
 
@@ -338,7 +349,7 @@ def _check_resources(spec: RLExperimentSpec, path: str) -> list[FieldError]:
             errors.append(FieldError(f"{path}.{field}", f"{value} is not allowed; must be > 0"))
         elif value < 0:
             errors.append(FieldError(f"{path}.{field}", f"{value} is not allowed; must be >= 0"))
-    if r.memory is not None and not QUANTITY.match(r.memory):
+    if r.memory is not None and not QUANTITY.fullmatch(r.memory):
         errors.append(
             FieldError(f"{path}.memory", f"{r.memory!r} is not a quantity such as 512Mi or 4Gi")
         )
@@ -387,7 +398,7 @@ def _check_stop(spec: RLExperimentSpec, path: str) -> list[FieldError]:
         and slurm is not None
         and slurm.time_limit
         and stop.wall_time_seconds is not None
-        and SLURM_TIME.match(slurm.time_limit)
+        and SLURM_TIME.fullmatch(slurm.time_limit)
     ):
         budget = slurm_seconds(slurm.time_limit) * (slurm.max_requeues + 1)
         if stop.wall_time_seconds > budget:
@@ -434,9 +445,9 @@ def slurm_seconds(limit: str) -> int:
 
 def _check_kubernetes(k8s: KubernetesPlacement, path: str) -> list[FieldError]:
     errors = []
-    if k8s.queue is not None and not DNS_SUBDOMAIN.match(k8s.queue):
+    if k8s.queue is not None and not DNS_SUBDOMAIN.fullmatch(k8s.queue):
         errors.append(FieldError(f"{path}.queue", f"{k8s.queue!r} is not a valid LocalQueue name"))
-    if k8s.service_account is not None and not DNS_SUBDOMAIN.match(k8s.service_account):
+    if k8s.service_account is not None and not DNS_SUBDOMAIN.fullmatch(k8s.service_account):
         errors.append(
             FieldError(f"{path}.serviceAccount", f"{k8s.service_account!r} is not a valid name")
         )
@@ -453,7 +464,7 @@ def _check_kubernetes(k8s: KubernetesPlacement, path: str) -> list[FieldError]:
 
 def _check_slurm(slurm: SlurmPlacement, path: str) -> list[FieldError]:
     errors = []
-    if not DNS_LABEL.match(slurm.cluster):
+    if not DNS_LABEL.fullmatch(slurm.cluster):
         errors.append(
             FieldError(f"{path}.cluster", f"{slurm.cluster!r}: lower-case letters, digits and '-'")
         )
@@ -463,7 +474,7 @@ def _check_slurm(slurm: SlurmPlacement, path: str) -> list[FieldError]:
         ("qos", slurm.qos),
     )
     for field, value in names:
-        if value is not None and not SLURM_NAME.match(value):
+        if value is not None and not SLURM_NAME.fullmatch(value):
             errors.append(
                 FieldError(
                     f"{path}.{field}",
@@ -471,7 +482,7 @@ def _check_slurm(slurm: SlurmPlacement, path: str) -> list[FieldError]:
                     "(no spaces, newlines or shell metacharacters)",
                 )
             )
-    if slurm.constraint is not None and not SLURM_CONSTRAINT.match(slurm.constraint):
+    if slurm.constraint is not None and not SLURM_CONSTRAINT.fullmatch(slurm.constraint):
         errors.append(
             FieldError(
                 f"{path}.constraint",
@@ -479,7 +490,7 @@ def _check_slurm(slurm: SlurmPlacement, path: str) -> list[FieldError]:
                 "(letters, digits, & | [ ] * ( ) : ,)",
             )
         )
-    if slurm.time_limit is not None and not SLURM_TIME.match(slurm.time_limit):
+    if slurm.time_limit is not None and not SLURM_TIME.fullmatch(slurm.time_limit):
         errors.append(
             FieldError(
                 f"{path}.timeLimit",
@@ -488,25 +499,10 @@ def _check_slurm(slurm: SlurmPlacement, path: str) -> list[FieldError]:
             )
         )
     for i, directive in enumerate(slurm.extra_directives):
-        p = f"{path}.extraDirectives.{i}"
-        if not DIRECTIVE.match(directive):
-            errors.append(
-                FieldError(
-                    p,
-                    f"{directive!r} is not `--name` or `--name=value` (value: letters, digits "
-                    "and _ . , : @ / + % = -; no spaces, newlines or shell metacharacters)",
-                )
-            )
-        elif directive[2:].split("=", 1)[0] in MANAGED_DIRECTIVES:
-            errors.append(
-                FieldError(
-                    p,
-                    f"{directive!r} is set by rlops; managed: "
-                    + ", ".join(sorted(MANAGED_DIRECTIVES)),
-                )
-            )
+        if (problem := directive_error(directive)) is not None:
+            errors.append(FieldError(f"{path}.extraDirectives.{i}", problem))
     for i, option in enumerate(slurm.container_options):
-        if not CONTAINER_OPTION.match(option):
+        if not CONTAINER_OPTION.fullmatch(option):
             errors.append(
                 FieldError(
                     f"{path}.containerOptions.{i}",

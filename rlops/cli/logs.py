@@ -23,8 +23,8 @@ from rlops.api import Phase, RLExperiment
 from rlops.api.runinfo import read_result
 from rlops.cli.status import DEFAULT_ROOT, StatusError, add_source_arguments, kube_api, use_cluster
 
-_ATTEMPT = re.compile(r"^(\d+)\.log$")
-_SLURM_OUT = re.compile(r"^slurm-(\d+)\.out$")
+_ATTEMPT = re.compile(r"([0-9]+)\.log")
+_SLURM_OUT = re.compile(r"slurm-([0-9]+)\.out")
 
 
 def log_files(run_dir: Path) -> list[Path]:
@@ -33,11 +33,11 @@ def log_files(run_dir: Path) -> list[Path]:
     numbered = [
         (int(m.group(1)), p)
         for p in (attempts.iterdir() if attempts.is_dir() else ())
-        if (m := _ATTEMPT.match(p.name))
+        if (m := _ATTEMPT.fullmatch(p.name))
     ]
     if not numbered:
         numbered = [
-            (int(m.group(1)), p) for p in run_dir.iterdir() if (m := _SLURM_OUT.match(p.name))
+            (int(m.group(1)), p) for p in run_dir.iterdir() if (m := _SLURM_OUT.fullmatch(p.name))
         ]
     return [p for _, p in sorted(numbered)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import uuid
 from pathlib import Path
 from types import FrameType
 
@@ -31,7 +32,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="Kubeconfig (default: $KUBECONFIG, ~/.kube/config).")  # fmt: skip
     p.add_argument("--run-root", type=Path, default=None,
                    help="Shared path of the run directories (RLOPS_SLURM_RUN_ROOT).")  # fmt: skip
-    p.add_argument("--bridge-id", default=None, help="Id in the claim annotation (hostname).")
+    p.add_argument(
+        "--bridge-id", default=None,
+        help="This bridge's stable id in the claim annotation `rlops.dev/claimed-by: "
+             "<cluster>/<id>` (RLOPS_BRIDGE_BRIDGE_ID; default: the hostname). Keep it when "
+             "the bridge moves to another login node; the holder of the cluster's Lease takes "
+             "over claims of other ids anyway.",
+    )  # fmt: skip
+    p.add_argument("--no-lease", action="store_true",
+                   help="Do not hold the cluster's Lease (rlops-bridge-<cluster>); only for a "
+                        "single bridge whose Role has no rights on leases.")  # fmt: skip
     p.add_argument("--rest-socket", type=Path, default=None,
                    help="Use slurmrestd on this unix socket, not the commands.")  # fmt: skip
     p.add_argument("--metrics-port", type=int, default=None,
@@ -49,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from rlops.backends.slurm.client import SlurmClient
     from rlops.metrics import RlopsMetrics, start_http_server
     from rlops.slurm_bridge.bridge import SlurmBridge
+    from rlops.slurm_bridge.lease import KubeLease
     from rlops.slurm_bridge.settings import BridgeSettings
     from rlops.slurm_bridge.store import KubeExperimentStore
 
@@ -81,11 +92,17 @@ def run(args: argparse.Namespace) -> int:
     api = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call]
         config_file=str(args.kubeconfig) if args.kubeconfig else None
     )
+    lease = None
+    if not args.no_lease:
+        holder = f"{settings.bridge_id}:{uuid.uuid4().hex[:8]}"  # one per process, not per id
+        lease = KubeLease(kubernetes.client.CoordinationV1Api(api), settings.namespaces[0],
+                          settings.cluster, holder)  # fmt: skip
     bridge = SlurmBridge(
         KubeExperimentStore(kubernetes.client.CustomObjectsApi(api)),
         SlurmBackend(client, slurm),
         settings,
         metrics=metrics,
+        lease=lease,
     )
     if args.once:
         report = bridge.timed_poll()
@@ -109,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         bridge.run()
     finally:
+        if lease is not None:
+            lease.release()
         if server is not None:
             server.stop()
     return 0

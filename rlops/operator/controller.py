@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from rlops.api import Phase, RLExperiment, RLExperimentStatus, Sweep, SweepPhase
+from rlops.api.ratelimit import ErrorLog
 from rlops.backends.kuberay import build_rayjob
 from rlops.metrics import RlopsMetrics
 from rlops.operator.experiments import (
@@ -132,6 +133,7 @@ class Controller:
         self.rechecks: dict[Key, asyncio.TimerHandle] = {}
         self.create_limit = asyncio.Semaphore(16)
         self.sent: dict[tuple[str, str, str], Sent] = {}
+        self.errors = ErrorLog(log)  # a permanently failing object: once per 5 min
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
@@ -154,8 +156,9 @@ class Controller:
             try:
                 with self.metrics.time_reconcile("RLExperiment"):
                     await self._sync_experiment(key, body)
-            except Exception:
-                log.exception("reconciling experiment %s/%s failed; retrying", *key)
+            except Exception as exc:
+                where = f"experiment {key[0]}/{key[1]}"
+                self.errors.log(where, f"reconciling {where} failed; retrying: {exc!r}", exc=exc)
                 self._recheck(key, 5.0)
 
     async def _sync_experiment(self, key: Key, body: Body) -> None:
@@ -255,6 +258,7 @@ class Controller:
         return True
 
     def forget_experiment(self, key: Key) -> None:
+        self.errors.forget(f"experiment {key[0]}/{key[1]}")
         self.metrics.forget_experiment(*key)
         self.sent.pop((RLEXPERIMENTS.plural, *key), None)
         self.locks.pop(key, None)
@@ -318,8 +322,10 @@ class Controller:
                 self.sweep_dirty.discard(key)
                 try:
                     await self.sync_sweep(key)
-                except Exception:
-                    log.exception("reconciling sweep %s/%s failed; retrying", *key)
+                except Exception as exc:
+                    where = f"sweep {key[0]}/{key[1]}"
+                    self.errors.log(where, f"reconciling {where} failed; retrying: {exc!r}",
+                                    exc=exc)  # fmt: skip
                     await asyncio.sleep(2.0)
                     self.sweep_dirty.add(key)
                 if key not in self.sweep_dirty:
@@ -347,6 +353,7 @@ class Controller:
             self.metrics.observe_sweep(*key, actions.status)
 
     def forget_sweep(self, key: Key) -> None:
+        self.errors.forget(f"sweep {key[0]}/{key[1]}")
         self.metrics.forget_sweep(*key)
         self.sent.pop((SWEEPS.plural, *key), None)
         self.sweep_dirty.discard(key)

@@ -40,6 +40,36 @@ def compact_trial(body: kopf.Body) -> dict[str, Any]:
     }
 
 
+# Metadata the operator never reads: kept out of the indexes (managedFields alone is
+# often larger than the spec).
+_UNREAD_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def slim_metadata(meta: Any) -> dict[str, Any]:
+    out = {k: v for k, v in dict(meta).items() if k != "managedFields"}
+    annotations = out.get("annotations")
+    if annotations and _UNREAD_ANNOTATION in annotations:
+        out["annotations"] = {k: v for k, v in annotations.items() if k != _UNREAD_ANNOTATION}
+    return out
+
+
+def slim(body: kopf.Body) -> dict[str, Any]:
+    """An object as the operator reads it: spec and status, metadata without managedFields
+    or kubectl's last applied configuration."""
+    out = {k: v for k, v in dict(body).items() if k != "metadata"}
+    out["metadata"] = slim_metadata(body.get("metadata") or {})
+    return out
+
+
+def slim_rayjob(body: kopf.Body) -> dict[str, Any]:
+    """A RayJob as the operator reads it: its metadata and status (its spec, with the
+    whole Ray cluster's pod templates, is the operator's own output and never read)."""
+    return {
+        "metadata": slim_metadata(body.get("metadata") or {}),
+        "status": dict(body.get("status") or {}),
+    }
+
+
 def ns(namespace: str | None) -> str:
     assert namespace is not None, "rlops resources are namespaced"
     return namespace
@@ -62,7 +92,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, hub: Progr
 
     @kopf.index(GROUP, VERSION, "rlexperiments", id="experiments", registry=registry)
     def experiments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(ns(namespace), name): dict(body)}
+        return {(ns(namespace), name): slim(body)}
 
     @kopf.index(
         GROUP,
@@ -84,11 +114,11 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, hub: Progr
         registry=registry,
     )
     def rayjobs(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
-        return {(ns(namespace), labels[LABEL_EXPERIMENT]): dict(body)}
+        return {(ns(namespace), labels[LABEL_EXPERIMENT]): slim_rayjob(body)}
 
     @kopf.index(GROUP, VERSION, "sweeps", id="sweeps", registry=registry)
     def sweeps(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(ns(namespace), name): dict(body)}
+        return {(ns(namespace), name): slim(body)}
 
     @kopf.on.event(GROUP, VERSION, "rlexperiments", registry=registry)
     async def experiment_event(

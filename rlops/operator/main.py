@@ -84,7 +84,7 @@ async def run_operator(
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="rlops-api"))
     api = api_client()
-    metrics = RlopsMetrics()
+    metrics = RlopsMetrics(finished_series_seconds=settings.finished_series_seconds)
     controller = Controller(settings, Kube(api), metrics)
     hub = ProgressHub(controller.write_progress, settings.status_flush_seconds)
     registry = kopf.OperatorRegistry()

@@ -9,7 +9,14 @@ The body is a ProgressRecord, or with `?final=1` the attempt's RunResult.
 Records are coalesced: an object's status is written at most once per
 `status_flush_seconds`, with the newest record; a final result is written at
 once. History points (iteration, objective) gathered in between are kept for
-early stopping.
+early stopping (at most `MAX_POINTS` per object, the newest).
+
+Nothing a pod sends can exhaust the operator: any request without the experiment's token
+(or for an experiment that does not exist: no 404 tells which exist) gets 403 before its
+body is read; a body is read within `BODY_TIMEOUT_SECONDS` and must be at most
+`MAX_BODY_BYTES` of JSON nested at most `MAX_DEPTH` deep, with finite numbers, strings of at
+most `MAX_STRING` characters, at most `MAX_METRICS` metrics and numbers (but metrics)
+within ±`MAX_NUMBER`, else 400.
 """
 
 from __future__ import annotations
@@ -17,19 +24,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from rlops.api.runinfo import ProgressRecord, RunResult
+from rlops.api.runinfo import MAX_REPORTED_METRICS, MAX_REPORTED_STRING, ProgressRecord, RunResult
 from rlops.backends.kuberay import progress_token
 
 log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_DEPTH = 8
+MAX_STRING = MAX_REPORTED_STRING
+MAX_METRICS = MAX_REPORTED_METRICS
+MAX_NUMBER = 1e15  # a return or a count beyond this is a pod lying, and would overflow sums
+MAX_POINTS = 128
+BODY_TIMEOUT_SECONDS = 10.0
 
 Key = tuple[str, str]
 
@@ -48,9 +65,14 @@ class ProgressHub:
     """Keeps the newest progress of each object and writes it at most every `interval` s."""
 
     def __init__(
-        self, write: Writer, interval: float, clock: Callable[[], float] = time.monotonic
+        self,
+        write: Writer,
+        interval: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_points: int = MAX_POINTS,
     ) -> None:
         self.write = write
+        self.max_points = max_points
         self.interval = interval
         self.clock = clock
         self.pending: dict[Key, Pending] = {}
@@ -74,10 +96,13 @@ class ProgressHub:
             pending.record = new.record
         pending.result = new.result or pending.result
         pending.points.extend(new.points)
+        # Bounded while writes fail or a pod floods: the newest points are kept.
+        del pending.points[: -self.max_points]
 
     async def _run(self, key: Key) -> None:
         """Write the object's pending progress until there is none, `interval` apart."""
         urgent = self.urgent[key]
+        failing = False
         try:
             while key in self.pending:
                 wait = self.last_write.get(key, -math.inf) + self.interval - self.clock()
@@ -89,8 +114,13 @@ class ProgressHub:
                 self.last_write[key] = self.clock()
                 try:
                     await self.write(key, pending)
+                    failing = False
                 except Exception:
-                    log.exception("writing the progress of %s/%s failed; retrying", *key)
+                    # The first failure with its traceback; the retries of an outage quietly.
+                    level = logging.DEBUG if failing else logging.ERROR
+                    log.log(level, "writing the progress of %s/%s failed; retrying", *key,
+                            exc_info=True)  # fmt: skip
+                    failing = True
                     self._merge(key, pending)
         finally:
             self.tasks.pop(key, None)
@@ -105,7 +135,10 @@ class ProgressHub:
 
 
 def progress_app(
-    hub: ProgressHub, secret: str, uid_of: Callable[[Key], str | None]
+    hub: ProgressHub,
+    secret: str,
+    uid_of: Callable[[Key], str | None],
+    body_timeout: float = BODY_TIMEOUT_SECONDS,
 ) -> web.Application:
     """The aiohttp application of the progress endpoint."""
 
@@ -113,25 +146,90 @@ def progress_app(
         key = (request.match_info["namespace"], request.match_info["name"])
         log.debug("progress POST for %s/%s (final=%s)", *key, request.query.get("final"))
         uid = uid_of(key)
-        if uid is None:
-            return web.json_response({"error": f"no RLExperiment {key[0]}/{key[1]}"}, status=404)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        expected = progress_token(secret, key[0], key[1], uid)
-        if scheme != "Bearer" or not hmac.compare_digest(token, expected):
+        expected = progress_token(secret, *key, uid) if uid is not None else ""
+        given = token.encode("utf-8", "surrogateescape")
+        if uid is None or scheme != "Bearer" or not hmac.compare_digest(given, expected.encode()):
             log.warning("rejected progress of %s/%s: invalid token", *key)
             return web.json_response({"error": "invalid token for this experiment"}, status=403)
         final = request.query.get("final") == "1"
         try:
-            data = await request.json()
+            data = await read_body(request, body_timeout)
             if final:
                 hub.submit(key, None, RunResult.model_validate(data))
             else:
                 hub.submit(key, ProgressRecord.model_validate(data), None)
+        except TimeoutError:
+            log.warning("rejected progress of %s/%s: body not read in time", *key)
+            return web.json_response({"error": "body not received in time"}, status=408)
         except (ValueError, ValidationError) as exc:
-            log.warning("rejected progress of %s/%s: %s", *key, exc)
-            return web.json_response({"error": f"body: {exc}"}, status=400)
+            log.warning("rejected progress of %s/%s: %.300s", *key, exc)
+            return web.json_response({"error": f"body: {exc}"[:2000]}, status=400)
         return web.json_response({"accepted": True}, status=202)
 
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/progress/{namespace}/{name}", receive)
     return app
+
+
+async def read_body(request: web.Request, timeout: float = BODY_TIMEOUT_SECONDS) -> Any:
+    """The JSON body within the limits of this module; ValueError says which one it broke."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise ValueError(f"larger than {MAX_BODY_BYTES} bytes")
+    try:
+        raw = await asyncio.wait_for(request.read(), timeout)
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise ValueError(f"larger than {MAX_BODY_BYTES} bytes") from exc
+    if json_depth(raw) > MAX_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_DEPTH}")
+    data = json.loads(raw, parse_constant=_no_constant)
+    check_sizes(data)
+    return data
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest (strings are skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                return deepest
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def check_sizes(value: Any, path: str = "") -> None:
+    """At most MAX_STRING characters per string or key, at most MAX_METRICS metrics, and
+    the fields that become objectives and counts (all but metrics) within ±MAX_NUMBER."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if abs(value) > MAX_NUMBER and not path.startswith("metrics."):
+            raise ValueError(f"{path}: {value:g} is out of range (at most ±{MAX_NUMBER:g})")
+    elif isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise ValueError(f"{path or 'body'}: {len(value)} characters; at most {MAX_STRING}")
+    elif isinstance(value, dict):
+        if path == "metrics" and len(value) > MAX_METRICS:
+            raise ValueError(f"metrics: {len(value)} keys; at most {MAX_METRICS}")
+        for key, item in value.items():
+            check_sizes(key, path)
+            check_sizes(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_sizes(item, f"{path}.{i}")

@@ -74,8 +74,26 @@ def trial_state(child: Mapping[str, Any], now: datetime) -> TrialState | None:
     annotations = meta.get("annotations") or {}
     try:
         index, seed_index = int(labels[LABEL_TRIAL]), int(labels.get(LABEL_SEED, "0"))
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, TypeError):
         return None
+    try:
+        return _trial_state(child, meta, labels, annotations, index, seed_index, now)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        # One garbled child (a hand-edited status or annotation) never stops its sweep:
+        # it counts as a failed trial of its configuration, the others go on.
+        return TrialState(name=str(meta.get("name")), index=index, seed_index=seed_index,
+                          parameters={}, phase=Phase.FAILED)  # fmt: skip
+
+
+def _trial_state(
+    child: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    labels: Mapping[str, Any],
+    annotations: Mapping[str, Any],
+    index: int,
+    seed_index: int,
+    now: datetime,
+) -> TrialState:
     status = child.get("status") or {}
     phase = Phase(status.get("phase", Phase.PENDING.value))
     attempts = int(status.get("attempts") or 1)

@@ -75,6 +75,10 @@ class ExperimentRun(DirectoryRun):
         with self.open() as (reopened, executor):
             fleet = Fleet(executor, "episode_return_mean", parallelism=1)
             trial = fleet.load(self.layout.root) if reopened.resumed else None
+            for run_dir, why in fleet.unreadable.items():
+                self.display.message(
+                    f"{run_dir}: unreadable trial record ({why}); a new one resumes its checkpoints"
+                )
             if trial is None or reopened.changed:
                 record = trial.record if trial else TrialRecord(name=self.name, seed=self.spec.seed)
                 record.backend = fleet.executor.backend.value

@@ -12,10 +12,10 @@ continues the same attempt from that checkpoint in the same run directory.
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,11 @@ from rlops.api.runinfo import (
     PAUSED_REASON,
     PROGRESS_FILE,
     SPEC_FILE,
+    ProgressReader,
     ProgressRecord,
+    RunFileError,
     RunResult,
+    newer,
     read_result,
 )
 from rlops.runner.executor import Executor, Handle, LaunchRequest, start_all
@@ -40,34 +43,29 @@ from rlops.runner.layout import (
 from rlops.runner.state import next_launch_kind, trial_state
 from rlops.sweep import TrialState
 
+log = logging.getLogger("rlops.runner")
+
 
 @dataclass
 class ProgressTail:
-    """Progress records of one run, read incrementally (a torn last line waits)."""
+    """Progress records of one run, read incrementally (ProgressReader: a torn last line
+    waits, a truncated or rotated file is read again); `last` is the latest progress."""
 
     path: Path
     records: list[ProgressRecord] = field(default_factory=list)
-    offset: int = 0
+    last: ProgressRecord | None = None
+    reader: ProgressReader | None = None
 
     def refresh(self) -> bool:
-        try:
-            with self.path.open("rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return False
-        complete = data[: data.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        for line in complete.splitlines():
-            try:
-                self.records.append(ProgressRecord.model_validate(json.loads(line)))
-            except ValueError:
-                continue
-        return bool(complete)
-
-    @property
-    def last(self) -> ProgressRecord | None:
-        return self.records[-1] if self.records else None
+        """Read new records; True when there were any (RunFileError: no regular file)."""
+        if self.reader is None:
+            self.reader = ProgressReader(self.path)
+        new = self.reader.read_new()
+        self.records += new
+        for record in new:
+            if newer(self.last, record):
+                self.last = record
+        return bool(new)
 
 
 @dataclass
@@ -82,6 +80,19 @@ class Trial:
     stop_sent: bool = False  # Its process was asked to end: a stop, pause or Ctrl-C.
     pause_at: int | None = None  # The running launch's pause point, if it has one.
     uses_ray: bool = True  # False for a command trainer: it needs no Ray cluster.
+    problem: str | None = None  # A run file it cannot read: the trial is Failed with it.
+
+    def observe(self) -> None:
+        """Read new progress and a new result.json; a file that cannot be read (a FIFO, a
+        directory) fails this trial alone, with the reason, and is not read again."""
+        if self.problem is not None:
+            return
+        try:
+            self.progress.refresh()
+            self.read_result()
+        except (RunFileError, OSError) as exc:
+            self.problem = f"{self.run_dir.name}: {exc}"
+            log.warning("trial %s failed: %s", self.record.name, self.problem)
 
     def read_result(self) -> None:
         path = self.run_dir / "result.json"
@@ -110,15 +121,24 @@ class Fleet:
         self.parallelism = parallelism
         self.pause_point = pause_point
         self.trials: dict[str, Trial] = {}
+        self.unreadable: dict[str, str] = {}  # run directory -> why its trial was left out
 
     # --- registering -----------------------------------------------------------------
 
     def load(self, run_dir: Path) -> Trial | None:
-        """Register a trial that exists on disk (from an earlier run)."""
-        record = read_record(run_dir)
-        if record is None:
+        """Register a trial that exists on disk (from an earlier run). One whose trial.json
+        or spec.yaml is torn, empty or unreadable is left out (in `unreadable`, with the
+        reason) and the run goes on; a new record in its directory resumes its checkpoints."""
+        try:
+            record = read_record(run_dir)
+            if record is None:
+                return None
+            spec = _read_spec(run_dir)
+        except (ValueError, TypeError, KeyError, OSError) as exc:
+            why = f"{type(exc).__name__}: {str(exc)[:300]}"
+            self.unreadable[str(run_dir)] = why
+            log.warning("left out %s: its trial files are unreadable (%s)", run_dir, why)
             return None
-        spec = _read_spec(run_dir)
         return self._register(run_dir, record, spec)
 
     def create(self, run_dir: Path, record: TrialRecord, manifest: dict[str, Any]) -> Trial:
@@ -133,8 +153,7 @@ class Fleet:
         self.executor.check(record.name, spec.resources)
         trial = Trial(run_dir, record, spec.resources, ProgressTail(run_dir / PROGRESS_FILE))
         trial.uses_ray = spec.command is None
-        trial.progress.refresh()
-        trial.read_result()
+        trial.observe()
         self.trials[record.name] = trial
         return trial
 
@@ -151,8 +170,7 @@ class Fleet:
             trial.handle, trial.stop_sent = None, False
             write_record(trial.run_dir, trial.record)
         for trial in self.trials.values():
-            trial.progress.refresh()
-            trial.read_result()
+            trial.observe()
         for name in ended:
             self._paused_itself(self.trials[name])
         return ended
@@ -168,7 +186,7 @@ class Fleet:
 
     def state(self, name: str) -> TrialState:
         t = self.trials[name]
-        return trial_state(
+        state = trial_state(
             t.record,
             t.result,
             t.progress.records,
@@ -176,6 +194,9 @@ class Fleet:
             metric=self.metric,
             stop_sent=t.stop_sent and not t.record.pause_requested,
         )
+        if t.problem is not None and t.handle is None and not state.phase.finished:
+            return replace(state, phase=Phase.FAILED)
+        return state
 
     def states(self) -> list[TrialState]:
         return [self.state(name) for name in self.trials]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -41,7 +42,7 @@ import yaml
 
 from rlops.api import Backend, Phase, ResourcesSpec, RLExperiment
 from rlops.api.experiment import BackendRef
-from rlops.api.runinfo import PAUSED_REASON, ExitCode, read_result
+from rlops.api.runinfo import PAUSED_REASON, ExitCode, RunFileError, read_result
 from rlops.backends.slurm import (
     ArrayTask,
     SlurmBackend,
@@ -53,6 +54,8 @@ from rlops.backends.slurm.script import slurm_placement
 from rlops.runner.executor import Handle, LaunchRequest
 
 JOB_RECORD = "slurm-job.json"  # the trial's latest job: {"jobId": "123_4", "attempt": 1}
+
+log = logging.getLogger("rlops.runner")
 
 
 def run_uid(run_dir: Path) -> str:
@@ -200,7 +203,13 @@ class SlurmExecutor:
         for handle, job in jobs:
             job_id = job.ref.job_id or ""
             observed = seen.get(job_id)
-            seen_phase = experiment_phase(job.experiment, job_id, observed, job.run_dir)
+            try:
+                seen_phase = experiment_phase(job.experiment, job_id, observed, job.run_dir)
+            except (RunFileError, OSError) as exc:  # this trial's files alone: it failed
+                log.warning("trial %s: %s", handle.name, exc)
+                ended[handle.name] = ExitCode.FAILED.value
+                del self._jobs[handle.name]
+                continue
             phase = seen_phase.phase
             if observed is None and job.stopped:
                 phase = Phase.STOPPED  # An array task cancelled while pending leaves no trace.

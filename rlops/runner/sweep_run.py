@@ -90,6 +90,8 @@ class SweepRun(DirectoryRun):
             )
             for name in self.layout.trial_names():
                 fleet.load(self.layout.trial(name))
+            for run_dir, why in fleet.unreadable.items():
+                self.display.message(f"left out {run_dir}: unreadable trial files ({why})")
             if reopened.resumed:
                 states = fleet.states()
                 done = sum(1 for s in states if s.phase.finished)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from rlops.api.experiment import RLExperimentSpec
-from rlops.api.runinfo import PAUSED_REASON, ProgressRecord
+from rlops.api.runinfo import MAX_REPORTED_METRICS, PAUSED_REASON, ProgressRecord
 from rlops.runtime.checkpoints import CheckpointInfo, CheckpointStore, finite, score_of
 from rlops.runtime.progress import ProgressLog, custom_metrics, flatten, progress_metrics
 from rlops.runtime.reporter import ProgressReporter
@@ -50,7 +50,9 @@ def publish(
     """An iteration's record into progress.jsonl and TensorBoard, to the endpoint and the log."""
     log.write(record, flat)
     if reporter is not None:
-        reporter.report(record.model_dump(mode="json", exclude_none=True))
+        posted = record.model_dump(mode="json", exclude_none=True)
+        posted["metrics"] = dict(list(record.metrics.items())[:MAX_REPORTED_METRICS])
+        reporter.report(posted)
     if echo is not None:
         ret = record.episode_return_mean
         shown = "n/a" if ret is None else f"{ret:.2f}"

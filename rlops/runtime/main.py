@@ -24,6 +24,7 @@ import yaml
 import rlops
 from rlops.api.experiment import ResourcesSpec
 from rlops.api.runinfo import (
+    MAX_REPORTED_STRING,
     RESULT_FILE,
     SPEC_FILE,
     ExitCode,
@@ -70,7 +71,8 @@ def run(args: argparse.Namespace, settings: RuntimeSettings | None = None) -> in
         result = result.model_copy(update={"runtime": runtime_info(None)})
     write_result(run_dir, result)
     if reporter is not None:
-        reporter.close(result.model_dump(mode="json"))
+        message = result.message[:MAX_REPORTED_STRING]  # result.json keeps all of it
+        reporter.close(result.model_copy(update={"message": message}).model_dump(mode="json"))
     print(f"rlops: {result.status} ({result.message}); exit {result.exit_code}", flush=True)
     return result.exit_code
 

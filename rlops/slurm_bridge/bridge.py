@@ -28,7 +28,6 @@ patches that delete with null what the new status no longer has (e.g. a RayJob's
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import Counter
@@ -49,11 +48,21 @@ from rlops.api.annotations import (
 )
 from rlops.api.experiment import Backend, BackendRef, Phase, RLExperiment, RLExperimentStatus
 from rlops.api.mergepatch import map_patch
-from rlops.api.runinfo import PROGRESS_FILE, RESULT_FILE, ProgressRecord, read_result
+from rlops.api.ratelimit import ErrorLog
+from rlops.api.runinfo import (
+    PROGRESS_FILE,
+    RESULT_FILE,
+    ProgressReader,
+    ProgressRecord,
+    RunFileError,
+    newer,
+    read_result,
+)
 from rlops.backends.slurm import (
     JobObservation,
     ScriptError,
     SlurmBackend,
+    SlurmRefused,
     SlurmUnavailable,
     SubmitError,
     default_run_dir,
@@ -61,6 +70,7 @@ from rlops.backends.slurm import (
     job_name,
 )
 from rlops.metrics import RlopsMetrics
+from rlops.slurm_bridge.lease import Lease
 from rlops.slurm_bridge.settings import BridgeSettings
 from rlops.slurm_bridge.status import (
     failed_status,
@@ -115,25 +125,18 @@ def utc_now() -> str:
 
 @dataclass
 class ProgressTail:
-    """Reads progress.jsonl from where it stopped last time; keeps the latest record."""
+    """Reads progress.jsonl from where it stopped last time (ProgressReader: truncation,
+    rotation, torn and over-long lines); keeps the latest record, never an older one."""
 
-    offset: int = 0
+    reader: ProgressReader | None = None
     latest: ProgressRecord | None = None
 
     def read(self, run_dir: Path) -> ProgressRecord | None:
-        path = run_dir / PROGRESS_FILE
-        if not path.exists():
-            return self.latest
-        with path.open("rb") as f:
-            f.seek(self.offset)
-            chunk = f.read()
-        end = chunk.rfind(b"\n") + 1  # a torn last line waits for the next poll
-        for line in chunk[:end].splitlines():
-            try:
-                self.latest = ProgressRecord.model_validate(json.loads(line))
-            except ValueError:
-                continue
-        self.offset += end
+        if self.reader is None:
+            self.reader = ProgressReader(run_dir / PROGRESS_FILE)
+        for record in self.reader.read_new():
+            if newer(self.latest, record):
+                self.latest = record
         return self.latest
 
 
@@ -171,6 +174,7 @@ class SlurmBridge:
         metrics: RlopsMetrics | None = None,
         clock: Callable[[], str] = utc_now,
         on_submitted: Callable[[RLExperiment, BackendRef], None] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -178,12 +182,15 @@ class SlurmBridge:
         self.metrics = metrics
         self.clock = clock
         self.on_submitted = on_submitted  # a test hook between sbatch and the status write
+        self.lease = lease  # with one, only its holder polls and stale claims are taken over
         self.claim = f"{settings.cluster}/{settings.bridge_id}"
         self._tails: dict[str, ProgressTail] = {}
         self._waited: set[str] = set()  # job ids whose queue wait has been observed
         self._job_states: dict[str, str] = {}  # experiment -> its job's last SLURM state
         self._stop = threading.Event()
         self._polled = threading.Event()
+        self.errors = ErrorLog(log)
+        self._misses: dict[str, int] = {}  # job id -> polls in a row SLURM did not report it
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -194,8 +201,8 @@ class SlurmBridge:
                 self.timed_poll()
             except SlurmUnavailable as exc:
                 log.warning("SLURM unavailable, retrying next poll: %s", exc)
-            except Exception:
-                log.exception("poll failed")
+            except Exception as exc:
+                self.errors.log("poll", f"poll failed: {exc!r}", exc=exc)
             self._stop.wait(self.settings.poll_interval_seconds)
 
     def stop(self) -> None:
@@ -214,6 +221,11 @@ class SlurmBridge:
 
     def poll(self) -> PollReport:
         report = PollReport()
+        if self.lease is not None and not self.lease.acquire():
+            self.errors.log("lease", "another bridge holds this cluster's lease; standing by",
+                            logging.INFO)  # fmt: skip
+            self._polled.set()
+            return report
         tracked: list[Tracked] = []
         listed: set[str] = set()
         for namespace in self.settings.namespaces:
@@ -226,21 +238,31 @@ class SlurmBridge:
                 except Conflict as exc:
                     log.info("skipped until next poll: %s", exc)
                     continue
+                except SlurmUnavailable:
+                    raise
+                except Exception as exc:
+                    self._isolate(body, exc, report)
+                    continue
                 if item is not None:
                     tracked.append(item)
         jobs = self.backend.observe(item.ref for item in tracked)
+        seen = {job_id for job_id in self._misses if job_id in jobs}
+        for job_id in seen:
+            del self._misses[job_id]
         for item in tracked:
             job = jobs.get(item.ref.job_id or "")
             if job is not None:
                 self._job_states[experiment_key(item.body["metadata"])] = job.state
-            if item.then == "replace":
-                self._replace(item, job, report)
-            elif item.then == "pause":
-                self._pause(item, job, report)
-            elif item.then == "resume":
-                self._resume(item, job, report)
-            else:
-                self._track(item.body, item.experiment, item.ref, job, report)
+            try:
+                if job is None and not self._confirmed_gone(item):
+                    continue
+                self._follow(item, job, report)
+            except Conflict as exc:
+                log.info("skipped until next poll: %s", exc)
+            except SlurmUnavailable:
+                raise
+            except Exception as exc:
+                self._isolate(item.body, exc, report)
         report.tracked = len(tracked)
         for gone in self._job_states.keys() - listed:
             del self._job_states[gone]
@@ -251,6 +273,53 @@ class SlurmBridge:
             self.metrics.mark_bridge_poll(self.settings.cluster)
         self._polled.set()
         return report
+
+    def _confirmed_gone(self, item: Tracked) -> bool:
+        """Whether a job SLURM did not report has ended: its result.json says so, or it was
+        missing `missing_polls` polls in a row (a garbled squeue answer, once, is no end)."""
+        job_id = item.ref.job_id or ""
+        run_dir = default_run_dir(item.experiment, self.backend.settings)
+        misses = self._misses.get(job_id, 0) + 1
+        if read_result(run_dir) is not None or misses >= self.settings.missing_polls:
+            self._misses.pop(job_id, None)
+            return True
+        self._misses[job_id] = misses
+        log.info("job %s not reported by SLURM (%d of %d polls)", job_id, misses,
+                 self.settings.missing_polls)  # fmt: skip
+        return False
+
+    def _follow(self, item: Tracked, job: JobObservation | None, report: PollReport) -> None:
+        if item.then == "replace":
+            self._replace(item, job, report)
+        elif item.then == "pause":
+            self._pause(item, job, report)
+        elif item.then == "resume":
+            self._resume(item, job, report)
+        else:
+            self._track(item.body, item.experiment, item.ref, job, report)
+
+    def _isolate(self, body: dict[str, Any], exc: Exception, report: PollReport) -> None:
+        """One experiment's failure is its own: a fault of its files or spec (a storage path
+        the bridge cannot create, result.json a directory, progress.jsonl a FIFO) makes it
+        Failed with the reason; anything else (an API error) is retried next poll. Either
+        way the poll goes on with the others."""
+        meta = body.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        if not isinstance(
+            exc, RunFileError | SlurmRefused | OSError | ValueError | TypeError | KeyError
+        ):
+            self.errors.log(key, f"{key}: skipped until next poll: {exc!r}")
+            return
+        message = f"{type(exc).__name__}: {exc}"[:1000]
+        self.errors.log(key, f"{key} failed: {message}", exc=exc)
+        try:
+            old = RLExperimentStatus.model_validate(body.get("status") or {})
+            if old.phase.finished or meta.get("deletionTimestamp"):
+                return
+            failed = failed_status(old, message, meta.get("generation"), self.clock())
+            self._write_status(body, failed, report)
+        except Exception as again:
+            self.errors.log(key, f"{key}: its Failed status was not written: {again!r}")
 
     def _observe_queue_waits(self, jobs: Iterable[JobObservation]) -> None:
         """Each job's wait in the queue, once, the first poll that sees it started."""
@@ -278,11 +347,17 @@ class SlurmBridge:
         namespace, name = meta["namespace"], meta["name"]
         annotations = meta.get("annotations") or {}
         claimed = annotations.get(CLAIMED_BY)
-        if claimed is not None and claimed != self.claim:
-            return None  # another bridge runs it
-        if meta.get("deletionTimestamp"):
+        if meta.get("deletionTimestamp"):  # whoever claimed it: its jobs are ours to cancel
             self._finalize(body, report)
             return None
+        if claimed is not None and claimed != self.claim:
+            if self.lease is None or not claimed.startswith(f"{self.settings.cluster}/"):
+                return None  # another bridge runs it
+            # This bridge holds the cluster's lease: the claim of another id is stale.
+            log.info("%s/%s: taking over the claim of %s", namespace, name, claimed)
+            takeover: dict[str, Any] = {"annotations": {CLAIMED_BY: self.claim}}
+            body = self.store.patch_metadata(namespace, name, takeover, meta["resourceVersion"])
+            meta, claimed = body["metadata"], self.claim
         try:
             experiment = RLExperiment.model_validate(body)
         except ValidationError as exc:
@@ -489,6 +564,7 @@ class SlurmBridge:
         remaining = [f for f in finalizers if f != FINALIZER]
         self.store.patch_metadata(meta["namespace"], meta["name"], {"finalizers": remaining},
                                   meta["resourceVersion"])  # fmt: skip
+        self.errors.forget(f"{meta['namespace']}/{meta['name']}")
         if self.metrics is not None:
             self.metrics.forget_experiment(meta["namespace"], meta["name"])
 

@@ -20,6 +20,14 @@ class BridgeSettings(BaseSettings):
     poll_interval_seconds: float = Field(
         default=10.0, description="One list and one batched SLURM query per interval."
     )
+    missing_polls: int = Field(
+        default=3,
+        ge=1,
+        description=(
+            "A job SLURM does not report (squeue, sacct) is declared gone only after this many "
+            "polls in a row, unless its result.json tells how it ended."
+        ),
+    )
     bridge_id: str = Field(
         default_factory=socket.gethostname,
         description="This bridge's id in the `rlops.dev/claimed-by` annotation.",

@@ -51,7 +51,7 @@ async def test_token_opens_one_experiment_only() -> None:
         missing = await client.post("/progress/ns/a", json=record(1))
         assert missing.status == 403
         unknown = await client.post("/progress/ns/c", json=record(1), headers=auth("ns", "c", "x"))
-        assert unknown.status == 404
+        assert unknown.status == 403  # no answer tells which experiments exist
         bad = await client.post(
             "/progress/ns/a", json={"iteration": "many"}, headers=auth("ns", "a", "uid-a")
         )

@@ -229,3 +229,26 @@ def test_report_refuses_non_finite_values(value: float) -> None:
 
     with pytest.raises(ValueError, match="non-finite values for loss"):
         rlops.report({"iteration": 1, "loss": value})
+
+
+def test_a_record_posts_at_most_the_endpoints_metrics_and_keeps_all_in_the_log(
+    tmp_path: Path,
+) -> None:
+    from rlops.api.runinfo import MAX_REPORTED_METRICS, ProgressRecord
+    from rlops.runtime.loop import publish
+    from rlops.runtime.progress import ProgressLog
+
+    posted: list[dict[str, object]] = []
+
+    class Reporter:
+        def report(self, record: dict[str, object]) -> None:
+            posted.append(record)
+
+    metrics = {f"m{i:03d}": float(i) for i in range(100)}
+    record = ProgressRecord(iteration=1, timesteps=1, time_seconds=0.0, timestamp=0.0,
+                            metrics=metrics)  # fmt: skip
+    log = ProgressLog(tmp_path)
+    publish(record, metrics, log, Reporter(), None)  # type: ignore[arg-type]
+    log.close()
+    assert list(posted[0]["metrics"]) == list(metrics)[:MAX_REPORTED_METRICS]  # type: ignore[call-overload]
+    assert read_progress(tmp_path)[0].metrics == metrics

@@ -38,8 +38,24 @@ GROUP, VERSION, PLURAL = "rlops.dev", "v1alpha1", "rlexperiments"
 TINY_PPO = {"train_batch_size_per_learner": 200, "minibatch_size": 100, "num_epochs": 1}
 
 
-class Crash(Exception):
-    """Stands for the bridge process being killed at that point."""
+def get_experiment(api: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    """The RLExperiment as stored, None when it is gone."""
+    import kubernetes.client
+
+    try:
+        body: dict[str, Any] = api.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name
+        )
+    except kubernetes.client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return body
+
+
+class Crash(BaseException):
+    """Stands for the bridge process being killed at that point (a BaseException: nothing
+    the bridge isolates per experiment, as a kill is not)."""
 
 
 class World:
@@ -69,17 +85,7 @@ class World:
         return created
 
     def get(self, name: str) -> dict[str, Any] | None:
-        import kubernetes.client
-
-        try:
-            body: dict[str, Any] = self.api.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name
-            )
-        except kubernetes.client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return body
+        return get_experiment(self.api, self.namespace, name)
 
     def status(self, name: str) -> dict[str, Any]:
         body = self.get(name)

@@ -14,6 +14,7 @@ from rlops.backends.slurm.client import (
     CommandObserver,
     JobObservation,
     SlurmClient,
+    SlurmRefused,
     SlurmUnavailable,
     SubmitError,
 )
@@ -31,7 +32,7 @@ from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_j
 __all__ = [
     "SCRIPT_FILE", "ArrayTask", "CliSlurmClient", "CommandObserver", "JobObservation",
     "JobPhase", "RestSlurmClient", "ScriptError", "SlurmBackend", "SlurmClient",
-    "SlurmSettings", "SlurmUnavailable", "SubmitError", "array_key", "array_name",
+    "SlurmRefused", "SlurmSettings", "SlurmUnavailable", "SubmitError", "array_key", "array_name",
     "default_run_dir", "experiment_phase", "job_name", "job_phase", "parse_squeue",
     "phase_for_missing_job", "render_array_script", "render_batch_script",
     "render_for_manifest",

@@ -26,6 +26,7 @@ from rlops.backends.slurm.script import (
     JOB_PREFIX,
     TEMPLATES,
     ScriptError,
+    bind_path,
     comment_text,
     directive,
     directives,
@@ -145,6 +146,9 @@ def render_array_script(tasks: Sequence[ArrayTask], settings: SlurmSettings) -> 
         directive("array", f"0-{len(tasks) - 1}"),
     ]
     launcher, image = _launcher(experiment, settings)
+    if launcher:
+        for task in tasks:
+            bind_path(task.run_dir)
     return TEMPLATES.get_template("array.sh.j2").render(
         count=len(tasks),
         directives=managed,

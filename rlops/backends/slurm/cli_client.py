@@ -20,6 +20,7 @@ may still have happened — the caller looks the job up by name before it submit
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ from pathlib import Path
 from rlops.backends.slurm.client import (
     CommandObserver,
     JobObservation,
+    SlurmRefused,
     SlurmUnavailable,
     SubmitError,
 )
@@ -58,7 +60,8 @@ TRANSIENT = (
 )
 NOT_FOUND = 127  # the return code given to a command that could not be started
 ACCOUNTING_DISABLED = "accounting storage is disabled"
-DONE = ("already completing or completed", "invalid job id")  # scancel of an ended job
+DONE = ("already completing or completed", "invalid job id")
+SQUEUE_RETRY_SECONDS = 300.0  # scancel of an ended job
 log = logging.getLogger("rlops.backends.slurm")
 
 
@@ -79,6 +82,7 @@ class CliSlurmClient:
         self.observer = observer
         self.env = env
         self.squeue_broken: str | None = None  # why squeue is not used (then: scontrol)
+        self.squeue_broken_at = 0.0  # when: squeue is tried again SQUEUE_RETRY_SECONDS later
         self.sacct_mode: str | None = None  # "accounting", "completion", "off"; None: unknown
         # Array task id (`123_4`) -> the task's own job id, as squeue/scontrol showed it: how
         # sacct finds a task (the job completion log knows no array ids).
@@ -144,8 +148,8 @@ class CliSlurmClient:
 
     def find_by_name(self, name: str) -> list[JobObservation]:
         found: list[JobObservation] | None = None
-        if self.squeue_broken is None:
-            argv = ["squeue", "-h", "-r", "--states=all", f"--name={name}", "-O", FORMAT]
+        if self._squeue_usable():
+            argv = ["squeue", "--me", "-h", "-r", "--states=all", f"--name={name}", "-O", FORMAT]
             proc = self._run(argv)
             if proc.returncode == 0:
                 found = parse_squeue(proc.stdout)
@@ -170,17 +174,18 @@ class CliSlurmClient:
             self.cancel(job_id)
 
     def _scancel(self, argv: list[str]) -> None:
-        proc = self._run(["scancel", *argv])
+        proc = self._run(["scancel", "--me", *argv])
         if proc.returncode != 0 and not any(text in proc.stderr.lower() for text in DONE):
-            raise SlurmUnavailable(f"scancel {' '.join(argv)} failed: {proc.stderr.strip()}")
+            raise SlurmRefused(f"scancel {' '.join(argv)} failed: {proc.stderr.strip()}")
 
     # --- observing ---------------------------------------------------------------------
 
     def _held(self, ids: list[str]) -> dict[str, JobObservation]:
         """The given jobs slurmctld still holds: one squeue, or one scontrol without it."""
         wanted = set(ids)
-        if self.squeue_broken is None:
-            argv = ["squeue", "-h", "-r", "--states=all", f"--jobs={','.join(ids)}", "-O", FORMAT]
+        if self._squeue_usable():
+            argv = ["squeue", "--me", "-h", "-r", "--states=all", f"--jobs={','.join(ids)}",
+                    "-O", FORMAT]  # fmt: skip
             proc = self._run(argv)
             if proc.returncode == 0:
                 return self._remember(j for j in parse_squeue(proc.stdout) if j.job_id in wanted)
@@ -197,15 +202,29 @@ class CliSlurmClient:
                 self.raw_ids[job.job_id] = job.raw_id
         return found
 
+    def _squeue_usable(self) -> bool:
+        """squeue unless it failed lately; a broken one is tried again after a while (one
+        munge error must not send every later poll to scontrol)."""
+        if self.squeue_broken is None:
+            return True
+        if time.monotonic() - self.squeue_broken_at >= SQUEUE_RETRY_SECONDS:
+            self.squeue_broken = None
+            return True
+        return False
+
     def _squeue_failed(self, proc: subprocess.CompletedProcess[str]) -> None:
         self.squeue_broken = proc.stderr.strip() or f"exit {proc.returncode}"
-        log.warning("squeue failed (%s); observing jobs with scontrol", self.squeue_broken)
+        self.squeue_broken_at = time.monotonic()
+        log.warning("squeue failed (%s); observing jobs with scontrol for %.0f s",
+                    self.squeue_broken, SQUEUE_RETRY_SECONDS)  # fmt: skip
 
     def _scontrol(self) -> list[JobObservation]:
+        """Every job slurmctld holds that is ours (scontrol shows every user's)."""
         proc = self._run(["scontrol", "-o", "show", "job"])
         if proc.returncode != 0:
             raise SlurmUnavailable(f"scontrol show job failed: {proc.stderr.strip()}")
-        return parse_scontrol(proc.stdout)
+        uid = os.getuid()
+        return [j for j in parse_scontrol(proc.stdout) if j.user_id == uid]
 
     def _accounted(self, ids: list[str]) -> dict[str, JobObservation]:
         """Jobs slurmctld forgot, from sacct; {} where this cluster keeps no record."""

@@ -24,6 +24,11 @@ class SubmitError(RuntimeError):
     """SLURM rejected a batch script; the message says why."""
 
 
+class SlurmRefused(RuntimeError):
+    """SLURM answered but refused a request about one job (not ours, say): that job's
+    problem, not an outage, so the caller does not retry the whole poll for it."""
+
+
 @dataclass(frozen=True)
 class JobObservation:
     """One SLURM job as the controller reports it.
@@ -45,6 +50,7 @@ class JobObservation:
     nodes: str = ""
     comment: str = ""
     raw_id: str = ""
+    user_id: int | None = None  # the owner's uid, where the command tells it (scontrol)
 
     @property
     def attempt(self) -> int:

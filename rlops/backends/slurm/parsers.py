@@ -138,13 +138,27 @@ def parse_sacct(output: str) -> list[JobObservation]:
     return jobs
 
 
+# The job name (free text) runs up to the user id that scontrol always prints after it.
+_JOB_NAME = re.compile(r"(?:^| )JobName=(.*?) UserId=")
+_UID = re.compile(r"\((\d+)\)")
+
+
 def scontrol_pairs(line: str) -> dict[str, str]:
-    """One line of `scontrol -o show job` as its `Key=Value` pairs."""
-    pairs = {}
+    """One line of `scontrol -o show job` as its `Key=Value` pairs.
+
+    Free text (a job name or comment) may hold ` Key=`: the first occurrence of a key
+    wins, since every field rlops reads is printed before the comment, and the job name
+    is read up to its `UserId=`, so neither can override a real field."""
+    line = line.strip()
+    pairs: dict[str, str] = {}
+    name = _JOB_NAME.search(line)
+    if name is not None:
+        pairs["JobName"] = name.group(1).strip()
+        line = line[: name.start()] + " " + line[name.end() - len("UserId=") :]
     for item in _PAIR.split(line.strip()):
         key, sep, value = item.partition("=")
         if sep:
-            pairs[key] = value.strip()
+            pairs.setdefault(key, value.strip())
     return pairs
 
 
@@ -170,6 +184,7 @@ def parse_scontrol(output: str) -> list[JobObservation]:
             end_time=_time(pairs.get("EndTime", "")),
             nodes=_text(pairs.get("NodeList", "")),
             comment=_text(pairs.get("Comment", "")),
+            user_id=int(uid.group(1)) if (uid := _UID.search(pairs.get("UserId", ""))) else None,
         )
         jobs.extend(as_tasks(job, pairs.get("ArrayJobId", ""), pairs.get("ArrayTaskId", "")))
     return jobs

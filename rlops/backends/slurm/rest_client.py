@@ -67,14 +67,14 @@ DIRECTIVES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "array": ("array", str),
 }
 IGNORED = {"open-mode"}  # the REST API always appends on requeue
-_LINE = re.compile(r"^#SBATCH\s+--([a-z][a-z0-9-]*)(?:=(\S+))?\s*$")
+_LINE = re.compile(r"#SBATCH\s+--([a-z][a-z0-9-]*)(?:=(\S+))?\s*")
 
 
 def job_description(script: str, environment: dict[str, str]) -> dict[str, Any]:
     """The `job` object of a submission, from the script's `#SBATCH` lines."""
     job: dict[str, Any] = {"environment": environment}
     for line in script.splitlines():
-        m = _LINE.match(line)
+        m = _LINE.fullmatch(line)
         if not m:
             continue
         flag, value = m.group(1), m.group(2) or ""

@@ -15,16 +15,17 @@ from pathlib import Path
 
 import jinja2
 
+from rlops.api.directives import ALLOWED, directive_error
 from rlops.api.experiment import ContainerRuntime, RLExperiment, SlurmPlacement
 from rlops.api.runinfo import SPEC_FILE
-from rlops.api.validation import DIRECTIVE, MANAGED_DIRECTIVES, SLURM_NAME, SLURM_TIME
+from rlops.api.validation import BIND_SEPARATORS, SLURM_NAME, SLURM_TIME
 from rlops.backends.slurm.settings import SlurmSettings
 
 JOB_PREFIX = "rlops"
 UID_COMMENT = "rlops-uid="
 # A directive value: no whitespace, quotes or shell metacharacters, ever.
-PLAIN = re.compile(r"^[A-Za-z0-9_.,:@/+%=\-\[\]&|*()]+$")
-PATH = re.compile(r"^/[A-Za-z0-9_.,:@/+%=\-]*$")
+PLAIN = re.compile(r"[A-Za-z0-9_.,:@/+%=\-\[\]&|*()]+")
+PATH = re.compile(r"/[A-Za-z0-9_.,:@/+%=\-]*")
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("rlops.backends.slurm", "templates"),
@@ -59,10 +60,12 @@ def slurm_placement(experiment: RLExperiment) -> SlurmPlacement:
 
 
 def directive(flag: str, value: object | None = None) -> str:
+    if flag not in ALLOWED:
+        raise ScriptError(f"--{flag} is not an sbatch option rlops writes")
     if value is None:
         return f"--{flag}"
     text = str(value)
-    if not PLAIN.match(text):
+    if not PLAIN.fullmatch(text):
         raise ScriptError(
             f"--{flag}: {text!r} is not allowed in a directive (letters, digits and "
             "_ . , : @ / + % = - only; no spaces, newlines, quotes or shell metacharacters)"
@@ -108,11 +111,11 @@ def directives(experiment: RLExperiment, run_dir: Path) -> list[str]:
     for flag, value in (("partition", slurm.partition), ("account", slurm.account),
                         ("qos", slurm.qos)):  # fmt: skip
         if value is not None:
-            if not SLURM_NAME.match(value):
+            if not SLURM_NAME.fullmatch(value):
                 raise ScriptError(f"placement.slurm.{flag}: {value!r}: letters, digits, _ . -")
             out.append(directive(flag, value))
     if slurm.time_limit is not None:
-        if not SLURM_TIME.match(slurm.time_limit):
+        if not SLURM_TIME.fullmatch(slurm.time_limit):
             raise ScriptError(f"placement.slurm.timeLimit: {slurm.time_limit!r} is not a time")
         out.append(directive("time", slurm.time_limit))
         out.append(directive("signal", f"B:USR1@{slurm.signal_seconds}"))
@@ -123,7 +126,7 @@ def directives(experiment: RLExperiment, run_dir: Path) -> list[str]:
 
 def safe_path(path: Path, what: str) -> str:
     text = str(path)
-    if not PATH.match(text):
+    if not PATH.fullmatch(text):
         raise ScriptError(
             f"{what}: {text!r} must be an absolute path of letters, digits and _ . , : @ / + % = -"
         )
@@ -133,21 +136,25 @@ def safe_path(path: Path, what: str) -> str:
 def extra_directives(slurm: SlurmPlacement) -> list[str]:
     out = []
     for i, directive in enumerate(slurm.extra_directives):
-        flag = directive[2:].split("=", 1)[0]
-        if not DIRECTIVE.match(directive) or flag in MANAGED_DIRECTIVES:
-            raise ScriptError(
-                f"placement.slurm.extraDirectives.{i}: {directive!r} is not an allowed "
-                "`--name[=value]` (managed by rlops: " + ", ".join(sorted(MANAGED_DIRECTIVES)) + ")"
-            )
+        if (problem := directive_error(directive)) is not None:
+            raise ScriptError(f"placement.slurm.extraDirectives.{i}: {problem}")
         out.append(directive)
     return out
+
+
+def bind_path(path: Path) -> str:
+    """A run directory as a container `--bind` source: no `,` (next mount) or `:` (target)."""
+    text = str(path)
+    if set(text) & BIND_SEPARATORS:
+        raise ScriptError(f"storage.path: {text!r} contains ',' or ':', which split a --bind")
+    return text
 
 
 def _launcher(experiment: RLExperiment, run_dir: Path, settings: SlurmSettings) -> list[str]:
     slurm = slurm_placement(experiment)
     image = experiment.spec.image or settings.default_image
     return [slurm.container_runtime.value, "exec", *slurm.container_options,
-            f"--bind={run_dir}", f"docker://{image}"]  # fmt: skip
+            f"--bind={bind_path(run_dir)}", f"docker://{image}"]  # fmt: skip
 
 
 def comment_text(text: str) -> str:

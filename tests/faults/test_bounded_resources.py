@@ -1,0 +1,88 @@
+"""Bounded resources: per-experiment metrics series of a finished experiment are dropped
+after the configured delay (they still count by phase, and do not come back on a later
+observation), while unfinished ones stay;
+an error of one object (bridge or operator) is logged once per interval, not on every
+retry."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from rlops.api import Phase
+from rlops.api.experiment import RLExperimentStatus
+from rlops.api.ratelimit import ErrorLog
+from rlops.metrics import RlopsMetrics
+from rlops.operator.controller import Controller
+from rlops.operator.kube import Kind
+from rlops.settings import Settings
+from tests.builders import experiment
+from tests.operator.test_controller_pause import FakeKube
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def series(metrics: RlopsMetrics, name: str) -> int:
+    text = metrics.exposition().decode()
+    return sum(f'experiment="{name}"' in line for line in text.splitlines())
+
+
+def test_series_of_finished_trials_are_dropped_after_the_delay() -> None:
+    clock = Clock()
+    metrics = RlopsMetrics(clock=clock, finished_series_seconds=600)
+    done = RLExperimentStatus(phase=Phase.SUCCEEDED)
+    running = RLExperimentStatus(phase=Phase.RUNNING)
+    for i in range(1000):
+        metrics.observe_experiment("ns", f"t{i}", done, "sweep")
+    metrics.observe_experiment("ns", "live", running, "sweep")
+    assert series(metrics, "t0") > 0
+    clock.now += 599
+    assert series(metrics, "t999") > 0
+    clock.now += 2
+    assert series(metrics, "t0") == series(metrics, "t999") == 0
+    assert series(metrics, "live") > 0
+    succeeded = 'rlops_experiments{backend="none",namespace="ns",phase="Succeeded"} 1000.0'
+    assert succeeded in metrics.exposition().decode()  # still counted by phase
+    metrics.observe_experiment("ns", "t0", done, "sweep")  # observed again: stays dropped
+    assert series(metrics, "t0") == 0
+
+
+def test_an_error_is_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    errors = ErrorLog(logging.getLogger("t"), interval=300, clock=clock)
+    for _ in range(100):  # a poll every 5 s for 500 s, failing every time
+        errors.log("ns/bad", "ns/bad failed: result.json is a directory")
+        clock.now += 5
+    logged = [r for r in caplog.records if "ns/bad failed" in r.getMessage()]
+    assert len(logged) == 2
+    assert "(59 more in the last 300 s)" in logged[1].getMessage()
+
+
+class BrokenKube(FakeKube):
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        raise RuntimeError("API server answered 500")
+
+
+async def test_a_permanently_failing_experiment_logs_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = experiment("bad", namespace="ns").kubernetes().obj()
+    body["metadata"].update(uid="u-1", generation=1, resourceVersion="7")
+    metrics = RlopsMetrics(CollectorRegistry())
+    controller = Controller(Settings(secret="s"), BrokenKube(), metrics)  # type: ignore[arg-type]
+    controller.indexes.bind(experiments={("ns", "bad"): [body]}, rayjobs={})
+    for _ in range(20):  # a retry every 5 s for 100 s
+        await controller.sync_experiment(("ns", "bad"))
+    for handle in controller.rechecks.values():
+        handle.cancel()
+    logged = [r for r in caplog.records if "reconciling experiment ns/bad failed" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None
