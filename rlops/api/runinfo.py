@@ -148,6 +148,17 @@ class ProgressReader:
     skipping: bool = False  # inside an over-long line, until its newline
 
     def read_new(self) -> list[ProgressRecord]:
+        records = []
+        for line in self.read_lines():
+            try:
+                records.append(ProgressRecord.model_validate(json.loads(line)))
+            except ValueError:
+                continue
+        return records
+
+    def read_lines(self) -> list[bytes]:
+        """The complete lines appended since the last read (a command trainer's own file
+        is read with the same rules before its lines become records)."""
         f = open_regular(self.path)
         if f is None:
             return []
@@ -168,15 +179,7 @@ class ProgressReader:
         if self.skipping:
             lines, self.skipping = lines[1:], False
         self.offset += end
-        records = []
-        for line in lines:
-            if len(line) > MAX_LINE_BYTES:
-                continue
-            try:
-                records.append(ProgressRecord.model_validate(json.loads(line)))
-            except ValueError:
-                continue
-        return records
+        return [line for line in lines if len(line) <= MAX_LINE_BYTES and line.strip()]
 
 
 def read_progress(run_dir: Path) -> list[ProgressRecord]:

@@ -19,14 +19,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rlops.api.command import expand
 from rlops.api.experiment import RLExperimentSpec
-from rlops.api.runinfo import CHECKPOINT_DIR, PAUSED_REASON, ExitCode, ProgressRecord, RunResult
+from rlops.api.runinfo import (
+    CHECKPOINT_DIR,
+    PAUSED_REASON,
+    ExitCode,
+    ProgressReader,
+    ProgressRecord,
+    RunResult,
+)
 from rlops.runtime.attempt import run_result, totals_at
 from rlops.runtime.checkpoints import METADATA_FILE, CheckpointInfo, CheckpointStore, score_of
 from rlops.runtime.loop import Outcome, better, publish
@@ -45,27 +52,6 @@ PRIVATE_VARS = ("RLOPS_PROGRESS_TOKEN", "RLOPS_PROGRESS_URL")
 POLL_SECONDS = 0.05
 # Keys of a progress line with a meaning of their own; every other finite scalar is a metric.
 FIXED_KEYS = ("iteration", "timesteps", "episode_return_mean", "checkpoint", "env_runners")
-
-
-class ProgramLines:
-    """Complete lines appended to the program's progress file since the last read."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-
-    def read(self) -> Iterator[str]:
-        try:
-            with self.path.open("rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        for line in data[:end].splitlines():
-            if line.strip():
-                yield line.decode(errors="replace")
 
 
 def program_checkpoint(info: CheckpointInfo) -> Path | None:
@@ -165,7 +151,7 @@ class CommandAttempt:
         self.totals = Totals()
         self.last_result: dict[str, Any] | None = None
         self.request: Outcome | None = None  # how the attempt ends once the program has
-        self.lines = ProgramLines(run_dir / PROGRAM_PROGRESS_FILE)
+        self.lines = ProgressReader(run_dir / PROGRAM_PROGRESS_FILE)
         self.started = time.monotonic()
         self.base_time = 0.0
         self.progress: ProgressLog
@@ -223,8 +209,8 @@ class CommandAttempt:
             return Outcome("requeue", None, f"{exc}; the program was killed, not checkpointed")
 
     def _consume(self) -> None:
-        for line in self.lines.read():
-            self._record(line)
+        for line in self.lines.read_lines():
+            self._record(line.decode(errors="replace"))
             if self.request is None:
                 self.request = self._request()
 
