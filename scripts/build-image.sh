@@ -113,6 +113,7 @@ inputs_hash=$(
   } | sha256sum | cut -d' ' -f1
 )
 built=$(podman image inspect --format '{{ index .Config.Labels "io.rlops.inputs-hash" }}' "$IMAGE" 2>/dev/null || true)
+previous=$(podman image inspect --format '{{ .Id }}' "$IMAGE" 2>/dev/null || true)
 if [ "$built" = "$inputs_hash" ]; then
   log "$IMAGE is up to date"
 else
@@ -125,5 +126,9 @@ else
     --label "io.rlops.inputs-hash=$inputs_hash" \
     "${mounts[@]}" --tag "$IMAGE" . >&2
   log "built $IMAGE in $(($(date +%s) - start)) s"
+  # The image this one replaces (gigabytes; its build cache stays): gone unless still in use.
+  if [ -n "$previous" ] && [ "$previous" != "$(podman image inspect --format '{{ .Id }}' "$IMAGE")" ]; then
+    podman rmi "$previous" >/dev/null 2>&1 || true
+  fi
 fi
 echo "$IMAGE"

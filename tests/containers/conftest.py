@@ -1,0 +1,32 @@
+"""Fixtures of the container tests: the image (built or found up to date by
+scripts/build-image.sh) and podman's settings. Skipped, with the reason, without podman."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.containers.podman import PODMAN, build_image, podman_env
+
+
+@pytest.fixture(scope="session")
+def podman_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    if PODMAN is None:
+        pytest.skip("podman is not installed (scripts/build-image.sh installs it)")
+    return podman_env(tmp_path_factory.mktemp("podman"))
+
+
+@pytest.fixture(scope="session")
+def image(podman_settings: dict[str, str]) -> Iterator[str]:
+    yield build_image()
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A run directory the image's user (10001) may write to."""
+    path = tmp_path / "run"
+    path.mkdir()
+    path.chmod(0o777)
+    return path
