@@ -1,10 +1,12 @@
 """`placement.slurm.containerRuntime: podman` on the real single-node SLURM cluster: `rlops run
---backend slurm` trains an RLExperiment whose batch script runs the runtime in the image
-(result.json names the image's interpreter), and a job signalled for its time limit
+--backend slurm` and the SLURM bridge (an RLExperiment in the Kubernetes test bed's API) train
+an RLExperiment whose batch script runs the runtime in the image (result.json names the
+image's interpreter), and a job signalled for its time limit
 checkpoints inside the container, exits 75 through podman, is requeued by SLURM and
 resumes from its checkpoint in the container.
 
 Real: slurmctld/slurmd/munged, sbatch, the batch script, podman and runc, the image, RLlib.
+The Kubernetes API of the bridge test is the test bed's emulator.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from typing import Any
 import pytest
 import yaml
 
+from rlops.api import RLExperiment
 from rlops.api.runinfo import read_result
-from rlops.backends.slurm import SCRIPT_FILE
+from rlops.backends.slurm import SCRIPT_FILE, CliSlurmClient, SlurmSettings, default_run_dir
 from rlops.runner.slurm_executor import JOB_RECORD
-from tests.builders import experiment
 from tests.containers.podman import IMAGE_PYTHON
+from tests.kube.fixtures import KubeTestBed
 from tests.slurm.slurm_cluster import SlurmCluster, missing_binaries, running_cluster, wait_for
+from tests.slurm.test_bridge import World, cartpole
 
 pytestmark = [pytest.mark.containers, pytest.mark.slurm, pytest.mark.training]
 
@@ -45,11 +49,10 @@ def cluster() -> Iterator[SlurmCluster]:
 
 def in_image(name: str, image: str, stop: dict[str, Any], **slurm: Any) -> dict[str, Any]:
     return (
-        experiment(name)
+        cartpole(name, containerRuntime="podman", **slurm)
         .set("spec.image", image)
         .set("spec.seed", 1)
         .set("spec.stop", stop)
-        .slurm(containerRuntime="podman", **slurm)
         .obj()
     )
 
@@ -104,8 +107,9 @@ def test_a_time_limit_requeue_resumes_from_its_checkpoint_in_the_container(
     # As tests/slurm/test_bridge.py's requeue test: one-minute jobs with USR1 5 s before the
     # limit; the first job gets that same signal from the test (`scancel --signal=USR1
     # --batch`, what SLURM sends) once it has trained an iteration, later ones SLURM's own.
+    # Four iterations: more than the first job trains after its signal.
     manifest = in_image(
-        "podman-requeue", image, {"wallTimeSeconds": 10}, timeLimit="1", signalSeconds=5,
+        "podman-requeue", image, {"iterations": 4}, timeLimit="1", signalSeconds=5,
         maxRequeues=6,
     )  # fmt: skip
     proc, run_dir = start_run(manifest, tmp_path, cluster, podman_settings)
@@ -133,3 +137,35 @@ def test_a_time_limit_requeue_resumes_from_its_checkpoint_in_the_container(
     result = read_result(run_dir)
     assert result is not None and result.status == "succeeded"
     assert result.runtime is not None and result.runtime.python == IMAGE_PYTHON
+
+
+def test_the_bridge_trains_an_experiment_in_the_image(
+    cluster: SlurmCluster,
+    image: str,
+    podman_settings: dict[str, str],
+    kube: KubeTestBed,
+    kube_namespace: str,
+    tmp_path: Path,
+) -> None:
+    settings = SlurmSettings(run_root=Path(os.path.realpath(tmp_path)) / "runs", retries=20)
+    client = CliSlurmClient(settings, env={**podman_settings, "SLURM_CONF": str(cluster.conf)})
+    world = World(kube, kube_namespace, client, settings)
+    try:
+        body = world.create(
+            cartpole("bridged", containerRuntime="podman")
+            .set("spec.image", image)
+            .set("spec.stop", {"iterations": 2})
+        )
+        world.poll_until(
+            world.bridge(),
+            lambda: world.status("bridged").get("phase") in ("Succeeded", "Failed", "Stopped"),
+            timeout=420,
+        )
+        status = world.status("bridged")
+    finally:
+        world.close()
+    run_dir = default_run_dir(RLExperiment.model_validate(body), settings)
+    assert status["phase"] == "Succeeded", (status, job_output(run_dir)[-3000:])
+    result = read_result(run_dir)
+    assert result is not None and result.runtime is not None
+    assert result.runtime.python == IMAGE_PYTHON
