@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.containers.podman import PODMAN, build_image, podman_env
+from tests.containers.podman import build_image, podman_settings_or_skip
 
 
 @pytest.fixture(scope="session")
 def podman_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    if PODMAN is None:
-        pytest.skip("podman is not installed (scripts/build-image.sh installs it)")
-    return podman_env(tmp_path_factory.mktemp("podman"))
+    return podman_settings_or_skip(tmp_path_factory.mktemp("podman"))
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 PODMAN = shutil.which("podman")
@@ -41,6 +43,13 @@ def containers_conf(directory: Path) -> Path:
 def podman_env(directory: Path) -> dict[str, str]:
     """This environment with CONTAINERS_CONF pointing at the tests' settings."""
     return {**os.environ, "CONTAINERS_CONF": str(containers_conf(directory))}
+
+
+def podman_settings_or_skip(directory: Path) -> dict[str, str]:
+    """podman_env, or a skip naming why when podman is not installed."""
+    if PODMAN is None:
+        pytest.skip("podman is not installed (scripts/build-image.sh installs it)")
+    return podman_env(directory)
 
 
 def build_image(timeout: float = 1800) -> str:
