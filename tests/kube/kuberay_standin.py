@@ -597,7 +597,7 @@ class KubeRayStandIn:
         context = PodContext(
             namespace, f"{status.get('rayClusterName', meta['name'])}-head",
             pods.volume_root, pods.claim_root,
-            await self._image_user(pods, pod["containers"][0]["image"]),
+            await self._image_user(pods, pod["containers"][0]["image"]), pods.claims,
         )  # fmt: skip
         return podman_run_args(pod, context, lambda ns, name: secrets.get(name))
 

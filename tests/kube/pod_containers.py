@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class PodContext:
     volume_root: Path  # emptyDir volumes: <volume_root>/<pod>/<volume>
     claim_root: Path  # persistentVolumeClaims: <claim_root>/<namespace>/<claim>
     image_user: str  # the image's USER ("" for root)
+    claims: Mapping[str, Path] = field(default_factory=dict)  # claims with a given directory
 
 
 def cpus(quantity: str) -> str:
@@ -132,7 +133,8 @@ def volume_args(spec: Obj, container: Obj, pod: PodContext) -> list[str]:
         if "emptyDir" in volume:
             host = pod.volume_root / pod.name / mount["name"]
         elif "persistentVolumeClaim" in volume:
-            host = pod.claim_root / pod.namespace / volume["persistentVolumeClaim"]["claimName"]
+            claim = volume["persistentVolumeClaim"]["claimName"]
+            host = pod.claims.get(claim) or pod.claim_root / pod.namespace / claim
         else:
             kinds = sorted(set(volume) - {"name"})
             raise PodRefused(f"volume {mount['name']}: {kinds} is not provided by the stand-in")
@@ -203,6 +205,9 @@ class PodmanPods:
 
     env: dict[str, str]
     root: Path
+    # Claims backed by a given host directory (e.g. the operator's storage path in the
+    # tests); the others get <root>/claims/<namespace>/<claim>.
+    claims: dict[str, Path] = field(default_factory=dict)
 
     @property
     def volume_root(self) -> Path:
@@ -214,4 +219,4 @@ class PodmanPods:
 
     def claim(self, namespace: str, name: str) -> Path:
         """The host directory of a PersistentVolumeClaim."""
-        return self.claim_root / namespace / name
+        return self.claims.get(name) or self.claim_root / namespace / name
