@@ -1,5 +1,6 @@
 """Fixtures of the container tests: the image (built or found up to date by
-scripts/build-image.sh) and podman's settings. Skipped, with the reason, without podman."""
+scripts/build-image.sh), podman's settings (skipped, with the reason, without podman), and
+`cluster`, the real SLURM cluster of tests/runner/test_slurm_run.py."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.containers.podman import build_image, podman_settings_or_skip
+from tests.runner.test_slurm_run import cluster  # noqa: F401 (a real SLURM cluster per module)
 
 
 @pytest.fixture(scope="session")

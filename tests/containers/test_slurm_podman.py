@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +27,12 @@ from rlops.backends.slurm import SCRIPT_FILE, CliSlurmClient, SlurmSettings, def
 from rlops.runner.slurm_executor import JOB_RECORD
 from tests.containers.podman import IMAGE_PYTHON
 from tests.kube.fixtures import KubeTestBed
-from tests.slurm.slurm_cluster import SlurmCluster, missing_binaries, running_cluster, wait_for
+from tests.slurm.slurm_cluster import SlurmCluster, wait_for
 from tests.slurm.test_bridge import World, cartpole
 
 pytestmark = [pytest.mark.containers, pytest.mark.slurm, pytest.mark.training]
 
 RLOPS = str(Path(sys.executable).with_name("rlops"))
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[SlurmCluster]:
-    missing = missing_binaries()
-    if missing:
-        pytest.skip(f"SLURM is not installed: {', '.join(missing)} (scripts/setup.sh)")
-    if os.geteuid() != 0:
-        pytest.skip("the test cluster's daemons run as root")
-    with running_cluster() as c:
-        yield c
 
 
 def in_image(name: str, image: str, stop: dict[str, Any], **slurm: Any) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from rlops.api.runinfo import read_result
 from tests.builders import experiment
 from tests.kube.fixtures import KubeTestBed
 from tests.kube.pod_containers import PodContext, PodmanPods, PodRefused, podman_run_args
+from tests.kube.test_kuberay_standin import rayjob as small_rayjob
 from tests.kube.waiting import wait_until
 
 CONTEXT = PodContext("team", "job-head", Path("/v"), Path("/c"), "10001:10001")
@@ -182,16 +183,9 @@ def head_pod(image: str, **security: Any) -> dict[str, Any]:
 
 
 def rayjob(name: str, entrypoint: str, head: dict[str, Any], env: dict[str, str]) -> Any:
-    return {
-        "apiVersion": "ray.io/v1",
-        "kind": "RayJob",
-        "metadata": {"name": name},
-        "spec": {
-            "entrypoint": entrypoint,
-            "runtimeEnvYAML": json.dumps({"env_vars": env}),
-            "rayClusterSpec": {"headGroupSpec": {"rayStartParams": {}, "template": {"spec": head}}},
-        },
-    }
+    body = small_rayjob(name, entrypoint, runtimeEnvYAML=json.dumps({"env_vars": env}))
+    body["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"] = head
+    return body
 
 
 @pytest.fixture
