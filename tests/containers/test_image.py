@@ -1,7 +1,8 @@
 """The image, run with podman: it trains an RLExperiment as its user (10001) with a read-only
-root filesystem and a mounted run directory, its root really is read-only, and the operator
-and the SLURM bridge entry points start in it (against the Kubernetes test bed's API, on
-the host's network) and serve their health endpoints.
+root filesystem and a mounted run directory, its root really is read-only, the operator and
+the SLURM bridge entry points start in it (against the Kubernetes test bed's API, on the
+host's network) and serve their health endpoints, and the SLURM batch script's podman
+launcher removes the container of a `podman run` it killed.
 
 Real: the image built from the Dockerfile by scripts/build-image.sh, podman and runc, RLlib
 training. The Kubernetes API is the test bed's emulator.
@@ -17,7 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rlops.api import RLExperiment
 from rlops.api.runinfo import RESULT_FILE, read_result
+from rlops.backends.slurm import SlurmSettings, render_batch_script
 from tests.builders import experiment
 from tests.containers.podman import IMAGE_PYTHON, IMAGE_UID
 from tests.kube.fixtures import KubeTestBed
@@ -131,3 +134,33 @@ def test_the_operator_and_the_bridge_start_in_the_image(
         return healthy(port, "/healthz")
 
     wait_for(f"{entry_point[0]} in the image to serve /healthz", serving, timeout=120)
+
+
+def test_a_killed_podman_run_of_a_batch_script_leaves_no_container(
+    image: str, podman_settings: dict[str, str], run_dir: Path
+) -> None:
+    """The batch script's podman launcher, run by bash with the image: when the script kills
+    `podman run` (its stop watchdog does), the container goes when the script ends."""
+    body = experiment("cleanup").set("spec.image", image).slurm(containerRuntime="podman").obj()
+    body["metadata"]["uid"] = "r15-cleanup"
+    settings = SlurmSettings(run_root=run_dir)
+    script = render_batch_script(RLExperiment.model_validate(body), run_dir, settings)
+    prelude = script[script.index("BINDS=(") : script.index("PYTHON=(")]
+    job = f"cleanup-{run_dir.parent.name}"
+    label = f"label=rlops.dev/slurm-job={job}"
+    body_of_script = (
+        '"${RUN[@]}" sleep 300 &\nPID=$!\n'
+        f'until podman ps -q --filter "{label}" | grep -q .; do sleep 0.2; done\n'
+        'echo started\nkill -KILL "$PID"\nwait "$PID"\nexit 0\n'
+    )
+    proc = subprocess.run(
+        ["bash", "-c", prelude + body_of_script],
+        env={**podman_settings, "SLURM_JOB_ID": job, "RUN_DIR": str(run_dir)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.stdout.strip() == "started", proc.stderr
+    left = subprocess.run(
+        ["podman", "ps", "-a", "-q", "--filter", label],
+        env=podman_settings, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert left.stdout.strip() == ""

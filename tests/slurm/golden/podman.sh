@@ -30,7 +30,12 @@ BINDS=(/shared/rlops-runs "$RUN_DIR")
 IFS=: read -ra CODE_PATHS <<< "${RLOPS_PYTHONPATH:-}"
 for path in "${CODE_PATHS[@]}"; do [ -d "$path" ] && BINDS+=("$path"); done
 RUN=(podman run --rm --init --network=host --ipc=host --workdir="$RUN_DIR"
-  --env='RLOPS_*' --env='RAY_*' --env='SLURM_*' --env=PYTHONUNBUFFERED)
+  --env='RLOPS_*' --env='RAY_*' --env='SLURM_*' --env=PYTHONUNBUFFERED
+  --label="rlops.dev/slurm-job=${SLURM_JOB_ID}")
+# Killing `podman run` (the stop's grace period ran out) leaves its container running:
+# whatever this job started goes when the script ends.
+trap 'podman ps -q --filter "label=rlops.dev/slurm-job=${SLURM_JOB_ID}" \
+  | xargs -r podman rm --force --time=5 >/dev/null 2>&1' EXIT
 if [ "$(id -u)" -eq 0 ]; then RUN+=(--user=0:0); else RUN+=(--userns=keep-id); fi
 for path in "${BINDS[@]}"; do RUN+=(--volume="$path:$path"); done
 RUN+=(--shm-size=2g localhost/rlops:0.1.0)
