@@ -78,11 +78,11 @@ fi
 base_image() {
   if [ -n "${RLOPS_BASE_IMAGE:-}" ]; then echo "$RLOPS_BASE_IMAGE"; return; fi
   local ref
-  for ref in docker.io/library/python:3.11-slim "$BASE_LOCAL"; do
+  for ref in python:3.11-slim "$BASE_LOCAL"; do
     if podman image exists "$ref"; then echo "$ref"; return; fi
   done
-  if timeout 60 podman pull -q docker.io/library/python:3.11-slim >/dev/null 2>&1; then
-    echo docker.io/library/python:3.11-slim; return
+  if timeout 60 podman pull -q python:3.11-slim >/dev/null 2>&1; then
+    echo python:3.11-slim; return
   fi
   make_local_base
   echo "$BASE_LOCAL"
