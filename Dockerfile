@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for everything rlops runs: the training runtime (Ray RLlib, PyTorch CPU), the
-# operator and the SLURM bridge. `docker build -t rlops:0.1.0 .`
+# operator and the SLURM bridge. `docker build -t rlops:0.1.0 .`, or scripts/build-image.sh
+# (podman; makes a Debian bookworm base locally when no registry answers).
 #
 # Apptainer-friendly: nothing depends on USER or ENTRYPOINT at run time. `apptainer exec
 # docker://rlops:0.1.0 rlops train ...` runs as the calling user: PATH reaches the venv,
@@ -19,7 +20,11 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/rlops
 ENV PATH=/opt/rlops/bin:$PATH
 # torch first, pinned, from the CPU index: any other spec pulls gigabytes of CUDA wheels.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+# An empty TORCH_INDEX_URL leaves the choice to the build's pip configuration (a local
+# wheel: scripts/build-image.sh passes the host's pip configuration in).
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN if [ -n "$TORCH_INDEX_URL" ]; then export PIP_INDEX_URL="$TORCH_INDEX_URL"; fi \
+    && pip install torch==2.13.0
 COPY requirements/lock.txt /src/requirements/lock.txt
 RUN pip install -r /src/requirements/lock.txt
 COPY pyproject.toml README.md /src/

@@ -28,6 +28,13 @@ class Settings(BaseSettings):
         default="/data/rlops",
         description="Run directories go to `<storagePath>/<namespace>/<name>` unless a spec says.",
     )
+    storage_claim: str | None = Field(
+        default=None,
+        description=(
+            "A PersistentVolumeClaim (ReadWriteMany) mounted at storagePath in every Ray pod, "
+            "so that run directories there reach the pods; none: the image provides the path."
+        ),
+    )
     submission_mode: Literal["K8sJobMode", "HTTPMode"] = Field(
         default="K8sJobMode", description="How KubeRay submits the training job to its cluster."
     )

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Set up this checkout: Debian packages (SLURM, munge, Prometheus), a virtualenv in .venv
+# Set up this checkout: Debian packages (SLURM, munge, Prometheus; podman, runc and
+# debootstrap for the image, scripts/build-image.sh), a virtualenv in .venv
 # with torch (CPU, pinned, installed before Ray) and every pinned dependency, and rlops.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(slurm-wlm slurmrestd munge prometheus)
+APT_PACKAGES=(slurm-wlm slurmrestd munge prometheus podman runc debootstrap)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -184,6 +184,7 @@ class KubernetesPlacement(Model):
 class ContainerRuntime(enum.StrEnum):
     APPTAINER = "apptainer"
     SINGULARITY = "singularity"
+    PODMAN = "podman"
     NONE = "none"
 
 
@@ -209,11 +210,17 @@ class SlurmPlacement(Model):
     )
     container_runtime: ContainerRuntime = Field(
         default=ContainerRuntime.NONE,
-        description="`apptainer` or `singularity` run the image; `none` runs the host Python.",
+        description=(
+            "`apptainer`, `singularity` or `podman` run the image (a local `.sif` path runs "
+            "that file with apptainer/singularity); `none` runs the host Python."
+        ),
     )
     container_options: list[str] = Field(
         default_factory=list,
-        description="Options for `apptainer exec`, e.g. `--nv` for GPUs or `--bind=/data`.",
+        description=(
+            "Options for `apptainer exec` or `podman run`, e.g. `--nv` for GPUs or "
+            "`--bind=/data` (apptainer), `--volume=/data:/data` (podman)."
+        ),
     )
     max_requeues: int = Field(
         default=0,

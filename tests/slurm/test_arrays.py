@@ -110,6 +110,14 @@ def test_apptainer_tasks_bind_their_own_run_directory(tmp_path: Path) -> None:
     subprocess.run(["bash", "-n", str(tmp_path / "a.sh")], check=True)
 
 
+def test_podman_tasks_bind_their_own_run_directory(tmp_path: Path) -> None:
+    script = render_array_script(tasks("a", "b", containerRuntime="podman"), SETTINGS)
+    assert 'BINDS=("$RUN_DIR")' in script
+    assert "RUN+=(ghcr.io/rlops/rlops:0.1.0)" in script
+    (tmp_path / "a.sh").write_text(script)
+    subprocess.run(["bash", "-n", str(tmp_path / "a.sh")], check=True)
+
+
 def test_only_equal_directives_share_an_array() -> None:
     a, b = tasks("a", "b", partition="debug")
     (c,) = tasks("c", partition="gpu")

@@ -1,4 +1,5 @@
-"""The batch script renderer: golden files (single-node, multi-node, apptainer + --nv), shell
+"""The batch script renderer: golden files (single-node, multi-node, apptainer + --nv, a local
+.sif file, podman with a storage path), shell
 syntax (`bash -n`), quoting of every value, and rejection of unsafe directives and paths.
 
 Regenerate the golden files on purpose with `RLOPS_REGEN_GOLDEN=1 pytest tests/slurm`.
@@ -61,6 +62,20 @@ CASES: dict[str, dict[str, Any]] = {
         timeLimit="02:00:00",
         maxRequeues=3,
         constraint="a100|h100",
+    )
+    .obj(),
+    "apptainer-sif": experiment("cartpole")
+    .set("spec.image", "/scratch/images/rlops-0.1.0.sif")
+    .slurm(containerRuntime="singularity", timeLimit="02:00:00")
+    .obj(),
+    "podman": experiment("cartpole")
+    .set("spec.image", "localhost/rlops:0.1.0")
+    .set("spec.storage", {"path": "/shared/rlops-runs"})
+    .slurm(
+        containerRuntime="podman",
+        containerOptions=["--shm-size=2g"],
+        timeLimit="02:00:00",
+        maxRequeues=1,
     )
     .obj(),
 }
@@ -219,3 +234,49 @@ def test_term_to_the_batch_shell_reaches_the_runtime_and_a_hung_one_is_killed(
     waited = time.monotonic() - signalled
     assert shell.returncode == code and f"rlops: runtime exited {code} " in out, out
     assert waited >= grace if ignores_term else waited < grace
+
+
+@pytest.mark.parametrize(
+    ("runtime", "image", "want"),
+    [
+        ("apptainer", "ghcr.io/acme/rl:1.2", "docker://ghcr.io/acme/rl:1.2"),
+        ("apptainer", "/scratch/rl.sif", "/scratch/rl.sif"),
+        ("singularity", "./rl.sif", "./rl.sif"),
+        ("apptainer", "oras://ghcr.io/acme/rl:1.2", "oras://ghcr.io/acme/rl:1.2"),
+        ("podman", "localhost/rlops:0.1.0", "localhost/rlops:0.1.0"),
+        ("podman", "docker://ghcr.io/acme/rl:1.2", "ghcr.io/acme/rl:1.2"),
+    ],
+)
+def test_each_runtime_gets_the_image_reference_it_takes(
+    runtime: str, image: str, want: str
+) -> None:
+    body = experiment("cartpole").set("spec.image", image).slurm(containerRuntime=runtime).obj()
+    script = render_batch_script(with_uid(body), RUN_DIR, SETTINGS)
+    run = [line for line in script.splitlines() if line.startswith(("RUN=(", "RUN+=("))][-1]
+    assert run.removesuffix(")").split("(", 1)[1].split()[-1] == want
+
+
+def test_podman_binds_run_dir_storage_and_existing_custom_code_paths(tmp_path: Path) -> None:
+    """The podman prelude, run by bash: the arguments it gives `podman run`."""
+    script = (GOLDEN / "podman.sh").read_text()
+    prelude = script[script.index("BINDS=(") : script.index("PYTHON=(")]
+    code = tmp_path / "envs"
+    code.mkdir()
+    out = subprocess.run(
+        ["bash", "-c", prelude + 'printf "%s\\n" "${RUN[@]}"'],
+        env={**os.environ, "RUN_DIR": "/shared/rlops-runs/team/cartpole",
+             "RLOPS_PYTHONPATH": f"{code}:{tmp_path / 'missing'}"},
+        text=True, capture_output=True, check=True,
+    )  # fmt: skip
+    args = out.stdout.splitlines()
+    assert args[:3] == ["podman", "run", "--rm"]
+    assert {"--network=host", "--init", "--env=RLOPS_*", "--env=SLURM_*"} <= set(args)
+    volumes = [a for a in args if a.startswith("--volume=")]
+    assert volumes == [
+        "--volume=/shared/rlops-runs:/shared/rlops-runs",
+        "--volume=/shared/rlops-runs/team/cartpole:/shared/rlops-runs/team/cartpole",
+        f"--volume={code}:{code}",
+    ]
+    user = "--user=0:0" if os.geteuid() == 0 else "--userns=keep-id"
+    assert user in args
+    assert args[-2:] == ["--shm-size=2g", "localhost/rlops:0.1.0"]

@@ -99,10 +99,20 @@ def container_resources(cpus: float, gpus: int, memory: str | None) -> dict[str,
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
+STORAGE_VOLUME = "rlops-storage"
+
+
 def pod_template(
-    container: dict[str, Any], placement: KubernetesPlacement, labels: dict[str, str]
+    container: dict[str, Any],
+    placement: KubernetesPlacement,
+    labels: dict[str, str],
+    settings: Settings,
 ) -> dict[str, Any]:
     pod: dict[str, Any] = {"containers": [container]}
+    if settings.storage_claim:  # run directories under storagePath, shared by every pod
+        claim = {"claimName": settings.storage_claim}
+        pod["volumes"] = [{"name": STORAGE_VOLUME, "persistentVolumeClaim": claim}]
+        container["volumeMounts"] = [{"name": STORAGE_VOLUME, "mountPath": settings.storage_path}]
     if placement.service_account:
         pod["serviceAccountName"] = placement.service_account
     if placement.node_selector:
@@ -139,7 +149,7 @@ def cluster_spec(
         "rayVersion": settings.ray_version,
         "headGroupSpec": {
             "rayStartParams": ray_start_params(cpus, gpus, head=True),
-            "template": pod_template(head, placement, labels),
+            "template": pod_template(head, placement, labels, settings),
         },
     }
     workers = max(experiment.spec.resources.nodes, 1) - 1
@@ -152,7 +162,7 @@ def cluster_spec(
                 "minReplicas": workers,
                 "maxReplicas": workers,
                 "rayStartParams": ray_start_params(cpus, gpus, head=False),
-                "template": pod_template(worker, placement, labels),
+                "template": pod_template(worker, placement, labels, settings),
             }
         ]
     return spec

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from rlops.api.experiment import ContainerRuntime, RLExperiment
 from rlops.api.runinfo import SPEC_FILE
+from rlops.backends.slurm import container
 from rlops.backends.slurm.script import (
     JOB_PREFIX,
     TEMPLATES,
@@ -67,9 +68,8 @@ def _launcher(experiment: RLExperiment, settings: SlurmSettings) -> tuple[str, s
     slurm = slurm_placement(experiment)
     if slurm.container_runtime == ContainerRuntime.NONE:
         return "", ""
-    image = experiment.spec.image or settings.default_image
     words = [slurm.container_runtime.value, "exec", *slurm.container_options]
-    return " ".join(shlex.quote(w) for w in words), shlex.quote(f"docker://{image}")
+    return container.quoted(words), shlex.quote(container.image(experiment, settings))
 
 
 def _python(experiment: RLExperiment, settings: SlurmSettings) -> str:
@@ -87,6 +87,7 @@ def array_key(task: ArrayTask, settings: SlurmSettings) -> tuple[object, ...]:
         tuple(shared_directives(experiment)),
         tuple(extra_directives(slurm)),
         _launcher(experiment, settings),
+        tuple(container.storage_binds(experiment)),
         _python(experiment, settings),
         int(slurm.max_requeues),
         experiment.spec.resources.nodes > 1,
@@ -159,9 +160,11 @@ def render_array_script(tasks: Sequence[ArrayTask], settings: SlurmSettings) -> 
         pause_ats=" ".join(str(max(0, int(t.pause_at or 0))) for t in tasks),
         spec_file=shlex.quote(SPEC_FILE),
         max_requeues=int(slurm.max_requeues),
-        container=bool(launcher),
+        container=slurm.container_runtime.value if launcher else "",
         launcher=launcher,
         image=image,
+        podman_args=container.podman_args(experiment, settings),
+        binds=container.quoted(container.storage_binds(experiment)),
         python=shlex.quote(_python(experiment, settings)),
         multi_node=experiment.spec.resources.nodes > 1,
         port_base=int(settings.ray_port_base),

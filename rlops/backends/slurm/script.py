@@ -19,6 +19,7 @@ from rlops.api.directives import ALLOWED, directive_error
 from rlops.api.experiment import ContainerRuntime, RLExperiment, SlurmPlacement
 from rlops.api.runinfo import SPEC_FILE
 from rlops.api.validation import BIND_SEPARATORS, SLURM_NAME, SLURM_TIME
+from rlops.backends.slurm import container
 from rlops.backends.slurm.settings import SlurmSettings
 
 JOB_PREFIX = "rlops"
@@ -152,9 +153,9 @@ def bind_path(path: Path) -> str:
 
 def _launcher(experiment: RLExperiment, run_dir: Path, settings: SlurmSettings) -> list[str]:
     slurm = slurm_placement(experiment)
-    image = experiment.spec.image or settings.default_image
+    image = container.image(experiment, settings)
     return [slurm.container_runtime.value, "exec", *slurm.container_options,
-            f"--bind={bind_path(run_dir)}", f"docker://{image}"]  # fmt: skip
+            f"--bind={bind_path(run_dir)}", image]  # fmt: skip
 
 
 def comment_text(text: str) -> str:
@@ -174,8 +175,9 @@ def render_batch_script(
     pauses itself after iteration `pause_at` if given; raises ScriptError naming the field
     when a value is unsafe."""
     slurm = slurm_placement(experiment)
-    container = slurm.container_runtime != ContainerRuntime.NONE
-    python = settings.image_python if container else (slurm.python or settings.python)
+    runtime = slurm.container_runtime
+    in_image = runtime != ContainerRuntime.NONE
+    python = settings.image_python if in_image else (slurm.python or settings.python)
     meta = experiment.metadata
     return TEMPLATES.get_template("batch.sh.j2").render(
         namespace=comment_text(meta.namespace or "default"),
@@ -188,8 +190,10 @@ def render_batch_script(
         max_requeues=int(slurm.max_requeues),
         first_attempt=max(1, int(attempt)),
         pause_at=max(0, int(pause_at or 0)),
-        container=container,
-        launcher=" ".join(shlex.quote(w) for w in _launcher(experiment, run_dir, settings)),
+        container=runtime.value if in_image else "",
+        launcher=container.quoted(_launcher(experiment, run_dir, settings)),
+        podman_args=container.podman_args(experiment, settings),
+        binds=container.quoted(container.storage_binds(experiment)),
         python=shlex.quote(python),
         multi_node=experiment.spec.resources.nodes > 1,
         port_base=int(settings.ray_port_base),
