@@ -20,7 +20,7 @@ from rich.console import Console
 
 from rlops.api import RLExperiment, Sweep
 from rlops.api.validation import validate_manifest
-from rlops.manifests import ManifestError, load_one
+from rlops.manifests import ManifestError, load_documents, load_one
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,15 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "<root>/<name>/; running the same file again resumes it.",
     )
     p.add_argument("file", type=Path, help="An RLExperiment or Sweep manifest.")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Override a value by dotted path (list indices allowed; values are YAML). "
-        "KEY=A,B sweeps a template value over A and B.",
-    )
+    add_set_argument(p)
     p.add_argument("--root", type=Path, help="Where run directories go (default: ./rlops-runs).")
     p.add_argument(
         "--backend", choices=["local", "slurm"], default="local", help="Where trials run."
@@ -82,6 +74,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="Plain log lines, no live table.")
     p.add_argument("--no-report", action="store_true", help="Skip the report/ plots.")
     p.set_defaults(handler=run)
+
+
+def add_set_argument(p: argparse.ArgumentParser) -> None:
+    """`--set KEY=VALUE` (repeatable), read by `rlops.runner.overrides` (run, validate, render)."""
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override a value by dotted path (list indices allowed; values are YAML). "
+        "KEY=A,B sweeps a template value over A and B.",
+    )
+
+
+def effective_documents(path: Path, overrides: list[str]) -> list[dict[str, Any]]:
+    """Every manifest in `path` with the overrides applied (raises OverrideError/ManifestError)."""
+    from rlops.runner.overrides import apply_overrides
+
+    return [apply_overrides(doc, overrides) for doc in load_documents(path)]
 
 
 def effective_manifest(path: Path, overrides: list[str]) -> dict[str, Any]:
