@@ -22,8 +22,10 @@ COMMANDS = [
     "slurm_bridge",
     "status",
     "logs",
+    "control",
     "report",
     "docs",
+    "completion",
 ]
 
 
@@ -45,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from rlops.cli.completion import autocomplete
+
     parser = build_parser()
+    autocomplete(parser)
     args = parser.parse_args(argv)
     code: int = args.handler(args)
     return code

@@ -365,6 +365,9 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def use_cluster(args: argparse.Namespace) -> bool:
+    """A cluster when asked (or always, as `kubectl rlops`); else local runs if any."""
+    if getattr(args, "cluster", False):
+        return True
     explicit = (
         args.kubeconfig or args.context or args.namespace or getattr(args, "all_namespaces", False)
     )

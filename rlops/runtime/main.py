@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import yaml
@@ -28,6 +28,7 @@ from rlops.api.runinfo import (
     read_progress,
     read_result,
 )
+from rlops.runtime.driverlog import attempt_log, tee_output
 from rlops.runtime.manifest import InvalidManifest, LoadedManifest, load_manifest
 from rlops.runtime.options import RuntimeSettings, build_parser
 from rlops.runtime.pythonpath import activate, import_paths, job_pythonpath, runtime_env
@@ -60,12 +61,14 @@ def run(args: argparse.Namespace, settings: RuntimeSettings | None = None) -> in
         reporter = ProgressReporter(
             settings.progress_url, settings.progress_token, settings.progress_interval_seconds
         )
-    result = train_attempt(manifest, run_dir, attempt, args.ray_address or settings.ray_address,
-                           settings, reporter)  # fmt: skip
-    write_result(run_dir, result)
-    if reporter is not None:
-        reporter.close(result.model_dump(mode="json"))
-    print(f"rlops: {result.status} ({result.message}); exit {result.exit_code}", flush=True)
+    teeing = tee_output(attempt_log(run_dir, attempt)) if settings.driver_log else nullcontext()
+    address = args.ray_address or settings.ray_address
+    with teeing:
+        result = train_attempt(manifest, run_dir, attempt, address, settings, reporter)
+        write_result(run_dir, result)
+        if reporter is not None:
+            reporter.close(result.model_dump(mode="json"))
+        print(f"rlops: {result.status} ({result.message}); exit {result.exit_code}", flush=True)
     return result.exit_code
 
 

@@ -42,6 +42,13 @@ class RuntimeSettings(BaseSettings):
             "are done (a sweep under ASHA's promotion variant sets it to the trial's rung)."
         ),
     )
+    driver_log: bool = Field(
+        default=False,
+        description=(
+            "Also write standard output and error to `<run dir>/attempts/<n>.log` (the KubeRay "
+            "backend sets it, so the log outlives the driver pod)."
+        ),
+    )
     pythonpath: str = Field(
         default="",
         description=(
