@@ -8,6 +8,7 @@ per-object loggers, the object (`object`: apiVersion, kind, name, namespace, uid
 from __future__ import annotations
 
 import argparse
+import logging
 
 LOG_FORMATS = ("text", "json")
 
@@ -27,6 +28,9 @@ def configure_logging(log_format: str, verbose: bool = False, text_format: str =
 
     if log_format == "json":
         kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON, log_refkey="object")
+        for handler in logging.getLogger().handlers:  # kopf's own handler and formatter,
+            formatter = type(handler.formatter)  # with the logger's name added
+            handler.setFormatter(formatter("%(name)s %(message)s", refkey="object"))  # type: ignore[call-arg,misc]
     elif text_format:
         kopf.configure(verbose=verbose, log_format=text_format)  # type: ignore[arg-type]
     else:

@@ -104,12 +104,7 @@ def effective_manifest(path: Path, overrides: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlops.runner.display import LiveDisplay, PlainDisplay
     from rlops.runner.overrides import OverrideError
-    from rlops.runner.packing import PackingError
-    from rlops.runner.rayhead import HeadError
-    from rlops.runner.rundir import RunDirConflict
-    from rlops.runner.session import LockBusy, RunnerSettings
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -124,14 +119,32 @@ def run(args: argparse.Namespace) -> int:
         for e in errors:
             err.print(f"    {e.path}: {e.message}", markup=False)
         return 2
-    settings = RunnerSettings()
     try:
-        factory = executor_factory(args, settings)
-        display = PlainDisplay(settings.quiet_interval_seconds) if args.quiet else LiveDisplay()
-        return _run(args, manifest, settings, factory, display)
-    except (RunDirConflict, LockBusy, PackingError, HeadError, ValueError) as exc:
+        return execute(args, manifest)
+    except run_errors() as exc:  # Evaluated only when something is raised.
         err.print(f"[red]✗[/red] {exc}", markup=True)
         return 2
+
+
+def run_errors() -> tuple[type[Exception], ...]:
+    """What a run refuses with a message: a busy or changed run directory, no room, no Ray."""
+    from rlops.runner.packing import PackingError
+    from rlops.runner.rayhead import HeadError
+    from rlops.runner.rundir import RunDirConflict
+    from rlops.runner.session import LockBusy
+
+    return (RunDirConflict, LockBusy, PackingError, HeadError, ValueError)
+
+
+def execute(args: argparse.Namespace, manifest: dict[str, Any]) -> int:
+    """Run a valid manifest with the options of `rlops run` (also `rlops.run()`)."""
+    from rlops.runner.display import LiveDisplay, PlainDisplay
+    from rlops.runner.session import RunnerSettings
+
+    settings = RunnerSettings()
+    factory = executor_factory(args, settings)
+    display = PlainDisplay(settings.quiet_interval_seconds) if args.quiet else LiveDisplay()
+    return _run(args, manifest, settings, factory, display)
 
 
 def _run(

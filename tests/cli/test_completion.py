@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli.shims import write_shims
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,14 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def bin_dir(tmp_path: Path) -> Path:
     """`rlops` and `kubectl-rlops` on PATH, as the package's entry points install them."""
-    for name, target in [("rlops", "rlops.cli"), ("kubectl-rlops", "rlops.cli.kubectl")]:
-        script = tmp_path / name
-        script.write_text(
-            f'#!/bin/sh\nexec {sys.executable} -c "import sys, {target} as m; '
-            f'sys.exit(m.main())" "$@"\n'
-        )
-        script.chmod(0o755)
-    return tmp_path
+    return write_shims(tmp_path)
 
 
 def shell(name: str, script: str, bin_dir: Path) -> list[str]:
