@@ -45,4 +45,15 @@ if [ ! -f "$helm_stamp" ] || [ "$(cat "$helm_stamp")" != "$helm_want" ]; then
   .venv-helm/bin/pip install -q -r requirements/helm.txt
   echo "$helm_want" > "$helm_stamp"
 fi
+# The MLflow server of the tracking tests: its pins (pyarrow < 26) clash with Ray's.
+if [ ! -x .venv-mlflow/bin/python ]; then
+  "$PY" -m venv .venv-mlflow
+fi
+mlflow_stamp=.venv-mlflow/.rlops-setup
+mlflow_want=$(sha256sum requirements/mlflow-server.txt | cut -d' ' -f1)
+if [ ! -f "$mlflow_stamp" ] || [ "$(cat "$mlflow_stamp")" != "$mlflow_want" ]; then
+  echo "setup: installing the MLflow server into .venv-mlflow"
+  .venv-mlflow/bin/pip install -q -r requirements/mlflow-server.txt
+  echo "$mlflow_want" > "$mlflow_stamp"
+fi
 echo "setup: ready (.venv/bin/rlops)"
