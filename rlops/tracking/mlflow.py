@@ -63,6 +63,7 @@ class MlflowTracker:
         self._runs: dict[str, str] = {}  # rlops.key -> run id
         self._last_step: dict[str, int] = {}  # rlops.key -> last timesteps logged
         self._phase: dict[str, str] = {}  # rlops.key -> phase last written
+        self._final: dict[str, int] = {}  # rlops.key -> attempt whose final result is logged
 
     # --- runs ------------------------------------------------------------------------------
 
@@ -160,21 +161,22 @@ class MlflowTracker:
         for start in range(0, len(metrics), BATCH):
             self.client.log_batch(run_id, metrics=metrics[start : start + BATCH])
         self._last_step[trial.key] = last
-        if self._phase.get(trial.key) != trial.phase:
-            tags_now = [RunTag(PHASE_TAG, trial.phase)]
+        result = trial.result
+        if trial.finished and result is not None and self._final.get(trial.key) != result.attempt:
+            now = int(time.time() * 1000)
             final: list[Any] = []
-            result = trial.result
-            if trial.finished and result is not None:
-                now = int(time.time() * 1000)
-                if result.best_episode_return_mean is not None:
-                    value = result.best_episode_return_mean
-                    final.append(Metric("best_episode_return_mean", value, now, result.timesteps))
-                for name in ("best_checkpoint", "last_checkpoint"):
-                    path = checkpoint_path(getattr(result, name), trial.run_dir)
-                    if path:
-                        tags_now.append(RunTag(name, path))
-                tags_now.append(RunTag("rlops.result", result.message or result.status))
-            self.client.log_batch(run_id, metrics=final, tags=tags_now)
+            if result.best_episode_return_mean is not None:
+                value = result.best_episode_return_mean
+                final.append(Metric("best_episode_return_mean", value, now, result.timesteps))
+            tags_final = [RunTag("rlops.result", result.message or result.status)]
+            for name in ("best_checkpoint", "last_checkpoint"):
+                path = checkpoint_path(getattr(result, name), trial.run_dir)
+                if path:
+                    tags_final.append(RunTag(name, path))
+            self.client.log_batch(run_id, metrics=final, tags=tags_final)
+            self._final[trial.key] = result.attempt
+        if self._phase.get(trial.key) != trial.phase:
+            self.client.log_batch(run_id, tags=[RunTag(PHASE_TAG, trial.phase)])
             self._set_status(run_id, trial.phase)
             self._phase[trial.key] = trial.phase
         return run_id
