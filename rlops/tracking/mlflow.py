@@ -16,6 +16,7 @@ as in MLflow. The client (`mlflow-skinny`) is imported when a tracker is made.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any
 
@@ -60,6 +61,7 @@ class MlflowTracker:
         self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment_name = config.experiment_name or default_experiment
         self._experiment_id: str | None = None
+        self._lock = threading.RLock()
         self._runs: dict[str, str] = {}  # rlops.key -> run id
         self._last_step: dict[str, int] = {}  # rlops.key -> last timesteps logged
         self._phase: dict[str, str] = {}  # rlops.key -> phase last written
@@ -68,6 +70,10 @@ class MlflowTracker:
     # --- runs ------------------------------------------------------------------------------
 
     def experiment_id(self) -> str:
+        with self._lock:
+            return self._experiment()
+
+    def _experiment(self) -> str:
         if self._experiment_id is None:
             from mlflow.exceptions import MlflowException
 
@@ -85,8 +91,12 @@ class MlflowTracker:
 
     def run_id(self, key: str, name: str, tags: dict[str, str], parent: str | None = None) -> str:
         """The run tagged `rlops.key=key`, created (under `parent`) if there is none."""
-        if key in self._runs:
+        with self._lock:  # Find-or-create is one step for the driver's threads.
+            if key not in self._runs:
+                self._runs[key] = self._find_or_create(key, name, tags, parent)
             return self._runs[key]
+
+    def _find_or_create(self, key: str, name: str, tags: dict[str, str], parent: str | None) -> str:
         quoted = key.replace("'", "\\'")
         found = self.client.search_runs(
             [self.experiment_id()], filter_string=f"tags.`{KEY_TAG}` = '{quoted}'", max_results=1
@@ -102,7 +112,6 @@ class MlflowTracker:
             run = self.client.create_run(self.experiment_id(), tags=tags, run_name=name)
             run_id = run.info.run_id
             self._last_step[key] = -1
-        self._runs[key] = run_id
         return run_id
 
     # --- a sweep -------------------------------------------------------------------------
