@@ -44,9 +44,9 @@ from rlops.operator.sweeps import (
     encode_history,
     reconcile_sweep,
 )
-from rlops.operator.tracking import OperatorTracking, result_phase, trial_snapshot
 from rlops.settings import Settings
 from rlops.sweep import LABEL_SWEEP
+from rlops.tracking.drivers import KubeTracking, result_phase, trial_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class Controller:
         self.rechecks: dict[Key, asyncio.TimerHandle] = {}
         self.create_limit = asyncio.Semaphore(16)
         self.sent: dict[tuple[str, str, str], Sent] = {}
-        self.tracking = OperatorTracking()
+        self.tracking = KubeTracking()
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)

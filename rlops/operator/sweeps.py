@@ -138,6 +138,10 @@ def child_manifest(trial: TrialPlan, sweep: Sweep) -> dict[str, Any]:
     metric = sweep.spec.objective.metric
     if metric != DEFAULT_METRIC:
         annotations[ANNOTATION_OBJECTIVE] = metric
+    spec = trial.spec
+    if spec.tracking is None and sweep.spec.tracking is not None:
+        # The sweep's tracking applies to its trials, whichever driver runs them.
+        spec = spec.model_copy(update={"tracking": sweep.spec.tracking})
     return {
         "apiVersion": sweep.api_version,
         "kind": "RLExperiment",
@@ -148,7 +152,7 @@ def child_manifest(trial: TrialPlan, sweep: Sweep) -> dict[str, Any]:
             "annotations": annotations,
             "ownerReferences": [owner_reference(sweep)],
         },
-        "spec": trial.spec.dump(),
+        "spec": spec.dump(),
     }
 
 

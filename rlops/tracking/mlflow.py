@@ -116,6 +116,11 @@ class MlflowTracker:
 
     # --- a sweep -------------------------------------------------------------------------
 
+    def parent(self, namespace: str, sweep: str) -> str:
+        """The sweep's parent run, found or created, left as it is (for a driver that sees
+        the trials but not the Sweep, such as the SLURM bridge)."""
+        return self.run_id(f"{namespace}/{sweep}", sweep, {"sweep": sweep})
+
     def sweep(self, sweep: SweepSnapshot) -> str:
         """The sweep's parent run, brought up to date; its id."""
         run_id = self.run_id(sweep.key, sweep.name, {"sweep": sweep.name})

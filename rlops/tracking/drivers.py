@@ -1,9 +1,10 @@
-"""`spec.tracking` in the operator: progress pushed by the runtimes, to the trackers.
+"""`spec.tracking` for the cluster drivers: the operator and the SLURM bridge.
 
-The operator is the driver on Kubernetes: every progress record a runtime POSTs, and
-its final result, pass through `Controller.write_progress`; phases through the
-reconcilers. Trackers are called in a worker thread, and their failures are logged,
-never raised: a tracking server's trouble must not hold up a status write.
+The operator is the driver on Kubernetes: every progress record a runtime POSTs, and its
+final result, pass through `Controller.write_progress`; phases through the reconcilers.
+The SLURM bridge reads each job's progress.jsonl and result.json at every poll. Both
+describe a trial from its RLExperiment (labels, parameters annotation) and call
+`KubeTracking`, which keeps one tracker per (URI, experiment name).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def result_phase(result: RunResult | None, phase: str) -> str:
     )
 
 
-class OperatorTracking:
+class KubeTracking:
     """MLflow trackers by (URI, experiment name), made on first use."""
 
     def __init__(self) -> None:
@@ -116,6 +117,8 @@ class OperatorTracking:
             parent = None
             if sweep is not None:
                 parent = tracker.sweep(sweep_snapshot(Sweep.model_validate(sweep)))
+            elif snapshot.sweep:
+                parent = tracker.parent(snapshot.namespace, snapshot.sweep)
             tracker.trial(snapshot, parent)
         except Exception:
             log.exception("tracking %s/%s failed; it is retried", snapshot.namespace, snapshot.name)
