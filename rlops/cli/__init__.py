@@ -46,14 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Answer shell completion, else parse `argv` and run the chosen subcommand."""
     from rlops.cli.completion import autocomplete
 
-    parser = build_parser()
     autocomplete(parser)
     args = parser.parse_args(argv)
     code: int = args.handler(args)
     return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_parser(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -39,13 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from rlops.cli.completion import autocomplete
+    from rlops.cli import run_parser
 
-    parser = build_parser()
-    autocomplete(parser)
-    args = parser.parse_args(argv)
-    code: int = args.handler(args)
-    return code
+    return run_parser(build_parser(), argv)
 
 
 if __name__ == "__main__":
