@@ -38,7 +38,7 @@ from rlops.api.sweep import (
     TrialCounts,
     TrialSummary,
 )
-from rlops.api.tracking import MlflowTracking, TrackingSpec
+from rlops.api.tracking import MlflowTracking, TrackingSpec, WandbTracking
 from rlops.api.validation import FieldError, validate_manifest
 
 __all__ = [
@@ -83,5 +83,6 @@ __all__ = [
     "TrackingSpec",
     "TrialCounts",
     "TrialSummary",
+    "WandbTracking",
     "validate_manifest",
 ]  # fmt: skip

@@ -71,7 +71,9 @@ class ExperimentRun(DirectoryRun):
         self.spec = experiment.spec
         self.layout = ExperimentLayout(options.root / self.name)
         super().__init__(self.layout, manifest, options, settings, display, executor_factory)
-        self.tracking = RunTracking(experiment.spec.tracking, self.name, display.message)
+        self.tracking = RunTracking(
+            experiment.spec.tracking, self.name, self.layout.root, display.message
+        )
 
     def run(self) -> int:
         with self.open() as (reopened, executor):
@@ -161,6 +163,7 @@ class ExperimentRun(DirectoryRun):
 
     def _finish(self, fleet: Fleet, trial: Trial, interrupted: bool) -> int:
         self.tracking.experiment(fleet, final=True)
+        self.tracking.close()
         state = fleet.state(self.name)
         self.display.update(self._view(trial, state.phase, state.attempts))
         self.display.close()

@@ -78,7 +78,7 @@ class SweepRun(DirectoryRun):
         super().__init__(self.layout, manifest, options, settings, display, executor_factory)
         self.warned_moves = False
         tracking = sweep.spec.tracking or sweep.spec.template.tracking
-        self.tracking = RunTracking(tracking, self.name, display.message)
+        self.tracking = RunTracking(tracking, self.name, self.layout.root, display.message)
 
     def run(self) -> int:
         with self.open() as (reopened, executor):
@@ -170,6 +170,7 @@ class SweepRun(DirectoryRun):
 
     def _finish(self, fleet: Fleet, status: SweepStatus, interrupted: bool) -> int:
         self.tracking.sweep(fleet, status, final=True)
+        self.tracking.close()
         self.display.update(
             View(title=f"sweep {self.name}", rows=rows(fleet), status=status.message or "")
         )

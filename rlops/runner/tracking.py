@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rlops.api import SweepStatus, TrackingSpec
@@ -40,23 +41,32 @@ def trial_snapshot(fleet: Fleet, name: str, sweep: str | None) -> TrialSnapshot:
 class RunTracking:
     """The trackers of one run (none when the manifest asks for none)."""
 
-    def __init__(self, spec: TrackingSpec | None, name: str, warn: Callable[[str], None]) -> None:
-        self.spec, self.name, self.warn = spec, name, warn
-        self._mlflow: Any = None
+    def __init__(
+        self, spec: TrackingSpec | None, name: str, directory: Path, warn: Callable[[str], None]
+    ) -> None:
+        self.spec, self.name, self.directory, self.warn = spec, name, directory, warn
+        self._trackers: list[Any] | None = None
         self._failing = False
         self._retry_at = 0.0
 
     @property
     def enabled(self) -> bool:
-        return self.spec is not None and self.spec.mlflow is not None
+        return self.spec is not None and (self.spec.mlflow or self.spec.wandb) is not None
 
-    def _tracker(self) -> Any:
-        if self._mlflow is None:
-            from rlops.tracking.mlflow import MlflowTracker
+    def trackers(self) -> list[Any]:
+        if self._trackers is None:
+            assert self.spec is not None
+            trackers: list[Any] = []
+            if self.spec.mlflow is not None:
+                from rlops.tracking.mlflow import MlflowTracker
 
-            assert self.spec is not None and self.spec.mlflow is not None
-            self._mlflow = MlflowTracker(self.spec.mlflow, self.name)
-        return self._mlflow
+                trackers.append(MlflowTracker(self.spec.mlflow, self.name))
+            if self.spec.wandb is not None:
+                from rlops.tracking.wandb import WandbTracker
+
+                trackers.append(WandbTracker(self.spec.wandb, self.name, self.directory))
+            self._trackers = trackers
+        return self._trackers
 
     def _guarded(self, action: Callable[[], None], final: bool = False) -> None:
         if self._failing and not final and time.monotonic() < self._retry_at:
@@ -81,7 +91,10 @@ class RunTracking:
             return
 
         def sync() -> None:
-            tracker = self._tracker()
+            for tracker in self.trackers():
+                one(tracker)
+
+        def one(tracker: Any) -> None:
             best = status.best_trial
             parent = tracker.sweep(
                 SweepSnapshot(
@@ -101,6 +114,17 @@ class RunTracking:
         self._guarded(sync, final)
 
     def experiment(self, fleet: Fleet, final: bool = False) -> None:
-        if self.enabled:
-            sync = lambda: self._tracker().trial(trial_snapshot(fleet, self.name, None))  # noqa: E731
-            self._guarded(sync, final)
+        if not self.enabled:
+            return
+
+        def sync() -> None:
+            for tracker in self.trackers():
+                tracker.trial(trial_snapshot(fleet, self.name, None))
+
+        self._guarded(sync, final)
+
+    def close(self) -> None:
+        """Runs left open (an interrupted run) are closed; the next run resumes them."""
+        for tracker in self._trackers or []:
+            if hasattr(tracker, "close"):
+                self._guarded(tracker.close, final=True)
