@@ -10,6 +10,7 @@ describe a trial from its RLExperiment (labels, parameters annotation) and call
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -88,16 +89,18 @@ class KubeTracking:
 
     def __init__(self) -> None:
         self.trackers: dict[tuple[str | None, str], Any] = {}
+        self._lock = threading.Lock()  # The operator calls in from several worker threads.
 
     def _tracker(self, spec: TrackingSpec | None, default_experiment: str) -> Any:
         if spec is None or spec.mlflow is None:
             return None
         key = (spec.mlflow.tracking_uri, spec.mlflow.experiment_name or default_experiment)
-        if key not in self.trackers:
-            from rlops.tracking.mlflow import MlflowTracker
+        with self._lock:
+            if key not in self.trackers:
+                from rlops.tracking.mlflow import MlflowTracker
 
-            self.trackers[key] = MlflowTracker(spec.mlflow, default_experiment)
-        return self.trackers[key]
+                self.trackers[key] = MlflowTracker(spec.mlflow, default_experiment)
+            return self.trackers[key]
 
     @staticmethod
     def wanted(experiment: RLExperiment, sweep: Body | None) -> bool:
