@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.builders import sweep
+from tests.operator.harness import terminate
 from tests.runner.helpers import run_manifest
 
 FLAGS = [
@@ -76,11 +77,7 @@ def images_in_browser(index: Path, profile: Path) -> list[dict[str, Any]]:
         images: list[dict[str, Any]] = asyncio.run(evaluate(page["webSocketDebuggerUrl"], IMAGES))
         return images
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        terminate(process)
 
 
 def test_every_figure_of_a_sweep_report_renders(tmp_path: Path) -> None:

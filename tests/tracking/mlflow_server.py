@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.operator.harness import free_port
+from tests.operator.harness import free_port, terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 MLFLOW = ROOT / ".venv-mlflow" / "bin" / "mlflow"
@@ -65,8 +65,4 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
             time.sleep(0.5)
         yield MlflowServer(url, workdir, process)
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        terminate(process)
