@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(slurm-wlm slurmrestd munge prometheus podman runc debootstrap)
+APT_PACKAGES=(slurm-wlm slurmrestd munge prometheus podman runc debootstrap zsh fish chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -45,5 +45,16 @@ if [ ! -f "$helm_stamp" ] || [ "$(cat "$helm_stamp")" != "$helm_want" ]; then
   echo "setup: installing helm-sdkpy into .venv-helm"
   .venv-helm/bin/pip install -q -r requirements/helm.txt
   echo "$helm_want" > "$helm_stamp"
+fi
+# The MLflow server of the tracking tests: its pins (pyarrow < 26) clash with Ray's.
+if [ ! -x .venv-mlflow/bin/python ]; then
+  "$PY" -m venv .venv-mlflow
+fi
+mlflow_stamp=.venv-mlflow/.rlops-setup
+mlflow_want=$(sha256sum requirements/mlflow-server.txt | cut -d' ' -f1)
+if [ ! -f "$mlflow_stamp" ] || [ "$(cat "$mlflow_stamp")" != "$mlflow_want" ]; then
+  echo "setup: installing the MLflow server into .venv-mlflow"
+  .venv-mlflow/bin/pip install -q -r requirements/mlflow-server.txt
+  echo "$mlflow_want" > "$mlflow_stamp"
 fi
 echo "setup: ready (.venv/bin/rlops)"

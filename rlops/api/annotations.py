@@ -22,6 +22,7 @@ ANNOTATION_ATTEMPT = "rlops.dev/attempt"
 ANNOTATION_STOP = "rlops.dev/stop"
 ANNOTATION_PAUSE = "rlops.dev/pause"
 ANNOTATION_PROMOTIONS = "rlops.dev/promotions"
+ANNOTATION_PARAMETERS = "rlops.dev/parameters"  # A sweep's trial: its parameters, as JSON.
 
 
 def requested_attempt(annotations: Mapping[str, str]) -> int:

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from rlops.api.base import Model
 from rlops.api.meta import Condition, ObjectMeta
+from rlops.api.tracking import TrackingSpec
 
 
 class Phase(enum.StrEnum):
@@ -306,6 +307,9 @@ class RLExperimentSpec(Model):
     )
     storage: StorageSpec = Field(
         default_factory=StorageSpec, description="Where checkpoints and results go."
+    )
+    tracking: TrackingSpec | None = Field(
+        default=None, description="Experiment trackers (MLflow) the driver records the run in."
     )
 
     def trainer_summary(self) -> str:

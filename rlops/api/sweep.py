@@ -14,6 +14,7 @@ from rlops.api.experiment import (
     SlurmPlacement,
 )
 from rlops.api.meta import Condition, ObjectMeta
+from rlops.api.tracking import TrackingSpec
 
 
 class DistributionType(enum.StrEnum):
@@ -158,6 +159,10 @@ class SweepSpec(Model):
     early_stopping: EarlyStopping | None = Field(default=None, description="median or asha.")
     placement: SweepPlacement = Field(
         default_factory=SweepPlacement, description="Where trials run."
+    )
+    tracking: TrackingSpec | None = Field(
+        default=None,
+        description="Experiment trackers: the sweep is a parent run, its trials child runs.",
     )
 
 

@@ -22,8 +22,10 @@ COMMANDS = [
     "slurm_bridge",
     "status",
     "logs",
+    "control",
     "report",
     "docs",
+    "completion",
 ]
 
 
@@ -44,11 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def run_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Answer shell completion, else parse `argv` and run the chosen subcommand."""
+    from rlops.cli.completion import autocomplete
+
+    autocomplete(parser)
     args = parser.parse_args(argv)
     code: int = args.handler(args)
     return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_parser(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 - a local run (`rlops run`): `<run dir>/attempts/<n>.log`, the latest attempt;
 - a SLURM job: `<run dir>/slurm-<jobid>.out` (the bridge's run directory, or the
   experiment's storage.path);
-- a RayJob: the log of its driver's pod (KubeRay's submitter pod, else the Ray head).
+- a RayJob: the log of its driver's pod (KubeRay's submitter pod, else the Ray head);
+  once the pods are gone, the copy the runtime keeps in `<run dir>/attempts/<n>.log`
+  (`--root`: the operator's storage path as mounted here).
 
 With `-f` it follows like `tail -f`, moves on to the next attempt's file when a
 retry or requeue starts one, and stops once the trial has finished.
@@ -141,6 +143,27 @@ def slurm_run_dir(experiment: RLExperiment, root: Path | None) -> Path:
     return base / (experiment.metadata.namespace or "default") / (experiment.metadata.name or "")
 
 
+def kubernetes_run_dir(experiment: RLExperiment, root: Path | None) -> Path:
+    """Where the runtime of a RayJob wrote: `<root or the storage path>/<namespace>/<name>`."""
+    from rlops.backends.kuberay import run_dir
+    from rlops.settings import Settings
+
+    settings = Settings(storage_path=str(root)) if root else Settings()
+    if root:
+        experiment = experiment.model_copy(deep=True)
+        experiment.spec.storage.path = None
+    return Path(run_dir(experiment, settings))
+
+
+def files_logs(
+    args: argparse.Namespace, run_dir: Path, finished: Callable[[], bool]
+) -> Iterator[str]:
+    if args.follow:
+        yield from follow_files(run_dir, finished, args.poll)
+    else:
+        yield read_files(run_dir, None)
+
+
 def cluster_logs(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     import kubernetes.client
 
@@ -176,11 +199,8 @@ def cluster_logs(args: argparse.Namespace, out: Callable[[str], None]) -> None:
                 f"{args.name}: SLURM job {ref.job_id} on {ref.cluster} writes to {run_dir}, "
                 "which is not reachable here; run `rlops logs` on the cluster's login node"
             )
-        if args.follow:
-            for chunk in follow_files(run_dir, finished, args.poll):
-                out(chunk)
-        else:
-            out(read_files(run_dir, None))
+        for chunk in files_logs(args, run_dir, finished):
+            out(chunk)
         return
     if ref.kind != "RayJob":
         raise StatusError(f"{args.name}: ran as a local process; use `rlops logs --root DIR`")
@@ -193,7 +213,16 @@ def cluster_logs(args: argparse.Namespace, out: Callable[[str], None]) -> None:
         item["metadata"]["creationTimestamp"] = str(item["metadata"].get("creation_timestamp"))
     pod = driver_pod(items, rayjob)
     if pod is None:
-        raise StatusError(f"{args.name}: RayJob {rayjob} has no driver pod yet")
+        # The RayJob and its pods are gone (or not there yet): the driver's own copy.
+        run_dir = kubernetes_run_dir(experiment, args.root)
+        if run_dir.is_dir() and log_files(run_dir):
+            for chunk in files_logs(args, run_dir, finished):
+                out(chunk)
+            return
+        raise StatusError(
+            f"{args.name}: RayJob {rayjob} has no driver pod, and its run directory {run_dir} "
+            "has no log here (--root: the storage path as mounted on this machine)"
+        )
     if not args.follow:
         out(core.read_namespaced_pod_log(pod, namespace))
         return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from rlops.cli.logformat import add_log_format_argument, configure_logging
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -41,16 +43,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="Peering priority (default: random); the highest live replica acts, others wait.",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="Log every event.")
+    add_log_format_argument(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import kopf
-
     from rlops.operator.main import Scope, run_operator
     from rlops.settings import Settings
 
-    kopf.configure(verbose=args.verbose)
+    configure_logging(args.log_format, args.verbose)
     namespaces = args.namespace or []
     if not namespaces and not args.all_namespaces:
         namespaces = ["default"]

@@ -2,7 +2,7 @@
 
 An RLExperiment on Kubernetes becomes its RayJob, one on SLURM its batch script,
 one placed locally the runtime command; a Sweep becomes the trials of its first
-plan (as RLExperiment manifests).
+plan (as RLExperiment manifests). `--set KEY=VALUE` applies overrides as `rlops run` does.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import yaml
 
 from rlops.api import Backend, RLExperiment, Sweep
 from rlops.api.validation import validate_manifest
-from rlops.manifests import ManifestError, load_documents
+from rlops.cli.run import add_set_argument, effective_documents
+from rlops.manifests import ManifestError
+from rlops.runner.overrides import OverrideError
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 TOKEN_NOTE = "<per-experiment token, set by the operator>"
@@ -30,6 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("file", type=Path, help="A YAML file of RLExperiments and Sweeps.")
     p.add_argument("-n", "--namespace", default="default", help="Namespace to render for.")
+    add_set_argument(p)
     p.set_defaults(handler=run)
 
 
@@ -75,8 +78,8 @@ def render_sweep(sweep: Sweep) -> str:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        documents = load_documents(args.file)
-    except ManifestError as exc:
+        documents = effective_documents(args.file, args.overrides)
+    except (ManifestError, OverrideError) as exc:
         print(exc, file=sys.stderr)
         return 1
     out = []

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from rlops.api import RLExperiment, Sweep
 from rlops.api.validation import validate_manifest
-from rlops.manifests import ManifestError, load_one
+from rlops.manifests import ManifestError, load_documents, load_one
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,15 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "<root>/<name>/; running the same file again resumes it.",
     )
     p.add_argument("file", type=Path, help="An RLExperiment or Sweep manifest.")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Override a value by dotted path (list indices allowed; values are YAML). "
-        "KEY=A,B sweeps a template value over A and B.",
-    )
+    add_set_argument(p)
     p.add_argument("--root", type=Path, help="Where run directories go (default: ./rlops-runs).")
     p.add_argument(
         "--backend", choices=["local", "slurm"], default="local", help="Where trials run."
@@ -84,6 +76,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=run)
 
 
+def add_set_argument(p: argparse.ArgumentParser) -> None:
+    """`--set KEY=VALUE` (repeatable), read by `rlops.runner.overrides` (run, validate, render)."""
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override a value by dotted path (list indices allowed; values are YAML). "
+        "KEY=A,B sweeps a template value over A and B.",
+    )
+
+
+def effective_documents(path: Path, overrides: list[str]) -> list[dict[str, Any]]:
+    """Every manifest in `path` with the overrides applied (raises OverrideError/ManifestError)."""
+    from rlops.runner.overrides import apply_overrides
+
+    return [apply_overrides(doc, overrides) for doc in load_documents(path)]
+
+
 def effective_manifest(path: Path, overrides: list[str]) -> dict[str, Any]:
     """The manifest in `path` with the overrides applied (raises ValueError/ManifestError)."""
     from rlops.runner.overrides import apply_overrides
@@ -92,12 +104,7 @@ def effective_manifest(path: Path, overrides: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlops.runner.display import LiveDisplay, PlainDisplay
     from rlops.runner.overrides import OverrideError
-    from rlops.runner.packing import PackingError
-    from rlops.runner.rayhead import HeadError
-    from rlops.runner.rundir import RunDirConflict
-    from rlops.runner.session import LockBusy, RunnerSettings
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -112,15 +119,33 @@ def run(args: argparse.Namespace) -> int:
         for e in errors:
             err.print(f"    {e.path}: {e.message}", markup=False)
         return 2
-    settings = RunnerSettings()
-    share_import_paths(args.file)
     try:
-        factory = executor_factory(args, settings)
-        display = PlainDisplay(settings.quiet_interval_seconds) if args.quiet else LiveDisplay()
-        return _run(args, manifest, settings, factory, display)
-    except (RunDirConflict, LockBusy, PackingError, HeadError, ValueError) as exc:
+        return execute(args, manifest)
+    except run_errors() as exc:  # Evaluated only when something is raised.
         err.print(f"[red]✗[/red] {exc}", markup=True)
         return 2
+
+
+def run_errors() -> tuple[type[Exception], ...]:
+    """What a run refuses with a message: a busy or changed run directory, no room, no Ray."""
+    from rlops.runner.packing import PackingError
+    from rlops.runner.rayhead import HeadError
+    from rlops.runner.rundir import RunDirConflict
+    from rlops.runner.session import LockBusy
+
+    return (RunDirConflict, LockBusy, PackingError, HeadError, ValueError)
+
+
+def execute(args: argparse.Namespace, manifest: dict[str, Any]) -> int:
+    """Run a valid manifest with the options of `rlops run` (also `rlops.run()`)."""
+    from rlops.runner.display import LiveDisplay, PlainDisplay
+    from rlops.runner.session import RunnerSettings
+
+    settings = RunnerSettings()
+    share_import_paths(args.file)
+    factory = executor_factory(args, settings)
+    display = PlainDisplay(settings.quiet_interval_seconds) if args.quiet else LiveDisplay()
+    return _run(args, manifest, settings, factory, display)
 
 
 def _run(

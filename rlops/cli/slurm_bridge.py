@@ -9,6 +9,8 @@ import uuid
 from pathlib import Path
 from types import FrameType
 
+from rlops.cli.logformat import add_log_format_argument, configure_logging
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -48,6 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="Serve Prometheus /metrics, /healthz, /readyz on this port "
                         "(RLOPS_BRIDGE_METRICS_PORT; default: off).")  # fmt: skip
     p.add_argument("--once", action="store_true", help="Poll once and exit.")
+    add_log_format_argument(p)
     p.set_defaults(handler=run)
 
 
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from rlops.slurm_bridge.settings import BridgeSettings
     from rlops.slurm_bridge.store import KubeExperimentStore
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    configure_logging(args.log_format, text_format="%(asctime)s %(name)s: %(message)s")
     log = logging.getLogger("rlops.slurm_bridge")
     overrides: dict[str, object] = {"cluster": args.cluster}
     if args.namespace:

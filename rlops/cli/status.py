@@ -10,6 +10,7 @@ client. NAME narrows to one sweep (with its trials) or one experiment.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -22,7 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 from rlops.api import RLExperimentStatus, Sweep, SweepStatus
+from rlops.api.annotations import ANNOTATION_PARAMETERS
 from rlops.api.runinfo import read_progress, read_result
+from rlops.cli.output import add_output_argument, dump
 
 DEFAULT_ROOT = Path("rlops-runs")
 GROUP, VERSION = "rlops.dev", "v1alpha1"
@@ -46,6 +49,8 @@ class ExperimentView:
     episode_return: float | None = None
     objective: float | None = None
     message: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    run_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,11 @@ class Overview:
 
 
 def experiment_view(
-    name: str, status: RLExperimentStatus, namespace: str = "", sweep: str = ""
+    name: str,
+    status: RLExperimentStatus,
+    namespace: str = "",
+    sweep: str = "",
+    parameters: dict[str, Any] | None = None,
 ) -> ExperimentView:
     progress, result = status.progress, status.result
     return ExperimentView(
@@ -79,6 +88,7 @@ def experiment_view(
         episode_return=progress.episode_return_mean if progress else None,
         objective=result.best_objective if result else None,
         message=status.message or "",
+        parameters=parameters or {},
     )
 
 
@@ -120,6 +130,8 @@ def local_trial(run_dir: Path, metric: str) -> tuple[ExperimentView, Any]:
         episode_return=tip.episode_return_mean if tip else None,
         objective=state.objective,
         message=result.message if result and state.phase.finished else "",
+        parameters=dict(record.parameters),
+        run_dir=str(run_dir),
     )
     return view, state
 
@@ -191,7 +203,9 @@ def cluster_overview(api: Any, namespace: str | None, name: str | None) -> Overv
         meta = obj["metadata"]
         status = _status_of(obj, RLExperimentStatus)
         sweep = (meta.get("labels") or {}).get(SWEEP_LABEL, "")
-        return experiment_view(meta["name"], status, meta.get("namespace", ""), sweep)
+        annotations = meta.get("annotations") or {}
+        parameters = json.loads(annotations.get(ANNOTATION_PARAMETERS) or "{}")
+        return experiment_view(meta["name"], status, meta.get("namespace", ""), sweep, parameters)
 
     def swp(obj: dict[str, Any], with_trials: bool) -> SweepView:
         meta = obj["metadata"]
@@ -248,11 +262,12 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def sweep_table(sweeps: Sequence[SweepView], namespaces: bool) -> Table:
+def sweep_table(sweeps: Sequence[SweepView], namespaces: bool, wide: bool = False) -> Table:
     table = Table(title="Sweeps", title_justify="left")
     columns = ["NAMESPACE"] if namespaces else []
     columns += ["SWEEP", "PHASE", "TRIALS", "PEND", "RUN", "PAUSE", "OK", "FAIL", "STOP"]
     columns += ["BACKENDS"]
+    columns += ["METRIC", "STARTED", "COMPLETED"] if wide else []
     columns += ["BEST", "OBJECTIVE", "MESSAGE"]
     for c in columns:
         table.add_column(c, no_wrap=c != "MESSAGE")
@@ -262,35 +277,78 @@ def sweep_table(sweeps: Sequence[SweepView], namespaces: bool) -> Table:
         row = [s.namespace] if namespaces else []
         row += [s.name, s.status.phase.value, str(t.total), str(t.pending), str(t.running)]
         row += [str(t.paused), str(t.succeeded), str(t.failed), str(t.stopped), backends or "-"]
+        if wide:
+            row += [s.metric, s.status.started_at or "-", s.status.completed_at or "-"]
         row += [best.name if best else "-", _num(best.objective if best else None)]
         row += [s.status.message or ""]
         table.add_row(*row)
     return table
 
 
-def experiment_table(title: str, experiments: Iterable[ExperimentView], namespaces: bool) -> Table:
+def experiment_table(
+    title: str, experiments: Iterable[ExperimentView], namespaces: bool, wide: bool = False
+) -> Table:
     table = Table(title=title, title_justify="left")
     columns = ["NAMESPACE"] if namespaces else []
     columns += ["EXPERIMENT", "PHASE", "BACKEND", "ATTEMPTS", "ITER", "TIMESTEPS", "RETURN"]
-    columns += ["OBJECTIVE", "MESSAGE"]
+    columns += ["OBJECTIVE"]
+    columns += ["SWEEP", "PARAMETERS"] if wide else []
+    columns += ["MESSAGE"]
     for c in columns:
-        table.add_column(c, no_wrap=c != "MESSAGE")
+        table.add_column(c, no_wrap=c not in ("MESSAGE", "PARAMETERS"))
     for e in experiments:
         row = [e.namespace] if namespaces else []
         row += [e.name, e.phase, e.backend or "-", str(e.attempts), str(e.iteration)]
-        row += [str(e.timesteps), _num(e.episode_return), _num(e.objective), e.message]
+        row += [str(e.timesteps), _num(e.episode_return), _num(e.objective)]
+        if wide:
+            params = " ".join(f"{k}={v}" for k, v in sorted(e.parameters.items()))
+            row += [e.sweep or "-", params or "-"]
+        row += [e.message]
         table.add_row(*row)
     return table
 
 
-def render(console: Console, overview: Overview, namespaces: bool) -> None:
+def overview_data(overview: Overview) -> dict[str, Any]:
+    """The overview as plain data (`-o json|yaml`): camelCase keys, as the API writes them."""
+
+    def experiment(e: ExperimentView) -> dict[str, Any]:
+        return {
+            "name": e.name,
+            "namespace": e.namespace or None,
+            "sweep": e.sweep or None,
+            "phase": e.phase,
+            "backend": e.backend or None,
+            "attempts": e.attempts,
+            "iteration": e.iteration,
+            "timesteps": e.timesteps,
+            "episodeReturnMean": e.episode_return,
+            "objective": e.objective,
+            "parameters": e.parameters,
+            "runDir": e.run_dir or None,
+            "message": e.message or None,
+        }
+
+    sweeps = [
+        {
+            "name": s.name,
+            "namespace": s.namespace or None,
+            "metric": s.metric,
+            "status": s.status.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "trials": [experiment(t) for t in s.trials],
+        }
+        for s in overview.sweeps
+    ]
+    return {"sweeps": sweeps, "experiments": [experiment(e) for e in overview.experiments]}
+
+
+def render(console: Console, overview: Overview, namespaces: bool, wide: bool = False) -> None:
     if overview.sweeps:
-        console.print(sweep_table(overview.sweeps, namespaces))
+        console.print(sweep_table(overview.sweeps, namespaces, wide))
     for s in overview.sweeps:
         if s.trials:
-            console.print(experiment_table(f"Trials of {s.name}", s.trials, namespaces))
+            console.print(experiment_table(f"Trials of {s.name}", s.trials, namespaces, wide))
     if overview.experiments:
-        console.print(experiment_table("Experiments", overview.experiments, namespaces))
+        console.print(experiment_table("Experiments", overview.experiments, namespaces, wide))
     if not (overview.sweeps or overview.experiments):
         console.print("no sweeps or experiments")
 
@@ -307,6 +365,9 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def use_cluster(args: argparse.Namespace) -> bool:
+    """A cluster when asked (or always, as `kubectl rlops`); else local runs if any."""
+    if getattr(args, "cluster", False):
+        return True
     explicit = (
         args.kubeconfig or args.context or args.namespace or getattr(args, "all_namespaces", False)
     )
@@ -318,21 +379,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("name", nargs="?", metavar="NAME", help="One sweep (with trials) or experiment.")
     add_source_arguments(p)
     p.add_argument("-A", "--all-namespaces", action="store_true", help="Every namespace.")
+    add_output_argument(p)
     p.set_defaults(handler=run)
+
+
+def read_overview(args: argparse.Namespace) -> tuple[Overview, bool]:
+    """The overview the arguments ask for, and whether it spans namespaces."""
+    if use_cluster(args):
+        api, default_namespace = kube_api(args.kubeconfig, args.context)
+        namespace = None if args.all_namespaces else args.namespace or default_namespace
+        return cluster_overview(api, namespace, args.name), namespace is None
+    return local_overview(args.root or DEFAULT_ROOT, args.name), False
 
 
 def run(args: argparse.Namespace) -> int:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     try:
-        if use_cluster(args):
-            api, default_namespace = kube_api(args.kubeconfig, args.context)
-            namespace = None if args.all_namespaces else args.namespace or default_namespace
-            overview = cluster_overview(api, namespace, args.name)
-            render(console, overview, namespaces=namespace is None)
-        else:
-            overview = local_overview(args.root or DEFAULT_ROOT, args.name)
-            render(console, overview, namespaces=False)
+        overview, namespaces = read_overview(args)
     except StatusError as exc:
         console.print(f"✗ {exc}", markup=False)
         return 1
+    if args.output in ("json", "yaml"):
+        dump(overview_data(overview), args.output)
+    else:
+        render(console, overview, namespaces, wide=args.output == "wide")
     return 0

@@ -1,4 +1,7 @@
-"""`rlops validate FILE...`: every error of every manifest, then a non-zero exit if any."""
+"""`rlops validate FILE...`: every error of every manifest, then a non-zero exit if any.
+
+`--set KEY=VALUE` checks the manifests as `rlops run --set` would run them.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +15,15 @@ from rich.console import Console
 
 from rlops.api.classrefs import class_refs
 from rlops.api.validation import FieldError, validate_manifest
-from rlops.manifests import ManifestError, load_documents
+from rlops.cli.run import add_set_argument, effective_documents
+from rlops.manifests import ManifestError
+from rlops.runner.overrides import OverrideError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("validate", help="Check RLExperiment and Sweep manifests.")
     p.add_argument("files", nargs="+", type=Path, help="YAML files (several documents allowed).")
+    add_set_argument(p)
     p.set_defaults(handler=run)
 
 
@@ -26,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
     failed = False
     for path in args.files:
         try:
-            documents = load_documents(path)
-        except ManifestError as exc:
+            documents = effective_documents(path, args.overrides)
+        except (ManifestError, OverrideError) as exc:
             console.print(f"[red]✗[/red] {exc}")
             failed = True
             continue

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from rlops.api import Phase, RLExperiment, RLExperimentStatus, Sweep, SweepPhase
 from rlops.api.ratelimit import ErrorLog
-from rlops.backends.kuberay import build_rayjob
+from rlops.backends.kuberay import build_rayjob, run_dir
 from rlops.metrics import RlopsMetrics
 from rlops.operator.experiments import (
     expects_rayjob,
@@ -47,6 +47,7 @@ from rlops.operator.sweeps import (
 )
 from rlops.settings import Settings
 from rlops.sweep import LABEL_SWEEP
+from rlops.tracking.drivers import KubeTracking, result_phase, trial_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ class Controller:
         self.create_limit = asyncio.Semaphore(16)
         self.sent: dict[tuple[str, str, str], Sent] = {}
         self.errors = ErrorLog(log)  # a permanently failing object: once per 5 min
+        self.tracking = KubeTracking()
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
@@ -185,6 +187,7 @@ class Controller:
             self.metrics.observe_experiment(
                 *key, actions.status, (body["metadata"].get("labels") or {}).get(LABEL_SWEEP)
             )
+            await self._track_end(key, experiment, actions.status)
         if actions.recheck_after is not None:
             self._recheck(key, actions.recheck_after)
 
@@ -287,6 +290,24 @@ class Controller:
             if pending.points and self._stops_early((key[0], labels.get(LABEL_SWEEP, ""))):
                 await self._append_history(key, experiment, pending)
             self.metrics.observe_experiment(*key, status, labels.get(LABEL_SWEEP))
+            sweep = self._sweep_of(key, experiment)
+            if self.tracking.wanted(experiment, sweep):
+                phase = result_phase(pending.result, status.phase.value)
+                where = run_dir(experiment, self.settings)
+                snap = trial_snapshot(experiment, phase, pending.points, pending.result, where)
+                await self.call(self.tracking.trial, experiment, sweep, snap)
+
+    def _sweep_of(self, key: Key, experiment: RLExperiment) -> dict[str, Any] | None:
+        name = experiment.metadata.labels.get(LABEL_SWEEP)
+        body = self.indexes.sweep((key[0], name)) if name else None
+        return dict(body) if body is not None else None
+
+    async def _track_end(self, key: Key, experiment: RLExperiment, status: Any) -> None:
+        """An end the reconciler concluded (Stopped, Failed), to the trackers."""
+        sweep = self._sweep_of(key, experiment)
+        if status.phase.finished and self.tracking.wanted(experiment, sweep):
+            snap = trial_snapshot(experiment, status.phase.value)
+            await self.call(self.tracking.ended, experiment, sweep, snap)
 
     def _stops_early(self, sweep_key: Key) -> bool:
         """Whether the trial's sweep stops trials early, and so needs their history."""
@@ -351,6 +372,9 @@ class Controller:
                 await self.call(self.kube.patch, RLEXPERIMENTS, key[0], name, patch)
             await self.write_status(SWEEPS, body, actions.status.dump())
             self.metrics.observe_sweep(*key, actions.status)
+            if sweep.spec.tracking or sweep.spec.template.tracking:
+                tracked = sweep.model_copy(update={"status": actions.status})
+                await self.call(self.tracking.sweep, tracked)
 
     def forget_sweep(self, key: Key) -> None:
         self.errors.forget(f"sweep {key[0]}/{key[1]}")

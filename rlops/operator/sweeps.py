@@ -29,7 +29,12 @@ from datetime import datetime
 from typing import Any
 
 from rlops.api import Backend, Phase, PlacementSpec, Sweep, SweepStatus
-from rlops.api.annotations import ANNOTATION_PAUSE, ANNOTATION_PROMOTIONS, promotions
+from rlops.api.annotations import (
+    ANNOTATION_PARAMETERS,
+    ANNOTATION_PAUSE,
+    ANNOTATION_PROMOTIONS,
+    promotions,
+)
 from rlops.operator.conditions import stamp_transitions
 from rlops.operator.experiments import (
     ANNOTATION_ATTEMPT,
@@ -41,7 +46,6 @@ from rlops.operator.experiments import (
 from rlops.sweep import LABEL_SEED, LABEL_TRIAL, Plan, TrialPlan, TrialState, plan
 from rlops.sweep.placement import trial_placement
 
-ANNOTATION_PARAMETERS = "rlops.dev/parameters"
 ANNOTATION_HISTORY = "rlops.dev/history"
 WAITING = (Phase.PENDING, Phase.SUBMITTED)
 
@@ -152,6 +156,10 @@ def child_manifest(trial: TrialPlan, sweep: Sweep) -> dict[str, Any]:
     metric = sweep.spec.objective.metric
     if metric != DEFAULT_METRIC:
         annotations[ANNOTATION_OBJECTIVE] = metric
+    spec = trial.spec
+    if spec.tracking is None and sweep.spec.tracking is not None:
+        # The sweep's tracking applies to its trials, whichever driver runs them.
+        spec = spec.model_copy(update={"tracking": sweep.spec.tracking})
     return {
         "apiVersion": sweep.api_version,
         "kind": "RLExperiment",
@@ -162,7 +170,7 @@ def child_manifest(trial: TrialPlan, sweep: Sweep) -> dict[str, Any]:
             "annotations": annotations,
             "ownerReferences": [owner_reference(sweep)],
         },
-        "spec": trial.spec.dump(),
+        "spec": spec.dump(),
     }
 
 

@@ -22,6 +22,7 @@ from rlops.runner.session import (
     pause,
 )
 from rlops.runner.state import budget_percent
+from rlops.runner.tracking import RunTracking
 
 
 def summary(name: str, result: RunResult | None) -> str:
@@ -70,6 +71,9 @@ class ExperimentRun(DirectoryRun):
         self.spec = experiment.spec
         self.layout = ExperimentLayout(options.root / self.name)
         super().__init__(self.layout, manifest, options, settings, display, executor_factory)
+        self.tracking = RunTracking(
+            experiment.spec.tracking, self.name, self.layout.root, display.message
+        )
 
     def run(self) -> int:
         with self.open() as (reopened, executor):
@@ -157,10 +161,13 @@ class ExperimentRun(DirectoryRun):
                     self.display.message(f"{self.name}: requeued {requeues} times; giving up")
                     return
                 fleet.launch_pending()
+            self.tracking.experiment(fleet)
             self.display.update(self._view(trial, state.phase, state.attempts))
             pause(self.settings.poll_seconds, interrupts)
 
     def _finish(self, fleet: Fleet, trial: Trial, interrupted: bool) -> int:
+        self.tracking.experiment(fleet, final=True)
+        self.tracking.close()
         state = fleet.state(self.name)
         self.display.update(self._view(trial, state.phase, state.attempts))
         self.display.close()

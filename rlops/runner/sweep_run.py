@@ -21,6 +21,7 @@ from rlops.runner.session import (
     WindDown,
     pause,
 )
+from rlops.runner.tracking import RunTracking
 from rlops.sweep import Plan, TrialPlan, leaderboard, plan
 from rlops.sweep.early_stopping import pause_point
 
@@ -76,6 +77,8 @@ class SweepRun(DirectoryRun):
         self.layout = SweepLayout(options.root / self.name)
         super().__init__(self.layout, manifest, options, settings, display, executor_factory)
         self.warned_moves = False
+        tracking = sweep.spec.tracking or sweep.spec.template.tracking
+        self.tracking = RunTracking(tracking, self.name, self.layout.root, display.message)
 
     def run(self) -> int:
         with self.open() as (reopened, executor):
@@ -122,6 +125,7 @@ class SweepRun(DirectoryRun):
                 current = plan(self.spec, self.name, fleet.states())
                 status = current.status
                 self._act(fleet, current)
+                self.tracking.sweep(fleet, status)
                 if current.done and not fleet.running:
                     return status
             self.display.update(
@@ -167,6 +171,8 @@ class SweepRun(DirectoryRun):
         fleet.launch_pending()
 
     def _finish(self, fleet: Fleet, status: SweepStatus, interrupted: bool) -> int:
+        self.tracking.sweep(fleet, status, final=True)
+        self.tracking.close()
         self.display.update(
             View(title=f"sweep {self.name}", rows=rows(fleet), status=status.message or "")
         )

@@ -15,13 +15,12 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-import rlops
 from rlops.api.experiment import ResourcesSpec
 from rlops.api.runinfo import (
     MAX_REPORTED_STRING,
@@ -33,11 +32,13 @@ from rlops.api.runinfo import (
     read_progress,
     read_result,
 )
+from rlops.runtime.driverlog import attempt_log, tee_output
 from rlops.runtime.manifest import InvalidManifest, LoadedManifest, load_manifest
 from rlops.runtime.options import RuntimeSettings, build_parser
 from rlops.runtime.pythonpath import activate, import_paths, job_pythonpath, runtime_env
 from rlops.runtime.reporter import ProgressReporter
 from rlops.runtime.signals import RequeueNow, SignalWatch
+from rlops.version import __version__
 
 log = logging.getLogger("rlops.runtime")
 
@@ -65,15 +66,17 @@ def run(args: argparse.Namespace, settings: RuntimeSettings | None = None) -> in
         reporter = ProgressReporter(
             settings.progress_url, settings.progress_token, settings.progress_interval_seconds
         )
-    result = train_attempt(manifest, run_dir, attempt, args.ray_address or settings.ray_address,
-                           settings, reporter)  # fmt: skip
-    if result.runtime is None:
-        result = result.model_copy(update={"runtime": runtime_info(None)})
-    write_result(run_dir, result)
-    if reporter is not None:
-        message = result.message[:MAX_REPORTED_STRING]  # result.json keeps all of it
-        reporter.close(result.model_copy(update={"message": message}).model_dump(mode="json"))
-    print(f"rlops: {result.status} ({result.message}); exit {result.exit_code}", flush=True)
+    teeing = tee_output(attempt_log(run_dir, attempt)) if settings.driver_log else nullcontext()
+    address = args.ray_address or settings.ray_address
+    with teeing:
+        result = train_attempt(manifest, run_dir, attempt, address, settings, reporter)
+        if result.runtime is None:
+            result = result.model_copy(update={"runtime": runtime_info(None)})
+        write_result(run_dir, result)
+        if reporter is not None:
+            message = result.message[:MAX_REPORTED_STRING]  # result.json keeps all of it
+            reporter.close(result.model_copy(update={"message": message}).model_dump(mode="json"))
+        print(f"rlops: {result.status} ({result.message}); exit {result.exit_code}", flush=True)
     return result.exit_code
 
 
@@ -167,7 +170,7 @@ def runtime_info(ray_nodes: int | None) -> RuntimeInfo:
     return RuntimeInfo(
         hostname=socket.gethostname(),
         python=sys.executable,
-        rlops_version=rlops.__version__,
+        rlops_version=__version__,
         ray_nodes=ray_nodes,
     )
 

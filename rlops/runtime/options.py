@@ -49,6 +49,13 @@ class RuntimeSettings(BaseSettings):
             "has not exited; it resumes from its latest checkpoint."
         ),
     )
+    driver_log: bool = Field(
+        default=False,
+        description=(
+            "Also write standard output and error to `<run dir>/attempts/<n>.log` (the KubeRay "
+            "backend sets it, so the log outlives the driver pod)."
+        ),
+    )
     pythonpath: str = Field(
         default="",
         description=(

@@ -55,6 +55,7 @@ from rlops.api.runinfo import (
     ProgressReader,
     ProgressRecord,
     RunFileError,
+    RunResult,
     newer,
     read_result,
 )
@@ -83,6 +84,7 @@ from rlops.slurm_bridge.status import (
     tracked_status,
 )
 from rlops.slurm_bridge.store import Conflict, ExperimentStore
+from rlops.tracking.drivers import KubeTracking, trial_snapshot
 
 CLAIMED_BY = "rlops.dev/claimed-by"
 FINALIZER = "slurm.rlops.dev/cancel"
@@ -130,11 +132,13 @@ class ProgressTail:
 
     reader: ProgressReader | None = None
     latest: ProgressRecord | None = None
+    fresh: list[ProgressRecord] = field(default_factory=list)  # Read by the last `read`.
 
     def read(self, run_dir: Path) -> ProgressRecord | None:
         if self.reader is None:
             self.reader = ProgressReader(run_dir / PROGRESS_FILE)
-        for record in self.reader.read_new():
+        self.fresh = self.reader.read_new()
+        for record in self.fresh:
             if newer(self.latest, record):
                 self.latest = record
         return self.latest
@@ -185,6 +189,8 @@ class SlurmBridge:
         self.lease = lease  # with one, only its holder polls and stale claims are taken over
         self.claim = f"{settings.cluster}/{settings.bridge_id}"
         self._tails: dict[str, ProgressTail] = {}
+        self.tracking = KubeTracking()
+        self._untracked: dict[str, list[ProgressRecord]] = {}  # Tracking failed: try again.
         self._waited: set[str] = set()  # job ids whose queue wait has been observed
         self._job_states: dict[str, str] = {}  # experiment -> its job's last SLURM state
         self._stop = threading.Event()
@@ -533,7 +539,8 @@ class SlurmBridge:
         phase = experiment_phase(experiment, ref.job_id, job, run_dir)
         meta = experiment.metadata
         uid = tail_key(experiment)
-        record = self._tails.setdefault(uid, ProgressTail()).read(run_dir)
+        tail = self._tails.setdefault(uid, ProgressTail())
+        record = tail.read(run_dir)
         result = read_result(run_dir) if phase.terminal else None
         old = RLExperimentStatus.model_validate(body.get("status") or {})
         # Attempts: the job's own (from its comment) plus SLURM's requeues of it.
@@ -541,11 +548,31 @@ class SlurmBridge:
         new = tracked_status(old, ref, job, phase, record, result, experiment.spec.stop, run_dir,
                              experiment.metadata.generation, self.clock(), attempts)  # fmt: skip
         self._write_status(body, new, report)
+        self._track_progress(experiment, uid, new, tail.fresh, result, run_dir)
         if phase.terminal:
             self._tails.pop(uid, None)
         if self.metrics is not None:
             sweep = meta.labels.get("rlops.dev/sweep")
             self.metrics.observe_experiment(meta.namespace or "", meta.name or "", new, sweep)
+
+    def _track_progress(
+        self,
+        experiment: RLExperiment,
+        uid: str,
+        status: RLExperimentStatus,
+        fresh: list[ProgressRecord],
+        result: RunResult | None,
+        run_dir: Path,
+    ) -> None:
+        """Records and results to `spec.tracking` (kept for the next poll if it fails)."""
+        if not self.tracking.wanted(experiment, None):
+            return
+        records = self._untracked.pop(uid, []) + fresh
+        snap = trial_snapshot(experiment, status.phase.value, records, result, str(run_dir))
+        try:
+            self.tracking.trial(experiment, None, snap)
+        except Exception:
+            self._untracked[uid] = records
 
     def _finalize(self, body: dict[str, Any], report: PollReport) -> None:
         """Cancel the job of an experiment being deleted, then let it go."""

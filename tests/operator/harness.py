@@ -70,6 +70,7 @@ class OperatorProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.extra_args: list[str] = []  # e.g. ["--log-format", "json"]
 
     @property
     def log_path(self) -> Path:
@@ -88,6 +89,7 @@ class OperatorProcess:
         ]
         if self.priority is not None:
             argv += ["--priority", str(self.priority)]
+        argv += self.extra_args
         self.process = subprocess.Popen(
             argv, env=self.env, cwd=ROOT, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT
         )

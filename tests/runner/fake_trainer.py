@@ -58,9 +58,14 @@ def main() -> int:
     pause_at = int(os.environ.get("RLOPS_PAUSE_AT_ITERATION") or 0) or None
 
     def result(
-        status: str, code: int, iteration: int, ret: float | None, reason: str | None = None
+        status: str,
+        code: int,
+        iteration: int,
+        ret: float | None,
+        reason: str | None = None,
+        extra: dict[str, object] | None = None,
     ) -> int:
-        body = {
+        body: dict[str, object] = {
             "status": status,
             "exit_code": code,
             "message": status,
@@ -69,6 +74,7 @@ def main() -> int:
             "timesteps": iteration * 100,
             "episode_return_mean": ret,
             "attempt": args.attempt,
+            **(extra or {}),
         }
         tmp = run_dir / ".result.tmp"
         tmp.write_text(json.dumps(body))
@@ -97,7 +103,13 @@ def main() -> int:
             f.write(json.dumps(record) + "\n")
     if stop_signal:
         return result("requeue", 75, budget, ret)
-    return result("succeeded", 0, budget, ret)
+    # As the runtime ends a run that met its goal: the best return (returns only grow here)
+    # and the final checkpoint, relative to the run directory.
+    checkpoint = f"checkpoints/iteration-{budget:06d}"
+    (run_dir / checkpoint).mkdir(parents=True, exist_ok=True)
+    extra = {"best_episode_return_mean": ret, "best_checkpoint": checkpoint,
+             "last_checkpoint": checkpoint}  # fmt: skip
+    return result("succeeded", 0, budget, ret, None, extra)
 
 
 if __name__ == "__main__":

@@ -175,6 +175,7 @@ def runtime_env_yaml(experiment: RLExperiment, settings: Settings) -> str:
     env = {
         "RLOPS_PROGRESS_URL": progress_url(settings, meta.namespace, meta.name),
         "RLOPS_PROGRESS_TOKEN": token,
+        "RLOPS_DRIVER_LOG": "true",  # attempts/<n>.log in the run directory outlives the pods
     }
     return yaml.safe_dump({"env_vars": env}, sort_keys=True)
 

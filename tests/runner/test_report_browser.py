@@ -1,0 +1,115 @@
+"""The HTML report in a real browser: Debian's `chromium`, headless, opens report/index.html
+of a sweep (run with the fake trainer, tests/runner/fake_trainer.py) and, asked over the
+DevTools protocol, says that every <img> loaded and has a size: the learning curves and the
+objective-per-parameter figures render, no image is broken, none is missing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.builders import sweep
+from tests.operator.harness import terminate
+from tests.runner.helpers import run_manifest
+
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+IMAGES = """JSON.stringify(location.protocol === "file:" && document.readyState === "complete"
+  ? Array.from(document.images).map(
+  i => ({src: i.getAttribute("src"), complete: i.complete, width: i.naturalWidth,
+         height: i.naturalHeight})) : null)"""
+
+
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail("chromium is not installed (scripts/setup.sh installs it)")
+    return path
+
+
+async def evaluate(ws_url: str, expression: str, timeout: float = 60) -> Any:
+    """Runtime.evaluate in the page until it returns something other than null."""
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
+        ident = 0
+        while time.monotonic() < deadline:
+            ident += 1
+            params = {"expression": expression, "returnByValue": True}
+            await ws.send_json({"id": ident, "method": "Runtime.evaluate", "params": params})
+            while True:
+                reply = await ws.receive_json(timeout=30)
+                if reply.get("id") == ident:
+                    break
+            value = reply["result"]["result"].get("value")
+            if value not in (None, "null"):
+                return json.loads(value)
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"the page gave no answer to {expression!r}")
+
+
+def images_in_browser(index: Path, profile: Path) -> list[dict[str, Any]]:
+    argv = [chromium(), *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
+            index.as_uri()]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (port_file.exists() and port_file.read_text().strip()):
+            assert process.poll() is None and time.monotonic() < deadline, "chromium did not start"
+            time.sleep(0.2)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
+            targets = json.loads(r.read())
+        page = next(t for t in targets if t["type"] == "page")
+        images: list[dict[str, Any]] = asyncio.run(evaluate(page["webSocketDebuggerUrl"], IMAGES))
+        return images
+    finally:
+        terminate(process)
+
+
+def test_every_figure_of_a_sweep_report_renders(tmp_path: Path) -> None:
+    manifest = (
+        sweep("browse")
+        .param("config.training.lr", "grid", values=[0.001, 0.01, 0.1])
+        .param("config.training.gamma", "grid", values=[0.9, 0.99])
+        .template("stop", {"iterations": 3})
+        .set("spec.parallelism", 6)
+        .obj()
+    )
+    outcome = run_manifest(manifest, tmp_path / "runs", cpus=6, report=True)
+    assert outcome.code == 0, outcome.output
+    index = outcome.layout.root / "report" / "index.html"
+    referenced = re.findall(r'<img[^>]*src="([^"]+)"', index.read_text())
+    figures = sorted(p.name for p in index.parent.glob("*.png"))
+    assert sorted(referenced) == figures and len(figures) >= 3  # curves + one per parameter
+    images = images_in_browser(index, tmp_path / "profile")
+    assert sorted(i["src"] for i in images) == figures
+    broken = [i for i in images if not (i["complete"] and i["width"] > 0 and i["height"] > 0)]
+    assert broken == []
+
+
+def test_a_missing_figure_is_seen_broken(tmp_path: Path) -> None:
+    """The check itself: an <img> whose file is gone loads with no size."""
+    (tmp_path / "ok.png").write_bytes(
+        bytes.fromhex(
+            "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+            "1f15c4890000000d49444154789c6360f8cf000000030101009a2f5c2c0000000049454e44ae426082"
+        )
+    )
+    index = tmp_path / "index.html"
+    index.write_text('<html><body><img src="ok.png"><img src="gone.png"></body></html>')
+    images = {i["src"]: i for i in images_in_browser(index, tmp_path / "profile")}
+    assert images["ok.png"]["width"] == 1 and images["gone.png"]["width"] == 0
