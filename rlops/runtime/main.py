@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,19 +20,18 @@ from typing import Any
 
 import yaml
 
-import rlops
 from rlops.api.experiment import ResourcesSpec
 from rlops.api.runinfo import (
     RESULT_FILE,
     SPEC_FILE,
     ExitCode,
     RunResult,
-    RuntimeInfo,
     read_progress,
     read_result,
 )
 from rlops.runtime.manifest import InvalidManifest, LoadedManifest, load_manifest
 from rlops.runtime.options import RuntimeSettings, build_parser
+from rlops.runtime.placement import runtime_info
 from rlops.runtime.pythonpath import activate, import_paths, job_pythonpath, runtime_env
 from rlops.runtime.reporter import ProgressReporter
 from rlops.runtime.signals import RequeueNow, SignalWatch
@@ -100,7 +98,9 @@ def train_attempt(
                 spec, run_dir, attempt, signals, reporter, echo=print,
                 pause_at=settings.pause_at_iteration,
             )  # fmt: skip
-            return result.model_copy(update={"runtime": runtime_info(ray_nodes)})
+            placed = result.runtime.env_runner_nodes if result.runtime else None
+            info = runtime_info(ray_nodes, ray_head(), placed)
+            return result.model_copy(update={"runtime": info})
     except RequeueNow as exc:  # a second signal outside the training loop
         return RunResult(
             status="requeue", exit_code=ExitCode.REQUEUE, message=str(exc), attempt=attempt
@@ -152,13 +152,11 @@ def ray_session(address: str | None, resources: ResourcesSpec, paths: list[str])
         ray.shutdown()
 
 
-def runtime_info(ray_nodes: int | None) -> RuntimeInfo:
-    return RuntimeInfo(
-        hostname=socket.gethostname(),
-        python=sys.executable,
-        rlops_version=rlops.__version__,
-        ray_nodes=ray_nodes,
-    )
+def ray_head() -> str | None:
+    import ray
+
+    address: str | None = ray.get_runtime_context().gcs_address
+    return address
 
 
 def next_attempt(run_dir: Path) -> int:
