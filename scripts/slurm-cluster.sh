@@ -246,6 +246,7 @@ start_node() {
   alive "slurmd-$name" && return 0
   mkdir -p "$ROOT/spool/$name"
   if [ "$NETNS" = yes ]; then
+    ip link set "${PREFIX}v$i" up
     # nsenter, not `ip netns exec`: the latter mounts a fresh /sys without the cgroup
     # hierarchy that slurmd needs.
     spawn "slurmd-$name" nsenter --net="/run/netns/$(node_ns "$i")" \
@@ -255,10 +256,12 @@ start_node() {
   fi
 }
 
-# A node dies: its slurmd and every process in its namespace are killed at once.
+# A node dies: its link goes down first (peers see silence, not closed connections, as
+# with a real crash), then its slurmd and every process in its namespace are killed.
 kill_node() {
   local i=$1 f pids
   [ "$NETNS" = yes ] || die "'node kill' needs a cluster with network namespaces"
+  ip link set "${PREFIX}v$i" down
   f=$(pidfile "slurmd-$(node_name "$i")")
   pids=$(ip netns pids "$(node_ns "$i")" 2>/dev/null || true)
   # shellcheck disable=SC2086

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -138,6 +139,7 @@ def ray_session(address: str | None, resources: ResourcesSpec, paths: list[str])
     env = runtime_env(paths)
     if job_pythonpath(os.environ) is not None:
         os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"  # ours includes the job's entries
+    started = time.monotonic()
     if address:
         ray.init(address=address, runtime_env=env)
     else:
@@ -145,7 +147,8 @@ def ray_session(address: str | None, resources: ResourcesSpec, paths: list[str])
     # Which cluster trained this attempt (the attempt log; one head serves a local sweep).
     live: list[dict[str, Any]] = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
     nodes = len(live)
-    print(f"rlops: Ray cluster {ray.get_runtime_context().gcs_address} ({nodes} nodes)", flush=True)
+    print(f"rlops: Ray cluster {ray.get_runtime_context().gcs_address} ({nodes} nodes), "
+          f"ray.init took {time.monotonic() - started:.1f} s", flush=True)  # fmt: skip
     try:
         yield nodes
     finally:

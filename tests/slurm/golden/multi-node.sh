@@ -71,24 +71,42 @@ for ((i = 0; i < 120; i++)); do
   kill -0 "$HEAD_PID" 2>/dev/null || { echo "rlops: the Ray head exited" >&2; exit 1; }
   sleep 1
 done
-for node in "${NODES[@]:1}"; do
-  srun --nodes=1 --ntasks=1 -w "$node" "${RUN[@]}" "${PYTHON[@]}" -m ray.scripts.scripts start \
-    --address="$RAY_ADDRESS" --node-ip-address="$(node_ip "$node")" \
+# A worker whose raylet did not register in time (Ray waits 30 s; a loaded node can take
+# longer) exits: it is started again, up to twice, while the others wait.
+declare -A WORKERS
+start_worker() {
+  srun --nodes=1 --ntasks=1 -w "$1" "${RUN[@]}" "${PYTHON[@]}" -m ray.scripts.scripts start \
+    --address="$RAY_ADDRESS" --node-ip-address="$(node_ip "$1")" \
     --node-manager-port=$(( PORT + 1 )) \
     --object-manager-port=$(( PORT + 2 )) --dashboard-agent-grpc-port=$(( PORT + 4 )) \
     --metrics-export-port=$(( PORT + 5 )) --dashboard-agent-listen-port=$(( PORT + 6 )) \
     --runtime-env-agent-port=$(( PORT + 7 )) --num-cpus="${SLURM_CPUS_PER_TASK:-1}" \
     "${RAY_COMMON[@]}" &
-done
+  WORKERS[$1]=$!
+}
+for node in "${NODES[@]:1}"; do start_worker "$node"; done
 # Ready: every node of the allocation registered with the head (the runtime's ray.init
 # needs no more); the time from here to there is the Ray start-up cost of this job.
-READY=$("${RUN[@]}" "${PYTHON[@]}" -c "
+for ((try = 0; try < 3; try++)); do
+  READY=$("${RUN[@]}" "${PYTHON[@]}" -c "
 import sys, time, ray
 ray.init(address=sys.argv[1], logging_level='error')
-deadline = time.monotonic() + 120
+deadline = time.monotonic() + 60
 while (live := sum(n['Alive'] for n in ray.nodes())) < int(sys.argv[2]) and time.monotonic() < deadline:
     time.sleep(0.5)
 print(live)" "$RAY_ADDRESS" "${SLURM_JOB_NUM_NODES}" 2>/dev/null | tail -n 1)
+  [ "${READY:-0}" -ge "${SLURM_JOB_NUM_NODES}" ] && break
+  for node in "${NODES[@]:1}"; do
+    if ! kill -0 "${WORKERS[$node]}" 2>/dev/null; then
+      echo "rlops: the Ray worker on ${node} exited; starting it again" >&2
+      start_worker "$node"
+    fi
+  done
+done
+if [ "${READY:-0}" -lt "${SLURM_JOB_NUM_NODES}" ]; then
+  echo "rlops: only ${READY:-0} of ${SLURM_JOB_NUM_NODES} Ray nodes joined" >&2
+  exit 1
+fi
 echo "rlops: Ray cluster of ${READY:-0}/${SLURM_JOB_NUM_NODES} nodes ready in $(awk "BEGIN {printf \"%.1f\", $(date +%s.%N) - $RAY_START}") s"
 RUNTIME_ARGS=(--ray-address "$RAY_ADDRESS")
 
