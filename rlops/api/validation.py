@@ -206,6 +206,14 @@ def validate_experiment_spec(
         errors += _check_kubernetes(placement.kubernetes, f"{path}.placement.kubernetes")
     if placement.slurm is not None:
         errors += _check_slurm(placement.slurm, f"{path}.placement.slurm")
+        if placement.slurm.trials_per_job > 1 and spec.resources.nodes > 1:
+            errors.append(
+                FieldError(
+                    f"{path}.placement.slurm.trialsPerJob",
+                    f"packs trials onto one node; resources.nodes is {spec.resources.nodes} "
+                    "(use trialsPerJob: 1 for multi-node trials)",
+                )
+            )
     if placement.backend == Backend.SLURM and placement.slurm is None:
         errors.append(
             FieldError(f"{path}.placement.slurm", "required when backend is slurm (its cluster)")
