@@ -2,27 +2,37 @@
 `trialsPerJob: 2` goes to SLURM as two jobs of two trials each (sbatch counted through the
 client's observer: 1/K per trial), each trial in its own run directory with its own result;
 a trial that fails inside a pack fails alone (its packmate succeeds in the same job), and
-its retry is a job of its own. The trainer is the fake runtime (tests/slurm/fake_runtime.py),
-so the scheduling takes seconds; the packed script's rendering (summed CPUs, a fractional
-GPU shared by four trials) is checked as text. Real training in packs is not exercised."""
+its retry is a job of its own. A packed trial paused alone (its packmate trains on in the
+same job, no scancel) resumes in a job of its own. The trainer is the fake runtime
+(tests/slurm/fake_runtime.py), so the scheduling takes seconds; the packed script's
+rendering (summed CPUs, a fractional GPU shared by four trials) is checked as text. Real
+RLlib training in packs is not exercised here."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from rlops.api import RLExperiment
-from rlops.backends.slurm import ArrayTask, SlurmSettings, render_pack_script
+from rlops.api import Phase, RLExperiment
+from rlops.backends.slurm import (
+    ArrayTask,
+    CliSlurmClient,
+    SlurmBackend,
+    SlurmSettings,
+    render_pack_script,
+)
+from rlops.runner.fleet import Fleet
 from rlops.runner.layout import SweepLayout, TrialRecord, read_record
-from rlops.runner.slurm_executor import pack_slots
+from rlops.runner.slurm_executor import SlurmExecutor, pack_slots
 from tests.builders import experiment, sweep
 from tests.runner.test_slurm_run import run_in_process
 from tests.slurm.fake_runtime import fake_python
-from tests.slurm.slurm_cluster import SlurmCluster, missing_binaries, running_cluster
+from tests.slurm.slurm_cluster import SlurmCluster, missing_binaries, running_cluster, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +109,56 @@ def test_four_trials_run_in_two_jobs_and_a_failed_one_retries_alone(
         assert retry not in others
     # sbatch: two packs and two lone retries for four trials (no pack for retries).
     assert commands.count("sbatch") == 4
+
+
+@pytest.mark.slurm
+def test_a_packed_trial_pauses_alone_and_resumes_in_a_job_of_its_own(
+    cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    python = str(fake_python(tmp_path))
+    commands: list[str] = []
+    settings = SlurmSettings(python=sys.executable)
+    client = CliSlurmClient(settings, env=cluster.env, observer=lambda c, s, ok: commands.append(c))
+    fleet = Fleet(SlurmExecutor(SlurmBackend(client, settings)), "episode_return_mean")
+    root = Path(os.path.realpath(tmp_path))
+    trials = {}
+    for name in ("left", "right"):
+        manifest = (
+            experiment(name)
+            .slurm(python=python, trialsPerJob=2)
+            .set("spec.environment.config", {"seconds_per_iteration": 0.3})
+            .stop(iterations=12)
+            .obj()
+        )
+        record = TrialRecord(name=name, backend="slurm")
+        trials[name] = fleet.create(root / name, record, manifest)
+
+    def phase(name: str) -> Phase:
+        fleet.refresh()
+        return fleet.state(name).phase
+
+    def iterations(name: str) -> list[int]:
+        return [p.iteration for p in trials[name].progress.records]
+
+    assert sorted(fleet.launch_pending()) == ["left", "right"]
+    assert commands.count("sbatch") == 1  # both in one job
+    wait_for(lambda: phase("left") == Phase.RUNNING and len(iterations("left")) >= 2, 60, "2 its")
+    fleet.pause("left")
+    wait_for(lambda: phase("left") != Phase.RUNNING, 60, "the left trial to pause")
+    assert fleet.state("left").phase == Phase.PAUSED
+    assert iterations("left")[-1] < 12
+    wait_for(lambda: phase("right").finished, 60, "the right trial to finish")
+    assert fleet.state("right").phase == Phase.SUCCEEDED and iterations("right") == list(
+        range(1, 13)
+    )
+    assert "scancel" not in commands  # the pause reached the left runtime alone
+
+    fleet.resume("left")
+    assert fleet.launch_pending() == ["left"]
+    wait_for(lambda: phase("left").finished, 60, "the resumed trial to finish")
+    assert fleet.state("left").phase == Phase.SUCCEEDED
+    assert iterations("left") == list(range(1, 13))
+    first, second = trials["left"].record.launches
+    assert (first.exit_code, second.kind, second.exit_code) == (75, "resume", 0)
+    assert first.ref == trials["right"].record.launches[0].ref != second.ref
+    assert commands.count("sbatch") == 2
