@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,20 +29,9 @@ from rlops.runner.fleet import Fleet
 from rlops.runner.layout import SweepLayout, TrialRecord, read_record
 from rlops.runner.slurm_executor import SlurmExecutor, pack_slots
 from tests.builders import experiment, sweep
-from tests.runner.test_slurm_run import run_in_process
+from tests.runner.test_slurm_run import cluster, run_in_process  # noqa: F401 (fixture)
 from tests.slurm.fake_runtime import fake_python
-from tests.slurm.slurm_cluster import SlurmCluster, missing_binaries, running_cluster, wait_for
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[SlurmCluster]:
-    missing = missing_binaries()
-    if missing:
-        pytest.skip(f"SLURM is not installed: {', '.join(missing)} (scripts/setup.sh)")
-    if os.geteuid() != 0:
-        pytest.skip("the test cluster's daemons run as root")
-    with running_cluster() as running:
-        yield running
+from tests.slurm.slurm_cluster import SlurmCluster, wait_for
 
 
 def quarter_gpu(name: str) -> RLExperiment:
@@ -73,7 +61,8 @@ def test_a_pack_sums_cpus_and_shares_one_gpu_among_four_quarter_gpu_trials(
 
 @pytest.mark.slurm
 def test_four_trials_run_in_two_jobs_and_a_failed_one_retries_alone(
-    cluster: SlurmCluster, tmp_path: Path
+    cluster: SlurmCluster,  # noqa: F811 (the fixture)
+    tmp_path: Path,
 ) -> None:
     python = str(fake_python(tmp_path))
     manifest = (
@@ -113,7 +102,8 @@ def test_four_trials_run_in_two_jobs_and_a_failed_one_retries_alone(
 
 @pytest.mark.slurm
 def test_a_packed_trial_pauses_alone_and_resumes_in_a_job_of_its_own(
-    cluster: SlurmCluster, tmp_path: Path
+    cluster: SlurmCluster,  # noqa: F811 (the fixture)
+    tmp_path: Path,
 ) -> None:
     python = str(fake_python(tmp_path))
     commands: list[str] = []

@@ -12,28 +12,23 @@ and `.slurm-stop` there naming the job (`request_stop`) stops that trial alone.
 from __future__ import annotations
 
 import math
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlops.api.runinfo import SPEC_FILE
 from rlops.backends.slurm.array import (
     LINKS_DIR,
     ArrayTask,
-    _launcher,
-    _python,
     array_key,
     array_name,
     shared_directives,
+    table_values,
 )
 from rlops.backends.slurm.script import (
     TEMPLATES,
     ScriptError,
     _memory,
-    comment_text,
     directive,
-    extra_directives,
     safe_path,
     slurm_placement,
 )
@@ -111,7 +106,6 @@ def render_pack_script(slots: Sequence[PackSlot], settings: SlurmSettings) -> st
         if task.experiment.spec.resources.nodes > 1:
             raise ScriptError(f"pack slot {i}: resources.nodes > 1 cannot share a job")
     experiment = first.experiment
-    slurm = slurm_placement(experiment)
     name = pack_name(tasks)
     where = safe_path(pack_dir(tasks), "pack directory")
     cpus = math.ceil(sum(t.experiment.spec.resources.total_cpus() for t in tasks) - 1e-9)
@@ -129,22 +123,9 @@ def render_pack_script(slots: Sequence[PackSlot], settings: SlurmSettings) -> st
         *own,
         *summed,
     ]
-    launcher, image = _launcher(experiment, settings)
     return TEMPLATES.get_template("pack.sh.j2").render(
-        count=len(tasks),
         directives=managed,
-        extra_directives=extra_directives(slurm),
-        trials=" ".join(shlex.quote(comment_text(t.experiment.metadata.name or "")) for t in tasks),
-        run_dirs="".join(f"\n  {shlex.quote(str(t.run_dir))}" for t in tasks),
-        first_attempts=" ".join(str(max(1, int(t.attempt))) for t in tasks),
-        pause_ats=" ".join(str(max(0, int(t.pause_at or 0))) for t in tasks),
+        **table_values(tasks, settings),
         threads=" ".join(str(max(1, int(s.threads))) for s in slots),
         devices=" ".join(",".join(str(int(d)) for d in s.devices) or "-" for s in slots),
-        spec_file=shlex.quote(SPEC_FILE),
-        max_requeues=int(slurm.max_requeues),
-        container=bool(launcher),
-        launcher=launcher,
-        image=image,
-        python=shlex.quote(_python(experiment, settings)),
-        stop_grace=int(settings.stop_grace_seconds),
     )
