@@ -50,6 +50,8 @@ def cluster() -> Iterator[SlurmCluster]:
         pytest.skip(f"SLURM is not installed: {', '.join(missing)} (scripts/setup.sh)")
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("the 3-node cluster needs root and iproute2 (network namespaces)")
+    if subprocess.run(["unshare", "--net", "true"], check=False).returncode != 0:
+        pytest.skip("network namespaces are not permitted here (CAP_NET_ADMIN)")
     with running_cluster(nodes=3) as running:
         yield running
 
