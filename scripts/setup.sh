@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(slurm-wlm slurmrestd munge prometheus podman runc debootstrap zsh fish chromium)
+# iproute2: the multi-node test clusters (network namespaces)
+APT_PACKAGES=(slurm-wlm slurmrestd munge prometheus podman runc debootstrap zsh fish chromium iproute2)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -235,6 +235,15 @@ class SlurmPlacement(Model):
         default=None,
         description="Runtime `none`: the Python interpreter with rlops installed.",
     )
+    trials_per_job: int = Field(
+        default=1,
+        ge=1,
+        description=(
+            "`rlops run --backend slurm`: trials of a sweep packed into one job on one node, "
+            "sharing its CPUs and GPUs (a fractional gpusPerLearner shares a device); 1: a job "
+            "(or array task) per trial. Retries and resumes run alone."
+        ),
+    )
 
 
 class PlacementSpec(Model):

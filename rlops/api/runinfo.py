@@ -76,6 +76,12 @@ class RuntimeInfo(Model):
     ray_nodes: int | None = Field(
         default=None, description="Live Ray nodes in the cluster it trained on (None: no Ray)."
     )
+    ray_head: str | None = Field(
+        default=None, description="Address of the Ray head (its GCS) the attempt connected to."
+    )
+    env_runner_nodes: list[str] | None = Field(
+        default=None, description="Node address of each remote env runner, as Ray placed them."
+    )
 
     @model_serializer(mode="wrap")
     def _camel_case(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from rlops.api.command import placeholder_errors
 from rlops.api.directives import directive_error
 from rlops.api.experiment import (
     Backend,
+    ContainerRuntime,
     KubernetesPlacement,
     RLExperiment,
     RLExperimentSpec,
@@ -209,6 +210,14 @@ def validate_experiment_spec(
         errors += _check_kubernetes(placement.kubernetes, f"{path}.placement.kubernetes")
     if placement.slurm is not None:
         errors += _check_slurm(placement.slurm, f"{path}.placement.slurm")
+        if placement.slurm.trials_per_job > 1 and spec.resources.nodes > 1:
+            errors.append(
+                FieldError(
+                    f"{path}.placement.slurm.trialsPerJob",
+                    f"packs trials onto one node; resources.nodes is {spec.resources.nodes} "
+                    "(use trialsPerJob: 1 for multi-node trials)",
+                )
+            )
     if placement.backend == Backend.SLURM and placement.slurm is None:
         errors.append(
             FieldError(f"{path}.placement.slurm", "required when backend is slurm (its cluster)")
@@ -524,6 +533,14 @@ def _check_slurm(slurm: SlurmPlacement, path: str) -> list[FieldError]:
         )
     if slurm.python is not None and any(c in SHELL_METACHARACTERS for c in slurm.python):
         errors.append(FieldError(f"{path}.python", "a path without spaces or shell metacharacters"))
+    if slurm.trials_per_job > 1 and slurm.container_runtime == ContainerRuntime.PODMAN:
+        errors.append(
+            FieldError(
+                f"{path}.trialsPerJob",
+                "packs trials with containerRuntime none, apptainer or singularity; podman runs "
+                "one trial per job (use trialsPerJob: 1)",
+            )
+        )
     return errors
 
 

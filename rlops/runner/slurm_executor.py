@@ -45,13 +45,19 @@ from rlops.api.experiment import BackendRef
 from rlops.api.runinfo import PAUSED_REASON, ExitCode, RunFileError, read_result
 from rlops.backends.slurm import (
     ArrayTask,
+    JobObservation,
+    PackSlot,
     SlurmBackend,
     SlurmUnavailable,
     array_key,
     experiment_phase,
+    pack_exit,
+    request_stop,
 )
+from rlops.backends.slurm.pack import pack_gpus
 from rlops.backends.slurm.script import slurm_placement
 from rlops.runner.executor import Handle, LaunchRequest
+from rlops.runner.packing import Request, Slots
 
 JOB_RECORD = "slurm-job.json"  # the trial's latest job: {"jobId": "123_4", "attempt": 1}
 
@@ -104,21 +110,46 @@ class _Job:
     ref: BackendRef
     run_dir: Path
     stopped: bool = False
+    packed: bool = False  # one of several trials of a job (trialsPerJob)
 
 
-def write_job_record(run_dir: Path, job_id: str, attempt: int) -> None:
+def write_job_record(run_dir: Path, job_id: str, attempt: int, packed: bool = False) -> None:
     tmp = run_dir / f".{JOB_RECORD}.tmp"
-    tmp.write_text(json.dumps({"jobId": job_id, "attempt": attempt}))
+    body: dict[str, object] = {"jobId": job_id, "attempt": attempt}
+    if packed:
+        body["packed"] = True
+    tmp.write_text(json.dumps(body))
     tmp.replace(run_dir / JOB_RECORD)
 
 
-def read_job_id(run_dir: Path) -> str | None:
+def _job_record(run_dir: Path) -> dict[str, object]:
     try:
         body = json.loads((run_dir / JOB_RECORD).read_text())
     except (OSError, ValueError):
-        return None
-    job_id = body.get("jobId") if isinstance(body, dict) else None
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def read_job_id(run_dir: Path) -> str | None:
+    job_id = _job_record(run_dir).get("jobId")
     return job_id if isinstance(job_id, str) and job_id else None
+
+
+def pack_slots(tasks: Sequence[ArrayTask]) -> list[PackSlot]:
+    """Each packed trial's share of its job: threads for its CPUs, and GPU devices by
+    best fit (fractions share a device) among the devices the pack asks for."""
+    cpus = sum(t.experiment.spec.resources.total_cpus() for t in tasks)
+    devices = tuple(range(pack_gpus(tasks)))
+    free = Slots(cpus=max(cpus, 1.0), gpu_ids=devices)
+    slots = []
+    for task in tasks:
+        allocation = free.allocate(Request.of(task.experiment.spec.resources))
+        if allocation is None:  # mixed fractions that best fit cannot place: share them all
+            share = devices if task.experiment.spec.resources.total_gpus() else ()
+            slots.append(PackSlot(task, share, 1))
+            continue
+        slots.append(PackSlot(task, tuple(allocation.devices), allocation.threads()))
+    return slots
 
 
 class SlurmExecutor:
@@ -143,9 +174,29 @@ class SlurmExecutor:
         for i, (request, experiment) in enumerate(zip(requests, experiments, strict=True)):
             if i not in refs:
                 task = _task(experiment, request)
-                key = array_key(task, self.slurm.settings) if self.arrays else i
+                pack = slurm_placement(experiment).trials_per_job > 1
+                key = array_key(task, self.slurm.settings) if self.arrays or pack else i
                 groups[key].append(i)
+        # An adopted job of a packed launch is tracked as packed (its slurm-job.json says so).
+        packed = {i for i in refs if _job_record(requests[i].run_dir).get("packed") is True}
         for members in groups.values():
+            per_job = slurm_placement(experiments[members[0]]).trials_per_job
+            if per_job > 1:
+                # Retries and resumes run alone; fresh trials go K to a job.
+                fresh = [i for i in members if not requests[i].previous]
+                members = [i for i in members if requests[i].previous]
+                for start in range(0, len(fresh), per_job):
+                    chunk = fresh[start : start + per_job]
+                    if len(chunk) == 1:
+                        members.append(chunk[0])
+                        continue
+                    tasks = [_task(experiments[i], requests[i]) for i in chunk]
+                    ref = self.slurm.submit_pack(pack_slots(tasks))
+                    for i in chunk:
+                        refs[i] = ref
+                    packed.update(chunk)
+                if not members:
+                    continue
             if len(members) == 1:
                 (i,) = members
                 request = requests[i]
@@ -164,8 +215,10 @@ class SlurmExecutor:
         handles: list[Handle | None] = []
         for i, request in enumerate(requests):
             ref = refs[i]
-            write_job_record(request.run_dir, ref.job_id or "", request.attempt)
-            self._jobs[request.name] = _Job(experiments[i], ref, request.run_dir)
+            write_job_record(request.run_dir, ref.job_id or "", request.attempt, i in packed)
+            self._jobs[request.name] = _Job(
+                experiments[i], ref, request.run_dir, packed=i in packed
+            )
             handles.append(Handle(request.name, request.attempt, ref.job_id or ""))
         return handles
 
@@ -204,6 +257,12 @@ class SlurmExecutor:
             job_id = job.ref.job_id or ""
             observed = seen.get(job_id)
             try:
+                if job.packed:
+                    code = self._packed_end(job, job_id, observed)
+                    if code is not None:
+                        ended[handle.name] = code
+                        del self._jobs[handle.name]
+                    continue
                 seen_phase = experiment_phase(job.experiment, job_id, observed, job.run_dir)
             except (RunFileError, OSError) as exc:  # this trial's files alone: it failed
                 log.warning("trial %s: %s", handle.name, exc)
@@ -227,17 +286,40 @@ class SlurmExecutor:
             del self._jobs[handle.name]
         return ended
 
+    def _packed_end(self, job: _Job, job_id: str, observed: JobObservation | None) -> int | None:
+        """A packed trial ends when its job records its exit code (the job may go on with
+        the others), or when the job ended without one (killed, cancelled): None until."""
+        code = pack_exit(job.run_dir, job_id)
+        if code is None:
+            if experiment_phase(job.experiment, job_id, observed, job.run_dir).terminal:
+                return exit_code(Phase.STOPPED if job.stopped else Phase.FAILED, None, job.stopped)
+            return None
+        result = read_result(job.run_dir)
+        paused = (
+            code == ExitCode.REQUEUE
+            and result is not None
+            and (result.stop_reason == PAUSED_REASON)
+        )
+        phase = Phase.SUCCEEDED if code == ExitCode.SUCCEEDED else Phase.FAILED
+        return exit_code(phase, code, job.stopped, paused)
+
     def stop(self, handle: Handle) -> None:
         job = self._jobs.get(handle.name)
         if job is not None:
             job.stopped = True
-            self.slurm.terminate(job.ref)
+            if job.packed:  # the others of its job go on
+                request_stop(job.run_dir, job.ref.job_id or "")
+            else:
+                self.slurm.terminate(job.ref)
 
     def kill(self, handle: Handle) -> None:
         job = self._jobs.get(handle.name)
         if job is not None:
             job.stopped = True
-            self.slurm.cancel(job.ref)
+            if job.packed:
+                request_stop(job.run_dir, job.ref.job_id or "")
+            else:
+                self.slurm.cancel(job.ref)
 
     def close(self) -> None:
         return None  # Jobs belong to SLURM; a later run picks them up again.

@@ -16,6 +16,7 @@ from rlops.api.runinfo import CHECKPOINT_DIR, ExitCode, RunResult
 from rlops.runtime.algo_config import build_config, register_environment
 from rlops.runtime.checkpoints import CheckpointInfo, CheckpointStore
 from rlops.runtime.loop import Outcome, Trainer
+from rlops.runtime.placement import env_runner_nodes, runtime_info
 from rlops.runtime.progress import ProgressLog
 from rlops.runtime.reporter import ProgressReporter
 from rlops.runtime.signals import RequeueNow, SignalWatch
@@ -69,11 +70,15 @@ def train(
     store.remove_partials()
     trainer: Trainer | None = None
     algo: Any = None
+    placed: list[str] | None = None
     progress: ProgressLog | None = None
     try:
         assert spec.environment is not None  # validated: an RLlib run
         env_name = register_environment(spec.environment)
         algo = build_config(spec, env_name).build_algo()
+        placed = env_runner_nodes(algo)
+        if placed and echo is not None:
+            echo(f"rlops: env runners on nodes {', '.join(placed)}")
         totals = restore(algo, store, spec.checkpoint.resume_from)
         progress = ProgressLog(run_dir)
         trainer = Trainer(
@@ -91,7 +96,10 @@ def train(
         if algo is not None:
             algo.stop()
     totals = trainer.totals if trainer is not None else Totals()
-    return run_result(outcome, totals, store, run_dir, attempt)
+    result = run_result(outcome, totals, store, run_dir, attempt)
+    if placed:
+        result = result.model_copy(update={"runtime": runtime_info(None, None, placed)})
+    return result
 
 
 def run_result(

@@ -12,8 +12,8 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -28,17 +28,16 @@ from rlops.api.runinfo import (
     SPEC_FILE,
     ExitCode,
     RunResult,
-    RuntimeInfo,
     read_progress,
     read_result,
 )
 from rlops.runtime.driverlog import attempt_log, tee_output
 from rlops.runtime.manifest import InvalidManifest, LoadedManifest, load_manifest
 from rlops.runtime.options import RuntimeSettings, build_parser
+from rlops.runtime.placement import runtime_info
 from rlops.runtime.pythonpath import activate, import_paths, job_pythonpath, runtime_env
 from rlops.runtime.reporter import ProgressReporter
 from rlops.runtime.signals import RequeueNow, SignalWatch
-from rlops.version import __version__
 
 log = logging.getLogger("rlops.runtime")
 
@@ -113,7 +112,9 @@ def train_attempt(
                 spec, run_dir, attempt, signals, reporter, echo=print,
                 pause_at=settings.pause_at_iteration,
             )  # fmt: skip
-            return result.model_copy(update={"runtime": runtime_info(ray_nodes)})
+            placed = result.runtime.env_runner_nodes if result.runtime else None
+            info = runtime_info(ray_nodes, ray_head(), placed)
+            return result.model_copy(update={"runtime": info})
     except RequeueNow as exc:  # a second signal outside the training loop
         return RunResult(
             status="requeue", exit_code=ExitCode.REQUEUE, message=str(exc), attempt=attempt
@@ -151,6 +152,7 @@ def ray_session(address: str | None, resources: ResourcesSpec, paths: list[str])
     env = runtime_env(paths)
     if job_pythonpath(os.environ) is not None:
         os.environ["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"  # ours includes the job's entries
+    started = time.monotonic()
     if address:
         ray.init(address=address, runtime_env=env)
     else:
@@ -159,20 +161,19 @@ def ray_session(address: str | None, resources: ResourcesSpec, paths: list[str])
     live: list[dict[str, Any]] = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
     nodes = len(live)
     print(f"rlops: Ray cluster {ray.get_runtime_context().gcs_address}", flush=True)
-    print(f"rlops: {nodes} Ray node(s)", flush=True)
+    print(f"rlops: {nodes} Ray node(s), ray.init took {time.monotonic() - started:.1f} s",
+          flush=True)  # fmt: skip
     try:
         yield nodes
     finally:
         ray.shutdown()
 
 
-def runtime_info(ray_nodes: int | None) -> RuntimeInfo:
-    return RuntimeInfo(
-        hostname=socket.gethostname(),
-        python=sys.executable,
-        rlops_version=__version__,
-        ray_nodes=ray_nodes,
-    )
+def ray_head() -> str | None:
+    import ray
+
+    address: str | None = ray.get_runtime_context().gcs_address
+    return address
 
 
 def next_attempt(run_dir: Path) -> int:

@@ -19,6 +19,9 @@ _PROGRESS_KEYS = (
     "env_runners/episode_return_min",
     "env_runners/num_episodes",
     "evaluation/env_runners/episode_return_mean",
+    # RLlib's fault tolerance: env runners alive, and restarted after they died.
+    "fault_tolerance/num_healthy_workers",
+    "fault_tolerance/num_remote_worker_restarts",
     "time_this_iter_s",
 )
 _LEARNER_SUFFIXES = ("loss", "entropy", "mean_kl_loss", "vf_explained_var")

@@ -224,10 +224,13 @@ def test_progress_is_posted_and_the_run_directory_is_complete(
     assert result.runtime.hostname == socket.gethostname()
     assert result.runtime.ray_nodes == 1
     on_disk = json.loads((run_dir / "result.json").read_text())["runtime"]
+    head, runners = on_disk.pop("rayHead"), on_disk.pop("envRunnerNodes")
     assert on_disk == {
         "hostname": socket.gethostname(), "python": sys.executable,
         "rlopsVersion": rlops.__version__, "rayNodes": 1,
     }  # fmt: skip
+    # A local Ray's head; no remote env runners (envRunners: 0), so none placed.
+    assert head and ":" in head and runners is None
     assert [s for s, _ in tensorboard_scalars(run_dir / "tensorboard")["rlops/iteration"]] == [
         SMALL_BATCH * i for i in (1, 2, 3)
     ]

@@ -1,10 +1,12 @@
-"""A real single-node SLURM cluster on loopback: munged, slurmctld and slurmd from Debian.
+"""A real SLURM cluster for the tests: munged, slurmctld and slurmd from Debian.
 
-Everything lives in one temporary directory: the munge key and socket, slurm.conf,
-state, spool and logs. Clients find it through `SLURM_CONF` (see `env`). Readiness is
-awaited by polling `scontrol ping` and `sinfo`, never by sleeping a fixed time.
+scripts/slurm-cluster.sh starts and stops it (one node on loopback, or N nodes each in
+its own network namespace); this module drives that script and adds what only tests need
+(slurmrestd, probes). Everything lives in one temporary directory: the munge key and
+socket, slurm.conf, state, spool and logs. Clients find it through `SLURM_CONF` (see
+`env`). Readiness is awaited by polling `scontrol ping` and `sinfo`, never by sleeping.
 
-Run `python tests/slurm/slurm_cluster.py` to start one by hand (Ctrl-C stops it).
+Start one by hand with `scripts/slurm-cluster.sh up [--nodes N]` (and `down`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DAEMONS = ("/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd")
-NODE = "localhost"
+NODE = "localhost"  # the one node of a cluster without network namespaces
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm-cluster.sh"
 
 
 class ClusterError(RuntimeError):
@@ -53,67 +56,18 @@ def missing_binaries() -> list[str]:
     return [b for b in needed if not os.access(b, os.X_OK)]
 
 
-def memory_mb() -> int:
-    pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return max(512, int(pages / 2**20 * 0.9))
-
-
-def slurm_conf(
-    root: Path, ctld_port: int, slurmd_port: int, cpus: int, min_job_age: int = 3600
-) -> str:
-    memory = memory_mb()
-    return f"""\
-ClusterName=rlops-test
-SlurmctldHost={NODE}(127.0.0.1)
-SlurmctldPort={ctld_port}
-SlurmdPort={slurmd_port}
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-# cred_expire is also the requeue delay (default 120 s): short for the tests.
-AuthInfo=socket={root}/munge/munge.sock,cred_expire=10
-StateSaveLocation={root}/state
-SlurmdSpoolDir={root}/spool/%n
-SlurmctldPidFile={root}/slurmctld.pid
-SlurmdPidFile={root}/slurmd-%n.pid
-SlurmctldLogFile={root}/log/slurmctld.log
-SlurmdLogFile={root}/log/slurmd-%n.log
-SlurmctldDebug=info
-SlurmdDebug=info
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/filetxt
-JobCompLoc={root}/log/jobcomp.txt
-MpiDefault=none
-SwitchType=switch/none
-LaunchParameters=use_interactive_step
-SchedulerType=sched/backfill
-ReturnToService=2
-JobRequeue=1
-MinJobAge={min_job_age}
-KillWait=5
-InactiveLimit=0
-Waittime=0
-SlurmctldTimeout=30
-SlurmdTimeout=60
-MessageTimeout=10
-NodeName={NODE} NodeHostname={NODE} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory}
-PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
-"""
-
-
 @dataclass
 class SlurmCluster:
-    """One running test cluster. `env` is what every client needs (SLURM_CONF)."""
+    """One running test cluster, started and stopped by scripts/slurm-cluster.sh.
+
+    `env` is what every client needs (SLURM_CONF). With `nodes` > 1 each slurmd runs in its
+    own network namespace (see the script); node names are then node1..nodeN.
+    """
 
     root: Path
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
     min_job_age: int = 3600  # seconds slurmctld keeps a finished job (then: sacct only)
+    nodes: int = 1
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -128,55 +82,57 @@ class SlurmCluster:
     def env(self) -> dict[str, str]:
         return {**os.environ, "SLURM_CONF": str(self.conf)}
 
+    @property
+    def node_names(self) -> list[str]:
+        if self.nodes == 1:
+            return [NODE]
+        return [f"node{i}" for i in range(1, self.nodes + 1)]
+
     # --- lifecycle -------------------------------------------------------------------
 
-    def start(self, timeout: float = 60) -> None:
+    def script(self, *argv: str, timeout: float = 120) -> str:
+        """Run scripts/slurm-cluster.sh on this cluster's root; its stdout."""
+        out = subprocess.run(
+            ["bash", str(SCRIPT), *argv, "--root", str(self.root)],
+            env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        if out.returncode != 0:
+            raise ClusterError(f"slurm-cluster.sh {' '.join(argv)}: {out.stderr}{out.stdout}")
+        return out.stdout
+
+    def start(self, timeout: float = 120) -> None:
         missing = missing_binaries()
         if missing:
             raise ClusterError(f"SLURM is not installed (missing {', '.join(missing)})")
-        for sub in ("munge", "state", "spool", "log"):
-            (self.root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
-        key = self.root / "munge" / "munge.key"
-        if not key.exists():
-            key.write_bytes(os.urandom(1024))
-            key.chmod(0o400)
-        self.conf.write_text(
-            slurm_conf(self.root, free_port(), free_port(), self.cpus, self.min_job_age)
-        )
-        self._spawn(
-            "munged",
-            [
-                "/usr/sbin/munged", "--foreground", "--force",
-                f"--key-file={key}", f"--socket={self.munge_socket}",
-                f"--pid-file={self.root}/munge/munged.pid",
-                f"--seed-file={self.root}/munge/munged.seed",
-                f"--log-file={self.root}/log/munged.log",
-            ],
+        self.script(
+            "up", "--nodes", str(self.nodes), "--cpus", str(self.cpus),
+            "--min-job-age", str(self.min_job_age), timeout=timeout,
         )  # fmt: skip
-        wait_for(self.munge_socket.exists, 15, "munged's socket")
-        self.start_slurmctld()
-        self._spawn("slurmd", ["/usr/sbin/slurmd", "-D", "-f", str(self.conf), "-N", NODE])
-        wait_for(self.node_idle, timeout, "node localhost to be idle (sinfo)")
 
     def start_slurmctld(self, timeout: float = 30) -> None:
-        # -i: ignore state files that cannot be recovered; a restart keeps jobs (no -c).
-        self._spawn("slurmctld", ["/usr/sbin/slurmctld", "-D", "-i", "-f", str(self.conf)])
-        wait_for(self.controller_up, timeout, "slurmctld to answer `scontrol ping`")
+        self.script("ctld", "start", timeout=timeout + 10)
 
     def stop_slurmctld(self) -> None:
-        self._stop("slurmctld")
+        self.script("ctld", "stop")
 
     def restart_slurmctld(self) -> None:
         self.stop_slurmctld()
         self.start_slurmctld()
 
+    def kill_node(self, name: str) -> None:
+        """The node dies: its slurmd and every process of its jobs are killed."""
+        self.script("node", "kill", name)
+
+    def start_node(self, name: str) -> None:
+        """The node boots again: its slurmd starts and registers (ReturnToService=2)."""
+        self.script("node", "start", name)
+
     def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.run("scancel", "--full", "--user=root")
-        for name in ("slurmrestd", "slurmd", "slurmctld", "munged"):
-            self._stop(name)
+        self._stop("slurmrestd")
+        self.script("down")
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        (self.root / "log").mkdir(parents=True, exist_ok=True)
         log = (self.root / "log" / f"{name}.stdout").open("ab")
         self.procs[name] = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, env=env or self.env, start_new_session=True
@@ -228,7 +184,12 @@ class SlurmCluster:
     def node_idle(self) -> bool:
         self._check_alive()
         out = self.run("sinfo", "-h", "-N", "-o", "%T")
-        return out.returncode == 0 and out.stdout.strip().rstrip("*") in ("idle", "mixed")
+        states = [line.rstrip("*") for line in out.stdout.split()]
+        return (
+            out.returncode == 0
+            and len(states) == self.nodes
+            and all(state in ("idle", "mixed") for state in states)
+        )
 
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -245,11 +206,15 @@ class SlurmCluster:
 
 
 @contextlib.contextmanager
-def running_cluster(root: Path | None = None, min_job_age: int = 3600) -> Iterator[SlurmCluster]:
+def running_cluster(
+    root: Path | None = None, min_job_age: int = 3600, nodes: int = 1, cpus: int | None = None
+) -> Iterator[SlurmCluster]:
     # A short path: unix socket paths are limited to 107 bytes.
     owned = root is None
     path = root or Path(tempfile.mkdtemp(prefix="rlops-slurm-", dir="/tmp"))
-    cluster = SlurmCluster(path, min_job_age=min_job_age)
+    cluster = SlurmCluster(path, min_job_age=min_job_age, nodes=nodes)
+    if cpus is not None:
+        cluster.cpus = cpus
     try:
         cluster.start()
         yield cluster
@@ -257,10 +222,3 @@ def running_cluster(root: Path | None = None, min_job_age: int = 3600) -> Iterat
         cluster.stop()
         if owned and not os.environ.get("RLOPS_KEEP_SLURM"):
             shutil.rmtree(path, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    with running_cluster() as c:
-        print(f"export SLURM_CONF={c.conf}")
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.pause()

@@ -18,6 +18,7 @@ from rlops.backends.slurm.client import (
     SlurmUnavailable,
     SubmitError,
 )
+from rlops.backends.slurm.pack import PackSlot, pack_exit, render_pack_script, request_stop
 from rlops.backends.slurm.rest_client import RestSlurmClient
 from rlops.backends.slurm.script import (
     ScriptError,
@@ -31,9 +32,9 @@ from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_j
 
 __all__ = [
     "SCRIPT_FILE", "ArrayTask", "CliSlurmClient", "CommandObserver", "JobObservation",
-    "JobPhase", "RestSlurmClient", "ScriptError", "SlurmBackend", "SlurmClient",
+    "JobPhase", "PackSlot", "RestSlurmClient", "ScriptError", "SlurmBackend", "SlurmClient",
     "SlurmRefused", "SlurmSettings", "SlurmUnavailable", "SubmitError", "array_key", "array_name",
-    "default_run_dir", "experiment_phase", "job_name", "job_phase", "parse_squeue",
-    "phase_for_missing_job", "render_array_script", "render_batch_script",
-    "render_for_manifest",
+    "default_run_dir", "experiment_phase", "job_name", "job_phase", "pack_exit",
+    "parse_squeue", "phase_for_missing_job", "render_array_script", "render_batch_script",
+    "render_for_manifest", "render_pack_script", "request_stop",
 ]  # fmt: skip

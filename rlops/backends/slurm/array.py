@@ -121,6 +121,36 @@ def link_run_dirs(tasks: Sequence[ArrayTask]) -> Path:
     return links
 
 
+def table_values(tasks: Sequence[ArrayTask], settings: SlurmSettings) -> dict[str, object]:
+    """What a script of several trials (array or pack) renders besides its directives: the
+    per-trial tables (quoted) and the values the trials share."""
+    experiment = tasks[0].experiment
+    slurm = slurm_placement(experiment)
+    launcher, image = _launcher(experiment, settings)
+    if launcher:
+        for task in tasks:
+            bind_path(task.run_dir)
+    return {
+        "count": len(tasks),
+        "extra_directives": extra_directives(slurm),
+        "trials": " ".join(
+            shlex.quote(comment_text(t.experiment.metadata.name or "")) for t in tasks
+        ),
+        "run_dirs": "".join(f"\n  {shlex.quote(str(t.run_dir))}" for t in tasks),
+        "first_attempts": " ".join(str(max(1, int(t.attempt))) for t in tasks),
+        "pause_ats": " ".join(str(max(0, int(t.pause_at or 0))) for t in tasks),
+        "spec_file": shlex.quote(SPEC_FILE),
+        "max_requeues": int(slurm.max_requeues),
+        "container": slurm.container_runtime.value if launcher else "",
+        "launcher": launcher,
+        "image": image,
+        "podman_args": container.podman_args(experiment, settings),
+        "binds": container.quoted(container.storage_binds(experiment)),
+        "python": shlex.quote(_python(experiment, settings)),
+        "stop_grace": int(settings.stop_grace_seconds),
+    }
+
+
 def render_array_script(tasks: Sequence[ArrayTask], settings: SlurmSettings) -> str:
     """The array script of `tasks` (two or more with one `array_key`); raises ScriptError
     naming the field when a value is unsafe or the tasks cannot share an array."""
@@ -135,7 +165,6 @@ def render_array_script(tasks: Sequence[ArrayTask], settings: SlurmSettings) -> 
                 f"differ from task 0's; only experiments with equal directives share an array"
             )
     experiment = first.experiment
-    slurm = slurm_placement(experiment)
     name = array_name(tasks)
     links = links_dir(tasks)
     managed = [
@@ -146,29 +175,11 @@ def render_array_script(tasks: Sequence[ArrayTask], settings: SlurmSettings) -> 
         *shared_directives(experiment),
         directive("array", f"0-{len(tasks) - 1}"),
     ]
-    launcher, image = _launcher(experiment, settings)
-    if launcher:
-        for task in tasks:
-            bind_path(task.run_dir)
     return TEMPLATES.get_template("array.sh.j2").render(
-        count=len(tasks),
         directives=managed,
-        extra_directives=extra_directives(slurm),
-        trials=" ".join(shlex.quote(comment_text(t.experiment.metadata.name or "")) for t in tasks),
-        run_dirs="".join(f"\n  {shlex.quote(str(t.run_dir))}" for t in tasks),
-        first_attempts=" ".join(str(max(1, int(t.attempt))) for t in tasks),
-        pause_ats=" ".join(str(max(0, int(t.pause_at or 0))) for t in tasks),
-        spec_file=shlex.quote(SPEC_FILE),
-        max_requeues=int(slurm.max_requeues),
-        container=slurm.container_runtime.value if launcher else "",
-        launcher=launcher,
-        image=image,
-        podman_args=container.podman_args(experiment, settings),
-        binds=container.quoted(container.storage_binds(experiment)),
-        python=shlex.quote(_python(experiment, settings)),
+        **table_values(tasks, settings),
         multi_node=experiment.spec.resources.nodes > 1,
         port_base=int(settings.ray_port_base),
-        stop_grace=int(settings.stop_grace_seconds),
         # Not $SLURM_JOB_ID: the task SLURM starts last keeps the array's own job id, and
         # requeueing that id requeues every task of the array.
         requeue_id='"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',

@@ -24,6 +24,7 @@ from rlops.backends.slurm.array import (
     render_array_script,
 )
 from rlops.backends.slurm.client import ATTEMPT_KEY, JobObservation, SlurmClient
+from rlops.backends.slurm.pack import PackSlot, pack_dir, pack_name, render_pack_script
 from rlops.backends.slurm.script import (
     UID_COMMENT,
     job_name,
@@ -35,6 +36,7 @@ from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_j
 
 SCRIPT_FILE = "batch.sh"
 ARRAY_SCRIPT_FILE = "array.sh"  # in the array's links directory
+PACK_SCRIPT_FILE = "pack.sh"  # in the pack's directory
 
 
 def _write_spec(experiment: RLExperiment, run_dir: Path) -> None:
@@ -123,6 +125,25 @@ class SlurmBackend:
             )
             for i, task in enumerate(tasks)
         ]
+
+    def submit_pack(self, slots: Sequence[PackSlot]) -> BackendRef:
+        """Submit the slots' trials as one job side by side (see `pack`), or adopt the job
+        of the same name when SLURM still knows it and it is no trial's earlier launch."""
+        tasks = [slot.task for slot in slots]
+        ended = {job_id for task in tasks for job_id in task.previous}
+        existing = [j for j in self.client.find_by_name(pack_name(tasks)) if j.job_id not in ended]
+        if existing:
+            job_id = existing[0].job_id
+        else:
+            script = render_pack_script(slots, self.settings)
+            for task in tasks:
+                _write_spec(task.experiment, task.run_dir)
+            where = pack_dir(tasks)
+            where.mkdir(parents=True, exist_ok=True)
+            (where / PACK_SCRIPT_FILE).write_text(script)
+            job_id = self.client.submit(script)
+        cluster = slurm_placement(tasks[0].experiment).cluster
+        return BackendRef(kind="SlurmJob", cluster=cluster, job_id=job_id)
 
     def observe(self, refs: Iterable[BackendRef]) -> dict[str, JobObservation]:
         """Every referenced job SLURM still knows, in one batched call."""

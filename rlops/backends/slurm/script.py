@@ -196,6 +196,7 @@ def render_batch_script(
         binds=container.quoted(container.storage_binds(experiment)),
         python=shlex.quote(python),
         multi_node=experiment.spec.resources.nodes > 1,
+        driver_cpus=math.ceil(experiment.spec.resources.driver_cpus),
         port_base=int(settings.ray_port_base),
         stop_grace=int(settings.stop_grace_seconds),
     )
