@@ -150,5 +150,6 @@ def test_an_exception_ends_the_attempt_as_failed(tmp_path: Path) -> None:
 
     assert result.status == "failed"
     assert result.exit_code == 1
-    assert "ModuleNotFoundError" in result.message
-    assert "rlops_no_such_package" in result.message
+    # The import string's error names the module that is missing and where it was looked for.
+    assert "ImportRefError" in result.message
+    assert "module 'rlops_no_such_package' is not on the import path" in result.message
