@@ -171,7 +171,7 @@ def test_status_subresource_is_isolated(rlx: Resources) -> None:
 
 
 def test_schema_violation_is_422_with_field_causes(rlx: Resources) -> None:
-    body = experiment("a").set("spec.resources.envRunners", "x").drop("spec.stop").obj()
+    body = experiment("a").set("spec.resources.envRunners", "x").obj()
     with pytest.raises(ApiException) as invalid:
         rlx.create(body)
     assert invalid.value.status == 422
@@ -180,7 +180,13 @@ def test_schema_violation_is_422_with_field_causes(rlx: Resources) -> None:
     causes = {c["field"]: c for c in status["details"]["causes"]}
     assert causes["spec.resources.envRunners"]["reason"] == "FieldValueTypeInvalid"
     assert "must be of type integer" in causes["spec.resources.envRunners"]["message"]
-    assert causes["spec.stop"]["reason"] == "FieldValueRequired"
+    # A required field (the CRD requires `spec`; within it, `stop` is optional now that a
+    # command trainer may end by itself, and the validator requires it for RLlib runs).
+    with pytest.raises(ApiException) as missing:
+        rlx.create(experiment("c").drop("spec").obj())
+    assert missing.value.status == 422
+    causes = {c["field"]: c for c in _status(missing.value)["details"]["causes"]}
+    assert causes["spec"]["reason"] == "FieldValueRequired"
     with pytest.raises(ApiException) as enum:
         rlx.create(experiment("b").set("spec.placement", {"backend": "moon"}).obj())
     cause = _status(enum.value)["details"]["causes"][0]
