@@ -38,6 +38,7 @@ from rlops.runtime.attempt import run_result, totals_at
 from rlops.runtime.checkpoints import METADATA_FILE, CheckpointInfo, CheckpointStore, score_of
 from rlops.runtime.loop import Outcome, better, publish
 from rlops.runtime.progress import ProgressLog, flatten
+from rlops.runtime.pythonpath import runtime_env
 from rlops.runtime.reporter import ProgressReporter
 from rlops.runtime.signals import RequeueNow, SignalWatch
 from rlops.runtime.stopping import Totals, stop_reason
@@ -88,9 +89,9 @@ def program_env(
     environ: Mapping[str, str] = os.environ,
 ) -> dict[str, str]:
     env = {k: v for k, v in environ.items() if k not in PRIVATE_VARS}
-    inherited = [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env.update(
-        PYTHONPATH=os.pathsep.join(dict.fromkeys([*paths, *inherited])),
+        # The same import path Ray workers get for custom environments.
+        PYTHONPATH=runtime_env(paths, environ)["env_vars"]["PYTHONPATH"],
         PYTHONUNBUFFERED="1",
         RLOPS_CONFIG=str(run_dir / CONFIG_FILE),
         RLOPS_RUN_DIR=str(run_dir),
@@ -118,8 +119,12 @@ def as_result(line: str) -> dict[str, Any] | None:
         return None
     if not isinstance(data, dict):
         return None
-    ret = data.get("episode_return_mean")
-    return {**data, "env_runners": {**data.get("env_runners", {}), "episode_return_mean": ret}}
+    nested = data.get("env_runners")
+    runners = nested if isinstance(nested, dict) else {}
+    return {
+        **data,
+        "env_runners": {**runners, "episode_return_mean": data.get("episode_return_mean")},
+    }
 
 
 class CommandAttempt:
