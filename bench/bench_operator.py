@@ -16,27 +16,37 @@ Figures:
 2. bytes of annotations and finalizers the operator leaves on each object (kopf keeps
    none: no last-handled-configuration, no progress annotations);
 3. children (RLExperiments) and RayJobs created per second when a --fanout-trial sweep
-   (parallelism = fanout) fans out.
+   (parallelism = fanout) fans out;
+4. the emulator's own capacity in the same run: RLExperiment creates per second from
+   several concurrent clients with no operator watching (`emulator_writes_per_s`), the
+   ceiling any fan-out figure measured against it is under;
+5. the operator's resident memory (VmRSS and its peak, VmHWM) once it has loaded
+   --rss-trials running trials (RLExperiments of a sweep with their RayJobs, stored as the
+   API server keeps them, managedFields included) and handled every one of them once.
 
 `--json PATH` writes these figures as one object (bench/figures.py adds `machine`):
-requests_per_trial, fanout_trials_per_s, fanout_rayjobs_per_s.
+requests_per_trial, fanout_trials_per_s, fanout_rayjobs_per_s, emulator_writes_per_s,
+operator_rss_mib_at_20000 (at --rss-trials, 20,000 by default), operator_peak_rss_mib.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import json
 import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_indexes import trial  # noqa: E402
 from figures import add_json_argument, write_json  # noqa: E402
 
 from rlops.backends.kuberay import progress_token  # noqa: E402
@@ -215,10 +225,98 @@ def fanout(kube: KubeTestBed, api: Api, workdir: Path, trials: int) -> dict[str,
     }
 
 
+def emulator_writes(api: Api, kube: KubeTestBed, writes: int, clients: int = 8) -> float:
+    """RLExperiment creates per second the emulator serves from `clients` threads."""
+    namespace = kube.create_namespace("bench-writes")
+    body = sweep_manifest("w", 1)["spec"]["template"]
+    path = f"/apis/rlops.dev/v1alpha1/namespaces/{namespace}/rlexperiments"
+
+    def create(i: int) -> None:
+        manifest = {"apiVersion": "rlops.dev/v1alpha1", "kind": "RLExperiment",
+                    "metadata": {"name": f"w-{i}"}, "spec": body}  # fmt: skip
+        api.call("POST", path, manifest)
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(create, range(writes)))
+    return writes / (time.monotonic() - start)
+
+
+def seed(emulator: apiserver.Emulator, namespace: str, trials: int) -> None:
+    """Store `trials` running trials and their RayJobs straight into the emulator."""
+    store = emulator.store
+    assert store is not None and emulator._loop is not None
+
+    async def write() -> None:
+        kinds = {
+            "RLExperiment": store.type_of("rlops.dev", "rlexperiments"),
+            "RayJob": store.type_of("ray.io", "rayjobs"),
+        }
+        for i in range(trials):
+            for body in trial(i):
+                body["metadata"]["namespace"] = namespace
+                kind = kinds[body["kind"]]
+                status = body.pop("status")
+                stored = store.create(kind, namespace, body)
+                stored["status"] = status
+                store.update(kind, namespace, stored["metadata"]["name"], stored, "status")
+            if i % 500 == 0:
+                await asyncio.sleep(0)  # let the emulator serve meanwhile
+
+    asyncio.run_coroutine_threadsafe(write(), emulator._loop).result(timeout=1800)
+
+
+def handled(operator: OperatorProcess) -> int:
+    """Objects the operator has handled so far: its log's handler successes, counted."""
+    try:
+        text = operator.log_path.read_text(errors="replace")
+    except OSError:
+        return 0
+    return text.count("_event' succeeded")
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def operator_rss(
+    emulator: apiserver.Emulator, kube: KubeTestBed, workdir: Path, trials: int
+) -> dict[str, float]:
+    namespace = kube.create_namespace("bench-rss")
+    start = time.monotonic()
+    seed(emulator, namespace, trials)
+    seeded = time.monotonic() - start
+    operator = OperatorProcess(kube, namespace, workdir / "rss")
+    (workdir / "rss").mkdir()
+    operator.start()
+    try:
+        start = time.monotonic()
+        wait_for(
+            f"the operator to handle {trials} trials and their RayJobs",
+            lambda: handled(operator) >= 2 * trials,
+            timeout=1800,
+            every=2.0,
+        )
+        loaded = time.monotonic() - start
+        assert operator.process is not None
+        memory = memory_kib(operator.process.pid)
+    finally:
+        operator.stop()
+    return {"seed_seconds": seeded, "load_seconds": loaded,
+            "rss_mib": memory["VmRSS"] / 1024, "peak_rss_mib": memory["VmHWM"] / 1024}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--fanout", type=int, default=1000)
+    parser.add_argument("--writes", type=int, default=2000, help="creates to time the emulator")
+    parser.add_argument("--rss-trials", type=int, default=20000, help="0 skips the RSS figure")
     add_json_argument(parser)
     args = parser.parse_args()
     figures: dict[str, Any] = {}
@@ -261,6 +359,22 @@ def main() -> None:
             print(f"  RayJobs:  {fan['rayjobs_seconds']:.1f}s = {fan['rayjobs_per_second']:.1f}/s")
             figures["fanout_trials_per_s"] = fan["children_per_second"]
             figures["fanout_rayjobs_per_s"] = fan["rayjobs_per_second"]
+
+        if args.writes:
+            writes = emulator_writes(api, kube, args.writes)
+            print(f"== the emulator alone: {writes:.1f} RLExperiment creates/s "
+                  f"({args.writes} from 8 clients, no operator watching)")  # fmt: skip
+            figures["emulator_writes_per_s"] = writes
+
+        if args.rss_trials:
+            rss = operator_rss(emulator, kube, workdir, args.rss_trials)
+            print(f"== operator memory with {args.rss_trials} trials and their RayJobs "
+                  f"(stored in {rss['seed_seconds']:.0f}s, "
+                  f"all handled after {rss['load_seconds']:.0f}s)")  # fmt: skip
+            print(f"  VmRSS {rss['rss_mib']:.0f} MiB, peak {rss['peak_rss_mib']:.0f} MiB")
+            figures["operator_rss_mib_at_20000"] = rss["rss_mib"]
+            figures["operator_peak_rss_mib"] = rss["peak_rss_mib"]
+            figures["rss_trials"] = args.rss_trials
     emulator.stop()
     write_json(args.json, "bench_operator", figures)
 
