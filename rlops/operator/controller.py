@@ -306,7 +306,8 @@ class Controller:
         """An end the reconciler concluded (Stopped, Failed), to the trackers."""
         sweep = self._sweep_of(key, experiment)
         if status.phase.finished and self.tracking.wanted(experiment, sweep):
-            snap = trial_snapshot(experiment, status.phase.value)
+            where = run_dir(experiment, self.settings)
+            snap = trial_snapshot(experiment, status.phase.value, run_dir=where)
             await self.call(self.tracking.ended, experiment, sweep, snap)
 
     def _stops_early(self, sweep_key: Key) -> bool:

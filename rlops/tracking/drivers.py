@@ -4,14 +4,16 @@ The operator is the driver on Kubernetes: every progress record a runtime POSTs,
 final result, pass through `Controller.write_progress`; phases through the reconcilers.
 The SLURM bridge reads each job's progress.jsonl and result.json at every poll. Both
 describe a trial from its RLExperiment (labels, parameters annotation) and call
-`KubeTracking`, which keeps one tracker per (URI, experiment name).
+`KubeTracking`, which keeps one tracker per (URI, experiment name) for MLflow and per
+(project, directory) for W&B.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from rlops.api import RLExperiment, Sweep, TrackingSpec
@@ -84,45 +86,80 @@ def result_phase(result: RunResult | None, phase: str) -> str:
     )
 
 
+def chosen_tracking(experiment: RLExperiment, sweep: Body | None) -> TrackingSpec | None:
+    """The experiment's own `spec.tracking` when it names a tracker, else its sweep's."""
+    own = experiment.spec.tracking
+    if own is not None and (own.mlflow or own.wandb) is not None:
+        return own
+    return sweep_tracking(sweep)
+
+
 class KubeTracking:
-    """MLflow trackers by (URI, experiment name), made on first use."""
+    """MLflow trackers by (URI, experiment name) and W&B trackers by (project, directory),
+    made on first use.
+
+    W&B's offline files go to `spec.tracking.wandb.dir`, or else beside the trial's run
+    directory as the runner writes them: the sweep's run directory for a trial, the
+    experiment's own for a lone experiment.
+    """
 
     def __init__(self) -> None:
-        self.trackers: dict[tuple[str | None, str], Any] = {}
+        self.trackers: dict[tuple[str | None, ...], Any] = {}
         self._lock = threading.Lock()  # The operator calls in from several worker threads.
 
-    def _tracker(self, spec: TrackingSpec | None, default_experiment: str) -> Any:
-        if spec is None or spec.mlflow is None:
-            return None
-        key = (spec.mlflow.tracking_uri, spec.mlflow.experiment_name or default_experiment)
-        with self._lock:
-            if key not in self.trackers:
+    def _trackers(
+        self, spec: TrackingSpec | None, default_experiment: str, snapshot: TrialSnapshot | None
+    ) -> list[Any]:
+        if spec is None:
+            return []
+        wanted: list[tuple[tuple[str | None, ...], Callable[[], Any]]] = []
+        if spec.mlflow is not None:
+            mlflow = spec.mlflow
+            key: tuple[str | None, ...] = (
+                "mlflow",
+                mlflow.tracking_uri,
+                mlflow.experiment_name or default_experiment,
+            )
+
+            def make_mlflow() -> Any:
                 from rlops.tracking.mlflow import MlflowTracker
 
-                self.trackers[key] = MlflowTracker(spec.mlflow, default_experiment)
-            return self.trackers[key]
+                return MlflowTracker(mlflow, default_experiment)
+
+            wanted.append((key, make_mlflow))
+        directory = wandb_directory(spec, snapshot)
+        if spec.wandb is not None and directory is not None:
+            wandb = spec.wandb
+            project = wandb.project or default_experiment
+
+            def make_wandb() -> Any:
+                from rlops.tracking.wandb import WandbTracker
+
+                return WandbTracker(wandb, project, directory)
+
+            wanted.append((("wandb", project, str(directory)), make_wandb))
+        with self._lock:
+            for key, make in wanted:
+                if key not in self.trackers:
+                    self.trackers[key] = make()
+            return [self.trackers[key] for key, _ in wanted]
 
     @staticmethod
     def wanted(experiment: RLExperiment, sweep: Body | None) -> bool:
-        own = experiment.spec.tracking
-        chosen = own if own is not None and own.mlflow is not None else sweep_tracking(sweep)
-        return chosen is not None and chosen.mlflow is not None
+        return chosen_tracking(experiment, sweep) is not None
 
     def trial(self, experiment: RLExperiment, sweep: Body | None, snapshot: TrialSnapshot) -> None:
         """Record a trial's (or an experiment's) progress; raises after logging, so that the
         progress writer merges the records back and tries again."""
-        own = experiment.spec.tracking
-        chosen = own if own is not None and own.mlflow is not None else sweep_tracking(sweep)
+        chosen = chosen_tracking(experiment, sweep)
         try:
-            tracker = self._tracker(chosen, snapshot.sweep or snapshot.name)
-            if tracker is None:
-                return
-            parent = None
-            if sweep is not None:
-                parent = tracker.sweep(sweep_snapshot(Sweep.model_validate(sweep)))
-            elif snapshot.sweep:
-                parent = tracker.parent(snapshot.namespace, snapshot.sweep)
-            tracker.trial(snapshot, parent)
+            for tracker in self._trackers(chosen, snapshot.sweep or snapshot.name, snapshot):
+                parent = None
+                if sweep is not None:
+                    parent = tracker.sweep(sweep_snapshot(Sweep.model_validate(sweep)))
+                elif snapshot.sweep:
+                    parent = tracker.parent(snapshot.namespace, snapshot.sweep)
+                tracker.trial(snapshot, parent)
         except Exception:
             log.exception("tracking %s/%s failed; it is retried", snapshot.namespace, snapshot.name)
             raise
@@ -135,10 +172,22 @@ class KubeTracking:
             return
 
     def sweep(self, sweep: Sweep) -> None:
+        """The sweep's own run (MLflow's parent run; W&B has none: the sweep is a group)."""
         spec = sweep.spec.tracking or sweep.spec.template.tracking
         try:
-            tracker = self._tracker(spec, sweep.metadata.name or "")
-            if tracker is not None:
+            for tracker in self._trackers(spec, sweep.metadata.name or "", None):
                 tracker.sweep(sweep_snapshot(sweep))
         except Exception:
             log.exception("tracking sweep %s failed", sweep.metadata.name)
+
+
+def wandb_directory(spec: TrackingSpec, snapshot: TrialSnapshot | None) -> Path | None:
+    """Where a driver's W&B offline files go (None: not known yet, nothing to write)."""
+    if spec.wandb is None:
+        return None
+    if spec.wandb.dir:
+        return Path(spec.wandb.dir)
+    if snapshot is None or not snapshot.run_dir:
+        return None
+    run_dir = Path(snapshot.run_dir)
+    return run_dir.parent if snapshot.sweep else run_dir

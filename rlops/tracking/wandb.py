@@ -47,6 +47,10 @@ class WandbTracker:
         """Nothing to record: the sweep is its trials' group."""
         return None
 
+    def parent(self, namespace: str, sweep: str) -> None:
+        """No parent run either (MLflow's trackers find the sweep's run here)."""
+        return None
+
     def trial(self, trial: TrialSnapshot, parent: Any = None) -> None:
         if trial.key in self.finished:
             return

@@ -8,28 +8,17 @@ directory. No training runs here: the RayJobs are created but not run."""
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rlops.backends.kuberay import progress_token
-from rlops.runtime.reporter import ProgressReporter
-from tests.builders import sweep
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import SECRET, OperatorProcess, wait_for
-from tests.operator.test_operator_e2e import apply
+from tests.operator.harness import OperatorProcess, wait_for
+from tests.tracking.kube_trials import run_tracked_sweep
 from tests.tracking.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.e2e
-
-
-def record(iteration: int, lr: float) -> dict[str, Any]:
-    ret = 20.0 + 1000 * lr * iteration
-    return {"iteration": iteration, "timesteps": 500 * iteration, "time_seconds": 2.0 * iteration,
-            "timestamp": time.time(), "episode_return_mean": ret}  # fmt: skip
 
 
 def test_a_sweep_on_kubernetes_is_tracked_by_the_operator(
@@ -37,41 +26,10 @@ def test_a_sweep_on_kubernetes_is_tracked_by_the_operator(
 ) -> None:
     ns = kube_namespace
     operator = OperatorProcess(kube, ns, tmp_path)
-    manifest = (
-        sweep("kgrid")
-        .param("config.training.lr", "grid", values=[0.001, 0.01])
-        .set("spec.parallelism", 2)
-        .set("spec.template.placement", {"backend": "kubernetes"})
-        .set(
-            "spec.tracking",
-            {"mlflow": {"trackingUri": mlflow_server.url, "experimentName": f"kube-{ns}"}},
-        )
-        .obj()
-    )
+    tracking = {"mlflow": {"trackingUri": mlflow_server.url, "experimentName": f"kube-{ns}"}}
     try:
         operator.start()
-        apply(kube, ns, manifest)
-
-        def trials() -> dict[str, Any] | None:
-            done = kube.kubectl("get", "rlx", "-n", ns, "-o", "json", check=True)
-            items = json.loads(done.stdout)["items"]
-            return {i["metadata"]["name"]: i for i in items} if len(items) == 2 else None
-
-        created = wait_for("the sweep's two trials", trials, timeout=60)
-        for name, body in created.items():
-            lr = float(body["metadata"]["annotations"]["rlops.dev/parameters"].split(": ")[1][:-1])
-            url = f"http://127.0.0.1:{operator.progress_port}/progress/{ns}/{name}"
-            token = progress_token(SECRET, ns, name, body["metadata"]["uid"])
-            reporter = ProgressReporter(url, token, interval=0.05)
-            for i in range(1, 4):
-                reporter.report(record(i, lr))
-                sent = lambda r=reporter, i=i: r.sent >= i  # noqa: E731
-                wait_for(f"record {i} of {name} sent", sent, timeout=30)
-            final = {"status": "succeeded", "exit_code": 0, "iteration": 3, "timesteps": 1500,
-                     "best_episode_return_mean": 20.0 + 3000 * lr, "attempt": 1,
-                     "best_checkpoint": "checkpoints/000003"}  # fmt: skip
-            reporter.close(final)
-
+        run_tracked_sweep(kube, ns, operator, tracking)
         client = mlflow_server.client()
 
         def tracked() -> list[Any] | None:
