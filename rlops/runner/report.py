@@ -16,8 +16,11 @@ from typing import Any
 
 import jinja2
 
+from rlops.api import Sweep, SweepSpec
 from rlops.api.runinfo import ProgressRecord, read_progress, read_result
+from rlops.manifests import load_one
 from rlops.runner.layout import SWEEP_MANIFEST, SweepLayout, write_atomic
+from rlops.runner.report_rungs import plot_rungs
 
 
 class ReportError(ValueError):
@@ -152,6 +155,11 @@ def make_report(directory: Path) -> Path:
     )
 
 
+def sweep_spec(layout: SweepLayout) -> SweepSpec:
+    """The spec the sweep ran with: its effective manifest in the run directory."""
+    return Sweep.model_validate(load_one(layout.manifest, "Sweep")).spec
+
+
 def _sweep_report(layout: SweepLayout) -> Path:
     if not layout.results.exists():
         raise ReportError(f"{layout.results}: missing; run `rlops run` on the sweep first")
@@ -162,6 +170,13 @@ def _sweep_report(layout: SweepLayout) -> Path:
     trials = results["trials"]
     curves = [curve(t["name"], t["index"], read_progress(layout.trial(t["name"]))) for t in trials]
     images = [plot_curves(curves, out / "learning_curves.png", f"{results['sweep']}: learning")]
+    rung_figure = plot_rungs(
+        sweep_spec(layout),
+        trials,
+        {t["name"]: read_progress(layout.trial(t["name"])) for t in trials},
+        out / "asha_rungs.png",
+    )
+    images += [rung_figure] if rung_figure is not None else []
     keys = sorted({k for t in trials for k in t["parameters"]})
     leaderboard = results["leaderboard"]
     for key in keys:

@@ -1,7 +1,7 @@
 """The HTML report in a real browser: Debian's `chromium`, headless, opens report/index.html
 of a sweep (run with the fake trainer, tests/runner/fake_trainer.py) and, asked over the
 DevTools protocol, says that every <img> loaded and has a size: the learning curves and the
-objective-per-parameter figures render, no image is broken, none is missing."""
+objective-per-parameter figures and the ASHA rungs render, no image is broken, none is missing."""
 
 from __future__ import annotations
 
@@ -85,8 +85,10 @@ def test_every_figure_of_a_sweep_report_renders(tmp_path: Path) -> None:
         sweep("browse")
         .param("config.training.lr", "grid", values=[0.001, 0.01, 0.1])
         .param("config.training.gamma", "grid", values=[0.9, 0.99])
-        .template("stop", {"iterations": 3})
+        .template("stop", {"iterations": 4})
         .set("spec.parallelism", 6)
+        .set("spec.earlyStopping", {"type": "asha", "gracePeriod": 1, "reductionFactor": 2,
+                                    "minTrials": 2})  # fmt: skip
         .obj()
     )
     outcome = run_manifest(manifest, tmp_path / "runs", cpus=6, report=True)
@@ -94,7 +96,8 @@ def test_every_figure_of_a_sweep_report_renders(tmp_path: Path) -> None:
     index = outcome.layout.root / "report" / "index.html"
     referenced = re.findall(r'<img[^>]*src="([^"]+)"', index.read_text())
     figures = sorted(p.name for p in index.parent.glob("*.png"))
-    assert sorted(referenced) == figures and len(figures) >= 3  # curves + one per parameter
+    assert sorted(referenced) == figures and len(figures) >= 4  # curves + one per parameter
+    assert "asha_rungs.png" in figures  # + the ASHA rungs
     images = images_in_browser(index, tmp_path / "profile")
     assert sorted(i["src"] for i in images) == figures
     broken = [i for i in images if not (i["complete"] and i["width"] > 0 and i["height"] > 0)]
