@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from tests.kube import discovery
 from tests.kube.patch import PatchError, json_patch, merge_patch
+from tests.kube.rbac import Attributes, Authorizer, User, request_verb
 from tests.kube.resources import KOPF_PEERING_CRDS, ResourceType, load_crds
 from tests.kube.selectors import SelectorError, field_selector, label_selector
 from tests.kube.store import (
@@ -52,6 +54,9 @@ def _error(exc: ApiError) -> web.Response:
     return _respond(exc.status(), exc.code)
 
 
+USER = web.RequestKey("user", User)
+
+
 class ApiServer:
     """The aiohttp application over one `Store`."""
 
@@ -59,6 +64,7 @@ class ApiServer:
         self.store = store
         self.address = "127.0.0.1"
         self._openapi_cache: dict[tuple[str, int], bytes] = {}
+        self.auth = Authorizer(store)
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
         self.app.on_shutdown.append(self._close_watches)
@@ -68,6 +74,7 @@ class ApiServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
+            request[USER] = self.auth.authenticate(request.headers.get("Authorization"))
             return await self._route(request)
         except ApiError as exc:
             return _error(exc)
@@ -134,15 +141,23 @@ class ApiServer:
             raise unknown_group_resource(group, version, segments[0])
         name = segments[1] if len(segments) > 1 else None
         subresource = segments[2] if len(segments) > 2 else None
+        method = request.method
+        watch = request.query.get("watch") in ("1", "true")
+        asked = Attributes(
+            request_verb(method, name is not None, watch), group,
+            rt.plural + (f"/{subresource}" if subresource else ""), namespace, name,
+        )  # fmt: skip
+        self.auth.authorize(request[USER], asked)
+        if rt.plural == "serviceaccounts" and subresource == "token" and method == "POST":
+            return _respond(self._token_request(namespace or "", name or ""), 201)
         if subresource is not None and not (subresource == "status" and rt.status_subresource):
             raise unknown_group_resource(group, version, "/".join(segments))
         if rt.namespaced and name is not None and namespace is None:
             raise unknown_group_resource(group, version, "/".join(segments))
         if not rt.namespaced and namespace is not None:
             raise unknown_group_resource(group, version, segments[0])
-        method = request.method
         if method == "GET" and name is None:
-            if request.query.get("watch") in ("1", "true"):
+            if watch:
                 return await self._watch(request, rt, namespace)
             return self._list(request, rt, namespace)
         if method == "GET":
@@ -179,6 +194,18 @@ class ApiServer:
         )
 
     # -- verbs ---------------------------------------------------------------------
+    def _token_request(self, namespace: str, name: str) -> dict[str, Any]:
+        """`kubectl create token`: a token for the service account (see tests/kube/rbac.py)."""
+        token = self.auth.mint(namespace, name)
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        return {
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"audiences": ["https://kubernetes.default.svc"], "expirationSeconds": 3600},
+            "status": {"token": token, "expirationTimestamp": expires},
+        }
+
     def _predicate(self, request: web.Request) -> Any:
         labels = label_selector(request.query.get("labelSelector"))
         fields = field_selector(request.query.get("fieldSelector"))

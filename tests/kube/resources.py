@@ -109,6 +109,10 @@ BUILTINS: tuple[ResourceType, ...] = (
     _builtin("", "v1", "Service", "services", True, short_names=("svc",), categories=("all",)),
     _builtin("events.k8s.io", "v1", "Event", "events", True, short_names=("ev",)),
     _builtin("coordination.k8s.io", "v1", "Lease", "leases", True),
+    _builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
+    _builtin("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
+    _builtin("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    _builtin("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
     _builtin(
         "apiextensions.k8s.io",
         "v1",
