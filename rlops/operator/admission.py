@@ -130,7 +130,7 @@ def check(**kwargs: Any) -> None:
 
 
 def self_signed(host: str, directory: Path) -> tuple[Path, Path]:
-    """A certificate and key for `host` (and localhost), signed by themselves."""
+    """A certificate and key for `host` (and localhost, its SANs), signed by themselves."""
     import ipaddress
 
     from cryptography import x509
@@ -139,7 +139,7 @@ def self_signed(host: str, directory: Path) -> tuple[Path, Path]:
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rlops-webhook")])  # <= 64 chars
     now = datetime.datetime.now(datetime.UTC)
     sans: list[x509.GeneralName] = [x509.DNSName(host), x509.DNSName("localhost")]
     sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
@@ -213,14 +213,14 @@ def register_admission(registry: kopf.OperatorRegistry, controller: Controller) 
     tasks: list[asyncio.Task[None]] = []
 
     @kopf.on.startup(registry=registry)
-    def serve_webhook(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def serve_webhook(settings: kopf.OperatorSettings, **_: Any) -> None:
         ours = controller.settings
         if ours.webhook_cert_dir:
             certfile = Path(ours.webhook_cert_dir) / "tls.crt"
             pkeyfile = Path(ours.webhook_cert_dir) / "tls.key"
         else:
             directory = Path(tempfile.mkdtemp(prefix="rlops-webhook-"))
-            certfile, pkeyfile = self_signed(ours.webhook_host, directory)
+            certfile, pkeyfile = await asyncio.to_thread(self_signed, ours.webhook_host, directory)
             if ours.webhook_configuration:
                 api = controller.kube.custom.api_client
                 task = keep_ca_bundle(api, ours.webhook_configuration, certfile.read_bytes())

@@ -110,6 +110,13 @@ BUILTINS: tuple[ResourceType, ...] = (
     _builtin("events.k8s.io", "v1", "Event", "events", True, short_names=("ev",)),
     _builtin("coordination.k8s.io", "v1", "Lease", "leases", True),
     _builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        False,
+    ),
+    _builtin(
         "apiextensions.k8s.io",
         "v1",
         "CustomResourceDefinition",
