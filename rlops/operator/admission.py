@@ -77,23 +77,17 @@ def refused_status(kind: Kind, body: Any, errors: list[FieldError], now: str) ->
     conditions = experiment_conditions(Phase.FAILED, message, generation)
     for condition in conditions:
         condition.last_transition_time = now
+    common: dict[str, Any] = {
+        "message": message,
+        "completed_at": now,
+        "observed_generation": generation,
+        "conditions": conditions,
+    }
     if kind == RLEXPERIMENTS:
-        old = RLExperimentStatus.model_validate(body.get("status") or {}).attempts
-        return RLExperimentStatus(
-            phase=Phase.FAILED,
-            message=message,
-            attempts=old,
-            completed_at=now,
-            observed_generation=generation,
-            conditions=conditions,
-        ).dump()
-    return SweepStatus(
-        phase=SweepPhase.FAILED,
-        message=message,
-        completed_at=now,
-        observed_generation=generation,
-        conditions=conditions,
-    ).dump()
+        attempts = (body.get("status") or {}).get("attempts")
+        attempts = attempts if isinstance(attempts, int) else 0
+        return RLExperimentStatus(phase=Phase.FAILED, attempts=attempts, **common).dump()
+    return SweepStatus(phase=SweepPhase.FAILED, **common).dump()
 
 
 async def refuse_invalid(controller: Controller, kind: Kind, body: Any) -> bool:
