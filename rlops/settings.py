@@ -49,6 +49,28 @@ class Settings(BaseSettings):
     progress_port: int = Field(default=8081, description="Port of the progress endpoint.")
     metrics_port: int = Field(default=8080, description="Port of /metrics, /healthz, /readyz.")
     host: str = Field(default="0.0.0.0", description="Address both servers listen on.")
+    webhook_port: int = Field(
+        default=0,
+        description="Port of the validating admission webhook (HTTPS); 0: no webhook.",
+    )
+    webhook_host: str = Field(
+        default="rlops.rlops-system.svc",
+        description="DNS name the API server calls the webhook by (`<service>.<namespace>.svc`).",
+    )
+    webhook_cert_dir: str | None = Field(
+        default=None,
+        description=(
+            "Directory with the webhook's `tls.crt` and `tls.key` (e.g. cert-manager's Secret); "
+            "none: a self-signed certificate is made at start-up."
+        ),
+    )
+    webhook_configuration: str | None = Field(
+        default=None,
+        description=(
+            "ValidatingWebhookConfiguration whose caBundle the operator fills in with its "
+            "self-signed certificate (not with webhookCertDir)."
+        ),
+    )
     secret: SecretStr = Field(
         default_factory=lambda: SecretStr(secrets.token_hex(32)),
         description=(

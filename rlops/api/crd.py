@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel
 
 from rlops.api.base import GROUP, VERSION
+from rlops.api.crd_rules import add_rules
 from rlops.api.experiment import RLExperiment
 from rlops.api.sweep import Sweep
 
@@ -51,6 +52,8 @@ def _resolve(node: Any, defs: JSON) -> Any:
             continue
         if key == "const":
             out["enum"] = [value]
+        elif key == "x-kubernetes-validations":
+            out[key] = value  # CEL rules, as they are
         elif key == "properties":
             out["properties"] = {name: _resolve(sub, defs) for name, sub in value.items()}
         elif key == "additionalProperties":
@@ -82,7 +85,7 @@ def _resolve(node: Any, defs: JSON) -> Any:
 
 def structural_schema(model: type[BaseModel]) -> JSON:
     """The openAPIV3Schema of a resource model (metadata left to the API server)."""
-    raw = model.model_json_schema(by_alias=True, mode="validation")
+    raw = add_rules(model.__name__, model.model_json_schema(by_alias=True, mode="validation"))
     schema: JSON = _resolve(raw, raw.get("$defs", {}))
     schema["properties"]["metadata"] = {"type": "object"}
     schema["required"] = ["spec"]

@@ -22,6 +22,7 @@ from rlops.api import Phase, RLExperiment, RLExperimentStatus, Sweep, SweepPhase
 from rlops.api.ratelimit import ErrorLog
 from rlops.backends.kuberay import build_rayjob, run_dir
 from rlops.metrics import RlopsMetrics
+from rlops.operator.admission import refuse_invalid
 from rlops.operator.experiments import (
     expects_rayjob,
     metric_value,
@@ -164,6 +165,8 @@ class Controller:
                 self._recheck(key, 5.0)
 
     async def _sync_experiment(self, key: Key, body: Body) -> None:
+        if await refuse_invalid(self, RLEXPERIMENTS, body):
+            return
         experiment = RLExperiment.model_validate(self.effective(RLEXPERIMENTS, body))
         rayjob = self.indexes.rayjob(key)
         if rayjob is None and (expects_rayjob(experiment) or resuming(experiment)):
@@ -360,6 +363,8 @@ class Controller:
         if body is None:
             return
         with self.metrics.time_reconcile("Sweep"):
+            if await refuse_invalid(self, SWEEPS, body):
+                return
             sweep = Sweep.model_validate(self.effective(SWEEPS, body))
             children = list(self.indexes.trials.get(key) or [])
             actions = reconcile_sweep(sweep, children, self.clock())

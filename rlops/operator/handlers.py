@@ -15,6 +15,7 @@ import kopf
 
 from rlops.api import SweepPhase
 from rlops.backends.kuberay import LABEL_EXPERIMENT
+from rlops.operator.admission import register_admission
 from rlops.operator.controller import Controller
 from rlops.operator.progress import ProgressHub
 from rlops.sweep import LABEL_SWEEP
@@ -78,6 +79,7 @@ def ns(namespace: str | None) -> str:
 def register(registry: kopf.OperatorRegistry, controller: Controller, hub: ProgressHub) -> None:
     """Register every handler of the operator on `registry`."""
     resync = controller.settings.resync_seconds
+    register_admission(registry, controller)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> Any:

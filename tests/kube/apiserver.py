@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import yaml
 from aiohttp import web
 
 from tests.kube import discovery
+from tests.kube.admission import Webhooks
 from tests.kube.patch import PatchError, json_patch, merge_patch
 from tests.kube.rbac import Attributes, Authorizer, User, request_verb
 from tests.kube.resources import KOPF_PEERING_CRDS, ResourceType, load_crds
@@ -62,6 +64,7 @@ class ApiServer:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.webhooks = Webhooks(store)
         self.address = "127.0.0.1"
         self._openapi_cache: dict[tuple[str, int], bytes] = {}
         self.auth = Authorizer(store)
@@ -167,12 +170,21 @@ class ApiServer:
             )
         if method == "POST" and name is None:
             options = self._write_options(request)
-            created = self.store.create(rt, namespace, await self._body(request), options)
+            body = await self._body(request)
+            created = await self._admitted(
+                rt, "CREATE", None, options, lambda o: self.store.create(rt, namespace, body, o)
+            )
             return _respond(created, 201, options.warnings)
         if method == "PUT" and name is not None:
             options = self._write_options(request)
             body = await self._body(request)
-            updated = self.store.update(rt, namespace, name, body, subresource, options)
+            updated = await self._admitted(
+                rt,
+                "UPDATE" if subresource is None else "",
+                self.store.get(rt, namespace, name),
+                options,
+                lambda o: self.store.update(rt, namespace, name, body, subresource, o),
+            )
             return _respond(updated, 200, options.warnings)
         if method == "PATCH" and name is not None:
             return await self._patch(request, rt, namespace, name, subresource)
@@ -265,6 +277,24 @@ class ApiServer:
             self.store.close_watch(watch)
         return response
 
+    async def _admitted(
+        self,
+        rt: ResourceType,
+        operation: str,
+        old: Obj | None,
+        options: WriteOptions,
+        write: Callable[[WriteOptions], Obj],
+    ) -> Obj:
+        """`write`, after the validating webhooks that select it allowed its dry run
+        (status writes: operation "" selects none)."""
+        webhooks = self.webhooks.selected(rt, operation, None) if operation else []
+        if webhooks:
+            candidate = write(dataclasses.replace(options, dry_run=True, warnings=[]))
+            await self.webhooks.review(
+                rt, operation, candidate, old, options.dry_run, webhooks, options.warnings
+            )
+        return write(options)
+
     def _write_options(self, request: web.Request) -> WriteOptions:
         validation = request.query.get("fieldValidation", "Warn")
         if validation not in ("Strict", "Warn", "Ignore"):
@@ -312,8 +342,14 @@ class ApiServer:
         )
         if not isinstance(patched, dict):
             raise bad_request("the patch did not produce an object")
-        updated = self.store.update(
-            rt, namespace, name, patched, subresource, options, require_resource_version=False
+        updated = await self._admitted(
+            rt,
+            "UPDATE" if subresource is None else "",
+            current,
+            options,
+            lambda o: self.store.update(
+                rt, namespace, name, patched, subresource, o, require_resource_version=False
+            ),
         )
         return _respond(updated, 200, options.warnings)
 

@@ -46,6 +46,13 @@ API_RESOURCES: dict[tuple[str, str], list[tuple[str, str, bool]]] = {
     ("apiextensions.k8s.io", "v1"): [
         ("customresourcedefinitions", "CustomResourceDefinition", False)
     ],
+    ("admissionregistration.k8s.io", "v1"): [
+        ("validatingwebhookconfigurations", "ValidatingWebhookConfiguration", False)
+    ],
+    ("cert-manager.io", "v1"): [
+        ("issuers", "Issuer", True),
+        ("certificates", "Certificate", True),
+    ],
     ("monitoring.coreos.com", "v1"): [
         ("servicemonitors", "ServiceMonitor", True),
         ("prometheusrules", "PrometheusRule", True),

@@ -23,6 +23,7 @@ _PREFIX = {
     "networking.k8s.io/v1": "V1",
     "coordination.k8s.io/v1": "V1",
     "apiextensions.k8s.io/v1": "V1",
+    "admissionregistration.k8s.io/v1": "V1",
 }
 
 

@@ -126,8 +126,9 @@ def test_crds_are_installed_first(installed: Installer) -> None:
 def test_cluster_mode_watches_all_namespaces_with_one_cluster_role(installed: Installer) -> None:
     objects = installed({})
     assert operator_container(objects)["args"] == ["operator", "--all-namespaces", "--standalone"]
-    binding = one(objects, "ClusterRoleBinding")
-    assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"]
+    workload = [o for o in objects if o["metadata"]["name"] == "rlops"]  # not the webhook's
+    binding = one(workload, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == one(workload, "ClusterRole")["metadata"]["name"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "rlops", "namespace": "rlops-system"}
     ]
@@ -169,8 +170,10 @@ def test_rbac_grants_what_the_operator_reconciles_and_nothing_sensitive(
     installed: Installer, values: JSON
 ) -> None:
     objects = installed(values)
-    roles = by_kind(objects, "ClusterRole") + [
-        r for r in by_kind(objects, "Role") if r["metadata"]["name"] == "rlops"
+    roles = [
+        r
+        for r in by_kind(objects, "ClusterRole") + by_kind(objects, "Role")
+        if r["metadata"]["name"] == "rlops"
     ]
     assert roles
     for role in roles:
@@ -224,13 +227,14 @@ def test_probes_and_ports_are_the_operators_health_and_progress_ports(
     objects = installed({})
     container = operator_container(objects)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"metrics": 8080, "progress": 8081}
+    assert ports == {"metrics": 8080, "progress": 8081, "webhook": 9443}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     service = one(objects, "Service")
     assert {(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
         ("metrics", 8080, "metrics"),
         ("progress", 8081, "progress"),
+        ("webhook", 443, "webhook"),
     }
     pod_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
@@ -269,6 +273,7 @@ def test_optional_objects_are_off_by_default(installed: Installer) -> None:
         "Service",
         "Deployment",
         "Secret",
+        "ValidatingWebhookConfiguration",
     }
 
 
@@ -284,6 +289,7 @@ def test_toggles_add_service_monitor_network_policy_peering_and_settings(
     )
     policy = one(objects, "NetworkPolicy")
     assert {r["ports"][0]["port"] for r in policy["spec"]["ingress"]} == {"metrics", "progress"}
+    # namespaced mode with a self-signed certificate: no webhook, so no port for it
     role = next(r for r in by_kind(objects, "Role") if r["metadata"]["name"] == "rlops")
     assert {("kopf.dev", "kopfpeerings", v) for v in ("watch", "create", "patch")} <= rules_of(role)
     assert "--peering=rlops" in operator_container(objects)["args"]
@@ -314,3 +320,74 @@ def test_several_replicas_without_peering_are_refused(tmp_path: Path) -> None:
     assert code != 0
     assert "replicaCount > 1 needs peering.enabled" in answer["error"]
     assert {o["kind"] for o in objects} <= {"CustomResourceDefinition"}
+
+
+# --- the validating admission webhook -------------------------------------------------
+
+
+def test_the_webhook_validates_both_kinds_with_a_self_signed_certificate(
+    installed: Installer,
+) -> None:
+    objects = installed({})
+    config = one(objects, "ValidatingWebhookConfiguration")
+    hooks = {h["name"]: h for h in config["webhooks"]}
+    assert hooks.keys() == {"rlexperiments.validation.rlops.dev", "sweeps.validation.rlops.dev"}
+    for plural in ("rlexperiments", "sweeps"):
+        hook = hooks[f"{plural}.validation.rlops.dev"]
+        assert hook["clientConfig"]["service"] == {
+            "namespace": "rlops-system",
+            "name": "rlops",
+            "port": 443,
+            "path": f"/validate-{plural}",
+        }
+        assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
+        assert hook["rules"][0]["resources"] == [plural]
+        assert hook["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+    env = {e["name"]: e.get("value") for e in operator_container(objects)["env"]}
+    assert env["RLOPS_WEBHOOK_PORT"] == "9443"
+    assert env["RLOPS_WEBHOOK_HOST"] == "rlops.rlops-system.svc"
+    assert env["RLOPS_WEBHOOK_CONFIGURATION"] == config["metadata"]["name"]
+    role = next(r for r in by_kind(objects, "ClusterRole") if r["metadata"]["name"] != "rlops")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["admissionregistration.k8s.io"],
+            "resources": ["validatingwebhookconfigurations"],
+            "resourceNames": [config["metadata"]["name"]],
+            "verbs": ["get", "update", "patch"],
+        }
+    ]
+
+
+def test_the_webhook_takes_its_certificate_from_cert_manager(installed: Installer) -> None:
+    objects = installed({**NAMESPACED, "webhook": {"certificate": "certManager"}})
+    config = one(objects, "ValidatingWebhookConfiguration")
+    annotations = config["metadata"]["annotations"]
+    assert annotations["cert-manager.io/inject-ca-from"] == "rlops-system/rlops-webhook"
+    selector = config["webhooks"][0]["namespaceSelector"]["matchExpressions"][0]
+    assert selector["values"] == ["team-a", "team-b"]
+    certificate = one(objects, "Certificate")
+    assert "rlops.rlops-system.svc" in certificate["spec"]["dnsNames"]
+    assert certificate["spec"]["issuerRef"] == {"kind": "Issuer", "name": "rlops-webhook"}
+    assert one(objects, "Issuer")["spec"] == {"selfSigned": {}}
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "webhook-tls")
+    assert volume["secret"]["secretName"] == certificate["spec"]["secretName"]
+    env = {e["name"]: e.get("value") for e in operator_container(objects)["env"]}
+    assert env["RLOPS_WEBHOOK_CERT_DIR"] == "/etc/rlops/webhook"
+    assert "RLOPS_WEBHOOK_CONFIGURATION" not in env
+    assert by_kind(objects, "ClusterRole") == []  # namespaced mode keeps no cluster rights
+
+
+def test_namespaced_mode_with_a_self_signed_certificate_has_no_webhook(
+    installed: Installer,
+) -> None:
+    objects = installed(NAMESPACED)
+    assert by_kind(objects, "ValidatingWebhookConfiguration") == []
+    env = {e["name"] for e in operator_container(objects)["env"]}
+    assert not {n for n in env if n.startswith("RLOPS_WEBHOOK")}
+
+
+def test_a_self_signed_webhook_with_several_replicas_is_refused(tmp_path: Path) -> None:
+    code, answer, _ = install_chart(tmp_path, {"replicaCount": 2, "peering": {"enabled": True}})
+    assert code != 0
+    assert "webhook.certificate selfSigned serves one replica" in answer["error"]

@@ -70,6 +70,7 @@ def test_base_installs_crds_rbac_operator_and_service(base: list[JSON]) -> None:
         "RoleBinding",
         "Deployment",
         "Service",
+        "ValidatingWebhookConfiguration",
     }
     crds = {o["metadata"]["name"]: o for o in base if o["kind"] == "CustomResourceDefinition"}
     generated = {
@@ -97,6 +98,7 @@ def test_base_pod_is_as_locked_down_as_the_charts(base: list[JSON]) -> None:
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "metrics": values["operator"]["metricsPort"],
         "progress": values["operator"]["progressPort"],
+        "webhook": values["webhook"]["port"],
     }
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
@@ -104,8 +106,14 @@ def test_base_pod_is_as_locked_down_as_the_charts(base: list[JSON]) -> None:
 
 
 def test_namespaced_overlay_has_no_cluster_wide_rights(namespaced: list[JSON]) -> None:
-    assert not kinds(namespaced) & {"ClusterRole", "ClusterRoleBinding"}
+    assert not kinds(namespaced) & {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingWebhookConfiguration",
+    }
     container = deployment(namespaced)["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RLOPS_WEBHOOK_PORT"] == "0"  # no webhook without its configuration
     assert container["args"] == ["operator", "--namespace=rlops-experiments", "--standalone"]
     roles = {
         (o["metadata"]["namespace"], o["metadata"]["name"])
@@ -129,7 +137,9 @@ def test_namespaced_overlay_has_no_cluster_wide_rights(namespaced: list[JSON]) -
 def test_overlay_role_grants_what_the_base_cluster_role_grants(
     base: list[JSON], namespaced: list[JSON]
 ) -> None:
-    (cluster_role,) = [o for o in base if o["kind"] == "ClusterRole"]
+    (cluster_role,) = [
+        o for o in base if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "rlops-operator"
+    ]
     (role,) = [
         o
         for o in namespaced
@@ -138,3 +148,24 @@ def test_overlay_role_grants_what_the_base_cluster_role_grants(
     # The same rules, less the cluster-scoped CRD observation a Role cannot grant.
     cluster_rules = [r for r in cluster_role["rules"] if r["apiGroups"] != ["apiextensions.k8s.io"]]
     assert role["rules"] == cluster_rules
+
+
+def test_base_webhook_calls_the_operators_service(base: list[JSON]) -> None:
+    (config,) = [o for o in base if o["kind"] == "ValidatingWebhookConfiguration"]
+    (service,) = [o for o in base if o["kind"] == "Service"]
+    container = deployment(base)["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    port = next(p for p in service["spec"]["ports"] if p["name"] == "webhook")
+    assert port["targetPort"] == "webhook"
+    for hook in config["webhooks"]:
+        ref = hook["clientConfig"]["service"]
+        assert (ref["name"], ref["namespace"], ref["port"]) == (
+            service["metadata"]["name"],
+            service["metadata"]["namespace"],
+            port["port"],
+        )
+    assert env["RLOPS_WEBHOOK_HOST"] == "rlops-operator.rlops-system.svc"
+    assert env["RLOPS_WEBHOOK_CONFIGURATION"] == config["metadata"]["name"]
+    (role,) = [o for o in base if o["metadata"]["name"] == "rlops-operator-webhook"
+               and o["kind"] == "ClusterRole"]  # fmt: skip
+    assert role["rules"][0]["resourceNames"] == [config["metadata"]["name"]]

@@ -75,3 +75,19 @@ No pods, no pods/exec, no secrets: KubeRay runs the pods.
   resources: [events]
   verbs: [create, patch]
 {{- end }}
+
+{{/* The validating webhook: on in cluster mode; in namespaced mode only with cert-manager
+(a self-signed CA would need the right to update a cluster-scoped object). */}}
+{{- define "rlops.webhookEnabled" -}}
+{{- if and .Values.webhook.enabled (or (not .Values.watchNamespaces) (eq .Values.webhook.certificate "certManager")) -}}
+true
+{{- end -}}
+{{- end }}
+
+{{- define "rlops.webhookName" -}}
+{{ include "rlops.fullname" . }}-validation
+{{- end }}
+
+{{- define "rlops.webhookHost" -}}
+{{ printf "%s.%s.svc" (include "rlops.fullname" .) .Release.Namespace }}
+{{- end }}
