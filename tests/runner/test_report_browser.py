@@ -81,14 +81,14 @@ def images_in_browser(index: Path, profile: Path) -> list[dict[str, Any]]:
 
 
 def test_every_figure_of_a_sweep_report_renders(tmp_path: Path) -> None:
+    asha = {"type": "asha", "gracePeriod": 1, "reductionFactor": 2, "minTrials": 2}
     manifest = (
         sweep("browse")
         .param("config.training.lr", "grid", values=[0.001, 0.01, 0.1])
         .param("config.training.gamma", "grid", values=[0.9, 0.99])
         .template("stop", {"iterations": 4})
         .set("spec.parallelism", 6)
-        .set("spec.earlyStopping", {"type": "asha", "gracePeriod": 1, "reductionFactor": 2,
-                                    "minTrials": 2})  # fmt: skip
+        .set("spec.earlyStopping", asha)
         .obj()
     )
     outcome = run_manifest(manifest, tmp_path / "runs", cpus=6, report=True)
