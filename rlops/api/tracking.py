@@ -53,5 +53,5 @@ class TrackingSpec(Model):
     )
     wandb: WandbTracking | None = Field(
         default=None,
-        description="Record runs in Weights & Biases (`rlops run` only, in this version).",
+        description="Record runs in Weights & Biases (from whichever driver runs the trial).",
     )
