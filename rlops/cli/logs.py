@@ -145,8 +145,8 @@ def slurm_run_dir(experiment: RLExperiment, root: Path | None) -> Path:
 
 def kubernetes_run_dir(experiment: RLExperiment, root: Path | None) -> Path:
     """Where the runtime of a RayJob wrote: `<root or the storage path>/<namespace>/<name>`."""
+    from rlops.api.settings import Settings
     from rlops.backends.kuberay import run_dir
-    from rlops.settings import Settings
 
     settings = Settings(storage_path=str(root)) if root else Settings()
     if root:

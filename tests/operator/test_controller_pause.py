@@ -10,11 +10,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from rlops.api.runinfo import ProgressRecord, RunResult
+from rlops.api.settings import Settings
 from rlops.metrics import RlopsMetrics
 from rlops.operator.controller import Controller
 from rlops.operator.kube import Kind
 from rlops.operator.progress import Pending
-from rlops.settings import Settings
 from tests.builders import experiment
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)

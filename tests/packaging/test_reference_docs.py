@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from rlops.api import RLExperiment, Sweep
+from rlops.api.docsgen import reference_rows, render_reference
 from rlops.cli import main as rlops
-from rlops.docsgen import reference_rows, render_reference
 from tests.conftest import ROOT
 
 REFERENCE = ROOT / "docs" / "reference.md"
