@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rlops.cli.status import ExperimentView, local_overview
+from rlops.cli.overview import ExperimentView, local_overview
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def cluster_run_dir(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from rlops.cli.client import ClientError
-    from rlops.cli.status import StatusError
+    from rlops.cli.overview import StatusError
     from rlops.runner.report import ReportError, make_report
     from rlops.runner.session import RunnerSettings
 
