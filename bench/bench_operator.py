@@ -42,7 +42,8 @@ from figures import add_json_argument, write_json  # noqa: E402
 from rlops.backends.kuberay import progress_token  # noqa: E402
 from tests.kube import apiserver  # noqa: E402
 from tests.kube.fixtures import KubeTestBed, crd_files  # noqa: E402
-from tests.operator.harness import SECRET, OperatorProcess, wait_for  # noqa: E402
+from tests.operator.harness import SECRET, OperatorProcess  # noqa: E402
+from tests.waiting import wait_until  # noqa: E402
 
 BENCH_AGENT = "rlops-bench"
 COUNTS: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -140,7 +141,7 @@ def lifecycle(kube: KubeTestBed, api: Api, workdir: Path, trials: int) -> dict[s
     (workdir / "life").mkdir()
     operator.start()
     try:
-        wait_for("the operator to settle", lambda: time.sleep(2) or True, timeout=10)
+        wait_until(lambda: time.sleep(2) or True, 10, "the operator to settle")
         COUNTS.clear()
         api.call("POST", f"/apis/rlops.dev/v1alpha1/namespaces/{namespace}/sweeps",
                  sweep_manifest("life", trials))  # fmt: skip
@@ -153,12 +154,12 @@ def lifecycle(kube: KubeTestBed, api: Api, workdir: Path, trials: int) -> dict[s
                     play_kuberay(api, operator, namespace, rayjob)
             return len(played) == trials
 
-        wait_for("every RayJob to be played", all_played, timeout=300)
+        wait_until(all_played, 300, "every RayJob to be played")
         path = f"/apis/rlops.dev/v1alpha1/namespaces/{namespace}/sweeps/life"
-        wait_for(
-            "the sweep to succeed",
+        wait_until(
             lambda: (api.call("GET", path).get("status") or {}).get("phase") == "Succeeded",
-            timeout=300,
+            300,
+            "the sweep to succeed",
         )
         time.sleep(3)  # let trailing writes land before counting
         counts = dict(COUNTS)
@@ -204,7 +205,7 @@ def fanout(kube: KubeTestBed, api: Api, workdir: Path, trials: int) -> dict[str,
                 times["rayjobs"] = time.monotonic() - start
             return "rayjobs" in times
 
-        wait_for(f"{trials} children and RayJobs", created, timeout=900, every=1.0)
+        wait_until(created, 900, f"{trials} children and RayJobs", interval=1.0)
     finally:
         operator.stop()
     return {

@@ -19,9 +19,10 @@ from rlops.backends.kuberay import progress_token
 from rlops.runtime.reporter import ProgressReporter
 from tests.builders import sweep
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import SECRET, OperatorProcess, wait_for
+from tests.operator.harness import SECRET, OperatorProcess
 from tests.operator.test_operator_e2e import apply
 from tests.tracking.mlflow_server import MlflowServer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +58,7 @@ def test_a_sweep_on_kubernetes_is_tracked_by_the_operator(
             items = json.loads(done.stdout)["items"]
             return {i["metadata"]["name"]: i for i in items} if len(items) == 2 else None
 
-        created = wait_for("the sweep's two trials", trials, timeout=60)
+        created = wait_until(trials, 60, "the sweep's two trials")
         for name, body in created.items():
             lr = float(body["metadata"]["annotations"]["rlops.dev/parameters"].split(": ")[1][:-1])
             url = f"http://127.0.0.1:{operator.progress_port}/progress/{ns}/{name}"
@@ -66,7 +67,7 @@ def test_a_sweep_on_kubernetes_is_tracked_by_the_operator(
             for i in range(1, 4):
                 reporter.report(record(i, lr))
                 sent = lambda r=reporter, i=i: r.sent >= i  # noqa: E731
-                wait_for(f"record {i} of {name} sent", sent, timeout=30)
+                wait_until(sent, 30, f"record {i} of {name} sent")
             final = {"status": "succeeded", "exit_code": 0, "iteration": 3, "timesteps": 1500,
                      "best_episode_return_mean": 20.0 + 3000 * lr, "attempt": 1,
                      "best_checkpoint": "checkpoints/000003"}  # fmt: skip
@@ -82,7 +83,7 @@ def test_a_sweep_on_kubernetes_is_tracked_by_the_operator(
             children = [r for r in runs if r.data.tags.get("rlops.phase") == "Succeeded"]
             return runs if len(children) == 2 else None
 
-        runs = wait_for("two finished child runs in MLflow", tracked, timeout=60)
+        runs = wait_until(tracked, 60, "two finished child runs in MLflow")
     finally:
         operator.stop()
     parent = next(r for r in runs if r.data.tags.get("rlops.key") == f"{ns}/kgrid")
