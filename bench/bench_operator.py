@@ -141,7 +141,7 @@ def lifecycle(kube: KubeTestBed, api: Api, workdir: Path, trials: int) -> dict[s
     (workdir / "life").mkdir()
     operator.start()
     try:
-        wait_until(lambda: time.sleep(2) or True, 10, "the operator to settle")
+        wait_until(lambda: time.sleep(2) or True, 10, "the operator to settle", interval=0.5)
         COUNTS.clear()
         api.call("POST", f"/apis/rlops.dev/v1alpha1/namespaces/{namespace}/sweeps",
                  sweep_manifest("life", trials))  # fmt: skip
@@ -154,12 +154,13 @@ def lifecycle(kube: KubeTestBed, api: Api, workdir: Path, trials: int) -> dict[s
                     play_kuberay(api, operator, namespace, rayjob)
             return len(played) == trials
 
-        wait_until(all_played, 300, "every RayJob to be played")
+        wait_until(all_played, 300, "every RayJob to be played", interval=0.5)
         path = f"/apis/rlops.dev/v1alpha1/namespaces/{namespace}/sweeps/life"
         wait_until(
             lambda: (api.call("GET", path).get("status") or {}).get("phase") == "Succeeded",
             300,
             "the sweep to succeed",
+            interval=0.5,
         )
         time.sleep(3)  # let trailing writes land before counting
         counts = dict(COUNTS)

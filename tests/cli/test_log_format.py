@@ -39,7 +39,7 @@ def test_the_operator_logs_json_lines(
             lines = [json.loads(x) for x in operator.log().splitlines() if x.strip()]
             return [x for x in lines if (x.get("object") or {}).get("name") == "j"]  # type: ignore[union-attr]
 
-        entries = wait_until(about_j, 60, "a log line about RLExperiment j")
+        entries = wait_until(about_j, 60, "a log line about RLExperiment j", interval=0.5)
     finally:
         operator.stop()
     for line in operator.log().splitlines():

@@ -134,7 +134,7 @@ def test_the_operator_and_the_bridge_start_in_the_image(
             raise AssertionError(f"{entry_point[0]} exited:\n{logs.stdout}{logs.stderr}"[-3000:])
         return healthy(port, "/healthz")
 
-    wait_until(serving, 120, f"{entry_point[0]} in the image to serve /healthz")
+    wait_until(serving, 120, f"{entry_point[0]} in the image to serve /healthz", interval=0.5)
 
 
 def test_a_killed_podman_run_of_a_batch_script_leaves_no_container(

@@ -47,7 +47,7 @@ def bridge(
     process = BridgeProcess(kube, kube_namespace, slurm_cluster, slurm_settings, tmp_path,
                             bridge_id="e2e").start()  # fmt: skip
     try:
-        wait_until(process.ready, 60, "the bridge to serve /readyz")
+        wait_until(process.ready, 60, "the bridge to serve /readyz", interval=0.5)
         yield process
     finally:
         process.stop()

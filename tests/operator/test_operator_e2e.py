@@ -159,6 +159,7 @@ def test_sweep_survives_operator_kills_and_cleans_up(
         ),
         60,
         "the sweep's trials and RayJobs to be deleted",
+        interval=0.5,
     )
 
 
@@ -172,11 +173,14 @@ def test_stuck_ray_cluster_fails_after_the_pre_running_deadline(
             lambda: (s := status_of(kube, "rlx", ns, "stuck")).get("phase") == "Failed" and s,
             60,
             "the experiment to fail",
+            interval=0.5,
         )
     assert "preRunningDeadlineSeconds=4" in status["message"]
     stalled = {c["type"]: c["status"] for c in status["conditions"]}["Stalled"]
     assert stalled == "True"
-    wait_until(lambda: not names(kube, "rayjobs", ns), 30, "the stuck RayJob to be deleted")
+    wait_until(
+        lambda: not names(kube, "rayjobs", ns), 30, "the stuck RayJob to be deleted", interval=0.5
+    )
 
 
 def test_pause_and_resume_run_the_same_attempt_again(
@@ -189,28 +193,32 @@ def test_pause_and_resume_run_the_same_attempt_again(
 
     with kuberay.holding():
         apply(kube, ns, experiment("nap").kubernetes().obj())
-        first = wait_until(rayjob, 30, "the RayJob")
+        first = wait_until(rayjob, 30, "the RayJob", interval=0.5)
         reason = "rlops.dev/pause=paused by sweep s at an ASHA rung"
         kube.kubectl("annotate", "rlx", "nap", "-n", ns, reason, check=True)
         status = wait_until(
             lambda: (s := status_of(kube, "rlx", ns, "nap")).get("phase") == "Paused" and s,
             30,
             "the experiment to pause",
+            interval=0.5,
         )
         assert status["message"] == "paused: paused by sweep s at an ASHA rung"
         assert status["attempts"] == 1 and "completedAt" not in status
-        wait_until(lambda: rayjob() is None, 30, "the paused run's RayJob to be deleted")
+        wait_until(
+            lambda: rayjob() is None, 30, "the paused run's RayJob to be deleted", interval=0.5
+        )
         assert status_of(kube, "rlx", ns, "nap")["phase"] == "Paused"  # not Failed
 
         resume = ("rlops.dev/pause-", "rlops.dev/promotions=1")
         kube.kubectl("annotate", "rlx", "nap", "-n", ns, *resume, check=True)
-        second = wait_until(rayjob, 30, "a new RayJob")
+        second = wait_until(rayjob, 30, "a new RayJob", interval=0.5)
         assert second["metadata"]["uid"] != first["metadata"]["uid"]
         assert second["metadata"]["labels"]["rlops.dev/attempt"] == "1"  # the same attempt
         status = wait_until(
             lambda: (s := status_of(kube, "rlx", ns, "nap")).get("phase") == "Submitted" and s,
             30,
             "the experiment to be submitted again",
+            interval=0.5,
         )
         assert status["attempts"] == 1
 
@@ -222,7 +230,7 @@ def test_pause_and_resume_run_the_same_attempt_again(
             )
 
         expected = ["Paused", "Submitted", "Submitted"]  # posted just after each status write
-        wait_until(lambda: events() == expected, 10, f"the events {expected}")
+        wait_until(lambda: events() == expected, 10, f"the events {expected}", interval=0.5)
 
 
 def test_only_the_highest_priority_replica_acts(
@@ -240,6 +248,7 @@ def test_only_the_highest_priority_replica_acts(
             lambda: "Pausing the watch-stream for rlexperiments" in low.log(),
             30,
             "the low replica to pause",
+            interval=0.5,
         )
         with kuberay.holding():
             apply(kube, ns, experiment("first").kubernetes().obj())
@@ -247,6 +256,7 @@ def test_only_the_highest_priority_replica_acts(
                 lambda: status_of(kube, "rlx", ns, "first").get("phase") == "Submitted",
                 30,
                 "the first experiment to be submitted",
+                interval=0.5,
             )
             assert "first" in high.log() and f"rlexperiments {ns}/first" not in low.log()
             high.stop()  # a clean exit withdraws from peering: the low replica resumes
@@ -255,6 +265,7 @@ def test_only_the_highest_priority_replica_acts(
                 lambda: status_of(kube, "rlx", ns, "second").get("phase") == "Submitted",
                 60,
                 "the low replica to take over",
+                interval=0.5,
             )
         assert f"rlexperiments {ns}/second" in low.log()
         assert json.loads(kube.kubectl("get", "rayjobs", "-n", ns, "-o", "json").stdout)["items"]

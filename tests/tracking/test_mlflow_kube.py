@@ -58,7 +58,7 @@ def test_a_sweep_on_kubernetes_is_tracked_by_the_operator(
             items = json.loads(done.stdout)["items"]
             return {i["metadata"]["name"]: i for i in items} if len(items) == 2 else None
 
-        created = wait_until(trials, 60, "the sweep's two trials")
+        created = wait_until(trials, 60, "the sweep's two trials", interval=0.5)
         for name, body in created.items():
             lr = float(body["metadata"]["annotations"]["rlops.dev/parameters"].split(": ")[1][:-1])
             url = f"http://127.0.0.1:{operator.progress_port}/progress/{ns}/{name}"
@@ -67,7 +67,7 @@ def test_a_sweep_on_kubernetes_is_tracked_by_the_operator(
             for i in range(1, 4):
                 reporter.report(record(i, lr))
                 sent = lambda r=reporter, i=i: r.sent >= i  # noqa: E731
-                wait_until(sent, 30, f"record {i} of {name} sent")
+                wait_until(sent, 30, f"record {i} of {name} sent", interval=0.5)
             final = {"status": "succeeded", "exit_code": 0, "iteration": 3, "timesteps": 1500,
                      "best_episode_return_mean": 20.0 + 3000 * lr, "attempt": 1,
                      "best_checkpoint": "checkpoints/000003"}  # fmt: skip
@@ -80,10 +80,14 @@ def test_a_sweep_on_kubernetes_is_tracked_by_the_operator(
             if found is None:
                 return None
             runs = client.search_runs([found.experiment_id])
-            children = [r for r in runs if r.data.tags.get("rlops.phase") == "Succeeded"]
+            children = [
+                r
+                for r in runs
+                if r.data.tags.get("rlops.phase") == "Succeeded" and r.info.status == "FINISHED"
+            ]
             return runs if len(children) == 2 else None
 
-        runs = wait_until(tracked, 60, "two finished child runs in MLflow")
+        runs = wait_until(tracked, 60, "two finished child runs in MLflow", interval=0.5)
     finally:
         operator.stop()
     parent = next(r for r in runs if r.data.tags.get("rlops.key") == f"{ns}/kgrid")
