@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 import kopf  # noqa: E402
 
 from rlops.api import RLExperiment  # noqa: E402
+from rlops.api.settings import Settings  # noqa: E402
 from rlops.backends.kuberay import build_rayjob  # noqa: E402
 from rlops.operator.handlers import compact_trial, slim, slim_rayjob  # noqa: E402
-from rlops.settings import Settings  # noqa: E402
 from tests.builders import experiment  # noqa: E402
 
 

@@ -52,7 +52,8 @@ from figures import add_json_argument, write_json  # noqa: E402
 from rlops.backends.kuberay import progress_token  # noqa: E402
 from tests.kube import apiserver  # noqa: E402
 from tests.kube.fixtures import KubeTestBed, crd_files  # noqa: E402
-from tests.operator.harness import SECRET, OperatorProcess, wait_for  # noqa: E402
+from tests.operator.harness import SECRET, OperatorProcess  # noqa: E402
+from tests.waiting import wait_until  # noqa: E402
 
 BENCH_AGENT = "rlops-bench"
 COUNTS: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -150,7 +151,7 @@ def lifecycle(kube: KubeTestBed, api: Api, workdir: Path, trials: int) -> dict[s
     (workdir / "life").mkdir()
     operator.start()
     try:
-        wait_for("the operator to settle", lambda: time.sleep(2) or True, timeout=10)
+        wait_until(lambda: time.sleep(2) or True, 10, "the operator to settle", interval=0.5)
         COUNTS.clear()
         api.call("POST", f"/apis/rlops.dev/v1alpha1/namespaces/{namespace}/sweeps",
                  sweep_manifest("life", trials))  # fmt: skip
@@ -163,12 +164,13 @@ def lifecycle(kube: KubeTestBed, api: Api, workdir: Path, trials: int) -> dict[s
                     play_kuberay(api, operator, namespace, rayjob)
             return len(played) == trials
 
-        wait_for("every RayJob to be played", all_played, timeout=300)
+        wait_until(all_played, 300, "every RayJob to be played", interval=0.5)
         path = f"/apis/rlops.dev/v1alpha1/namespaces/{namespace}/sweeps/life"
-        wait_for(
-            "the sweep to succeed",
+        wait_until(
             lambda: (api.call("GET", path).get("status") or {}).get("phase") == "Succeeded",
-            timeout=300,
+            300,
+            "the sweep to succeed",
+            interval=0.5,
         )
         time.sleep(3)  # let trailing writes land before counting
         counts = dict(COUNTS)
@@ -214,7 +216,7 @@ def fanout(kube: KubeTestBed, api: Api, workdir: Path, trials: int) -> dict[str,
                 times["rayjobs"] = time.monotonic() - start
             return "rayjobs" in times
 
-        wait_for(f"{trials} children and RayJobs", created, timeout=900, every=1.0)
+        wait_until(created, 900, f"{trials} children and RayJobs", interval=1.0)
     finally:
         operator.stop()
     return {
@@ -296,11 +298,12 @@ def operator_rss(
     operator.start()
     try:
         start = time.monotonic()
-        wait_for(
-            f"the operator to handle {trials} trials and their RayJobs",
+        wait_until(
             lambda: handled(operator) >= 2 * trials,
-            timeout=1800,
-            every=2.0,
+            1800,
+            f"the operator to handle {trials} trials and their RayJobs",
+            interval=2.0,
+            max_interval=2.0,
         )
         loaded = time.monotonic() - start
         assert operator.process is not None

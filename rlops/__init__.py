@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rlops.program import checkpoint_dir, report, resume_checkpoint, trainer_config
+from rlops.runtime.program import checkpoint_dir, report, resume_checkpoint, trainer_config
 from rlops.version import __version__
 
 __all__ = [
@@ -37,14 +37,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from rlops.client import Client
-    from rlops.python_api import RunResult, TrialResult, run
+    from rlops.cli.client import Client
+    from rlops.cli.python_api import RunResult, TrialResult, run
 
 _LAZY = {
-    "Client": "rlops.client",
-    "run": "rlops.python_api",
-    "RunResult": "rlops.python_api",
-    "TrialResult": "rlops.python_api",
+    "Client": "rlops.cli.client",
+    "run": "rlops.cli.python_api",
+    "RunResult": "rlops.cli.python_api",
+    "TrialResult": "rlops.cli.python_api",
 }
 
 

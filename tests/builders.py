@@ -1,9 +1,14 @@
-"""Fluent builders for manifests in tests: `experiment("x").algorithm("DQN").obj()`."""
+"""Builders for tests: manifests (`experiment("x").algorithm("DQN").obj()`, `sweep`) and what
+the drivers observe: a RayJob as KubeRay reports it (`rayjob`), a SLURM job (`slurm_job`)
+and a sweep's child trial as the API server returns it (`child_trial`)."""
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any, Self
+
+from rlops.backends.slurm import JobObservation
 
 
 class _Builder:
@@ -115,3 +120,48 @@ def sweep(name: str = "sw", namespace: str | None = None) -> SweepBuilder:
             "spec": {"template": template, "parameters": {}, "algorithm": "grid"},
         }
     )
+
+
+# --- observations -----------------------------------------------------------------------
+
+CREATED = "2025-01-01T11:59:00Z"
+
+
+def rayjob(
+    deployment: str | None = None,
+    job: str | None = None,
+    *,
+    name: str = "cp",
+    attempt: int | None = 1,
+    **status: Any,
+) -> dict[str, Any]:
+    """A RayJob as KubeRay reports it: `jobDeploymentStatus` and `jobStatus` (left out when
+    None) and any other status field, with the attempt label rlops puts on it."""
+    labels = {"rlops.dev/attempt": str(attempt)} if attempt is not None else {}
+    body: dict[str, Any] = {
+        "metadata": {"name": name, "labels": labels, "creationTimestamp": CREATED},
+        "status": dict(status),
+    }
+    if deployment is not None:
+        body["status"]["jobDeploymentStatus"] = deployment
+    if job is not None:
+        body["status"]["jobStatus"] = job
+    return body
+
+
+def slurm_job(
+    state: str = "RUNNING", job_id: str = "7", name: str = "rlops-x", **fields: Any
+) -> JobObservation:
+    """A SLURM job as squeue/sacct report it (`JobObservation`): state, id, name and any
+    other field (submit_time, start_time, nodes, comment, exit_code, ...)."""
+    return JobObservation(job_id, name, state, **fields)
+
+
+def child_trial(manifest: dict[str, Any], **status: Any) -> dict[str, Any]:
+    """A sweep's child RLExperiment as the API server returns it: the manifest the sweep
+    created, with a creation time and, if given, a status."""
+    child: dict[str, Any] = json.loads(json.dumps(manifest))
+    child["metadata"]["creationTimestamp"] = "2025-01-01T11:00:00Z"
+    if status:
+        child["status"] = status
+    return child

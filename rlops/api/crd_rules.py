@@ -15,17 +15,10 @@ import re
 from typing import Any
 
 from rlops.api.classrefs import ENTRY_POINT
-from rlops.api.validation import (
-    DNS_LABEL,
-    DNS_SUBDOMAIN,
-    GYM_ID,
-    MAX_EXPERIMENT_NAME,
-    MAX_SWEEP_NAME,
-    QUANTITY,
-    SLURM_CONSTRAINT,
-    SLURM_NAME,
-    SLURM_TIME,
-)
+from rlops.api.validation.errors import DNS_LABEL, DNS_SUBDOMAIN
+from rlops.api.validation.experiment import GYM_ID, QUANTITY
+from rlops.api.validation.manifest import MAX_EXPERIMENT_NAME, MAX_SWEEP_NAME
+from rlops.api.validation.placement import SLURM_CONSTRAINT, SLURM_NAME, SLURM_TIME
 
 JSON = dict[str, Any]
 

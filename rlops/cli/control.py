@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlops.cli.status import StatusError
-    from rlops.client import Client, ClientError
+    from rlops.cli.client import Client, ClientError
+    from rlops.cli.overview import StatusError
 
     try:
         client = Client(args.namespace, args.kubeconfig, args.context)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rlops.docsgen import render_reference
+from rlops.api.docsgen import render_reference
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

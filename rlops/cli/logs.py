@@ -23,7 +23,8 @@ from typing import Any
 
 from rlops.api import Phase, RLExperiment
 from rlops.api.runinfo import read_result
-from rlops.cli.status import DEFAULT_ROOT, StatusError, add_source_arguments, kube_api, use_cluster
+from rlops.cli.overview import DEFAULT_ROOT, StatusError, kube_api
+from rlops.cli.status import add_source_arguments, use_cluster
 
 _ATTEMPT = re.compile(r"([0-9]+)\.log")
 _SLURM_OUT = re.compile(r"slurm-([0-9]+)\.out")
@@ -47,7 +48,7 @@ def log_files(run_dir: Path) -> list[Path]:
 def run_dir_finished(run_dir: Path) -> bool:
     """Finished as `rlops run` sees it (trial.json), else as the runtime's result.json says."""
     if (run_dir / "trial.json").exists():
-        from rlops.cli.status import local_trial
+        from rlops.cli.overview import local_trial
 
         return Phase(local_trial(run_dir, "episode_return_mean")[0].phase).finished
     result = read_result(run_dir)
@@ -145,8 +146,8 @@ def slurm_run_dir(experiment: RLExperiment, root: Path | None) -> Path:
 
 def kubernetes_run_dir(experiment: RLExperiment, root: Path | None) -> Path:
     """Where the runtime of a RayJob wrote: `<root or the storage path>/<namespace>/<name>`."""
+    from rlops.api.settings import Settings
     from rlops.backends.kuberay import run_dir
-    from rlops.settings import Settings
 
     settings = Settings(storage_path=str(root)) if root else Settings()
     if root:

@@ -48,8 +48,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rlops.api.settings import Settings
     from rlops.operator.main import Scope, run_operator
-    from rlops.settings import Settings
 
     configure_logging(args.log_format, args.verbose)
     namespaces = args.namespace or []

@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 
 from rlops.api import Backend, RLExperiment, Sweep
+from rlops.api.manifests import ManifestError
 from rlops.api.validation import validate_manifest
 from rlops.cli.run import add_set_argument, effective_documents
-from rlops.manifests import ManifestError
 from rlops.runner.overrides import OverrideError
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
@@ -48,8 +48,8 @@ def stored(doc: dict[str, Any], namespace: str) -> dict[str, Any]:
 def render_experiment(experiment: RLExperiment) -> str:
     backend = experiment.spec.placement.backend
     if backend is Backend.KUBERNETES:
+        from rlops.api.settings import Settings
         from rlops.backends.kuberay import build_rayjob
-        from rlops.settings import Settings
 
         rayjob = build_rayjob(experiment, Settings(secret="render"))
         env = yaml.safe_load(rayjob["spec"]["runtimeEnvYAML"])

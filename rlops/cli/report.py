@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cluster_run_dir(args: argparse.Namespace) -> Path:
     """The run directory of an RLExperiment of the cluster, as mounted here (--root)."""
     from rlops.api import RLExperiment
+    from rlops.cli.client import Client, ClientError
     from rlops.cli.logs import kubernetes_run_dir, slurm_run_dir
-    from rlops.client import Client, ClientError
 
     resource = Client(args.namespace, args.kubeconfig, args.context).get(args.target)
     if not isinstance(resource, RLExperiment):
@@ -46,8 +46,8 @@ def cluster_run_dir(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlops.cli.status import StatusError
-    from rlops.client import ClientError
+    from rlops.cli.client import ClientError
+    from rlops.cli.overview import StatusError
     from rlops.runner.report import ReportError, make_report
     from rlops.runner.session import RunnerSettings
 

@@ -19,8 +19,8 @@ from typing import Any
 from rich.console import Console
 
 from rlops.api import RLExperiment, Sweep
+from rlops.api.manifests import ManifestError, load_documents, load_one
 from rlops.api.validation import validate_manifest
-from rlops.manifests import ManifestError, load_documents, load_one
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

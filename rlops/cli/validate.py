@@ -14,9 +14,9 @@ from typing import Any
 from rich.console import Console
 
 from rlops.api.classrefs import class_refs
+from rlops.api.manifests import ManifestError
 from rlops.api.validation import FieldError, validate_manifest
 from rlops.cli.run import add_set_argument, effective_documents
-from rlops.manifests import ManifestError
 from rlops.runner.overrides import OverrideError
 
 

@@ -32,10 +32,10 @@ import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
 from rlops.api import Phase, RLExperimentStatus, SweepPhase, SweepStatus
+from rlops.api.settings import Settings
 from rlops.api.validation import FieldError, validate_manifest
 from rlops.operator.conditions import experiment_conditions
 from rlops.operator.kube import RAYJOBS, RLEXPERIMENTS, Kind
-from rlops.settings import Settings
 
 if TYPE_CHECKING:
     from rlops.operator.controller import Controller

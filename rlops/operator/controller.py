@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from rlops.api import Phase, RLExperiment, RLExperimentStatus, Sweep, SweepPhase
 from rlops.api.ratelimit import ErrorLog
+from rlops.api.settings import Settings
 from rlops.backends.kuberay import build_rayjob, run_dir
 from rlops.metrics import RlopsMetrics
 from rlops.operator.admission import refuse_invalid
@@ -46,7 +47,6 @@ from rlops.operator.sweeps import (
     encode_history,
     reconcile_sweep,
 )
-from rlops.settings import Settings
 from rlops.sweep import LABEL_SWEEP
 from rlops.tracking.drivers import KubeTracking, result_phase, trial_snapshot
 

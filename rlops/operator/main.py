@@ -24,12 +24,12 @@ import kubernetes.config
 from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
+from rlops.api.settings import Settings
 from rlops.metrics import RlopsMetrics, start_http_server
 from rlops.operator.controller import Controller
 from rlops.operator.handlers import register
 from rlops.operator.kube import Kube
 from rlops.operator.progress import ProgressHub, progress_app
-from rlops.settings import Settings
 
 log = logging.getLogger(__name__)
 

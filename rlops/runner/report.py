@@ -17,8 +17,8 @@ from typing import Any
 import jinja2
 
 from rlops.api import Sweep, SweepSpec
+from rlops.api.manifests import load_one
 from rlops.api.runinfo import ProgressRecord, read_progress, read_result
-from rlops.manifests import load_one
 from rlops.runner.layout import SWEEP_MANIFEST, SweepLayout, write_atomic
 from rlops.runner.report_rungs import plot_rungs
 

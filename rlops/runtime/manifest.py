@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from rlops.api.experiment import RLExperiment
+from rlops.api.manifests import ManifestError, load_one
 from rlops.api.validation import FieldError, validate_manifest
-from rlops.manifests import ManifestError, load_one
 
 
 @dataclass(frozen=True)

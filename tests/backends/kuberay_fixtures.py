@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from rlops.api import RLExperiment
-from rlops.settings import Settings
+from rlops.api.settings import Settings
 from tests.conftest import KUBERAY_CRDS
 from tests.kube.schema import Cause, StructuralSchema
 

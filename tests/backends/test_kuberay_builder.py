@@ -1,14 +1,13 @@
 """The RayJob builder: golden files of representative experiments, KubeRay's real CRD schema
 (v1.7.0) accepting every rendered RayJob, and the sizing, deadline and Kueue rules one by one.
 
-Regenerate the golden files on purpose with `RLOPS_REGEN_GOLDEN=1 pytest tests/backends`.
+Regenerate the golden files on purpose with `pytest tests/backends --update-golden`.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shlex
 from pathlib import Path
@@ -23,6 +22,7 @@ from hypothesis import strategies as st
 from rlops.backends.kuberay import build_rayjob, progress_token
 from tests.backends.kuberay_fixtures import crd_violations, settings, stored
 from tests.builders import experiment
+from tests.golden import Golden
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -64,12 +64,9 @@ def render(name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_rayjob_matches_golden_file(name: str) -> None:
+def test_rayjob_matches_golden_file(name: str, golden: Golden) -> None:
     text = yaml.safe_dump(render(name), sort_keys=False, width=100)
-    path = GOLDEN / f"rayjob-{name}.yaml"
-    if os.environ.get("RLOPS_REGEN_GOLDEN"):
-        path.write_text(text)
-    assert path.read_text() == text, f"{path.name} differs; RLOPS_REGEN_GOLDEN=1 regenerates it"
+    golden.check(GOLDEN / f"rayjob-{name}.yaml", text)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -5,27 +5,15 @@ retries counted as attempts, and Kueue suspension read as waiting for admission.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
 from rlops.api import KubernetesPlacement, Phase
 from rlops.backends.kuberay import observe_rayjob
+from tests.builders import rayjob
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 PLACEMENT = KubernetesPlacement(pre_running_deadline_seconds=600)
-
-
-def rayjob(deployment: str | None, job: str | None = None, **status: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "metadata": {"name": "x", "creationTimestamp": "2025-01-01T11:59:00Z"},
-        "status": dict(status),
-    }
-    if deployment is not None:
-        body["status"]["jobDeploymentStatus"] = deployment
-    if job is not None:
-        body["status"]["jobStatus"] = job
-    return body
 
 
 TABLE = [

@@ -27,9 +27,10 @@ from rlops.api.runinfo import read_progress
 from rlops.backends.slurm import SlurmSettings
 from tests.conftest import EXAMPLES
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import OperatorProcess, names, status_of, wait_for
+from tests.operator.harness import OperatorProcess, names, status_of
 from tests.slurm.bridge_process import BridgeProcess
 from tests.slurm.slurm_cluster import SlurmCluster
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.training]
 
@@ -90,11 +91,11 @@ def apply(kube: KubeTestBed, namespace: str, manifest: dict[str, Any]) -> None:
 
 
 def finished_sweep(kube: KubeTestBed, ns: str, name: str, timeout: float) -> dict[str, Any]:
-    status = wait_for(
-        f"sweep {name} to finish",
+    status = wait_until(
         lambda: (s := status_of(kube, "sweep", ns, name)).get("phase") in FINISHED and s,
-        timeout=timeout,
-        every=2.0,
+        timeout,
+        f"sweep {name} to finish",
+        interval=2.0,
     )
     assert status["phase"] == "Succeeded", status
     return status
@@ -142,7 +143,7 @@ def test_sweep_bursts_from_kubernetes_to_slurm(
         status = status_of(kube, "sweep", ns, name)
         return status if status.get("phase") in FINISHED else None
 
-    status = wait_for("the burst sweep to finish", done, timeout=420, every=1.0)
+    status = wait_until(done, 420, "the burst sweep to finish", interval=1.0)
     assert status["phase"] == "Succeeded", status
     assert most_on_kubernetes <= 2
 
@@ -203,7 +204,9 @@ def test_trials_waiting_on_kubernetes_move_to_slurm(
     with kuberay.holding():  # Ray clusters never come up: the RayJobs wait in Initializing
         apply(kube, ns, burst_sweep(name, trials=2, parallelism=2, max_parallel=2, burst_after=6,
                                     steps=1000))  # fmt: skip
-        wait_for("both trials' RayJobs", lambda: names(kube, "rayjobs", ns) == trials, 30, 0.2)
+        wait_until(
+            lambda: names(kube, "rayjobs", ns) == trials, 30, "both trials' RayJobs", interval=0.2
+        )
         for trial in trials:
             s = status_of(kube, "rlx", ns, trial)
             assert (s.get("backend"), s.get("phase")) == ("kubernetes", "Submitted"), s

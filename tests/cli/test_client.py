@@ -15,9 +15,9 @@ import yaml
 import rlops
 from rlops.api import RLExperiment, Sweep
 from tests.builders import experiment, sweep
+from tests.cli.rundirs import write_trial
+from tests.cli.test_status import create
 from tests.kube.fixtures import KubeTestBed
-from tests.metrics.rundirs import write_trial
-from tests.metrics.test_status_cli import create
 
 pytestmark = pytest.mark.e2e
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from tests.builders import experiment, sweep
+from tests.cli.rundirs import write_trial
 from tests.cli.shims import write_shims
+from tests.cli.test_status import create
 from tests.kube.fixtures import KubeTestBed
-from tests.metrics.rundirs import write_trial
-from tests.metrics.test_status_cli import create
 
 pytestmark = pytest.mark.e2e
 

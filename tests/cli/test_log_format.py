@@ -16,7 +16,8 @@ import yaml
 
 from tests.builders import experiment
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import OperatorProcess, wait_for
+from tests.operator.harness import OperatorProcess
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +39,7 @@ def test_the_operator_logs_json_lines(
             lines = [json.loads(x) for x in operator.log().splitlines() if x.strip()]
             return [x for x in lines if (x.get("object") or {}).get("name") == "j"]  # type: ignore[union-attr]
 
-        entries = wait_for("a log line about RLExperiment j", about_j, timeout=60)
+        entries = wait_until(about_j, 60, "a log line about RLExperiment j", interval=0.5)
     finally:
         operator.stop()
     for line in operator.log().splitlines():

@@ -12,8 +12,8 @@ import yaml
 
 from rlops.cli import main
 from tests.builders import experiment, sweep
-from tests.metrics.rundirs import write_sweep, write_trial
-from tests.metrics.test_status_cli import cluster, create
+from tests.cli.rundirs import write_sweep, write_trial
+from tests.cli.test_status import cluster, create
 
 __all__ = ["cluster", "create"]
 

@@ -24,7 +24,8 @@ from rlops.backends.slurm import SlurmSettings, render_batch_script
 from tests.builders import experiment
 from tests.containers.podman import IMAGE_PYTHON, IMAGE_UID
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import free_port, wait_for
+from tests.operator.harness import free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.containers
 
@@ -133,7 +134,7 @@ def test_the_operator_and_the_bridge_start_in_the_image(
             raise AssertionError(f"{entry_point[0]} exited:\n{logs.stdout}{logs.stderr}"[-3000:])
         return healthy(port, "/healthz")
 
-    wait_for(f"{entry_point[0]} in the image to serve /healthz", serving, timeout=120)
+    wait_until(serving, 120, f"{entry_point[0]} in the image to serve /healthz", interval=0.5)
 
 
 def test_a_killed_podman_run_of_a_batch_script_leaves_no_container(

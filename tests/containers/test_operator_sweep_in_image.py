@@ -21,8 +21,9 @@ from rlops.api.runinfo import read_result
 from tests.containers.podman import IMAGE_PYTHON
 from tests.kube.fixtures import KubeTestBed
 from tests.kube.pod_containers import PodmanPods
-from tests.operator.harness import OperatorProcess, names, status_of, wait_for
+from tests.operator.harness import OperatorProcess, names, status_of
 from tests.operator.test_operator_e2e import apply, ci_sweep
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.training]
 
@@ -62,7 +63,7 @@ def test_the_kubectl_sweep_trains_its_trials_inside_the_image(
             phase = status_of(kube, "sweep", ns, name).get("phase")
             return phase if phase in ("Succeeded", "Failed") else None
 
-        assert wait_for("the sweep to finish", done, timeout=600, every=2.0) == "Succeeded"
+        assert wait_until(done, 600, "the sweep to finish", interval=2.0) == "Succeeded"
     finally:
         kuberay.run_in_containers(kube_namespace, None)
     trials = names(kube, "rlx", ns, f"rlops.dev/sweep={name}")

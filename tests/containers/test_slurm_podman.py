@@ -27,8 +27,9 @@ from rlops.backends.slurm import SCRIPT_FILE, CliSlurmClient, SlurmSettings, def
 from rlops.runner.slurm_executor import JOB_RECORD
 from tests.containers.podman import IMAGE_PYTHON
 from tests.kube.fixtures import KubeTestBed
-from tests.slurm.slurm_cluster import SlurmCluster, wait_for
+from tests.slurm.slurm_cluster import SlurmCluster
 from tests.slurm.test_bridge import World, cartpole
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.containers, pytest.mark.slurm, pytest.mark.training]
 
@@ -107,7 +108,7 @@ def test_a_time_limit_requeue_resumes_from_its_checkpoint_in_the_container(
         assert proc.poll() is None, proc.communicate()[0][-3000:]
         return progress.exists() and bool(progress.read_text())
 
-    wait_for(trained_an_iteration, 300, "the first job to train an iteration in the image")
+    wait_until(trained_an_iteration, 300, "the first job to train an iteration in the image")
     job_id = json.loads((run_dir / JOB_RECORD).read_text())["jobId"]
     sent = cluster.run("scancel", "--signal=USR1", "--batch", str(job_id))
     assert sent.returncode == 0, sent.stderr

@@ -16,7 +16,7 @@ from rlops.backends.slurm import JobObservation, SlurmBackend, SlurmRefused, Slu
 from rlops.slurm_bridge.bridge import SlurmBridge
 from rlops.slurm_bridge.settings import BridgeSettings
 from rlops.slurm_bridge.store import Conflict
-from tests.builders import experiment
+from tests.builders import experiment, slurm_job
 
 NAMESPACE = "team"
 CLUSTER = "hpc"
@@ -78,8 +78,8 @@ class FakeSlurm:
         found = re.search(r"--comment=(\S+)", script)
         self.next_id += 1
         job_id = str(self.next_id)
-        self.table[job_id] = JobObservation(
-            job_id, name.group(1) if name else "", "RUNNING",
+        self.table[job_id] = slurm_job(
+            "RUNNING", job_id, name.group(1) if name else "",
             comment=comment or (found.group(1) if found else ""),
         )  # fmt: skip
         self.owner[job_id] = "me"
@@ -88,7 +88,7 @@ class FakeSlurm:
     def add_foreign(self, name: str, comment: str = "") -> str:
         self.next_id += 1
         job_id = str(self.next_id)
-        self.table[job_id] = JobObservation(job_id, name, "RUNNING", comment=comment)
+        self.table[job_id] = slurm_job("RUNNING", job_id, name, comment=comment)
         self.owner[job_id] = "other"
         return job_id
 

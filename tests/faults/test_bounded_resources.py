@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry
 from rlops.api import Phase
 from rlops.api.experiment import RLExperimentStatus
 from rlops.api.ratelimit import ErrorLog
+from rlops.api.settings import Settings
 from rlops.metrics import RlopsMetrics
 from rlops.operator.controller import Controller
 from rlops.operator.kube import Kind
-from rlops.settings import Settings
 from tests.builders import experiment
 from tests.operator.test_controller_pause import FakeKube
 

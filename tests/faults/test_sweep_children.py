@@ -8,7 +8,8 @@ import pytest
 
 from rlops.api import Phase
 from rlops.operator.sweeps import reconcile_sweep, trial_state
-from tests.operator.test_sweep_reconcile import NOW, as_child, stored_sweep
+from tests.builders import child_trial
+from tests.operator.test_sweep_reconcile import NOW, stored_sweep
 
 
 @pytest.mark.parametrize(
@@ -23,7 +24,7 @@ from tests.operator.test_sweep_reconcile import NOW, as_child, stored_sweep
 )
 def test_a_garbled_child_counts_as_failed_and_the_sweep_goes_on(garble: object) -> None:
     spec = stored_sweep(parallelism=2)
-    children = [as_child(c, phase="Running") for c in reconcile_sweep(spec, [], NOW).create]
+    children = [child_trial(c, phase="Running") for c in reconcile_sweep(spec, [], NOW).create]
     garble(children[0])  # type: ignore[operator]
     state = trial_state(children[0], NOW)
     assert state is not None and state.phase is Phase.FAILED

@@ -23,7 +23,7 @@ import yaml
 
 from tests.builders import experiment, sweep
 from tests.kube.fixtures import KubeTestBed
-from tests.kube.waiting import wait_until
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -22,7 +22,7 @@ import pytest
 from kubernetes.client import ApiException
 
 from tests.kube.fixtures import KubeTestBed
-from tests.kube.waiting import wait_until
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -32,7 +32,7 @@ from tests.builders import experiment
 from tests.kube.fixtures import KubeTestBed
 from tests.kube.pod_containers import PodContext, PodmanPods, PodRefused, podman_run_args
 from tests.kube.test_kuberay_standin import rayjob as small_rayjob
-from tests.kube.waiting import wait_until
+from tests.waiting import wait_until
 
 CONTEXT = PodContext("team", "job-head", Path("/v"), Path("/c"), "10001:10001")
 SECRETS = {"tokens": {"token": "s3cret"}}

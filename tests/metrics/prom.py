@@ -13,7 +13,6 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.waiting import wait_until
 
 Result = list[dict[str, Any]]
 
@@ -57,14 +58,17 @@ class Prometheus:
         self, expr: str, condition: Callable[[Result], bool], timeout: float = 30.0
     ) -> Result:
         """Poll `expr` until `condition(result)` holds; fail with the last result."""
-        deadline = time.monotonic() + timeout
-        result: Result = []
-        while time.monotonic() < deadline:
-            result = self.query(expr)
-            if condition(result):
-                return result
-            time.sleep(0.25)
-        pytest.fail(f"{expr!r} did not meet the condition within {timeout}s; last: {result}")
+        last: list[Result] = [[]]
+
+        def met() -> bool:
+            last[0] = self.query(expr)
+            return condition(last[0])
+
+        try:
+            wait_until(met, timeout, f"{expr!r} to meet the condition", interval=0.25)
+        except AssertionError:
+            pytest.fail(f"{expr!r} did not meet the condition within {timeout}s; last: {last[0]}")
+        return last[0]
 
     def await_value(self, expr: str, expected: float, timeout: float = 30.0) -> None:
         """Poll until `expr` is one sample equal to `expected`."""
@@ -72,14 +76,16 @@ class Prometheus:
 
     def await_rules_evaluated(self, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Every loaded rule once evaluated; the rules as /api/v1/rules lists them."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def evaluated() -> list[dict[str, Any]]:
             rules = [r for g in self.api("rules")["groups"] for r in g["rules"]]
-            if rules and all(not r["lastEvaluation"].startswith("0001") for r in rules):
-                return rules
-            if time.monotonic() > deadline:
-                pytest.fail(f"rules were not all evaluated within {timeout}s: {rules}")
-            time.sleep(0.25)
+            done = rules and all(not r["lastEvaluation"].startswith("0001") for r in rules)
+            return rules if done else []
+
+        rules: list[dict[str, Any]] = wait_until(
+            evaluated, timeout, "every rule to be evaluated once", interval=0.25
+        )
+        return rules
 
     def await_targets_up(self, timeout: float = 30.0) -> None:
         self.await_query("up", lambda r: bool(r) and all(values(r)), timeout)
@@ -129,18 +135,22 @@ def start_prometheus(
         stderr=subprocess.STDOUT,
     )
     prom = Prometheus(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if process.poll() is not None:
             pytest.fail(f"prometheus exited with {process.returncode}:\n{log.read_text()}")
         try:
             with urllib.request.urlopen(f"{prom.url}/-/ready", timeout=1) as r:
-                if r.status == 200:
-                    return prom
+                return r.status == 200
         except OSError:
-            time.sleep(0.2)
-    prom.stop()
-    pytest.fail(f"prometheus was not ready within 30s:\n{log.read_text()}")
+            return False
+
+    try:
+        wait_until(ready, 30, "prometheus to be ready", interval=0.2)
+    except AssertionError:
+        prom.stop()
+        pytest.fail(f"prometheus was not ready within 30s:\n{log.read_text()}")
+    return prom
 
 
 @pytest.fixture

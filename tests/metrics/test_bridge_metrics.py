@@ -8,7 +8,6 @@ and fails fast (an environment id that does not exist), so no training is needed
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -18,15 +17,16 @@ from rlops.metrics import RlopsMetrics
 from rlops.slurm_bridge.bridge import SlurmBridge, queue_wait_seconds
 from rlops.slurm_bridge.settings import BridgeSettings
 from rlops.slurm_bridge.store import KubeExperimentStore
-from tests.builders import experiment
+from tests.builders import experiment, slurm_job
 from tests.kube.fixtures import KubeTestBed
 from tests.slurm.conftest import cli_client, slurm_cluster, slurm_settings  # noqa: F401
+from tests.waiting import wait_until
 
 GROUP, VERSION, PLURAL = "rlops.dev", "v1alpha1", "rlexperiments"
 
 
 def job(state: str, submit: str | None, start: str | None, nodes: str = "node1") -> JobObservation:
-    return JobObservation("7", "rlops-x", state, submit_time=submit, start_time=start, nodes=nodes)
+    return slurm_job(state, submit_time=submit, start_time=start, nodes=nodes)
 
 
 @pytest.mark.parametrize(
@@ -84,13 +84,17 @@ def test_bridge_observes_commands_queue_wait_once_and_poll_time(
         got = api.get_namespaced_custom_object(GROUP, VERSION, kube_namespace, PLURAL, "no-env")
         return dict(got.get("status") or {})
 
-    deadline = time.monotonic() + 120
     polls = 0
-    while status().get("phase") not in ("Failed", "Succeeded", "Stopped"):
-        assert time.monotonic() < deadline, f"the job did not finish in 120 s: {status()}"
+
+    def finished() -> bool:
+        nonlocal polls
+        if status().get("phase") in ("Failed", "Succeeded", "Stopped"):
+            return True
         bridge.timed_poll()
         polls += 1
-        time.sleep(0.5)
+        return False
+
+    wait_until(finished, 120, "the job to finish", interval=0.5)
     squeues = sample(metrics, "rlops_slurm_command_duration_seconds_count", command="squeue")
     for _ in range(2):  # a finished experiment is no longer observed: no SLURM call
         bridge.timed_poll()

@@ -23,10 +23,11 @@ from rlops.backends.slurm import SlurmSettings
 from tests.builders import experiment, sweep
 from tests.kube.fixtures import KubeTestBed
 from tests.metrics.prom import Prometheus, by_label, free_port, prometheus, values  # noqa: F401
-from tests.operator.harness import OperatorProcess, wait_for
+from tests.operator.harness import OperatorProcess
 from tests.slurm.bridge_process import BridgeProcess
 from tests.slurm.conftest import slurm_cluster, slurm_settings  # noqa: F401
 from tests.slurm.slurm_cluster import SlurmCluster
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.prometheus, pytest.mark.training]
 
@@ -46,7 +47,7 @@ def bridge(
     process = BridgeProcess(kube, kube_namespace, slurm_cluster, slurm_settings, tmp_path,
                             bridge_id="e2e").start()  # fmt: skip
     try:
-        wait_for("the bridge to serve /readyz", process.ready, timeout=60)
+        wait_until(process.ready, 60, "the bridge to serve /readyz", interval=0.5)
         yield process
     finally:
         process.stop()
@@ -97,7 +98,7 @@ def test_prometheus_sees_what_the_status_says(
             and get("rlexperiments", "hpc").get("phase") in FINISHED
         )
 
-    wait_for("the sweep and the SLURM experiment to finish", finished, timeout=240, every=1.0)
+    wait_until(finished, 240, "the sweep and the SLURM experiment to finish", interval=1.0)
     sweep_status, hpc_status = get("sweeps", "grid"), get("rlexperiments", "hpc")
     assert sweep_status["phase"] == "Succeeded", sweep_status
     assert hpc_status["phase"] == "Succeeded", hpc_status

@@ -8,14 +8,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from tests.kube.fixtures import KubeTestBed
+from tests.waiting import wait_until
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,18 +27,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.5) -> T:
-    """Poll `probe` until it returns something truthy; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 class OperatorProcess:
@@ -93,7 +81,7 @@ class OperatorProcess:
         self.process = subprocess.Popen(
             argv, env=self.env, cwd=ROOT, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT
         )
-        wait_for("the operator to serve /healthz", self.healthy, timeout=60)
+        wait_until(self.healthy, 60, "the operator to serve /healthz")
         return self
 
     def healthy(self) -> bool:

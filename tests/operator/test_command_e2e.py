@@ -15,7 +15,8 @@ import yaml
 from tests.builders import TABULAR_Q
 from tests.conftest import EXAMPLES, ROOT
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import OperatorProcess, names, status_of, wait_for
+from tests.operator.harness import OperatorProcess, names, status_of
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +39,7 @@ def test_the_command_sweep_trains_on_kubernetes(
         phase = status_of(kube, "sweep", ns, name).get("phase")
         return phase if phase in ("Succeeded", "Failed") else None
 
-    assert wait_for("the sweep to finish", done, timeout=240, every=1.0) == "Succeeded"
+    assert wait_until(done, 240, "the sweep to finish", interval=1.0) == "Succeeded"
     trials = names(kube, "rlx", ns, f"rlops.dev/sweep={name}")
     assert trials == [f"{name}-0", f"{name}-1"]
     for trial in trials:

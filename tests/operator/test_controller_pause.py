@@ -10,12 +10,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from rlops.api.runinfo import ProgressRecord, RunResult
+from rlops.api.settings import Settings
 from rlops.metrics import RlopsMetrics
 from rlops.operator.controller import Controller
 from rlops.operator.kube import Kind
 from rlops.operator.progress import Pending
-from rlops.settings import Settings
-from tests.builders import experiment
+from tests.builders import experiment, rayjob
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 KEY = ("ns", "cp")
@@ -99,8 +99,7 @@ async def test_resume_creates_the_same_attempt_and_clears_the_result() -> None:
 async def test_pausing_deletes_the_rayjob_and_writes_paused_once() -> None:
     running = {**PAUSED, "phase": "Running", "message": "training"}
     controller, kube = controller_with(running, {"rlops.dev/pause": "paused by sweep s"})
-    rayjob = {"metadata": {"name": "cp"}, "status": {"jobDeploymentStatus": "Running"}}
-    controller.indexes.bind(rayjobs={KEY: [rayjob]})
+    controller.indexes.bind(rayjobs={KEY: [rayjob("Running")]})
     await controller.sync_experiment(KEY)
     assert kube.of("delete") == ["cp"] and not kube.of("create")
     (patch,) = kube.of("patch_status")

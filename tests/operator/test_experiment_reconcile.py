@@ -19,7 +19,7 @@ from rlops.operator.experiments import (
     with_progress,
     with_result,
 )
-from tests.builders import experiment
+from tests.builders import experiment, rayjob
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -34,17 +34,6 @@ def stored(
     if status is not None:
         body["status"] = status
     return RLExperiment.model_validate(body)
-
-
-def rayjob(deployment: str, job: str = "", attempt: int = 1, **status: Any) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "name": "cp",
-            "labels": {"rlops.dev/attempt": str(attempt)},
-            "creationTimestamp": "2025-01-01T11:59:00Z",
-        },
-        "status": {"jobDeploymentStatus": deployment, "jobStatus": job, **status},
-    }
 
 
 def submitted(attempts: int = 1) -> dict[str, Any]:

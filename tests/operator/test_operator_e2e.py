@@ -29,7 +29,8 @@ from rlops.api.runinfo import read_progress
 from tests.builders import experiment
 from tests.conftest import EXAMPLES
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import OperatorProcess, get, names, status_of, wait_for
+from tests.operator.harness import OperatorProcess, get, names, status_of
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +67,7 @@ def test_experiment_trains_and_progress_reaches_status(
                 lags.append(parse(progress["updatedAt"]) - stamps[progress["iteration"]])
         return status if status.get("phase") in ("Succeeded", "Failed") else None
 
-    status = wait_for("the experiment to finish", finished, timeout=240, every=1.0)
+    status = wait_until(finished, 240, "the experiment to finish", interval=1.0)
     assert status["phase"] == "Succeeded", status
     assert status["progress"]["timesteps"] >= 2500
     assert status["progress"]["percent"] == 100
@@ -132,7 +133,7 @@ def test_sweep_survives_operator_kills_and_cleans_up(
         phase = kube.kubectl("get", "sweep", name, "-n", ns, "-o", "jsonpath={.status.phase}")
         return phase.stdout if phase.stdout in ("Succeeded", "Failed") else None
 
-    assert wait_for("the sweep to finish", done, timeout=420, every=2.0) == "Succeeded"
+    assert wait_until(done, 420, "the sweep to finish", interval=2.0) == "Succeeded"
     trials = names(kube, "rlx", ns, f"rlops.dev/sweep={name}")
     assert trials == expected  # none lost, none extra
     for trial in trials:
@@ -150,14 +151,15 @@ def test_sweep_survives_operator_kills_and_cleans_up(
     assert (counts["total"], counts["succeeded"]) == (4, 4)
 
     kube.kubectl("delete", "sweep", name, "-n", ns, "--wait=false", check=True)
-    wait_for(
-        "the sweep's trials and RayJobs to be deleted",
+    wait_until(
         lambda: (
             not names(kube, "rlx", ns)
             and not names(kube, "rayjobs", ns)
             and get(kube, "sweep", ns, name) is None
         ),
-        timeout=60,
+        60,
+        "the sweep's trials and RayJobs to be deleted",
+        interval=0.5,
     )
 
 
@@ -167,15 +169,18 @@ def test_stuck_ray_cluster_fails_after_the_pre_running_deadline(
     ns = kube_namespace
     with kuberay.holding():
         apply(kube, ns, experiment("stuck").kubernetes(preRunningDeadlineSeconds=4).obj())
-        status = wait_for(
-            "the experiment to fail",
+        status = wait_until(
             lambda: (s := status_of(kube, "rlx", ns, "stuck")).get("phase") == "Failed" and s,
-            timeout=60,
+            60,
+            "the experiment to fail",
+            interval=0.5,
         )
     assert "preRunningDeadlineSeconds=4" in status["message"]
     stalled = {c["type"]: c["status"] for c in status["conditions"]}["Stalled"]
     assert stalled == "True"
-    wait_for("the stuck RayJob to be deleted", lambda: not names(kube, "rayjobs", ns), timeout=30)
+    wait_until(
+        lambda: not names(kube, "rayjobs", ns), 30, "the stuck RayJob to be deleted", interval=0.5
+    )
 
 
 def test_pause_and_resume_run_the_same_attempt_again(
@@ -188,28 +193,32 @@ def test_pause_and_resume_run_the_same_attempt_again(
 
     with kuberay.holding():
         apply(kube, ns, experiment("nap").kubernetes().obj())
-        first = wait_for("the RayJob", rayjob, timeout=30)
+        first = wait_until(rayjob, 30, "the RayJob", interval=0.5)
         reason = "rlops.dev/pause=paused by sweep s at an ASHA rung"
         kube.kubectl("annotate", "rlx", "nap", "-n", ns, reason, check=True)
-        status = wait_for(
-            "the experiment to pause",
+        status = wait_until(
             lambda: (s := status_of(kube, "rlx", ns, "nap")).get("phase") == "Paused" and s,
-            timeout=30,
+            30,
+            "the experiment to pause",
+            interval=0.5,
         )
         assert status["message"] == "paused: paused by sweep s at an ASHA rung"
         assert status["attempts"] == 1 and "completedAt" not in status
-        wait_for("the paused run's RayJob to be deleted", lambda: rayjob() is None, timeout=30)
+        wait_until(
+            lambda: rayjob() is None, 30, "the paused run's RayJob to be deleted", interval=0.5
+        )
         assert status_of(kube, "rlx", ns, "nap")["phase"] == "Paused"  # not Failed
 
         resume = ("rlops.dev/pause-", "rlops.dev/promotions=1")
         kube.kubectl("annotate", "rlx", "nap", "-n", ns, *resume, check=True)
-        second = wait_for("a new RayJob", rayjob, timeout=30)
+        second = wait_until(rayjob, 30, "a new RayJob", interval=0.5)
         assert second["metadata"]["uid"] != first["metadata"]["uid"]
         assert second["metadata"]["labels"]["rlops.dev/attempt"] == "1"  # the same attempt
-        status = wait_for(
-            "the experiment to be submitted again",
+        status = wait_until(
             lambda: (s := status_of(kube, "rlx", ns, "nap")).get("phase") == "Submitted" and s,
-            timeout=30,
+            30,
+            "the experiment to be submitted again",
+            interval=0.5,
         )
         assert status["attempts"] == 1
 
@@ -221,7 +230,7 @@ def test_pause_and_resume_run_the_same_attempt_again(
             )
 
         expected = ["Paused", "Submitted", "Submitted"]  # posted just after each status write
-        wait_for(f"the events {expected}", lambda: events() == expected, timeout=10)
+        wait_until(lambda: events() == expected, 10, f"the events {expected}", interval=0.5)
 
 
 def test_only_the_highest_priority_replica_acts(
@@ -235,25 +244,28 @@ def test_only_the_highest_priority_replica_acts(
     try:
         high.start()
         low.start()
-        wait_for(
-            "the low replica to pause",
+        wait_until(
             lambda: "Pausing the watch-stream for rlexperiments" in low.log(),
-            timeout=30,
+            30,
+            "the low replica to pause",
+            interval=0.5,
         )
         with kuberay.holding():
             apply(kube, ns, experiment("first").kubernetes().obj())
-            wait_for(
-                "the first experiment to be submitted",
+            wait_until(
                 lambda: status_of(kube, "rlx", ns, "first").get("phase") == "Submitted",
-                timeout=30,
+                30,
+                "the first experiment to be submitted",
+                interval=0.5,
             )
             assert "first" in high.log() and f"rlexperiments {ns}/first" not in low.log()
             high.stop()  # a clean exit withdraws from peering: the low replica resumes
             apply(kube, ns, experiment("second").kubernetes().obj())
-            wait_for(
-                "the low replica to take over",
+            wait_until(
                 lambda: status_of(kube, "rlx", ns, "second").get("phase") == "Submitted",
-                timeout=60,
+                60,
+                "the low replica to take over",
+                interval=0.5,
             )
         assert f"rlexperiments {ns}/second" in low.log()
         assert json.loads(kube.kubectl("get", "rayjobs", "-n", ns, "-o", "json").stdout)["items"]

@@ -20,7 +20,7 @@ from rlops.operator.sweeps import (
     trial_state,
 )
 from rlops.sweep import Plan, TrialState
-from tests.builders import sweep
+from tests.builders import child_trial, sweep
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -33,14 +33,6 @@ def stored_sweep(**spec: Any) -> Sweep:
     body = builder.obj()
     body["metadata"].update(uid="sweep-uid", generation=3)
     return Sweep.model_validate(body)
-
-
-def as_child(manifest: dict[str, Any], **status: Any) -> dict[str, Any]:
-    child = json.loads(json.dumps(manifest))
-    child["metadata"]["creationTimestamp"] = "2025-01-01T11:00:00Z"
-    if status:
-        child["status"] = status
-    return child
 
 
 def test_first_plan_creates_owned_labelled_children() -> None:
@@ -67,14 +59,14 @@ def test_same_children_same_plan_no_duplicates() -> None:
     first = reconcile_sweep(spec, [], NOW)
     again = reconcile_sweep(spec, [], NOW)
     assert first.create == again.create  # a lagging index re-creates by the same name (409)
-    running = [as_child(first.create[0], phase="Running", attempts=1)]
+    running = [child_trial(first.create[0], phase="Running", attempts=1)]
     assert reconcile_sweep(spec, running, NOW).create == []
 
 
 def test_trial_state_reads_everything_the_engine_needs() -> None:
     manifest = reconcile_sweep(stored_sweep(), [], NOW).create[0]
     manifest["metadata"]["annotations"]["rlops.dev/history"] = encode_history([(1, 9.5), (2, 20)])
-    child = as_child(
+    child = child_trial(
         manifest, phase="Succeeded", attempts=2, backend="kubernetes",
         result={"finalObjective": 42.5},
     )  # fmt: skip
@@ -85,13 +77,13 @@ def test_trial_state_reads_everything_the_engine_needs() -> None:
     assert (state.phase, state.attempts, state.objective) == (Phase.SUCCEEDED, 2, 42.5)
     assert state.backend is Backend.KUBERNETES
     assert state.history == ((1, 9.5), (2, 20.0))
-    waiting = trial_state(as_child(manifest, phase="Pending"), NOW)
+    waiting = trial_state(child_trial(manifest, phase="Pending"), NOW)
     assert waiting is not None and waiting.waiting_seconds == 3600.0
 
 
 def test_failed_trial_is_retried_by_annotation_once() -> None:
     spec = stored_sweep(parallelism=2, maxAttempts=3)
-    children = [as_child(c) for c in reconcile_sweep(spec, [], NOW).create]
+    children = [child_trial(c) for c in reconcile_sweep(spec, [], NOW).create]
     children[0]["status"] = {"phase": "Failed", "attempts": 1}
     children[1]["status"] = {"phase": "Running", "attempts": 1}
     actions = reconcile_sweep(spec, children, NOW)
@@ -107,7 +99,7 @@ def test_failed_trial_is_retried_by_annotation_once() -> None:
 
 def test_too_many_failures_stops_the_rest_once() -> None:
     spec = stored_sweep(parallelism=2, maxFailedTrials=0)
-    children = [as_child(c) for c in reconcile_sweep(spec, [], NOW).create]
+    children = [child_trial(c) for c in reconcile_sweep(spec, [], NOW).create]
     children[0]["status"] = {"phase": "Failed", "attempts": 1}
     children[1]["status"] = {"phase": "Running", "attempts": 1}
     actions = reconcile_sweep(spec, children, NOW)
@@ -128,7 +120,7 @@ PAUSED_BY = "paused by sweep grid at an ASHA rung"
 
 def promotion_children() -> tuple[Sweep, list[dict[str, Any]]]:
     spec = stored_sweep(parallelism=2)
-    children = [as_child(c) for c in reconcile_sweep(spec, [], NOW).create]
+    children = [child_trial(c) for c in reconcile_sweep(spec, [], NOW).create]
     children[0]["status"] = {"phase": "Running", "attempts": 1}
     children[1]["status"] = {"phase": "Paused", "attempts": 1}
     children[1]["metadata"]["annotations"].update({PAUSE: PAUSED_BY, "rlops.dev/promotions": "1"})
@@ -192,7 +184,7 @@ def test_burst_moves_a_waiting_trial_to_slurm() -> None:
             "kubernetes": {"maxParallel": 2}, "slurm": {"cluster": "hpc"},
         },
     )  # fmt: skip
-    children = [as_child(c) for c in reconcile_sweep(spec, [], NOW).create]
+    children = [child_trial(c) for c in reconcile_sweep(spec, [], NOW).create]
     assert [c["spec"]["placement"]["backend"] for c in children] == ["kubernetes"] * 2
     children[0]["status"] = {"phase": "Pending", "backend": "kubernetes", "attempts": 1}
     children[1]["status"] = {"phase": "Running", "backend": "kubernetes", "attempts": 1}
@@ -206,7 +198,7 @@ def test_burst_moves_a_waiting_trial_to_slurm() -> None:
 
 def test_finished_sweep_names_its_best_trial() -> None:
     spec = stored_sweep(parallelism=2)
-    children = [as_child(c) for c in reconcile_sweep(spec, [], NOW).create]
+    children = [child_trial(c) for c in reconcile_sweep(spec, [], NOW).create]
     for child, objective in zip(children, (10.0, 30.0), strict=True):
         child["status"] = {
             "phase": "Succeeded",

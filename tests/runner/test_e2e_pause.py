@@ -15,7 +15,7 @@ from rlops.runner.fleet import Fleet
 from rlops.runner.layout import TrialRecord
 from rlops.runner.packing import Slots
 from tests.builders import experiment
-from tests.runner.helpers import wait_for
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.training
 
@@ -44,9 +44,9 @@ def test_a_paused_trial_resumes_from_its_checkpoint_and_finishes(tmp_path: Path)
 
     try:
         assert fleet.launch_pending() == ["promoted"]
-        wait_for(lambda: phase_is(Phase.RUNNING) and len(iterations()) >= 2, 300, "2 iterations")
+        wait_until(lambda: phase_is(Phase.RUNNING) and len(iterations()) >= 2, 300, "2 iterations")
         fleet.pause("promoted")
-        wait_for(lambda: not phase_is(Phase.RUNNING), 120, "the paused process to end")
+        wait_until(lambda: not phase_is(Phase.RUNNING), 120, "the paused process to end")
         state = fleet.state("promoted")
         assert state.phase == Phase.PAUSED and state.pause_requested
         paused_at = iterations()[-1]
@@ -59,7 +59,7 @@ def test_a_paused_trial_resumes_from_its_checkpoint_and_finishes(tmp_path: Path)
 
         fleet.resume("promoted")
         assert fleet.launch_pending() == ["promoted"]
-        wait_for(lambda: phase_is(*(p for p in Phase if p.finished)), 300, "the budget")
+        wait_until(lambda: phase_is(*(p for p in Phase if p.finished)), 300, "the budget")
     finally:
         executor.close()
 

@@ -28,7 +28,7 @@ import yaml
 
 from rlops.runner.layout import SweepLayout
 from tests.builders import experiment, sweep
-from tests.runner.helpers import wait_for
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.training
 
@@ -130,7 +130,7 @@ def assert_no_ray_left(run_root: Path) -> None:
     """No process of any head the runs in `run_root` started is alive (zombies have none)."""
     dirs = head_dirs(run_root)
     assert dirs
-    wait_for(
+    wait_until(
         lambda: not any(processes_naming(d) for d in dirs), 10, f"the processes of {dirs} to end"
     )
 
@@ -300,7 +300,7 @@ def test_ctrl_c_then_a_second_run_completes_without_rerunning(tmp_path: Path) ->
         return len(finished()) >= 1 and one_more_training()
 
     try:
-        wait_for(watched, 300, "a finished trial")
+        wait_until(watched, 300, "a finished trial")
         runner.send_signal(signal.SIGINT)
         output, _ = runner.communicate(timeout=120)
     finally:

@@ -24,7 +24,8 @@ from rlops.runner.packing import Slots
 from rlops.runner.rayhead import SharedHead, ray_processes
 from rlops.runner.session import HeldLock, RunnerSettings, RunOptions, open_run
 from tests.builders import experiment
-from tests.runner.helpers import FAKE_COMMAND, wait_for
+from tests.runner.helpers import FAKE_COMMAND
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.training  # Starts real Ray heads (15-25 s each on two cores).
 
@@ -43,7 +44,7 @@ def test_an_error_stops_the_running_trial_then_the_head(tmp_path: Path) -> None:
         resources = RLExperiment.model_validate(manifest).spec.resources
         log = layout.root / "attempts" / "1.log"
         executor.start(LaunchRequest("err", layout.root, layout.manifest, 1, resources, log))
-        wait_for((layout.root / "progress.jsonl").exists, 120, "the trial to train")
+        wait_until((layout.root / "progress.jsonl").exists, 120, "the trial to train")
         assert heads[0].temp_dir is not None and ray_processes(heads[0].temp_dir)
         temp_dirs.append(heads[0].temp_dir)
         raise RuntimeError("the loop broke")
@@ -95,7 +96,7 @@ def test_a_killed_runners_head_waits_for_its_trials(tmp_path: Path) -> None:
             assert ray_processes(Path(temp_dir)), "the head ended while a trial still ran"
             time.sleep(0.5)
         os.kill(trial, signal.SIGKILL)
-        wait_for(lambda: not ray_processes(Path(temp_dir)), 60, "the orphaned head to end")
+        wait_until(lambda: not ray_processes(Path(temp_dir)), 60, "the orphaned head to end")
     finally:
         runner.kill()
         if trial:

@@ -20,6 +20,7 @@ import pytest
 from tests.builders import sweep
 from tests.operator.harness import terminate
 from tests.runner.helpers import run_manifest
+from tests.waiting import wait_until
 
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -66,10 +67,14 @@ def images_in_browser(index: Path, profile: Path) -> list[dict[str, Any]]:
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 60
-        while not (port_file.exists() and port_file.read_text().strip()):
-            assert process.poll() is None and time.monotonic() < deadline, "chromium did not start"
-            time.sleep(0.2)
+        wait_until(
+            lambda: (
+                (port_file.exists() and port_file.read_text().strip()) or process.poll() is not None
+            ),
+            60,
+            "chromium to start",
+        )
+        assert process.poll() is None, "chromium exited before it started"
         port = int(port_file.read_text().split()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
             targets = json.loads(r.read())

@@ -24,6 +24,7 @@ from rlops.runner.rundir import RunDirConflict, prepare
 from rlops.runner.state import attempts, trial_phase
 from tests.builders import sweep
 from tests.runner.helpers import FAKE_COMMAND, run_manifest
+from tests.waiting import wait_until
 
 
 def launch(attempt: int, kind: str = "start", code: int | None = None) -> Launch:
@@ -119,14 +120,6 @@ def test_a_changed_sweep_is_refused_by_rlops_run(tmp_path: Path) -> None:
         run_manifest(manifest, tmp_path)
 
 
-def wait_for(condition: object, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_a_killed_runner_is_resumed_without_rerunning_finished_trials(tmp_path: Path) -> None:
     manifest = (
         sweep("resume")
@@ -172,7 +165,7 @@ def test_a_killed_runner_is_resumed_without_rerunning_finished_trials(tmp_path: 
         ]
 
     runner = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    wait_for(lambda: len(succeeded()) >= 2 and training(), 60, "two finished, one training")
+    wait_until(lambda: len(succeeded()) >= 2 and training(), 60, "two finished, one training")
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     finished = {n: (layout.trial(n) / "result.json").stat().st_mtime_ns for n in succeeded()}
@@ -216,7 +209,7 @@ def test_ctrl_c_leaves_the_sweep_resumable(tmp_path: Path, presses: int) -> None
 
     def press_when_training() -> None:
         progress = layout.trial("ctrlc-1") / "progress.jsonl"
-        wait_for(
+        wait_until(
             lambda: progress.exists() and len(progress.read_text().splitlines()) >= 3,
             30,
             "training",

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from rlops.api import Phase
 from rlops.runner.packing import PackingError
 from tests.builders import experiment, sweep
 from tests.runner.helpers import max_overlap, run_manifest
+from tests.waiting import wait_until
 
 
 def fake_sweep(name: str, lrs: list[float], iterations: int = 6, **env: object) -> dict:
@@ -98,14 +98,15 @@ def test_a_trial_terminated_from_outside_is_requeued_and_resumes(tmp_path: Path)
     trial_dir = tmp_path / "requeue" / "trials" / "requeue-0"
 
     def terminate_once_it_trains() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            progress = trial_dir / "progress.jsonl"
-            if progress.exists() and len(progress.read_text().splitlines()) >= 3:
-                record = json.loads((trial_dir / "trial.json").read_text())
-                os.kill(int(record["launches"][0]["ref"]), signal.SIGTERM)
-                return
-            time.sleep(0.02)
+        progress = trial_dir / "progress.jsonl"
+        wait_until(
+            lambda: progress.exists() and len(progress.read_text().splitlines()) >= 3,
+            30,
+            "three iterations",
+            interval=0.02,
+        )
+        record = json.loads((trial_dir / "trial.json").read_text())
+        os.kill(int(record["launches"][0]["ref"]), signal.SIGTERM)
 
     killer = threading.Thread(target=terminate_once_it_trains)
     killer.start()

@@ -31,7 +31,8 @@ from rlops.runner.slurm_executor import SlurmExecutor, pack_slots
 from tests.builders import experiment, sweep
 from tests.runner.test_slurm_run import cluster, run_in_process  # noqa: F401 (fixture)
 from tests.slurm.fake_runtime import fake_python
-from tests.slurm.slurm_cluster import SlurmCluster, wait_for
+from tests.slurm.slurm_cluster import SlurmCluster
+from tests.waiting import wait_until
 
 
 def quarter_gpu(name: str) -> RLExperiment:
@@ -132,12 +133,12 @@ def test_a_packed_trial_pauses_alone_and_resumes_in_a_job_of_its_own(
 
     assert sorted(fleet.launch_pending()) == ["left", "right"]
     assert commands.count("sbatch") == 1  # both in one job
-    wait_for(lambda: phase("left") == Phase.RUNNING and len(iterations("left")) >= 2, 60, "2 its")
+    wait_until(lambda: phase("left") == Phase.RUNNING and len(iterations("left")) >= 2, 60, "2 its")
     fleet.pause("left")
-    wait_for(lambda: phase("left") != Phase.RUNNING, 60, "the left trial to pause")
+    wait_until(lambda: phase("left") != Phase.RUNNING, 60, "the left trial to pause")
     assert fleet.state("left").phase == Phase.PAUSED
     assert iterations("left")[-1] < 12
-    wait_for(lambda: phase("right").finished, 60, "the right trial to finish")
+    wait_until(lambda: phase("right").finished, 60, "the right trial to finish")
     assert fleet.state("right").phase == Phase.SUCCEEDED and iterations("right") == list(
         range(1, 13)
     )
@@ -145,7 +146,7 @@ def test_a_packed_trial_pauses_alone_and_resumes_in_a_job_of_its_own(
 
     fleet.resume("left")
     assert fleet.launch_pending() == ["left"]
-    wait_for(lambda: phase("left").finished, 60, "the resumed trial to finish")
+    wait_until(lambda: phase("left").finished, 60, "the resumed trial to finish")
     assert fleet.state("left").phase == Phase.SUCCEEDED
     assert iterations("left") == list(range(1, 13))
     first, second = trials["left"].record.launches

@@ -35,7 +35,8 @@ from rlops.runner.sweep_run import SweepRun
 from rlops.sweep.trials import TrialState
 from tests.builders import experiment, sweep
 from tests.slurm.fake_runtime import fake_python
-from tests.slurm.slurm_cluster import SlurmCluster, missing_binaries, running_cluster, wait_for
+from tests.slurm.slurm_cluster import SlurmCluster, missing_binaries, running_cluster
+from tests.waiting import wait_until
 
 RLOPS = str(Path(sys.executable).with_name("rlops"))
 
@@ -199,13 +200,13 @@ def test_a_new_runner_adopts_the_array_of_a_killed_one(
     command = [RLOPS, "run", str(file), "--root", str(root), "--backend", "slurm", "-q"]
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for(
+        wait_until(
             lambda: all((layout.trial(f"adopt-{i}") / "trial.json").exists()
                         and read_record(layout.trial(f"adopt-{i}")).launches  # type: ignore[union-attr]
                         for i in range(4)),
             60, "the first runner to record the launches of its four trials",
         )  # fmt: skip
-        wait_for(lambda: (layout.trial("adopt-0") / "progress.jsonl").exists(), 60, "training")
+        wait_until(lambda: (layout.trial("adopt-0") / "progress.jsonl").exists(), 60, "training")
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -266,9 +267,9 @@ def test_a_paused_trial_is_cancelled_and_resumed_as_a_new_job(
         return [p.iteration for p in trial.progress.records]
 
     assert fleet.launch_pending() == ["paused"]
-    wait_for(lambda: phase() == Phase.RUNNING and len(iterations()) >= 2, 60, "2 iterations")
+    wait_until(lambda: phase() == Phase.RUNNING and len(iterations()) >= 2, 60, "2 iterations")
     fleet.pause("paused")
-    wait_for(lambda: phase() != Phase.RUNNING, 60, "the cancelled job to end")
+    wait_until(lambda: phase() != Phase.RUNNING, 60, "the cancelled job to end")
     assert fleet.state("paused").phase == Phase.PAUSED
     assert trial.result is not None and trial.result.exit_code == 75
     paused_at = iterations()[-1]
@@ -277,7 +278,7 @@ def test_a_paused_trial_is_cancelled_and_resumed_as_a_new_job(
 
     fleet.resume("paused")
     assert fleet.launch_pending() == ["paused"]
-    wait_for(lambda: phase().finished, 60, "the resumed job to finish")
+    wait_until(lambda: phase().finished, 60, "the resumed job to finish")
     state = fleet.state("paused")
     assert (state.phase, state.attempts, state.promotions) == (Phase.SUCCEEDED, 1, 1)
     assert iterations() == list(range(1, 13))
@@ -324,7 +325,7 @@ def test_trials_pause_themselves_at_their_rungs_in_one_array_and_resume(
     assert commands.count("sbatch") == 1  # one array, a pause point per task
     (script,) = (root / ".slurm-arrays").glob("*/array.sh")
     assert "PAUSE_ATS=(3 5)" in script.read_text()
-    wait_for(lambda: set(phases().values()) == {Phase.PAUSED}, 60, "both trials to pause")
+    wait_until(lambda: set(phases().values()) == {Phase.PAUSED}, 60, "both trials to pause")
     assert (iterations("a"), iterations("b")) == ([1, 2, 3], [1, 2, 3, 4, 5])
     for name in trials:
         result = trials[name].result
@@ -333,7 +334,7 @@ def test_trials_pause_themselves_at_their_rungs_in_one_array_and_resume(
     assert "scancel" not in commands
 
     assert fleet.resume("a") and fleet.launch_pending() == ["a"]
-    wait_for(lambda: phases()["a"].finished, 60, "the promoted trial to finish")
+    wait_until(lambda: phases()["a"].finished, 60, "the promoted trial to finish")
     state = fleet.state("a")
     assert (state.phase, state.attempts, state.promotions) == (Phase.SUCCEEDED, 1, 1)
     assert iterations("a") == list(range(1, 13))

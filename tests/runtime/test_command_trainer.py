@@ -27,7 +27,8 @@ from rlops.api.validation import validate_manifest
 from rlops.runtime.command import program_argv
 from tests.builders import TABULAR_Q, experiment, tabular_q
 from tests.conftest import ROOT
-from tests.runtime.conftest import finish, runtime_env, start_runtime, wait_for
+from tests.runtime.conftest import finish, runtime_env, start_runtime
+from tests.waiting import wait_until
 
 
 def errors_of(manifest: dict[str, object]) -> dict[str, str]:
@@ -133,7 +134,7 @@ def test_sigterm_checkpoints_exit_75_and_the_next_attempt_resumes(tmp_path: Path
     manifest = tabular_q(alpha=0.02, episodes_per_iteration=100).stop(iterations=100_000).obj()
     run_dir = tmp_path / "run"
     process = start_runtime(manifest, run_dir, env=runtime_env(), cwd=ROOT)
-    wait_for(lambda: len(read_progress(run_dir)) >= 5, 60, "five iterations")
+    wait_until(lambda: len(read_progress(run_dir)) >= 5, 60, "five iterations")
     process.send_signal(signal.SIGTERM)
     code, output = finish(process)
     assert code == ExitCode.REQUEUE, output

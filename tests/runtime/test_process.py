@@ -35,8 +35,8 @@ from tests.runtime.conftest import (
     runtime_env,
     start_runtime,
     tensorboard_scalars,
-    wait_for,
 )
+from tests.waiting import wait_until
 
 
 @pytest.mark.parametrize("source", ["--spec", "--spec-b64"])
@@ -78,7 +78,7 @@ def test_signals_checkpoint_and_requeue_and_each_attempt_resumes(tmp_path: Path)
     for attempt, sig in ((1, signal.SIGTERM), (2, signal.SIGUSR1)):
         seen = len(read_progress(run_dir))
         process = start_runtime(manifest, run_dir)
-        wait_for(
+        wait_until(
             lambda seen=seen: len(read_progress(run_dir)) >= seen + 2,
             timeout=180,
             what=f"two iterations of attempt {attempt}",

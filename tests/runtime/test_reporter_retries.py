@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from rlops.runtime.reporter import ProgressReporter
+from tests.waiting import wait_until
 
 
 class Tracker(ThreadingHTTPServer):
@@ -66,9 +66,7 @@ def test_a_record_whose_post_failed_is_sent_again(tracker: Tracker) -> None:
     url = f"http://127.0.0.1:{tracker.server_port}/progress/ns/exp"
     reporter = ProgressReporter(url, "token", interval=0.05)
     reporter.report({"iteration": 1})
-    deadline = time.monotonic() + 10.0
-    while not tracker.accepted and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: tracker.accepted, 10, "the report to be sent again", interval=0.01)
     reporter.close(None, wait=10.0)
     assert tracker.refused == 1
     assert [body for _, body in tracker.accepted] == [{"iteration": 1}]

@@ -18,10 +18,11 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.waiting import wait_until
 
 DAEMONS = ("/usr/sbin/munged", "/usr/sbin/slurmctld", "/usr/sbin/slurmd")
 NODE = "localhost"  # the one node of a cluster without network namespaces
@@ -37,18 +38,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `condition` until it holds; ClusterError naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-    raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def missing_binaries() -> list[str]:
@@ -166,7 +155,7 @@ class SlurmCluster:
         argv = ["/usr/sbin/slurmrestd", "-f", str(self.conf), "-a", "rest_auth/local",
                 "-s", "openapi/v0.0.38"]  # fmt: skip
         self._spawn("slurmrestd", [*argv, f"unix:{sock}"], env=env)
-        wait_for(sock.exists, timeout, "slurmrestd's socket")
+        wait_until(sock.exists, timeout, "slurmrestd's socket")
         return sock
 
     # --- probes ------------------------------------------------------------------------

@@ -39,8 +39,10 @@ from rlops.backends.slurm.parsers import SQUEUE_FIELDS, parse_scontrol, parse_sq
 from rlops.runner.executor import Handle, LaunchRequest
 from rlops.runner.slurm_executor import JOB_RECORD, SlurmExecutor
 from tests.builders import experiment
+from tests.golden import Golden
 from tests.slurm.fake_runtime import fake_python
-from tests.slurm.slurm_cluster import SlurmCluster, wait_for
+from tests.slurm.slurm_cluster import SlurmCluster
+from tests.waiting import wait_until
 
 GOLDEN = Path(__file__).parent / "golden"
 TRIALS = Path("/shared/rlops-runs/lr/trials")
@@ -60,15 +62,14 @@ def tasks(*dirs: str, **slurm: Any) -> list[ArrayTask]:
 # --- pure ---------------------------------------------------------------------------------
 
 
-def test_array_script_matches_its_golden_file_and_is_valid_bash(tmp_path: Path) -> None:
+def test_array_script_matches_its_golden_file_and_is_valid_bash(
+    tmp_path: Path, golden: Golden
+) -> None:
     script = render_array_script(
         tasks("lr-0", "lr-1", "lr-2", partition="debug", timeLimit="00:30:00", maxRequeues=2),
         SETTINGS,
     )
-    golden = GOLDEN / "array.sh"
-    if os.environ.get("RLOPS_REGEN_GOLDEN"):
-        golden.write_text(script)
-    assert script == golden.read_text()
+    golden.check(GOLDEN / "array.sh", script)
     assert "#SBATCH --array=0-2\n" in script
     assert f"#SBATCH --output={TRIALS}/.slurm-arrays/" in script
     (tmp_path / "array.sh").write_text(script)
@@ -206,7 +207,7 @@ def wait_ended(executor: SlurmExecutor, handles: list[Handle], timeout: float) -
         ended.update(executor.poll([h for h in handles if h.name not in ended]))
         return len(ended) == len(handles)
 
-    wait_for(all_ended, timeout, "every array task to end")
+    wait_until(all_ended, timeout, "every array task to end")
     return ended
 
 
@@ -244,8 +245,8 @@ def test_one_task_stops_while_the_others_finish(
         record = json.loads((request.run_dir / JOB_RECORD).read_text())
         assert record == {"jobId": handle.ref, "attempt": 1}
 
-    wait_for(running(slurm_cluster, handles[1].ref), 60, "task 1 to run")
-    wait_for(lambda: len(progress(requests[1].run_dir)) >= 1, 30, "task 1 to make progress")
+    wait_until(running(slurm_cluster, handles[1].ref), 60, "task 1 to run")
+    wait_until(lambda: len(progress(requests[1].run_dir)) >= 1, 30, "task 1 to make progress")
     commands.clear()
     executor.stop(handles[1])
     assert commands == ["squeue", "scancel"]  # its state, then TERM to its batch shell alone
@@ -270,8 +271,8 @@ def test_usr1_requeues_only_its_task_which_resumes(
     executor, commands = counted(slurm_settings, slurm_cluster)
     requests = launch_requests(slurm_settings.run_root, fake_python(tmp_path), 2)
     handles = [h for h in executor.start_many(requests) if h is not None]
-    wait_for(running(slurm_cluster, handles[1].ref), 60, "task 1 to run")
-    wait_for(lambda: len(progress(requests[1].run_dir)) >= 2, 30, "task 1 to make progress")
+    wait_until(running(slurm_cluster, handles[1].ref), 60, "task 1 to run")
+    wait_until(lambda: len(progress(requests[1].run_dir)) >= 2, 30, "task 1 to make progress")
     slurm_cluster.run("scancel", "--batch", "--signal=USR1", handles[1].ref)
     assert wait_ended(executor, handles, 150) == {"t-0": 0, "t-1": 0}
     attempts = [[r["attempt"] for r in progress(req.run_dir)] for req in requests]

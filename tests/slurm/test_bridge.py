@@ -11,7 +11,6 @@ time limit checkpointing, being requeued and resuming with continued timesteps.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,6 +30,7 @@ from rlops.slurm_bridge.store import KubeExperimentStore
 from tests.builders import ExperimentBuilder, experiment
 from tests.kube.fixtures import KubeTestBed
 from tests.slurm.slurm_cluster import SlurmCluster
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 
@@ -98,14 +98,15 @@ class World:
         timeout: float,
         every: Callable[[], None] = lambda: None,
     ) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def step() -> bool:
             bridge.poll()
             every()
-            if done():
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"not reached in {timeout}s; last status: {self.status_text()}")
+            return done()
+
+        try:
+            wait_until(step, timeout, "the condition", interval=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last status: {self.status_text()}") from None
 
     def status_text(self) -> str:
         items = self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)

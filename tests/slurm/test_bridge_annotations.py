@@ -19,7 +19,6 @@ job's.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from tests.slurm.test_bridge import (
     waiting,
     world,
 )
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 __all__ = ["world"]  # the fixture, shared with test_bridge
@@ -60,10 +60,11 @@ def jobs_of(w: World, name: str) -> list[Any]:
 def checkpointed_and_ended(w: World, job_id: str, run_dir: Path) -> None:
     """Awaits the job's end after a stop or pause: its runtime, signalled alone while Ray
     still ran, checkpointed and exited 75 (a job SLURM had cancelled would have none)."""
-    deadline = time.monotonic() + 60
-    while (job := w.backend.client.jobs([job_id])[job_id]).state not in FINISHED_STATES:
-        assert time.monotonic() < deadline, f"job {job_id} never ended: {job.state}"
-        time.sleep(0.5)
+    job = wait_until(
+        lambda: (j := w.backend.client.jobs([job_id])[job_id]).state in FINISHED_STATES and j,
+        60,
+        f"job {job_id} to end",
+    )
     assert (job.state, job.exit_code) == ("FAILED", 75), job
     result = json.loads((run_dir / "result.json").read_text())
     assert result["exit_code"] == 75 and result["last_checkpoint"], result
@@ -300,10 +301,11 @@ def test_pause_after_the_job_ended_keeps_its_outcome(world: World) -> None:
     bridge.poll()
     job_id = world.status("late")["backendRef"]["jobId"]
     world.backend.client.cancel(job_id)  # ended from outside before the pause is seen
-    deadline = time.monotonic() + 30
-    while world.backend.client.jobs([job_id])[job_id].state != "CANCELLED":
-        assert time.monotonic() < deadline, "the job never reached CANCELLED"
-        time.sleep(0.2)
+    wait_until(
+        lambda: world.backend.client.jobs([job_id])[job_id].state == "CANCELLED",
+        30,
+        "the job to reach CANCELLED",
+    )
     annotate(world, "late", {"rlops.dev/pause": "paused by sweep s at an ASHA rung"})
     world.commands.clear()
     bridge.poll()

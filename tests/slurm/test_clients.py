@@ -7,7 +7,6 @@ cancelled from outside.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from rlops.backends.slurm import (
     job_phase,
 )
 from tests.slurm.slurm_cluster import SlurmCluster
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slurm
 
@@ -33,14 +33,11 @@ def script(body: str, name: str, tmp: Path) -> str:
 def await_job(
     client: SlurmClient, job_id: str, done: Callable[[JobObservation], bool], timeout: float = 60
 ) -> JobObservation:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = client.jobs([job_id]).get(job_id)
-        if last is not None and done(last):
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} never reached the condition; last seen {last}")
+    return wait_until(
+        lambda: (job := client.jobs([job_id]).get(job_id)) is not None and done(job) and job,
+        timeout,
+        f"job {job_id} to reach the condition",
+    )
 
 
 @pytest.fixture

@@ -32,8 +32,9 @@ from rlops.api.runinfo import read_progress, read_result
 from rlops.backends.slurm import CliSlurmClient, SlurmSettings, default_run_dir
 from tests.builders import ExperimentBuilder, experiment
 from tests.kube.fixtures import KubeTestBed
-from tests.slurm.slurm_cluster import SlurmCluster, missing_binaries, running_cluster, wait_for
+from tests.slurm.slurm_cluster import SlurmCluster, missing_binaries, running_cluster
 from tests.slurm.test_bridge import World
+from tests.waiting import wait_until
 
 RLOPS = str(Path(sys.executable).with_name("rlops"))
 TINY = {
@@ -131,14 +132,14 @@ def test_a_lost_node_requeues_the_job_and_it_resumes_from_its_checkpoint(
     run = start_run(three_nodes("lost", iterations=40), tmp_path, cluster)
     run_dir = tmp_path / "runs" / "lost"
     try:
-        wait_for(lambda: len(read_progress(run_dir)) >= 3, 240, "three iterations")
+        wait_until(lambda: len(read_progress(run_dir)) >= 3, 240, "three iterations")
         cluster.kill_node("node3")
 
         def requeued() -> bool:
             shown = cluster.run("scontrol", "show", "job", "--oneline").stdout
             return "Restarts=1" in shown
 
-        wait_for(requeued, 120, "SLURM to requeue the job after node3 failed")
+        wait_until(requeued, 120, "SLURM to requeue the job after node3 failed")
         before = read_progress(run_dir)
     finally:
         cluster.start_node("node3")
@@ -179,7 +180,7 @@ def test_a_killed_env_runner_is_restarted_and_training_goes_on(
     )
     run = start_run(manifest, tmp_path, cluster)
     run_dir = tmp_path / "runs" / "runner"
-    wait_for(lambda: len(read_progress(run_dir)) >= 3, 240, "three iterations")
+    wait_until(lambda: len(read_progress(run_dir)) >= 3, 240, "three iterations")
     victims = ray_processes(cluster, 2, "EnvRunner")
     assert len(victims) == 1, victims
     os.kill(victims[0], 9)

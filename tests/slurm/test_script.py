@@ -2,7 +2,7 @@
 .sif file, podman with a storage path), shell
 syntax (`bash -n`), quoting of every value, and rejection of unsafe directives and paths.
 
-Regenerate the golden files on purpose with `RLOPS_REGEN_GOLDEN=1 pytest tests/slurm`.
+Regenerate the golden files on purpose with `pytest tests/slurm --update-golden`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from rlops.backends.slurm import (
     render_for_manifest,
 )
 from tests.builders import experiment
+from tests.golden import Golden
+from tests.waiting import wait_until
 
 GOLDEN = Path(__file__).parent / "golden"
 RUN_DIR = Path("/shared/rlops-runs/team/cartpole")
@@ -82,14 +84,10 @@ CASES: dict[str, dict[str, Any]] = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_golden(case: str) -> None:
+def test_golden(case: str, golden: Golden) -> None:
     body = CASES[case]
     assert validate_manifest(body) == []
-    script = render_batch_script(with_uid(body), RUN_DIR, SETTINGS)
-    path = GOLDEN / f"{case}.sh"
-    if os.environ.get("RLOPS_REGEN_GOLDEN") or not path.exists():
-        path.write_text(script)
-    assert script == path.read_text(), f"{path} differs; RLOPS_REGEN_GOLDEN=1 to accept"
+    golden.check(GOLDEN / f"{case}.sh", render_batch_script(with_uid(body), RUN_DIR, SETTINGS))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -224,10 +222,8 @@ def test_term_to_the_batch_shell_reaches_the_runtime_and_a_hung_one_is_killed(
     env = {**os.environ, "SLURM_JOB_ID": "7", "STUB_READY": str(ready),
            "STUB_IGNORES_TERM": "1" if ignores_term else ""}  # fmt: skip
     shell = subprocess.Popen(["bash", str(script)], env=env, stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not ready.exists():
-        assert shell.poll() is None and time.monotonic() < deadline, "the runtime never started"
-        time.sleep(0.05)
+    wait_until(lambda: ready.exists() or shell.poll() is not None, 30, "the runtime to start")
+    assert shell.poll() is None, "the batch shell ended before its runtime started"
     signalled = time.monotonic()
     shell.send_signal(signal.SIGTERM)
     out, _ = shell.communicate(timeout=30)

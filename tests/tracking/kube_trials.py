@@ -12,8 +12,9 @@ from rlops.backends.kuberay import progress_token
 from rlops.runtime.reporter import ProgressReporter
 from tests.builders import sweep
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import SECRET, OperatorProcess, wait_for
+from tests.operator.harness import SECRET, OperatorProcess
 from tests.operator.test_operator_e2e import apply
+from tests.waiting import wait_until
 
 ITERATIONS = 3
 
@@ -44,7 +45,7 @@ def run_tracked_sweep(
         items = json.loads(done.stdout)["items"]
         return {i["metadata"]["name"]: i for i in items} if len(items) == 2 else None
 
-    created: dict[str, Any] = wait_for("the sweep's two trials", trials, timeout=60)
+    created: dict[str, Any] = wait_until(trials, 60, "the sweep's two trials", interval=0.5)
     for name, body in created.items():
         lr = float(body["metadata"]["annotations"]["rlops.dev/parameters"].split(": ")[1][:-1])
         url = f"http://127.0.0.1:{operator.progress_port}/progress/{ns}/{name}"
@@ -53,7 +54,7 @@ def run_tracked_sweep(
         for i in range(1, ITERATIONS + 1):
             reporter.report(record(i, lr))
             sent = lambda r=reporter, i=i: r.sent >= i  # noqa: E731
-            wait_for(f"record {i} of {name} sent", sent, timeout=30)
+            wait_until(sent, 30, f"record {i} of {name} sent")
         final = {"status": "succeeded", "exit_code": 0, "iteration": ITERATIONS,
                  "timesteps": 500 * ITERATIONS, "attempt": 1,
                  "best_episode_return_mean": 20.0 + 1000 * lr * ITERATIONS,

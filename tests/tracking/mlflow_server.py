@@ -8,7 +8,6 @@ with Ray's, while rlops itself needs only the client, `mlflow-skinny`, in .venv.
 from __future__ import annotations
 
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.operator.harness import free_port, terminate
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 MLFLOW = ROOT / ".venv-mlflow" / "bin" / "mlflow"
@@ -57,12 +57,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     log = (workdir / "server.log").open("wb")
     process = subprocess.Popen(argv, cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 300  # a loaded machine takes minutes
-        while not healthy(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                text = (workdir / "server.log").read_text(errors="replace")[-3000:]
-                raise AssertionError(f"the MLflow server did not come up:\n{text}")
-            time.sleep(0.5)
+        try:
+            up = lambda: healthy(url) or process.poll() is not None  # noqa: E731
+            wait_until(up, 300, "MLflow")  # minutes on a loaded machine
+            assert process.poll() is None, "the MLflow server exited"
+        except AssertionError as exc:
+            text = (workdir / "server.log").read_text(errors="replace")[-3000:]
+            raise AssertionError(f"the MLflow server did not come up ({exc}):\n{text}") from None
         yield MlflowServer(url, workdir, process)
     finally:
         terminate(process)

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import OperatorProcess, wait_for
+from tests.operator.harness import OperatorProcess
 from tests.tracking.kube_trials import run_tracked_sweep
 from tests.tracking.mlflow_server import MlflowServer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -37,10 +38,14 @@ def test_a_sweep_on_kubernetes_is_tracked_by_the_operator(
             if found is None:
                 return None
             runs = client.search_runs([found.experiment_id])
-            children = [r for r in runs if r.data.tags.get("rlops.phase") == "Succeeded"]
+            children = [
+                r
+                for r in runs
+                if r.data.tags.get("rlops.phase") == "Succeeded" and r.info.status == "FINISHED"
+            ]
             return runs if len(children) == 2 else None
 
-        runs = wait_for("two finished child runs in MLflow", tracked, timeout=60)
+        runs = wait_until(tracked, 60, "two finished child runs in MLflow", interval=0.5)
     finally:
         operator.stop()
     parent = next(r for r in runs if r.data.tags.get("rlops.key") == f"{ns}/kgrid")

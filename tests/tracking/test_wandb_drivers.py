@@ -17,12 +17,13 @@ import pytest
 
 from rlops.api.runinfo import read_progress
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import OperatorProcess, wait_for
+from tests.operator.harness import OperatorProcess
 from tests.slurm.conftest import cli_client, slurm_cluster, slurm_settings
 from tests.slurm.fake_runtime import fake_python
 from tests.slurm.test_bridge import World, cartpole, world
 from tests.tracking.kube_trials import ITERATIONS, record, run_tracked_sweep
 from tests.tracking.wandb_files import OfflineRun, offline_runs
+from tests.waiting import wait_until
 
 __all__ = ["cli_client", "slurm_cluster", "slurm_settings", "world"]
 
@@ -47,7 +48,8 @@ def test_a_sweep_on_kubernetes_is_tracked_in_wandb_by_the_operator(
     try:
         operator.start()
         created = run_tracked_sweep(kube, ns, operator, {"wandb": {"project": "rlops-kube"}})
-        runs = wait_for("two finished W&B runs", lambda: finished_runs(storage, 2), timeout=90)
+        ended = lambda: finished_runs(storage, 2)  # noqa: E731
+        runs = wait_until(ended, 90, "two finished W&B runs", interval=0.5)
     finally:
         operator.stop()
     assert set(runs) == set(created) == {"kgrid-0", "kgrid-1"}
@@ -81,7 +83,8 @@ def test_a_slurm_trial_is_tracked_in_wandb_by_the_bridge(world: World, tmp_path:
     bridge = world.bridge()
     world.poll_until(bridge, lambda: world.status("wgrid-1").get("phase") == "Succeeded", 120)
     run_dir = world.backend.settings.run_root / world.namespace / "wgrid-1"
-    runs = wait_for("the finished W&B run", lambda: finished_runs(run_dir.parent, 1), timeout=60)
+    ended = lambda: finished_runs(run_dir.parent, 1)  # noqa: E731
+    runs = wait_until(ended, 60, "the finished W&B run", interval=0.5)
     [files] = runs.values()
     run = files[-1]
     assert (run.name, run.group, run.job_type) == ("wgrid-1", "wgrid", "wgrid-1")

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from rlops.api.experiment import KubernetesPlacement, RLExperiment
-from rlops.settings import Settings
+from rlops.api.settings import Settings
 
 RAYJOB_API_VERSION = "ray.io/v1"
 LABEL_EXPERIMENT = "rlops.dev/experiment"

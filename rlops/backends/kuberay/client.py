@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rlops.api.experiment import BackendRef, KubernetesPlacement, RLExperiment
+from rlops.api.settings import Settings
 from rlops.backends.base import Observation
 from rlops.backends.kuberay.builder import build_rayjob
 from rlops.backends.kuberay.status import observe_rayjob
-from rlops.settings import Settings
 
 GROUP, VERSION, PLURAL = "ray.io", "v1", "rayjobs"
 

@@ -4,10 +4,12 @@
 state onto the experiment's phase, `CliSlurmClient` and `RestSlurmClient` talk to
 SLURM behind one `SlurmClient` protocol, and `SlurmBackend` submits, observes and
 cancels experiments through either. `render_array_script` and `SlurmBackend.submit_array`
-carry several experiments with the same directives as one job array.
+carry several experiments with the same directives as one job array, `render_pack_script`
+several side by side in one job; all three render from one core (`render.script_values`)
+with one launcher (templates/launch.sh.j2).
 """
 
-from rlops.backends.slurm.array import ArrayTask, array_key, array_name, render_array_script
+from rlops.backends.slurm.array import array_key, array_name, render_array_script
 from rlops.backends.slurm.backend import SCRIPT_FILE, SlurmBackend, experiment_phase
 from rlops.backends.slurm.cli_client import CliSlurmClient, parse_squeue
 from rlops.backends.slurm.client import (
@@ -19,13 +21,12 @@ from rlops.backends.slurm.client import (
     SubmitError,
 )
 from rlops.backends.slurm.pack import PackSlot, pack_exit, render_pack_script, request_stop
+from rlops.backends.slurm.render import ArrayTask, render_batch_script, render_for_manifest
 from rlops.backends.slurm.rest_client import RestSlurmClient
 from rlops.backends.slurm.script import (
     ScriptError,
     default_run_dir,
     job_name,
-    render_batch_script,
-    render_for_manifest,
 )
 from rlops.backends.slurm.settings import SlurmSettings
 from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_job

@@ -4,7 +4,8 @@ A sweep's trials usually differ only in their spec, so one array job carries a r
 them: task i selects its run directory and first attempt from a quoted table in the
 script by `$SLURM_ARRAY_TASK_ID`. `array_key` says which experiments may share an array
 (everything in the script but the per-trial values); `render_array_script` is a pure
-function like `render_batch_script`, and renders the same body (run.sh.j2).
+function like `render_batch_script`, from the same values (`script_values`), launcher
+(launch.sh.j2) and body (run.sh.j2).
 
 SLURM writes a task's output to `<links>/<i>/slurm-%A_%a.out`, where `<links>/<i>` is a
 symbolic link to task i's run directory (made by the caller, `link_run_dirs`), so the
@@ -15,20 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from rlops.api.experiment import ContainerRuntime, RLExperiment
-from rlops.api.runinfo import SPEC_FILE
+from rlops.api.experiment import RLExperiment
 from rlops.backends.slurm import container
+from rlops.backends.slurm.render import ArrayTask, python, script_values
 from rlops.backends.slurm.script import (
     JOB_PREFIX,
     TEMPLATES,
     ScriptError,
-    bind_path,
-    comment_text,
     directive,
     directives,
     extra_directives,
@@ -43,40 +40,11 @@ LINKS_DIR = ".slurm-arrays"  # next to the run directories: <parent>/.slurm-arra
 PER_JOB = ("job-name", "comment", "output", "chdir")
 
 
-@dataclass(frozen=True)
-class ArrayTask:
-    """One experiment of an array: trained in `run_dir` as `attempt` (and its requeues);
-    `pause_at`: the iteration after which it checkpoints and ends as paused (its rung);
-    `previous`: job ids of its ended launches (an array holding one is never adopted)."""
-
-    experiment: RLExperiment
-    run_dir: Path
-    attempt: int = 1
-    pause_at: int | None = None
-    previous: tuple[str, ...] = ()
-
-
 def shared_directives(experiment: RLExperiment) -> list[str]:
     """The `#SBATCH` options of the experiment that do not name it or its run directory."""
     placeholder = Path("/run")  # Its run directory only reaches the per-job directives.
     every = directives(experiment, placeholder)
     return [d for d in every if d[2:].split("=", 1)[0] not in PER_JOB]
-
-
-def _launcher(experiment: RLExperiment, settings: SlurmSettings) -> tuple[str, str]:
-    """The container command before `--bind`, and the image (quoted); empty without one."""
-    slurm = slurm_placement(experiment)
-    if slurm.container_runtime == ContainerRuntime.NONE:
-        return "", ""
-    words = [slurm.container_runtime.value, "exec", *slurm.container_options]
-    return container.quoted(words), shlex.quote(container.image(experiment, settings))
-
-
-def _python(experiment: RLExperiment, settings: SlurmSettings) -> str:
-    slurm = slurm_placement(experiment)
-    if slurm.container_runtime != ContainerRuntime.NONE:
-        return settings.image_python
-    return slurm.python or settings.python
 
 
 def array_key(task: ArrayTask, settings: SlurmSettings) -> tuple[object, ...]:
@@ -86,9 +54,9 @@ def array_key(task: ArrayTask, settings: SlurmSettings) -> tuple[object, ...]:
     return (
         tuple(shared_directives(experiment)),
         tuple(extra_directives(slurm)),
-        _launcher(experiment, settings),
+        container.launcher(experiment, settings),
         tuple(container.storage_binds(experiment)),
-        _python(experiment, settings),
+        python(experiment, settings),
         int(slurm.max_requeues),
         experiment.spec.resources.nodes > 1,
     )
@@ -121,36 +89,6 @@ def link_run_dirs(tasks: Sequence[ArrayTask]) -> Path:
     return links
 
 
-def table_values(tasks: Sequence[ArrayTask], settings: SlurmSettings) -> dict[str, object]:
-    """What a script of several trials (array or pack) renders besides its directives: the
-    per-trial tables (quoted) and the values the trials share."""
-    experiment = tasks[0].experiment
-    slurm = slurm_placement(experiment)
-    launcher, image = _launcher(experiment, settings)
-    if launcher:
-        for task in tasks:
-            bind_path(task.run_dir)
-    return {
-        "count": len(tasks),
-        "extra_directives": extra_directives(slurm),
-        "trials": " ".join(
-            shlex.quote(comment_text(t.experiment.metadata.name or "")) for t in tasks
-        ),
-        "run_dirs": "".join(f"\n  {shlex.quote(str(t.run_dir))}" for t in tasks),
-        "first_attempts": " ".join(str(max(1, int(t.attempt))) for t in tasks),
-        "pause_ats": " ".join(str(max(0, int(t.pause_at or 0))) for t in tasks),
-        "spec_file": shlex.quote(SPEC_FILE),
-        "max_requeues": int(slurm.max_requeues),
-        "container": slurm.container_runtime.value if launcher else "",
-        "launcher": launcher,
-        "image": image,
-        "podman_args": container.podman_args(experiment, settings),
-        "binds": container.quoted(container.storage_binds(experiment)),
-        "python": shlex.quote(_python(experiment, settings)),
-        "stop_grace": int(settings.stop_grace_seconds),
-    }
-
-
 def render_array_script(tasks: Sequence[ArrayTask], settings: SlurmSettings) -> str:
     """The array script of `tasks` (two or more with one `array_key`); raises ScriptError
     naming the field when a value is unsafe or the tasks cannot share an array."""
@@ -177,9 +115,7 @@ def render_array_script(tasks: Sequence[ArrayTask], settings: SlurmSettings) -> 
     ]
     return TEMPLATES.get_template("array.sh.j2").render(
         directives=managed,
-        **table_values(tasks, settings),
-        multi_node=experiment.spec.resources.nodes > 1,
-        port_base=int(settings.ray_port_base),
+        **script_values(tasks, settings),
         # Not $SLURM_JOB_ID: the task SLURM starts last keeps the array's own job id, and
         # requeueing that id requeues every task of the array.
         requeue_id='"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"',

@@ -18,17 +18,16 @@ import yaml
 from rlops.api.experiment import BackendRef, RLExperiment
 from rlops.api.runinfo import SPEC_FILE, read_result
 from rlops.backends.slurm.array import (
-    ArrayTask,
     array_name,
     link_run_dirs,
     render_array_script,
 )
 from rlops.backends.slurm.client import ATTEMPT_KEY, JobObservation, SlurmClient
 from rlops.backends.slurm.pack import PackSlot, pack_dir, pack_name, render_pack_script
+from rlops.backends.slurm.render import ArrayTask, render_batch_script
 from rlops.backends.slurm.script import (
     UID_COMMENT,
     job_name,
-    render_batch_script,
     slurm_placement,
 )
 from rlops.backends.slurm.settings import SlurmSettings

@@ -1,5 +1,5 @@
 """How a batch script runs the image: the container runtime's words, shared by the
-single-job and the array scripts.
+single-job, array and pack scripts.
 
 Apptainer/Singularity take an image reference with a transport (`docker://...`); a local
 file (`/scratch/rlops.sif`, `./rlops.sif`) or a reference that names its own transport
@@ -37,6 +37,16 @@ def storage_binds(experiment: RLExperiment) -> list[str]:
     """Paths podman binds besides the run directory: the spec's storage path when local."""
     path = experiment.spec.storage.path
     return [path] if path and path.startswith("/") else []
+
+
+def launcher(experiment: RLExperiment, settings: SlurmSettings) -> tuple[str, str]:
+    """The container command before `--bind` and the image, both quoted; empty without a
+    container. The one launcher of every script (launch.sh.j2 adds the trial's --bind)."""
+    slurm = experiment.spec.placement.slurm or SlurmPlacement()
+    if slurm.container_runtime == ContainerRuntime.NONE:
+        return "", ""
+    words = [slurm.container_runtime.value, "exec", *slurm.container_options]
+    return quoted(words), shlex.quote(image(experiment, settings))
 
 
 def quoted(words: list[str]) -> str:

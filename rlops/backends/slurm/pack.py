@@ -18,12 +18,11 @@ from pathlib import Path
 
 from rlops.backends.slurm.array import (
     LINKS_DIR,
-    ArrayTask,
     array_key,
     array_name,
     shared_directives,
-    table_values,
 )
+from rlops.backends.slurm.render import ArrayTask, script_values
 from rlops.backends.slurm.script import (
     TEMPLATES,
     ScriptError,
@@ -125,7 +124,7 @@ def render_pack_script(slots: Sequence[PackSlot], settings: SlurmSettings) -> st
     ]
     return TEMPLATES.get_template("pack.sh.j2").render(
         directives=managed,
-        **table_values(tasks, settings),
+        **script_values(tasks, settings),
         threads=" ".join(str(max(1, int(s.threads))) for s in slots),
         devices=" ".join(",".join(str(int(d)) for d in s.devices) or "-" for s in slots),
     )

@@ -1,4 +1,4 @@
-"""The batch script of an RLExperiment: one pure function of the experiment and settings.
+"""What every batch script of rlops is made of: its `#SBATCH` directives and safe values.
 
 Every value that reaches the script is shell-quoted (`shlex.quote`) or checked to be
 a plain token; `#SBATCH` directives are re-checked here even though the API validator
@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import math
 import re
-import shlex
 from pathlib import Path
 
 import jinja2
 
 from rlops.api.directives import ALLOWED, directive_error
-from rlops.api.experiment import ContainerRuntime, RLExperiment, SlurmPlacement
-from rlops.api.runinfo import SPEC_FILE
+from rlops.api.experiment import RLExperiment, SlurmPlacement
 from rlops.api.validation import BIND_SEPARATORS, SLURM_NAME, SLURM_TIME
-from rlops.backends.slurm import container
 from rlops.backends.slurm.settings import SlurmSettings
 
 JOB_PREFIX = "rlops"
@@ -151,58 +148,6 @@ def bind_path(path: Path) -> str:
     return text
 
 
-def _launcher(experiment: RLExperiment, run_dir: Path, settings: SlurmSettings) -> list[str]:
-    slurm = slurm_placement(experiment)
-    image = container.image(experiment, settings)
-    return [slurm.container_runtime.value, "exec", *slurm.container_options,
-            f"--bind={bind_path(run_dir)}", image]  # fmt: skip
-
-
 def comment_text(text: str) -> str:
     """Text for a `#` comment line: anything but a plain character becomes `?`."""
     return re.sub(r"[^A-Za-z0-9_.:/-]", "?", text)
-
-
-def render_batch_script(
-    experiment: RLExperiment,
-    run_dir: Path,
-    settings: SlurmSettings,
-    *,
-    attempt: int = 1,
-    pause_at: int | None = None,
-) -> str:
-    """The whole batch script of `attempt` (its requeues are the attempts after it), which
-    pauses itself after iteration `pause_at` if given; raises ScriptError naming the field
-    when a value is unsafe."""
-    slurm = slurm_placement(experiment)
-    runtime = slurm.container_runtime
-    in_image = runtime != ContainerRuntime.NONE
-    python = settings.image_python if in_image else (slurm.python or settings.python)
-    meta = experiment.metadata
-    return TEMPLATES.get_template("batch.sh.j2").render(
-        namespace=comment_text(meta.namespace or "default"),
-        name=comment_text(meta.name or "experiment"),
-        uid=comment_text(meta.uid or "local"),
-        directives=directives(experiment, run_dir),
-        extra_directives=extra_directives(slurm),
-        run_dir=shlex.quote(str(run_dir)),
-        spec=shlex.quote(str(run_dir / SPEC_FILE)),
-        max_requeues=int(slurm.max_requeues),
-        first_attempt=max(1, int(attempt)),
-        pause_at=max(0, int(pause_at or 0)),
-        container=runtime.value if in_image else "",
-        launcher=container.quoted(_launcher(experiment, run_dir, settings)),
-        podman_args=container.podman_args(experiment, settings),
-        binds=container.quoted(container.storage_binds(experiment)),
-        python=shlex.quote(python),
-        multi_node=experiment.spec.resources.nodes > 1,
-        driver_cpus=math.ceil(experiment.spec.resources.driver_cpus),
-        port_base=int(settings.ray_port_base),
-        stop_grace=int(settings.stop_grace_seconds),
-    )
-
-
-def render_for_manifest(experiment: RLExperiment, settings: SlurmSettings | None = None) -> str:
-    """The script `rlops render` shows for a SLURM-placed experiment (default run dir)."""
-    settings = settings or SlurmSettings()
-    return render_batch_script(experiment, default_run_dir(experiment, settings), settings)

@@ -17,7 +17,7 @@
 set -uo pipefail
 
 RUN_DIR=/shared/rlops-runs/team/cartpole
-SPEC=/shared/rlops-runs/team/cartpole/spec.yaml
+SPEC="$RUN_DIR"/spec.yaml
 MAX_REQUEUES=3
 # This job runs attempt 1 of the experiment; each requeue is the next one.
 REQUEUES=${SLURM_RESTART_COUNT:-0}
@@ -28,7 +28,7 @@ unset RLOPS_PAUSE_AT_ITERATION
 export APPTAINER_CACHEDIR="${XDG_CACHE_HOME:-$HOME/.cache}/rlops/apptainer"
 export SINGULARITY_CACHEDIR="$APPTAINER_CACHEDIR"
 mkdir -p "$APPTAINER_CACHEDIR"
-RUN=(apptainer exec --nv --bind=/data --bind=/shared/rlops-runs/team/cartpole docker://ghcr.io/acme/rl:1.2)
+RUN=(apptainer exec --nv --bind=/data --bind="$RUN_DIR" docker://ghcr.io/acme/rl:1.2)
 PYTHON=(python)
 
 echo "rlops: job ${SLURM_JOB_ID} attempt ${ATTEMPT} on $(hostname) at $(date -Is)"

@@ -15,7 +15,7 @@
 set -uo pipefail
 
 RUN_DIR=/shared/rlops-runs/team/cartpole
-SPEC=/shared/rlops-runs/team/cartpole/spec.yaml
+SPEC="$RUN_DIR"/spec.yaml
 MAX_REQUEUES=0
 # This job runs attempt 1 of the experiment; each requeue is the next one.
 REQUEUES=${SLURM_RESTART_COUNT:-0}
@@ -26,7 +26,7 @@ unset RLOPS_PAUSE_AT_ITERATION
 export APPTAINER_CACHEDIR="${XDG_CACHE_HOME:-$HOME/.cache}/rlops/apptainer"
 export SINGULARITY_CACHEDIR="$APPTAINER_CACHEDIR"
 mkdir -p "$APPTAINER_CACHEDIR"
-RUN=(singularity exec --bind=/shared/rlops-runs/team/cartpole /scratch/images/rlops-0.1.0.sif)
+RUN=(singularity exec --bind="$RUN_DIR" /scratch/images/rlops-0.1.0.sif)
 PYTHON=(python)
 
 echo "rlops: job ${SLURM_JOB_ID} attempt ${ATTEMPT} on $(hostname) at $(date -Is)"

@@ -15,7 +15,7 @@
 set -uo pipefail
 
 RUN_DIR=/shared/rlops-runs/team/cartpole
-SPEC=/shared/rlops-runs/team/cartpole/spec.yaml
+SPEC="$RUN_DIR"/spec.yaml
 MAX_REQUEUES=1
 # This job runs attempt 1 of the experiment; each requeue is the next one.
 REQUEUES=${SLURM_RESTART_COUNT:-0}

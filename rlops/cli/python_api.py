@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rlops.cli.status import ExperimentView, local_overview
+from rlops.cli.overview import ExperimentView, local_overview
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,8 @@ def run(
     refuses (RunDirConflict, LockBusy; `new`/`force` as `--new`/`--force`).
     """
     from rlops.cli import build_parser
+    from rlops.cli.client import checked, manifests_of
     from rlops.cli.run import execute
-    from rlops.client import checked, manifests_of
     from rlops.runner.overrides import apply_overrides
 
     documents = manifests_of(manifest)

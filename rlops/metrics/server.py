@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CONTENT_TYPE_LATEST
 
 if TYPE_CHECKING:
-    from rlops.metrics import RlopsMetrics
+    from rlops.metrics.observer import RlopsMetrics
 
 
 class MetricsServer:

@@ -18,8 +18,8 @@ import pytest
 from rlops.cli import main
 from rlops.cli.logs import driver_pod
 from tests.builders import experiment
+from tests.cli.rundirs import write_sweep, write_trial
 from tests.kube.fixtures import KubeTestBed, kube, kube_namespace
-from tests.metrics.rundirs import write_sweep, write_trial
 
 __all__ = ["kube", "kube_namespace"]
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from rlops.cli import main
-from rlops.cli.status import StatusError, local_overview
+from rlops.cli.overview import StatusError, local_overview
 from tests.builders import experiment, sweep
+from tests.cli.rundirs import write_sweep, write_trial
 from tests.kube.fixtures import KubeTestBed, kube, kube_namespace
-from tests.metrics.rundirs import write_sweep, write_trial
 
 __all__ = ["kube", "kube_namespace"]
 

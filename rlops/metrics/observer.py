@@ -3,7 +3,7 @@
 One small observer, `RlopsMetrics`, over an injected registry: nothing is
 registered at import time. Drivers tell it what they observed (an experiment's
 status, a sweep's status, a SLURM poll); it keeps the latest rows per object in
-plain dicts (rlops.metrics_state), so `forget_*` of a deleted object removes every
+plain dicts (rlops.metrics.state), so `forget_*` of a deleted object removes every
 series it had, and a scrape of 10,000 experiments is a string join.
 
 Trial counts of a sweep come in two families because a SweepStatus holds two
@@ -23,9 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from rlops.api.experiment import RLExperimentStatus
 from rlops.api.sweep import SweepStatus
-from rlops.metrics_server import MetricsServer, start_http_server
-from rlops.metrics_state import (
-    NO_BACKEND,
+from rlops.metrics.state import (
     ExperimentRows,
     Rows,
     Snapshot,
@@ -35,7 +33,7 @@ from rlops.metrics_state import (
     sweep_rows,
 )
 
-__all__ = ["NO_BACKEND", "MetricsServer", "RlopsMetrics", "start_http_server"]
+__all__ = ["RlopsMetrics"]
 
 _RECONCILE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _COMMAND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
