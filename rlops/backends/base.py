@@ -7,23 +7,12 @@ RLExperiment status that only the backend can know.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
-from rlops.api.experiment import BackendRef, Phase, RLExperiment
+from rlops.api.experiment import BackendRef, RLExperiment
+from rlops.lifecycle.observation import Observation
 
-
-@dataclass(frozen=True)
-class Observation:
-    """What a backend saw of one experiment's work."""
-
-    phase: Phase
-    message: str
-    reason: str = ""
-    retries: int = 0  # attempts the backend itself restarted (KubeRay backoffLimit, requeues)
-    started_at: str | None = None
-    completed_at: str | None = None
-    terminal: bool = False  # the backend's object has finished and holds no resources
+__all__ = ["ExperimentBackend", "Observation"]
 
 
 class ExperimentBackend(Protocol):

@@ -35,7 +35,7 @@ from rlops.api.annotations import (
     ANNOTATION_PROMOTIONS,
     promotions,
 )
-from rlops.operator.conditions import stamp_transitions
+from rlops.lifecycle.conditions import stamp_transitions
 from rlops.operator.experiments import (
     ANNOTATION_ATTEMPT,
     ANNOTATION_OBJECTIVE,
