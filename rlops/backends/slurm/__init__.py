@@ -18,6 +18,12 @@ from rlops.backends.slurm.client import (
     SlurmUnavailable,
     SubmitError,
 )
+from rlops.backends.slurm.observe import (
+    FINISHED_STATES,
+    observe_job,
+    queue_wait_seconds,
+    slurm_time,
+)
 from rlops.backends.slurm.pack import PackSlot, pack_exit, render_pack_script, request_stop
 from rlops.backends.slurm.rest_client import RestSlurmClient
 from rlops.backends.slurm.script import (
@@ -31,10 +37,37 @@ from rlops.backends.slurm.settings import SlurmSettings
 from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_job
 
 __all__ = [
-    "SCRIPT_FILE", "ArrayTask", "CliSlurmClient", "CommandObserver", "JobObservation",
-    "JobPhase", "PackSlot", "RestSlurmClient", "ScriptError", "SlurmBackend", "SlurmClient",
-    "SlurmRefused", "SlurmSettings", "SlurmUnavailable", "SubmitError", "array_key", "array_name",
-    "default_run_dir", "experiment_phase", "job_name", "job_phase", "pack_exit",
-    "parse_squeue", "phase_for_missing_job", "render_array_script", "render_batch_script",
-    "render_for_manifest", "render_pack_script", "request_stop",
+    "FINISHED_STATES",
+    "SCRIPT_FILE",
+    "ArrayTask",
+    "CliSlurmClient",
+    "CommandObserver",
+    "JobObservation",
+    "JobPhase",
+    "PackSlot",
+    "RestSlurmClient",
+    "ScriptError",
+    "SlurmBackend",
+    "SlurmClient",
+    "SlurmRefused",
+    "SlurmSettings",
+    "SlurmUnavailable",
+    "SubmitError",
+    "array_key",
+    "array_name",
+    "default_run_dir",
+    "experiment_phase",
+    "job_name",
+    "job_phase",
+    "observe_job",
+    "pack_exit",
+    "parse_squeue",
+    "phase_for_missing_job",
+    "queue_wait_seconds",
+    "render_array_script",
+    "render_batch_script",
+    "render_for_manifest",
+    "render_pack_script",
+    "request_stop",
+    "slurm_time",
 ]  # fmt: skip
