@@ -306,9 +306,9 @@ class SlurmBridge(BridgeRuns):
             experiment: RLExperiment | None = RLExperiment.model_validate(body)
         except ValidationError:
             experiment = None
-        for job_id in self._active_jobs(experiment, ref):
-            self.backend.client.cancel(job_id)
-            report.cancelled.append(job_id)
+        ids = self.backend.active_jobs(experiment, ref)
+        self.backend.cancel_jobs(ids)
+        report.cancelled += ids
         remaining = [f for f in finalizers if f != FINALIZER]
         self.store.patch_metadata(meta["namespace"], meta["name"], {"finalizers": remaining},
                                   meta["resourceVersion"])  # fmt: skip

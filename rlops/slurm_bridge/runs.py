@@ -32,12 +32,10 @@ from rlops.api.runinfo import (
     read_result,
 )
 from rlops.backends.slurm import (
-    FINISHED_STATES,
     ScriptError,
     SlurmBackend,
     SubmitError,
     default_run_dir,
-    job_name,
 )
 from rlops.lifecycle import (
     Action,
@@ -106,10 +104,9 @@ class BridgeRuns:
             job_id = ref.job_id if ref else None
             ids = [job_id] if step.end == "replace" and job_id else []
             if step.end != "replace":
-                ids = self._active_jobs(experiment, job_id)
-            for each in ids:
-                self.backend.client.terminate(each)
-                report.cancelled.append(each)
+                ids = self.backend.active_jobs(experiment, job_id)
+            self.backend.end(ids)
+            report.cancelled += ids
         if step.end in ("stop", "pause") and step.ends:
             # The last progress: a pause keeps the tail for the run that resumes it.
             paused = step.end == "pause"
@@ -156,8 +153,7 @@ class BridgeRuns:
         if earlier:
             set_aside_result(run_dir, status.attempts, paused_job=earlier[0] if resumed else None)
         if resumed:
-            found = self.backend.client.find_by_name(job_name(experiment))
-            earlier += [j.job_id for j in found if j.state in FINISHED_STATES]
+            earlier += self.backend.ended_jobs(experiment)
             tail = self._tails.pop(tail_key(experiment), None)
             record = (tail or ProgressTail(run_dir / PROGRESS_FILE)).read()
             if record is not None:  # the last iterations of the paused run
@@ -180,14 +176,6 @@ class BridgeRuns:
                                experiment.metadata.generation, self.clock())  # fmt: skip
         self.write_status(body, new, report)
         return ref
-
-    def _active_jobs(self, experiment: RLExperiment | None, job_id: str | None) -> list[str]:
-        """The referenced job, and any unfinished job of the experiment's name."""
-        job_ids = {job_id} if job_id else set()
-        if experiment is not None:
-            found = self.backend.client.find_by_name(job_name(experiment))
-            job_ids |= {j.job_id for j in found if j.state not in FINISHED_STATES}
-        return sorted(job_ids)
 
     def _track(
         self,

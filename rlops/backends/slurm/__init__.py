@@ -19,7 +19,6 @@ from rlops.backends.slurm.client import (
     SubmitError,
 )
 from rlops.backends.slurm.observe import (
-    FINISHED_STATES,
     observe_job,
     queue_wait_seconds,
     slurm_time,
@@ -34,7 +33,7 @@ from rlops.backends.slurm.script import (
     render_for_manifest,
 )
 from rlops.backends.slurm.settings import SlurmSettings
-from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_job
+from rlops.backends.slurm.states import FINISHED_STATES, JobPhase, job_phase, phase_for_missing_job
 
 __all__ = [
     "FINISHED_STATES",

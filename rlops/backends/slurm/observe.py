@@ -11,9 +11,6 @@ from rlops.backends.slurm.backend import experiment_phase
 from rlops.backends.slurm.client import JobObservation
 from rlops.lifecycle.observation import Observation
 
-FINISHED_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
-                   "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REVOKED"}  # fmt: skip
-
 
 def slurm_time(text: str | None) -> str | None:
     """SLURM's local `YYYY-MM-DDTHH:MM:SS` as RFC 3339 UTC."""
