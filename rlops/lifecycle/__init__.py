@@ -10,7 +10,13 @@ Sweep; `progress` the one budget-percent rule and the one metric lookup.
 from rlops.lifecycle.conditions import experiment_conditions, kstatus_conditions, stamp_transitions
 from rlops.lifecycle.machine import Action, Requests, Step, decide, ended_phase, refused
 from rlops.lifecycle.observation import Observation
-from rlops.lifecycle.progress import metric_value, percent_of_budget, progress_of
+from rlops.lifecycle.progress import (
+    experiment_result,
+    metric_value,
+    objective_metric,
+    percent_of_budget,
+    progress_of,
+)
 from rlops.lifecycle.status import apply_step, submitted_status
 
 __all__ = [
@@ -22,8 +28,10 @@ __all__ = [
     "decide",
     "ended_phase",
     "experiment_conditions",
+    "experiment_result",
     "kstatus_conditions",
     "metric_value",
+    "objective_metric",
     "percent_of_budget",
     "progress_of",
     "refused",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
-from rlops.api.experiment import Progress, StopSpec
-from rlops.api.runinfo import ProgressRecord
+from rlops.api.annotations import ANNOTATION_OBJECTIVE
+from rlops.api.experiment import ExperimentResult, Progress, StopSpec
+from rlops.api.runinfo import ProgressRecord, RunResult
 
 DEFAULT_METRIC = "episode_return_mean"
 
@@ -67,4 +70,31 @@ def progress_of(record: ProgressRecord, stop: StopSpec, updated_at: str | None =
         time_seconds=round(record.time_seconds, 3),
         updated_at=updated_at or rfc3339(record.timestamp),
         percent=percent_of_budget(stop, record),
+    )
+
+
+def objective_metric(annotations: Mapping[str, str]) -> str:
+    """The metric a sweep ranks this trial by (`rlops.dev/objective`), else episode return."""
+    return annotations.get(ANNOTATION_OBJECTIVE, DEFAULT_METRIC)
+
+
+def experiment_result(
+    result: RunResult, metric: str, last: ProgressRecord | None, run_dir: Path | None = None
+) -> ExperimentResult:
+    """The outcome result.json reports, by the objective `metric` (another metric than
+    episode return: its value in the last progress record); a relative best checkpoint is
+    taken in `run_dir` when given."""
+    if metric == DEFAULT_METRIC:
+        final, best = result.episode_return_mean, result.best_episode_return_mean
+    else:
+        final = metric_value(last, metric) if last is not None else None
+        best = None
+    checkpoint = result.best_checkpoint
+    if checkpoint and run_dir is not None and not checkpoint.startswith("/"):
+        checkpoint = str(run_dir / checkpoint)
+    return ExperimentResult(
+        final_objective=final,
+        best_objective=best,
+        best_checkpoint=checkpoint,
+        stop_reason=result.stop_reason,
     )

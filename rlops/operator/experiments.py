@@ -24,7 +24,6 @@ from typing import Any
 from rlops.api import (
     Backend,
     BackendRef,
-    ExperimentResult,
     KubernetesPlacement,
     Phase,
     Progress,
@@ -33,6 +32,7 @@ from rlops.api import (
     StopSpec,
 )
 from rlops.api.annotations import ANNOTATION_ATTEMPT as ANNOTATION_ATTEMPT
+from rlops.api.annotations import ANNOTATION_OBJECTIVE as ANNOTATION_OBJECTIVE
 from rlops.api.annotations import ANNOTATION_PAUSE as ANNOTATION_PAUSE
 from rlops.api.annotations import ANNOTATION_STOP as ANNOTATION_STOP
 from rlops.api.runinfo import ProgressRecord, RunResult
@@ -43,14 +43,13 @@ from rlops.lifecycle import (
     Requests,
     apply_step,
     decide,
-    metric_value,
     progress_of,
     submitted_status,
 )
 from rlops.lifecycle import percent_of_budget as percent_of_budget
-from rlops.lifecycle.progress import DEFAULT_METRIC
+from rlops.lifecycle.progress import experiment_result
+from rlops.lifecycle.progress import objective_metric as lifecycle_objective
 
-ANNOTATION_OBJECTIVE = "rlops.dev/objective"
 CREATED_MESSAGE = "RayJob created; waiting for KubeRay"  # as the mapping says of a new RayJob
 
 
@@ -190,7 +189,7 @@ def _seconds_to_deadline(
 
 
 def objective_metric(experiment: RLExperiment) -> str:
-    return experiment.metadata.annotations.get(ANNOTATION_OBJECTIVE, DEFAULT_METRIC)
+    return lifecycle_objective(experiment.metadata.annotations)
 
 
 def with_progress(
@@ -207,17 +206,7 @@ def with_result(
     status: RLExperimentStatus, result: RunResult, metric: str, last: ProgressRecord | None
 ) -> RLExperimentStatus:
     """The status with the outcome the runtime reported at the end of an attempt."""
-    if metric == DEFAULT_METRIC:
-        final, best = result.episode_return_mean, result.best_episode_return_mean
-    else:
-        final = metric_value(last, metric) if last is not None else None
-        best = None
-    outcome = ExperimentResult(
-        final_objective=final,
-        best_objective=best,
-        best_checkpoint=result.best_checkpoint,
-        stop_reason=result.stop_reason,
-    )
+    outcome = experiment_result(result, metric, last)
     update: dict[str, Any] = {"result": outcome}
     progress = status.progress
     if result.iteration and (progress is None or progress.iteration < result.iteration):

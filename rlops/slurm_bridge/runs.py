@@ -18,7 +18,6 @@ from typing import Any
 from rlops.api.experiment import (
     Backend,
     BackendRef,
-    ExperimentResult,
     RLExperiment,
     RLExperimentStatus,
 )
@@ -42,6 +41,8 @@ from rlops.lifecycle import (
     Observation,
     Step,
     apply_step,
+    experiment_result,
+    objective_metric,
     progress_of,
     refused,
     submitted_status,
@@ -196,7 +197,8 @@ class BridgeRuns:
         if record is not None:
             update["progress"] = progress_of(record, experiment.spec.stop)
         if result is not None:
-            update["result"] = result_of(result, run_dir)
+            metric = objective_metric(experiment.metadata.annotations)
+            update["result"] = experiment_result(result, metric, tail.last, run_dir)
         new = apply_step(old, step, work, Backend.SLURM, experiment.metadata.generation,
                          self.clock(), **update)  # fmt: skip
         self.write_status(body, new, report)
@@ -243,19 +245,6 @@ class BridgeRuns:
         self.store.patch_status(meta["namespace"], meta["name"], patch)
         body["status"] = new
         report.status_writes += 1
-
-
-def result_of(result: RunResult, run_dir: Path) -> ExperimentResult:
-    """The outcome result.json reports; a relative best checkpoint is in the run directory."""
-    best = result.best_checkpoint
-    if best and not best.startswith("/"):
-        best = str(run_dir / best)
-    return ExperimentResult(
-        final_objective=result.episode_return_mean,
-        best_objective=result.best_episode_return_mean,
-        best_checkpoint=best,
-        stop_reason=result.stop_reason,
-    )
 
 
 def tail_key(experiment: RLExperiment) -> str:
