@@ -29,7 +29,7 @@ from rlops.api.runinfo import (
     RunResult,
     read_result,
 )
-from rlops.runner.executor import Executor, Handle, LaunchRequest, start_all
+from rlops.backends.base import Executor, Handle, LaunchRequest, start_all
 from rlops.runner.layout import (
     Launch,
     TrialRecord,
