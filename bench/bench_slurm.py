@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rlops.api import ResourcesSpec, RLExperiment
 from rlops.api.experiment import BackendRef
+from rlops.backends.base import LaunchRequest
 from rlops.backends.slurm import CliSlurmClient, SlurmBackend, SlurmSettings
-from rlops.runner.executor import LaunchRequest
-from rlops.runner.slurm_executor import SlurmExecutor
+from rlops.backends.slurm.executor import SlurmExecutor
 from tests.builders import experiment
 from tests.slurm.slurm_cluster import running_cluster
 

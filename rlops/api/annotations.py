@@ -23,6 +23,7 @@ ANNOTATION_STOP = "rlops.dev/stop"
 ANNOTATION_PAUSE = "rlops.dev/pause"
 ANNOTATION_PROMOTIONS = "rlops.dev/promotions"
 ANNOTATION_PARAMETERS = "rlops.dev/parameters"  # A sweep's trial: its parameters, as JSON.
+ANNOTATION_OBJECTIVE = "rlops.dev/objective"  # A sweep's trial: the metric it is ranked by.
 
 
 def requested_attempt(annotations: Mapping[str, str]) -> int:

@@ -19,7 +19,7 @@ import enum
 import json
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -186,6 +186,40 @@ class ProgressReader:
             lines, self.skipping = lines[1:], False
         self.offset += end
         return [line for line in lines if len(line) <= MAX_LINE_BYTES and line.strip()]
+
+
+@dataclass
+class ProgressTail:
+    """The one incremental reader of a run's progress.jsonl (ProgressReader: a torn last
+    line waits, a truncated or rotated file is read again, over-long lines are skipped).
+
+    `last` is the latest progress, never an older one; `fresh` the records the last read
+    returned; `records` every record read, when `keep` (the runner's history).
+    """
+
+    path: Path
+    keep: bool = False
+    records: list[ProgressRecord] = field(default_factory=list)
+    fresh: list[ProgressRecord] = field(default_factory=list)
+    last: ProgressRecord | None = None
+    reader: ProgressReader | None = None
+
+    def refresh(self) -> bool:
+        """Read new records; True when there were any (RunFileError: no regular file)."""
+        if self.reader is None:
+            self.reader = ProgressReader(self.path)
+        self.fresh = self.reader.read_new()
+        if self.keep:
+            self.records += self.fresh
+        for record in self.fresh:
+            if newer(self.last, record):
+                self.last = record
+        return bool(self.fresh)
+
+    def read(self) -> ProgressRecord | None:
+        """Read new records; the latest progress."""
+        self.refresh()
+        return self.last
 
 
 def read_progress(run_dir: Path) -> list[ProgressRecord]:

@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_errors() -> tuple[type[Exception], ...]:
     """What a run refuses with a message: a busy or changed run directory, no room, no Ray."""
-    from rlops.runner.packing import PackingError
-    from rlops.runner.rayhead import HeadError
+    from rlops.backends.local.rayhead import HeadError
+    from rlops.backends.packing import PackingError
     from rlops.runner.rundir import RunDirConflict
     from rlops.runner.session import LockBusy
 
@@ -184,9 +184,9 @@ def share_import_paths(manifest_file: Path) -> None:
 
 def executor_factory(args: argparse.Namespace, settings: Any) -> Any:
     """Local processes packed onto --cpus/--gpus, or SLURM jobs with --backend slurm."""
-    from rlops.runner.executor import LocalExecutor
-    from rlops.runner.packing import Slots, parse_gpus
-    from rlops.runner.rayhead import ExistingCluster, RaySource, SharedHead
+    from rlops.backends.local.executor import LocalExecutor
+    from rlops.backends.local.rayhead import ExistingCluster, RaySource, SharedHead
+    from rlops.backends.packing import Slots, parse_gpus
     from rlops.runner.session import HeldLock
 
     if args.backend == "slurm":
@@ -216,7 +216,7 @@ def executor_factory(args: argparse.Namespace, settings: Any) -> Any:
 
 def _slurm_factory(arrays: bool | None) -> Any:
     from rlops.backends.slurm import CliSlurmClient, RestSlurmClient, SlurmBackend, SlurmSettings
-    from rlops.runner.slurm_executor import SlurmExecutor
+    from rlops.backends.slurm.executor import SlurmExecutor
 
     slurm = SlurmSettings()
     client = (

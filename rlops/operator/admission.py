@@ -34,7 +34,7 @@ from kubernetes.client.exceptions import ApiException
 from rlops.api import Phase, RLExperimentStatus, SweepPhase, SweepStatus
 from rlops.api.settings import Settings
 from rlops.api.validation import FieldError, validate_manifest
-from rlops.operator.conditions import experiment_conditions
+from rlops.lifecycle.conditions import experiment_conditions
 from rlops.operator.kube import RAYJOBS, RLEXPERIMENTS, Kind
 
 if TYPE_CHECKING:

@@ -22,11 +22,11 @@ from rlops.api import Phase, RLExperiment, RLExperimentStatus, Sweep, SweepPhase
 from rlops.api.ratelimit import ErrorLog
 from rlops.api.settings import Settings
 from rlops.backends.kuberay import build_rayjob, run_dir
+from rlops.lifecycle import metric_value
 from rlops.metrics import RlopsMetrics
 from rlops.operator.admission import refuse_invalid
 from rlops.operator.experiments import (
     expects_rayjob,
-    metric_value,
     objective_metric,
     reconcile_experiment,
     resuming,

@@ -17,15 +17,13 @@ checkpoint. A stop wins over a pause.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from rlops.api import (
     Backend,
     BackendRef,
-    ExperimentResult,
     KubernetesPlacement,
     Phase,
     Progress,
@@ -34,17 +32,25 @@ from rlops.api import (
     StopSpec,
 )
 from rlops.api.annotations import ANNOTATION_ATTEMPT as ANNOTATION_ATTEMPT
+from rlops.api.annotations import ANNOTATION_OBJECTIVE as ANNOTATION_OBJECTIVE
 from rlops.api.annotations import ANNOTATION_PAUSE as ANNOTATION_PAUSE
 from rlops.api.annotations import ANNOTATION_STOP as ANNOTATION_STOP
-from rlops.api.annotations import pause_message, stop_message
 from rlops.api.runinfo import ProgressRecord, RunResult
 from rlops.backends.kuberay import LABEL_ATTEMPT, observe_rayjob
-from rlops.operator.conditions import experiment_conditions, stamp_transitions
+from rlops.lifecycle import (
+    Action,
+    Observation,
+    Requests,
+    apply_step,
+    decide,
+    progress_of,
+    submitted_status,
+)
+from rlops.lifecycle import percent_of_budget as percent_of_budget
+from rlops.lifecycle.progress import experiment_result
+from rlops.lifecycle.progress import objective_metric as lifecycle_objective
 
-ANNOTATION_OBJECTIVE = "rlops.dev/objective"
-DEFAULT_METRIC = "episode_return_mean"
 CREATED_MESSAGE = "RayJob created; waiting for KubeRay"  # as the mapping says of a new RayJob
-RESUMING_MESSAGE = "resuming once the paused run's RayJob is gone"
 
 
 def timestamp(now: datetime) -> str:
@@ -108,21 +114,6 @@ def resuming(experiment: RLExperiment) -> bool:
     )
 
 
-def _finish(
-    experiment: RLExperiment, status: RLExperimentStatus, now: datetime
-) -> RLExperimentStatus:
-    """The status with observedGeneration and conditions that go with its phase."""
-    old = experiment.status.conditions if experiment.status else []
-    generation = experiment.metadata.generation
-    conditions = experiment_conditions(status.phase, status.message or "", generation)
-    return status.model_copy(
-        update={
-            "observed_generation": generation,
-            "conditions": stamp_transitions(conditions, old, timestamp(now)),
-        }
-    )
-
-
 def _not_ours(experiment: RLExperiment, rayjob: dict[str, Any] | None) -> ExperimentActions:
     """Another backend's experiment (e.g. a trial moved to SLURM): only clean up after us."""
     current = experiment.status
@@ -139,6 +130,18 @@ def _not_ours(experiment: RLExperiment, rayjob: dict[str, Any] | None) -> Experi
     return ExperimentActions(status=status, cancel=rayjob is not None)
 
 
+def kubernetes_work(
+    rayjob: dict[str, Any] | None, placement: KubernetesPlacement, now: datetime
+) -> Observation | None:
+    """The RayJob as the lifecycle sees it: it lingers until deleted."""
+    if rayjob is None:
+        return None
+    observed = observe_rayjob(rayjob, placement, now)
+    name = (rayjob.get("metadata") or {}).get("name")
+    return replace(observed, attempt=rayjob_attempt(rayjob), name=f"RayJob {name}",
+                   lingers=True, ending=is_deleting(rayjob))  # fmt: skip
+
+
 def reconcile_experiment(
     experiment: RLExperiment, rayjob: dict[str, Any] | None, now: datetime
 ) -> ExperimentActions:
@@ -147,75 +150,30 @@ def reconcile_experiment(
         return _not_ours(experiment, rayjob)
     current = experiment.status or RLExperimentStatus()
     placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
-    requested = requested_attempt(experiment)
-    stop = experiment.metadata.annotations.get(ANNOTATION_STOP)
-    pause = experiment.metadata.annotations.get(ANNOTATION_PAUSE)
-    status = current.model_copy(deep=True)
-    status.backend = Backend.KUBERNETES
-    observed = observe_rayjob(rayjob, placement, now) if rayjob is not None else None
-    still_running = observed is not None and not observed.terminal
-    name = experiment.metadata.name
-    submit: int | None = None
-    cancel = False
-    recheck: float | None = None
-
-    if stop is not None and not current.phase.finished:
-        cancel = rayjob is not None
-        status.phase, status.message = Phase.STOPPED, stop_message(stop)
-        status.completed_at = timestamp(now)
-    elif current.phase.finished and requested <= current.attempts:
-        cancel = still_running and current.phase is not Phase.SUCCEEDED
-    elif current.phase is Phase.PAUSED or (
-        pause is not None and not (observed is not None and observed.phase.finished)
-    ):
-        # Pausing, paused or resuming; a run that already ended keeps its outcome.
-        cancel = rayjob is not None and not is_deleting(rayjob)
-        if pause is not None:
-            status.phase, status.message = Phase.PAUSED, pause_message(pause)
-        elif rayjob is not None:
-            status.message = RESUMING_MESSAGE
-        else:
-            submit = max(requested, current.attempts, 1)  # the same attempt, not a retry
-            _submitting(status, experiment, submit)
-    elif rayjob is None or rayjob_attempt(rayjob) < requested:
-        if rayjob is not None:
-            cancel = True
-            status.phase, status.message = Phase.SUBMITTED, f"replacing attempt {requested - 1}"
-        elif current.attempts < requested:
-            submit = requested
-            _submitting(status, experiment, submit)
-        else:
-            status.phase = Phase.FAILED
-            status.message = f"RayJob {name} was deleted before the experiment finished"
-            status.completed_at = timestamp(now)
+    work = kubernetes_work(rayjob, placement, now)
+    requests = Requests.from_annotations(experiment.metadata.annotations)
+    step = decide(current, requests, work, submitted=current.backend_ref is not None,
+                  expected=f"RayJob {experiment.metadata.name}")  # fmt: skip
+    generation, when = experiment.metadata.generation, timestamp(now)
+    if step.action is Action.SUBMIT:
+        assert step.attempt is not None
+        ref = BackendRef(
+            kind="RayJob", name=experiment.metadata.name, namespace=experiment.metadata.namespace
+        )
+        status = submitted_status(current, ref, step.attempt, CREATED_MESSAGE,
+                                  Backend.KUBERNETES, generation, when)  # fmt: skip
     else:
-        assert observed is not None
-        status.phase, status.message = observed.phase, observed.message
-        status.attempts = requested + observed.retries
-        if observed.phase is Phase.RUNNING and status.started_at is None:
-            status.started_at = observed.started_at or timestamp(now)
-        if observed.phase.finished:
-            status.completed_at = observed.completed_at or timestamp(now)
-        cancel = observed.phase is Phase.FAILED and not observed.terminal
-        if observed.reason == "Initializing":
-            recheck = _seconds_to_deadline(rayjob, placement, now)
+        status = apply_step(current, step, work, Backend.KUBERNETES, generation, when)
+    recheck = None
+    if step.track and work is not None and work.reason == "Initializing":
+        assert rayjob is not None
+        recheck = _seconds_to_deadline(rayjob, placement, now)
     return ExperimentActions(
-        status=_finish(experiment, status, now),
-        submit_attempt=submit,
-        cancel=cancel,
+        status=status,
+        submit_attempt=step.attempt if step.action is Action.SUBMIT else None,
+        cancel=step.cancels and work is not None and not work.ending,
         recheck_after=recheck,
     )
-
-
-def _submitting(status: RLExperimentStatus, experiment: RLExperiment, attempt: int) -> None:
-    """`status` of `attempt` submitted: a new RayJob, no outcome of an earlier run."""
-    status.phase, status.message = Phase.SUBMITTED, CREATED_MESSAGE
-    status.attempts = attempt
-    status.backend_ref = BackendRef(
-        kind="RayJob", name=experiment.metadata.name, namespace=experiment.metadata.namespace
-    )
-    status.completed_at = None
-    status.result = None
 
 
 def _seconds_to_deadline(
@@ -230,31 +188,8 @@ def _seconds_to_deadline(
     return max(1.0, left + 1.0)
 
 
-def percent_of_budget(stop: StopSpec, record: ProgressRecord) -> float | None:
-    """How far training is, by the stop criterion furthest along (episode return aside)."""
-    fractions = [
-        done / budget
-        for done, budget in (
-            (record.timesteps, stop.timesteps),
-            (record.iteration, stop.iterations),
-            (record.time_seconds, stop.wall_time_seconds),
-        )
-        if budget
-    ]
-    if not fractions:
-        return None
-    return round(min(100.0, 100.0 * max(fractions)), 1)
-
-
 def objective_metric(experiment: RLExperiment) -> str:
-    return experiment.metadata.annotations.get(ANNOTATION_OBJECTIVE, DEFAULT_METRIC)
-
-
-def metric_value(record: ProgressRecord, metric: str) -> float | None:
-    if metric == DEFAULT_METRIC:
-        return record.episode_return_mean
-    value = record.metrics.get(metric)
-    return value if value is None or math.isfinite(value) else None
+    return lifecycle_objective(experiment.metadata.annotations)
 
 
 def with_progress(
@@ -263,14 +198,7 @@ def with_progress(
     """The status with a newer progress record (an older one is ignored)."""
     if status.progress is not None and status.progress.iteration > record.iteration:
         return status
-    progress = Progress(
-        iteration=record.iteration,
-        timesteps=record.timesteps,
-        episode_return_mean=record.episode_return_mean,
-        time_seconds=round(record.time_seconds, 3),
-        updated_at=timestamp(now),
-        percent=percent_of_budget(stop, record),
-    )
+    progress = progress_of(record, stop, timestamp(now))
     return status.model_copy(update={"progress": progress})
 
 
@@ -278,17 +206,7 @@ def with_result(
     status: RLExperimentStatus, result: RunResult, metric: str, last: ProgressRecord | None
 ) -> RLExperimentStatus:
     """The status with the outcome the runtime reported at the end of an attempt."""
-    if metric == DEFAULT_METRIC:
-        final, best = result.episode_return_mean, result.best_episode_return_mean
-    else:
-        final = metric_value(last, metric) if last is not None else None
-        best = None
-    outcome = ExperimentResult(
-        final_objective=final,
-        best_objective=best,
-        best_checkpoint=result.best_checkpoint,
-        stop_reason=result.stop_reason,
-    )
+    outcome = experiment_result(result, metric, last)
     update: dict[str, Any] = {"result": outcome}
     progress = status.progress
     if result.iteration and (progress is None or progress.iteration < result.iteration):

@@ -35,12 +35,12 @@ from rlops.api.annotations import (
     ANNOTATION_PROMOTIONS,
     promotions,
 )
-from rlops.operator.conditions import stamp_transitions
+from rlops.lifecycle.conditions import stamp_transitions
+from rlops.lifecycle.progress import DEFAULT_METRIC
 from rlops.operator.experiments import (
     ANNOTATION_ATTEMPT,
     ANNOTATION_OBJECTIVE,
     ANNOTATION_STOP,
-    DEFAULT_METRIC,
     timestamp,
 )
 from rlops.sweep import LABEL_SEED, LABEL_TRIAL, Plan, TrialPlan, TrialState, plan

@@ -7,6 +7,7 @@ from typing import Any
 
 from rlops.api import Phase, RLExperiment
 from rlops.api.runinfo import RunResult
+from rlops.lifecycle import percent_of_budget
 from rlops.runner.display import Display, Row, View
 from rlops.runner.fleet import Fleet, Trial
 from rlops.runner.layout import ExperimentLayout, TrialRecord, log_path, write_atomic
@@ -21,7 +22,6 @@ from rlops.runner.session import (
     WindDown,
     pause,
 )
-from rlops.runner.state import budget_percent
 from rlops.runner.tracking import RunTracking
 
 
@@ -134,7 +134,7 @@ class ExperimentRun(DirectoryRun):
             title=f"experiment {self.name}",
             rows=[row],
             status=self.spec.trainer_summary(),
-            percent=budget_percent(self.spec.stop, last),
+            percent=percent_of_budget(self.spec.stop, last) or 0.0,
         )
 
     def _loop(self, fleet: Fleet, trial: Trial, interrupts: Interrupts) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,12 @@ from rlops.api.runinfo import (
     PAUSED_REASON,
     PROGRESS_FILE,
     SPEC_FILE,
-    ProgressReader,
-    ProgressRecord,
+    ProgressTail,
     RunFileError,
     RunResult,
-    newer,
     read_result,
 )
-from rlops.runner.executor import Executor, Handle, LaunchRequest, start_all
+from rlops.backends.base import Executor, Handle, LaunchRequest, start_all
 from rlops.runner.layout import (
     Launch,
     TrialRecord,
@@ -44,28 +42,6 @@ from rlops.runner.state import next_launch_kind, trial_state
 from rlops.sweep import TrialState
 
 log = logging.getLogger("rlops.runner")
-
-
-@dataclass
-class ProgressTail:
-    """Progress records of one run, read incrementally (ProgressReader: a torn last line
-    waits, a truncated or rotated file is read again); `last` is the latest progress."""
-
-    path: Path
-    records: list[ProgressRecord] = field(default_factory=list)
-    last: ProgressRecord | None = None
-    reader: ProgressReader | None = None
-
-    def refresh(self) -> bool:
-        """Read new records; True when there were any (RunFileError: no regular file)."""
-        if self.reader is None:
-            self.reader = ProgressReader(self.path)
-        new = self.reader.read_new()
-        self.records += new
-        for record in new:
-            if newer(self.last, record):
-                self.last = record
-        return bool(new)
 
 
 @dataclass
@@ -151,7 +127,9 @@ class Fleet:
 
     def _register(self, run_dir: Path, record: TrialRecord, spec: RLExperimentSpec) -> Trial:
         self.executor.check(record.name, spec.resources)
-        trial = Trial(run_dir, record, spec.resources, ProgressTail(run_dir / PROGRESS_FILE))
+        trial = Trial(
+            run_dir, record, spec.resources, ProgressTail(run_dir / PROGRESS_FILE, keep=True)
+        )
         trial.uses_ray = spec.command is None
         trial.observe()
         self.trials[record.name] = trial

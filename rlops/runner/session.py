@@ -22,8 +22,8 @@ from typing import Any, Protocol
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rlops.backends.base import Executor
 from rlops.runner.display import Display
-from rlops.runner.executor import Executor
 from rlops.runner.fleet import Fleet
 from rlops.runner.rundir import Reopened, prepare
 

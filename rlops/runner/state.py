@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rlops.api import Backend, Phase, StopSpec
+from rlops.api import Backend, Phase
 from rlops.api.runinfo import ExitCode, ProgressRecord, RunResult
+from rlops.lifecycle import Observation, Requests, ended_phase, metric_value
 from rlops.runner.layout import Launch, TrialRecord
 from rlops.sweep import TrialState
 
@@ -34,28 +35,32 @@ def last_exit(record: TrialRecord, result: RunResult | None) -> int | None:
     return last.exit_code
 
 
-def trial_phase(record: TrialRecord, result: RunResult | None, running: bool) -> Phase:
-    """The phase its files give. A stop or a pause is recorded before the signal, so an
-    ended process whose record asks for one ended by it (or the runner died meanwhile):
-    Stopped or Paused, unless it succeeded first; a failure stands over a pause."""
+def launch_observation(record: TrialRecord, result: RunResult | None, running: bool) -> Observation:
+    """The latest launch as the lifecycle sees it: running, succeeded, ended at a checkpoint
+    (Paused: requeued, interrupted, or the runner died with it), failed, or not launched."""
     if running:
-        return Phase.RUNNING
-    if record.retry_pending:
+        return Observation(Phase.RUNNING, "running")
+    if not record.launches:
+        return Observation(Phase.PENDING, "not launched")
+    code = last_exit(record, result)
+    if code == ExitCode.SUCCEEDED:
+        return Observation(Phase.SUCCEEDED, "exit 0", terminal=True)
+    if code is None or code == ExitCode.REQUEUE or record.launches[-1].interrupted:
+        return Observation(Phase.PAUSED, "ended at a checkpoint", terminal=True)
+    return Observation(Phase.FAILED, f"exit {code}", terminal=True)
+
+
+def trial_phase(record: TrialRecord, result: RunResult | None, running: bool) -> Phase:
+    """The phase its files give, by the lifecycle's rule for an ended run: a stop or a
+    pause is recorded before the signal, so an ended process whose record asks for one
+    ended by it (or the runner died meanwhile)."""
+    if record.retry_pending and not running:
         return Phase.PENDING
-    if record.launches:
-        code = last_exit(record, result)
-        if code == ExitCode.SUCCEEDED:
-            return Phase.SUCCEEDED
-        if record.stop_requested:
-            return Phase.STOPPED
-        resumable = code is None or code == ExitCode.REQUEUE or record.launches[-1].interrupted
-        if not resumable:
-            return Phase.FAILED
-    elif record.stop_requested:
-        return Phase.STOPPED
-    # Interrupted, requeued, or not started yet: it resumes from its checkpoint, unless a
-    # pause holds it until the sweep resumes it.
-    return Phase.PAUSED if record.pause_requested else Phase.PENDING
+    requests = Requests(
+        stop="stop" if record.stop_requested else None,
+        pause="pause" if record.pause_requested else None,
+    )
+    return ended_phase(launch_observation(record, result, running), requests)
 
 
 def attempts(launches: Sequence[Launch]) -> int:
@@ -68,15 +73,6 @@ def next_launch_kind(record: TrialRecord) -> str:
     if record.retry_pending:
         return "retry"
     return "resume" if record.launches else "start"
-
-
-def metric_value(record: ProgressRecord, metric: str) -> float | None:
-    if metric == "episode_return_mean":
-        return record.episode_return_mean
-    for key in (metric, metric.replace(".", "/")):
-        if key in record.metrics:
-            return record.metrics[key]
-    return None
 
 
 def history(progress: Sequence[ProgressRecord], metric: str) -> tuple[tuple[int, float], ...]:
@@ -120,21 +116,3 @@ def trial_state(
         pause_requested=record.pause_requested,
         promotions=record.promotions,
     )
-
-
-def budget_percent(stop: StopSpec, last: ProgressRecord | None) -> float:
-    """Percent of the stop budget used: the criterion closest to ending the run."""
-    if last is None:
-        return 0.0
-    fractions = []
-    for used, limit in (
-        (last.timesteps, stop.timesteps),
-        (last.iteration, stop.iterations),
-        (last.time_seconds, stop.wall_time_seconds),
-    ):
-        if limit:
-            fractions.append(used / limit)
-    target, reached = stop.episode_return_mean, last.episode_return_mean
-    if target is not None and target > 0 and reached is not None and reached > 0:
-        fractions.append(reached / target)
-    return min(100.0, 100.0 * max(fractions, default=0.0))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from rlops.api import Backend, Phase, SlurmPlacement, Sweep, SweepPhase, SweepStatus
+from rlops.backends.base import Executor
 from rlops.runner.display import Display, Row, View, format_parameters
-from rlops.runner.executor import Executor
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import SweepLayout, TrialRecord, write_yaml
 from rlops.runner.report import make_report

@@ -1,29 +1,19 @@
 """The SLURM bridge: runs the RLExperiments placed on its cluster as SLURM jobs.
 
-One `poll()` lists the experiments of the bridge's namespaces, claims new ones,
-submits what has no job yet, cancels what is being deleted, observes every tracked
-job with one batched SLURM call and writes each status that changed — all status
-writes go through `_write_status`. `run()` repeats it every poll interval.
+One `poll()` lists the experiments of the bridge's namespaces, claims new ones, cancels
+what is being deleted, observes every tracked job with one batched SLURM call, asks
+`rlops.lifecycle.decide` what each experiment's next step is, and carries it out
+(`BridgeRuns`: submit, end with a checkpoint, follow). `run()` repeats it every poll
+interval. The annotations mean what they mean on every backend (`rlops.api.annotations`,
+`rlops.lifecycle.machine`).
 
 Submission is idempotent: `SlurmBackend.submit` adopts an existing job of the
 experiment's name (which carries its uid) and attempt (in the job's comment) before it
 calls sbatch, so a bridge killed between sbatch and the status update never submits
-twice, and a job of an earlier attempt is never taken for the next one.
-
-The operator's annotations mean the same here as on Kubernetes: `rlops.dev/stop`
-ends the job once and ends in Stopped (`stopped: <reason>`, progress kept, never
-submitted again); `rlops.dev/attempt: N` above `status.attempts` ends a job of the
-earlier attempt that still runs ("replacing attempt N-1"), then submits attempt N into
-the same run directory, where the runtime resumes from the latest checkpoint as a
-retried RayJob does. `rlops.dev/pause` ends the job as a stop does and ends in Paused
-(`paused: <reason>`, not finished); removing it resumes: once the paused job has ended,
-the same attempt is submitted again into the same run directory. A stop wins over a
-pause. Ending a job is SIGTERM to its batch shell alone (`SlurmClient.terminate`): the
-runtime finishes its iteration and checkpoints while Ray still runs, then the job exits
-75; a job that has not started is cancelled. Deleting an experiment cancels its jobs
-outright. Status writes are merge
-patches that delete with null what the new status no longer has (e.g. a RayJob's
-`backendRef.name` after a trial moved here).
+twice, and a job of an earlier attempt is never taken for the next one. Deleting an
+experiment cancels its jobs outright. Status writes are merge patches that delete with
+null what the new status no longer has (e.g. a RayJob's `backendRef.name` after a trial
+moved here).
 """
 
 from __future__ import annotations
@@ -32,89 +22,39 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
-from rlops.api.annotations import (
-    ANNOTATION_PAUSE,
-    ANNOTATION_STOP,
-    pause_message,
-    requested_attempt,
-    stop_message,
-)
+from rlops.api.annotations import ANNOTATION_PAUSE
 from rlops.api.experiment import Backend, BackendRef, Phase, RLExperiment, RLExperimentStatus
-from rlops.api.mergepatch import map_patch
 from rlops.api.ratelimit import ErrorLog
-from rlops.api.runinfo import (
-    PROGRESS_FILE,
-    RESULT_FILE,
-    ProgressReader,
-    ProgressRecord,
-    RunFileError,
-    RunResult,
-    newer,
-    read_result,
-)
+from rlops.api.runinfo import RunFileError, read_result
 from rlops.backends.slurm import (
+    FINISHED_STATES,
     JobObservation,
-    ScriptError,
     SlurmBackend,
     SlurmRefused,
     SlurmUnavailable,
-    SubmitError,
     default_run_dir,
-    experiment_phase,
-    job_name,
+    observe_job,
+    queue_wait_seconds,
 )
+from rlops.lifecycle import Observation, Requests, decide
 from rlops.metrics import RlopsMetrics
 from rlops.slurm_bridge.lease import Lease
+from rlops.slurm_bridge.runs import BridgeRuns, PollReport, slurm_ref
 from rlops.slurm_bridge.settings import BridgeSettings
-from rlops.slurm_bridge.status import (
-    failed_status,
-    paused_status,
-    progress_of,
-    replacing_status,
-    resuming_status,
-    stopped_status,
-    submitted_status,
-    tracked_status,
-)
 from rlops.slurm_bridge.store import Conflict, ExperimentStore
-from rlops.tracking.drivers import KubeTracking, trial_snapshot
+
+__all__ = ["FINISHED_STATES", "SlurmBridge", "queue_wait_seconds"]
 
 CLAIMED_BY = "rlops.dev/claimed-by"
 FINALIZER = "slurm.rlops.dev/cancel"
-FINISHED_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
-                   "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REVOKED"}  # fmt: skip
 
 log = logging.getLogger("rlops.slurm_bridge")
-
-
-def queue_wait_seconds(job: JobObservation) -> float | None:
-    """Seconds from submission to start; None until the job has started.
-
-    SLURM reports a pending job's *expected* start time, and a job cancelled while
-    pending gets its cancel time as start time, so a start counts only for a job that
-    left PENDING with nodes allocated. A requeued job keeps its id and is counted once.
-    """
-    ran = job.state != "PENDING" and bool(job.nodes) and job.nodes != "(null)"
-    if not ran or not job.submit_time or not job.start_time:
-        return None
-    try:
-        submit, start = _instant(job.submit_time), _instant(job.start_time)
-    except ValueError:
-        return None
-    return max(0.0, (start - submit).total_seconds())
-
-
-def _instant(text: str) -> datetime:
-    """A SLURM time (ISO, `Z` or naive local time as squeue prints it) as an aware datetime."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo is not None else moment.astimezone()
 
 
 def experiment_key(meta: dict[str, Any]) -> str:
@@ -126,47 +66,15 @@ def utc_now() -> str:
 
 
 @dataclass
-class ProgressTail:
-    """Reads progress.jsonl from where it stopped last time (ProgressReader: truncation,
-    rotation, torn and over-long lines); keeps the latest record, never an older one."""
-
-    reader: ProgressReader | None = None
-    latest: ProgressRecord | None = None
-    fresh: list[ProgressRecord] = field(default_factory=list)  # Read by the last `read`.
-
-    def read(self, run_dir: Path) -> ProgressRecord | None:
-        if self.reader is None:
-            self.reader = ProgressReader(run_dir / PROGRESS_FILE)
-        self.fresh = self.reader.read_new()
-        for record in self.fresh:
-            if newer(self.latest, record):
-                self.latest = record
-        return self.latest
-
-
-@dataclass
 class Tracked:
-    """An experiment whose job the poll observes, and what its job's state decides:
-    `track` its status, `replace` it with a newer attempt once it has ended, `pause` it
-    unless it has ended already, or `resume` the paused experiment once it has ended."""
+    """An experiment whose job the poll observes before the lifecycle decides."""
 
     body: dict[str, Any]
     experiment: RLExperiment
     ref: BackendRef
-    then: Literal["track", "replace", "pause", "resume"] = "track"
 
 
-@dataclass
-class PollReport:
-    """What one poll did (for logs, tests and benchmarks)."""
-
-    tracked: int = 0
-    submitted: list[str] = field(default_factory=list)
-    cancelled: list[str] = field(default_factory=list)
-    status_writes: int = 0
-
-
-class SlurmBridge:
+class SlurmBridge(BridgeRuns):
     """The bridge's reconcile loop over an ExperimentStore and a SlurmBackend."""
 
     def __init__(
@@ -180,17 +88,10 @@ class SlurmBridge:
         on_submitted: Callable[[RLExperiment, BackendRef], None] | None = None,
         lease: Lease | None = None,
     ) -> None:
-        self.store = store
-        self.backend = backend
+        super().__init__(store, backend, clock, metrics, on_submitted)
         self.settings = settings
-        self.metrics = metrics
-        self.clock = clock
-        self.on_submitted = on_submitted  # a test hook between sbatch and the status write
         self.lease = lease  # with one, only its holder polls and stale claims are taken over
         self.claim = f"{settings.cluster}/{settings.bridge_id}"
-        self._tails: dict[str, ProgressTail] = {}
-        self.tracking = KubeTracking()
-        self._untracked: dict[str, list[ProgressRecord]] = {}  # Tracking failed: try again.
         self._waited: set[str] = set()  # job ids whose queue wait has been observed
         self._job_states: dict[str, str] = {}  # experiment -> its job's last SLURM state
         self._stop = threading.Event()
@@ -295,14 +196,26 @@ class SlurmBridge:
         return False
 
     def _follow(self, item: Tracked, job: JobObservation | None, report: PollReport) -> None:
-        if item.then == "replace":
-            self._replace(item, job, report)
-        elif item.then == "pause":
-            self._pause(item, job, report)
-        elif item.then == "resume":
-            self._resume(item, job, report)
-        else:
-            self._track(item.body, item.experiment, item.ref, job, report)
+        experiment = item.experiment
+        status = RLExperimentStatus.model_validate(item.body.get("status") or {})
+        assert item.ref.job_id is not None
+        work = observe_job(experiment, item.ref.job_id, job, self.run_dir(experiment),
+                           status.attempts)  # fmt: skip
+        self._step(item.body, experiment, status, work, report)
+
+    def _step(
+        self,
+        body: dict[str, Any],
+        experiment: RLExperiment,
+        status: RLExperimentStatus,
+        work: Observation | None,
+        report: PollReport,
+    ) -> Tracked | None:
+        """Decide and carry out the next step; a job just submitted is observed next."""
+        requests = Requests.from_annotations(experiment.metadata.annotations)
+        step = decide(status, requests, work, submitted=slurm_ref(status) is not None)
+        submitted = self.carry_out(body, experiment, step, work, report)
+        return Tracked(body, experiment, submitted) if submitted is not None else None
 
     def _isolate(self, body: dict[str, Any], exc: Exception, report: PollReport) -> None:
         """One experiment's failure is its own: a fault of its files or spec (a storage path
@@ -322,8 +235,7 @@ class SlurmBridge:
             old = RLExperimentStatus.model_validate(body.get("status") or {})
             if old.phase.finished or meta.get("deletionTimestamp"):
                 return
-            failed = failed_status(old, message, meta.get("generation"), self.clock())
-            self._write_status(body, failed, report)
+            self.fail(body, message, report)
         except Exception as again:
             self.errors.log(key, f"{key}: its Failed status was not written: {again!r}")
 
@@ -369,9 +281,7 @@ class SlurmBridge:
         except ValidationError as exc:
             old = RLExperimentStatus.model_validate(body.get("status") or {})
             if not old.phase.finished:
-                message = f"invalid RLExperiment: {exc.errors()[0]['msg']}"
-                self._write_status(body, failed_status(old, message, meta.get("generation"),
-                                                       self.clock()), report)  # fmt: skip
+                self.fail(body, f"invalid RLExperiment: {exc.errors()[0]['msg']}", report)
             return None
         if claimed is None:
             finalizers = [*(meta.get("finalizers") or []), FINALIZER]
@@ -379,200 +289,11 @@ class SlurmBridge:
             body = self.store.patch_metadata(namespace, name, patch, meta["resourceVersion"])
         status = experiment.status or RLExperimentStatus()
         ref = slurm_ref(status)
-        stop = annotations.get(ANNOTATION_STOP)
-        if stop is not None:
-            if not status.phase.finished:
-                self._end_experiment(body, experiment, status, ref, report, Phase.STOPPED, stop)
-            return None  # stopped for good: never submitted again
-        requested = requested_attempt(annotations)
-        pause = annotations.get(ANNOTATION_PAUSE)
-        if pause is not None and not status.phase.finished:
-            if status.phase is Phase.PAUSED:
-                return None  # nothing runs until it is resumed
-            if ref is not None:
-                return Tracked(body, experiment, ref, then="pause")
-            self._end_experiment(body, experiment, status, None, report, Phase.PAUSED, pause)
-            return None
-        if status.phase is Phase.PAUSED:  # resumed: the same attempt runs again
-            if ref is not None:
-                return Tracked(body, experiment, ref, then="resume")
-            attempt = max(requested, status.attempts, 1)
-            return self._submit(body, experiment, status, attempt, report, resumed=True)
-        if requested > status.attempts and ref is not None and status.attempts > 0:
-            if status.phase.finished:  # the earlier attempt's job has ended
-                return self._submit(body, experiment, status, requested, report, ref)
-            return Tracked(body, experiment, ref, then="replace")
-        if ref is not None:
-            return None if status.phase.finished else Tracked(body, experiment, ref)
-        if status.phase.finished and requested <= status.attempts:
-            return None
-        attempt = max(requested, status.attempts, 1)
-        return self._submit(body, experiment, status, attempt, report)
-
-    def _submit(
-        self,
-        body: dict[str, Any],
-        experiment: RLExperiment,
-        status: RLExperimentStatus,
-        attempt: int,
-        report: PollReport,
-        previous: BackendRef | None = None,
-        resumed: bool = False,
-    ) -> Tracked | None:
-        """Submit (or adopt the job of) `attempt`; `previous`: the earlier attempt's job, or
-        with `resumed` the paused job of this attempt (whose result is set aside, and which
-        is not adopted, nor any other ended job of the attempt: earlier pauses)."""
-        generation = experiment.metadata.generation
-        run_dir = default_run_dir(experiment, self.backend.settings)
-        earlier = [previous.job_id] if previous is not None and previous.job_id else []
-        if earlier:
-            set_aside_result(run_dir, status.attempts, paused_job=earlier[0] if resumed else None)
-        if resumed:
-            found = self.backend.client.find_by_name(job_name(experiment))
-            earlier += [j.job_id for j in found if j.state in FINISHED_STATES]
-        try:
-            ref = self.backend.submit(experiment, run_dir, attempt=attempt, previous_jobs=earlier)
-        except (ScriptError, SubmitError) as exc:
-            failed = failed_status(status, str(exc), generation, self.clock(), attempts=attempt)
-            self._write_status(body, failed, report)
-            return None
-        report.submitted.append(f"{experiment.metadata.namespace}/{experiment.metadata.name}")
-        if self.on_submitted is not None:
-            self.on_submitted(experiment, ref)
-        new = submitted_status(status, ref, attempt, generation, self.clock(), resumed=resumed)
-        self._write_status(body, new, report)
-        return Tracked(body, experiment, ref)
-
-    def _replace(self, item: Tracked, job: JobObservation | None, report: PollReport) -> None:
-        """A newer attempt is requested while the job of the earlier one may still run."""
-        experiment = item.experiment
-        status = RLExperimentStatus.model_validate(item.body.get("status") or {})
-        requested = requested_attempt(experiment.metadata.annotations)
-        if job is not None and job.state not in FINISHED_STATES:
-            replacing = replacing_status(status, requested, experiment.metadata.generation,
-                                         self.clock())  # fmt: skip
-            if status.message != replacing.message:  # signal once; the job ends on its own
-                assert item.ref.job_id is not None
-                self.backend.client.terminate(item.ref.job_id)
-                report.cancelled.append(item.ref.job_id)
-                self._write_status(item.body, replacing, report)
-            return
-        # Ended (or forgotten): the new attempt starts in the same run directory.
-        self._submit(item.body, experiment, status, requested, report, item.ref)
-
-    def _end_experiment(
-        self,
-        body: dict[str, Any],
-        experiment: RLExperiment,
-        status: RLExperimentStatus,
-        ref: BackendRef | None,
-        report: PollReport,
-        phase: Phase,
-        reason: str,
-    ) -> None:
-        """`rlops.dev/stop` (phase Stopped) or `rlops.dev/pause` (Paused): end every active
-        job of the experiment once, with a checkpoint, then write the phase; a pause keeps
-        the progress tail for the run that resumes it."""
-        for job_id in self._active_jobs(experiment, ref.job_id if ref else None):
-            self.backend.client.terminate(job_id)
-            report.cancelled.append(job_id)
-        run_dir = default_run_dir(experiment, self.backend.settings)
-        paused = phase is Phase.PAUSED
-        key = tail_key(experiment)
-        tail = self._tails.setdefault(key, ProgressTail()) if paused else self._tails.pop(key, None)
-        record = (tail or ProgressTail()).read(run_dir)
-        progress = progress_of(record, experiment.spec.stop) if record else None
-        build, message = (
-            (paused_status, pause_message) if paused else (stopped_status, stop_message)
-        )
-        new = build(status, message(reason), progress, experiment.metadata.generation, self.clock())
-        self._write_status(body, new, report)
-
-    def _pause(self, item: Tracked, job: JobObservation | None, report: PollReport) -> None:
-        """A pause asked for while the job may run: a job that has ended keeps its outcome."""
-        if job is None or job.state in FINISHED_STATES:
-            self._track(item.body, item.experiment, item.ref, job, report)
-            return
-        status = RLExperimentStatus.model_validate(item.body.get("status") or {})
-        reason = item.experiment.metadata.annotations[ANNOTATION_PAUSE]
-        self._end_experiment(
-            item.body, item.experiment, status, item.ref, report, Phase.PAUSED, reason
-        )
-
-    def _resume(self, item: Tracked, job: JobObservation | None, report: PollReport) -> None:
-        """Resumed: once the paused job has ended (checkpointed), its attempt runs again."""
-        status = RLExperimentStatus.model_validate(item.body.get("status") or {})
-        generation = item.experiment.metadata.generation
-        if job is not None and job.state not in FINISHED_STATES:
-            assert item.ref.job_id is not None
-            waiting = resuming_status(status, item.ref.job_id, generation, self.clock())
-            self._write_status(item.body, waiting, report)
-            return
-        run_dir = default_run_dir(item.experiment, self.backend.settings)
-        record = self._tails.pop(tail_key(item.experiment), ProgressTail()).read(run_dir)
-        if record is not None:  # the last iterations of the paused run
-            status = status.model_copy(
-                update={"progress": progress_of(record, item.experiment.spec.stop)}
-            )
-        attempt = max(status.attempts, 1)
-        self._submit(item.body, item.experiment, status, attempt, report, item.ref, resumed=True)
-
-    def _active_jobs(self, experiment: RLExperiment | None, job_id: str | None) -> list[str]:
-        """The referenced job, and any unfinished job of the experiment's name (a job
-        submitted just before a crash has no reference yet)."""
-        job_ids = {job_id} if job_id else set()
-        if experiment is not None:
-            found = self.backend.client.find_by_name(job_name(experiment))
-            job_ids |= {j.job_id for j in found if j.state not in FINISHED_STATES}
-        return sorted(job_ids)
-
-    def _track(
-        self,
-        body: dict[str, Any],
-        experiment: RLExperiment,
-        ref: BackendRef,
-        job: JobObservation | None,
-        report: PollReport,
-    ) -> None:
-        assert ref.job_id is not None
-        run_dir = default_run_dir(experiment, self.backend.settings)
-        phase = experiment_phase(experiment, ref.job_id, job, run_dir)
-        meta = experiment.metadata
-        uid = tail_key(experiment)
-        tail = self._tails.setdefault(uid, ProgressTail())
-        record = tail.read(run_dir)
-        result = read_result(run_dir) if phase.terminal else None
-        old = RLExperimentStatus.model_validate(body.get("status") or {})
-        # Attempts: the job's own (from its comment) plus SLURM's requeues of it.
-        attempts = max(old.attempts, job.attempt + job.restarts) if job else old.attempts
-        new = tracked_status(old, ref, job, phase, record, result, experiment.spec.stop, run_dir,
-                             experiment.metadata.generation, self.clock(), attempts)  # fmt: skip
-        self._write_status(body, new, report)
-        self._track_progress(experiment, uid, new, tail.fresh, result, run_dir)
-        if phase.terminal:
-            self._tails.pop(uid, None)
-        if self.metrics is not None:
-            sweep = meta.labels.get("rlops.dev/sweep")
-            self.metrics.observe_experiment(meta.namespace or "", meta.name or "", new, sweep)
-
-    def _track_progress(
-        self,
-        experiment: RLExperiment,
-        uid: str,
-        status: RLExperimentStatus,
-        fresh: list[ProgressRecord],
-        result: RunResult | None,
-        run_dir: Path,
-    ) -> None:
-        """Records and results to `spec.tracking` (kept for the next poll if it fails)."""
-        if not self.tracking.wanted(experiment, None):
-            return
-        records = self._untracked.pop(uid, []) + fresh
-        snap = trial_snapshot(experiment, status.phase.value, records, result, str(run_dir))
-        try:
-            self.tracking.trial(experiment, None, snap)
-        except Exception:
-            self._untracked[uid] = records
+        if ref is not None and not status.phase.finished:
+            pausing = status.phase is Phase.PAUSED and ANNOTATION_PAUSE in annotations
+            if not pausing:
+                return Tracked(body, experiment, ref)  # the lifecycle decides on what SLURM says
+        return self._step(body, experiment, status, None, report)
 
     def _finalize(self, body: dict[str, Any], report: PollReport) -> None:
         """Cancel the job of an experiment being deleted, then let it go."""
@@ -585,52 +306,12 @@ class SlurmBridge:
             experiment: RLExperiment | None = RLExperiment.model_validate(body)
         except ValidationError:
             experiment = None
-        for job_id in self._active_jobs(experiment, ref):
-            self.backend.client.cancel(job_id)
-            report.cancelled.append(job_id)
+        ids = self.backend.active_jobs(experiment, ref)
+        self.backend.cancel_jobs(ids)
+        report.cancelled += ids
         remaining = [f for f in finalizers if f != FINALIZER]
         self.store.patch_metadata(meta["namespace"], meta["name"], {"finalizers": remaining},
                                   meta["resourceVersion"])  # fmt: skip
         self.errors.forget(f"{meta['namespace']}/{meta['name']}")
         if self.metrics is not None:
             self.metrics.forget_experiment(meta["namespace"], meta["name"])
-
-    def _write_status(
-        self, body: dict[str, Any], status: RLExperimentStatus, report: PollReport
-    ) -> None:
-        """The one place the bridge writes status, and only when it changed.
-
-        A merge patch: keys the new status lacks are sent as null, so nothing of another
-        backend's status (a RayJob's `backendRef.name`) outlives the move to SLURM.
-        """
-        new = status.dump()
-        patch = map_patch(body.get("status"), new)
-        if not patch:
-            return
-        meta = body["metadata"]
-        self.store.patch_status(meta["namespace"], meta["name"], patch)
-        body["status"] = new
-        report.status_writes += 1
-
-
-def tail_key(experiment: RLExperiment) -> str:
-    meta = experiment.metadata
-    return meta.uid or f"{meta.namespace}/{meta.name}"
-
-
-def slurm_ref(status: RLExperimentStatus) -> BackendRef | None:
-    """The status's reference to a SLURM job; None for none or another backend's."""
-    ref = status.backend_ref
-    if ref is None or ref.kind != "SlurmJob" or not ref.job_id:
-        return None
-    return ref
-
-
-def set_aside_result(run_dir: Path, attempt: int, paused_job: str | None = None) -> None:
-    """Keep an earlier attempt's result.json as `result.attempt-<n>.json` (a paused run's
-    as `result.attempt-<n>.paused-<job>.json`), so the next run is never judged by it (the
-    runtime resumes from checkpoints, not from it)."""
-    path = run_dir / RESULT_FILE
-    paused = f".paused-{paused_job}" if paused_job else ""
-    if path.exists():
-        path.replace(run_dir / f"result.attempt-{attempt}{paused}.json")

@@ -13,6 +13,7 @@ from rlops.api import (
     TrialCounts,
     TrialSummary,
 )
+from rlops.lifecycle.conditions import kstatus_conditions
 from rlops.sweep.census import Configuration, rank, take_census
 from rlops.sweep.trials import TrialState
 
@@ -108,19 +109,11 @@ def _conditions(
     phase: SweepPhase, reason: str, message: str, generation: int | None
 ) -> list[Condition]:
     """Ready, Reconciling and Stalled as kstatus reads them; transition times are the driver's."""
-    in_progress = phase in (SweepPhase.PENDING, SweepPhase.RUNNING)
-
-    def condition(kind: str, value: bool) -> Condition:
-        return Condition(
-            type=kind,
-            status="True" if value else "False",
-            reason=reason,
-            message=message,
-            observed_generation=generation,
-        )
-
-    return [
-        condition("Ready", phase == SweepPhase.SUCCEEDED),
-        condition("Reconciling", in_progress),
-        condition("Stalled", phase == SweepPhase.FAILED),
-    ]
+    return kstatus_conditions(
+        ready=phase == SweepPhase.SUCCEEDED,
+        reconciling=phase in (SweepPhase.PENDING, SweepPhase.RUNNING),
+        stalled=phase == SweepPhase.FAILED,
+        reason=reason,
+        message=message,
+        generation=generation,
+    )

@@ -16,11 +16,10 @@ from rlops.api.runinfo import (
     PROGRESS_FILE,
     RESULT_FILE,
     ProgressReader,
+    ProgressTail,
     RunFileError,
     read_result,
 )
-from rlops.runner.fleet import ProgressTail
-from rlops.slurm_bridge.bridge import ProgressTail as BridgeTail
 from tests.builders import sweep
 from tests.runner.helpers import run_manifest
 
@@ -47,15 +46,15 @@ def test_truncation_and_rotation_are_read_from_the_start(tmp_path: Path) -> None
 def test_an_older_line_never_moves_progress_backwards(tmp_path: Path) -> None:
     path = tmp_path / PROGRESS_FILE
     path.write_text(line(5) + line(3))
-    tail = BridgeTail()
-    latest = tail.read(tmp_path)
+    tail = ProgressTail(path)
+    latest = tail.read()
     assert latest is not None and latest.iteration == 5
-    runner = ProgressTail(path)
+    runner = ProgressTail(path, keep=True)
     runner.refresh()
     assert runner.last is not None and runner.last.iteration == 5
     with path.open("a") as f:
         f.write(line(2, attempt=2))  # a new attempt resumed from an earlier checkpoint
-    latest = tail.read(tmp_path)
+    latest = tail.read()
     assert latest is not None and (latest.attempt, latest.iteration) == (2, 2)
 
 

@@ -205,7 +205,7 @@ def test_resume_submits_the_same_attempt_once_the_paused_rayjob_is_gone() -> Non
     waiting = reconcile_experiment(resumed, deleting, NOW)
     assert waiting.submit_attempt is None and not waiting.cancel
     assert waiting.status.phase is Phase.PAUSED
-    assert waiting.status.message == "resuming once the paused run's RayJob is gone"
+    assert waiting.status.message == "resuming once RayJob cp has ended"  # as on SLURM
 
     actions = reconcile_experiment(resumed, None, NOW)
     assert actions.submit_attempt == 2 and not actions.cancel  # the same attempt: no retry
@@ -292,7 +292,9 @@ def test_progress_is_folded_in_with_percent_of_budget() -> None:
     assert newer.progress.percent == 75.0
     assert newer.progress.updated_at == "2025-01-01T12:00:00Z"
     assert with_progress(newer, stop, record(2, 1000), NOW) == newer  # older is ignored
-    assert percent_of_budget(StopSpec(episode_return_mean=400), record(1, 10)) is None
+    # One rule on every backend: a positive return target counts as return reached / target.
+    assert percent_of_budget(StopSpec(episode_return_mean=400), record(1, 10)) == 2.5
+    assert percent_of_budget(StopSpec(episode_return_mean=400), record(1, 10, -5.0)) is None
 
 
 def test_result_uses_the_objective_metric() -> None:

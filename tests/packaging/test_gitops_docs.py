@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from rlops.api import Phase
-from rlops.operator.conditions import experiment_conditions
+from rlops.lifecycle.conditions import experiment_conditions
 from tests.conftest import ROOT
 
 GITOPS = (ROOT / "docs" / "gitops.md").read_text()

@@ -13,10 +13,10 @@ from typing import Any
 from rich.console import Console
 
 from rlops.api import RLExperiment, Sweep
-from rlops.runner.executor import LocalExecutor
+from rlops.backends.local.executor import LocalExecutor
+from rlops.backends.packing import Slots
 from rlops.runner.experiment_run import ExperimentRun
 from rlops.runner.layout import SweepLayout, TrialRecord, read_record
-from rlops.runner.packing import Slots
 from rlops.runner.session import HeldLock, RunnerSettings, RunOptions
 from rlops.runner.sweep_run import SweepRun
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from rlops.api import Phase
-from rlops.runner.executor import LocalExecutor
+from rlops.backends.local.executor import LocalExecutor
+from rlops.backends.packing import Slots
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import TrialRecord
-from rlops.runner.packing import Slots
 from tests.builders import experiment
 from tests.waiting import wait_until
 

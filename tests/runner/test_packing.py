@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rlops.api import ResourcesSpec
-from rlops.runner.packing import PackingError, Request, Slots, parse_gpus
+from rlops.backends.packing import PackingError, Request, Slots, parse_gpus
 
 
 def fill(slots: Slots, request: Request) -> int:

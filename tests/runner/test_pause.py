@@ -17,8 +17,8 @@ from rich.console import Console
 
 from rlops.api import Backend, Phase, ResourcesSpec, Sweep, SweepStatus
 from rlops.api.runinfo import PROGRESS_FILE, ExitCode, ProgressRecord, RunResult, progress_line
+from rlops.backends.base import Handle, LaunchRequest
 from rlops.runner.display import PlainDisplay, Row, View, trial_table
-from rlops.runner.executor import Handle, LaunchRequest
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import Launch, SweepLayout, TrialRecord, read_record
 from rlops.runner.results import write_results

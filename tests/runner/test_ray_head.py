@@ -1,4 +1,4 @@
-"""The shared Ray head of a local run (rlops.runner.rayhead), with a real Ray: a run that
+"""The shared Ray head of a local run (rlops.backends.local.rayhead), with a real Ray: a run that
 ends in an error while a trial runs stops that trial (it checkpoints) and then the head,
 leaving no Ray process; a killed runner's head stays up while a trial it started still
 holds the run directory's lock, and ends once that trial has gone. The stand-in trainer
@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from rlops.api import RLExperiment
-from rlops.runner.executor import Executor, LaunchRequest, LocalExecutor
+from rlops.backends.base import Executor, LaunchRequest
+from rlops.backends.local.executor import LocalExecutor
+from rlops.backends.local.rayhead import SharedHead, ray_processes
+from rlops.backends.packing import Slots
 from rlops.runner.layout import ExperimentLayout
-from rlops.runner.packing import Slots
-from rlops.runner.rayhead import SharedHead, ray_processes
 from rlops.runner.session import HeldLock, RunnerSettings, RunOptions, open_run
 from tests.builders import experiment
 from tests.runner.helpers import FAKE_COMMAND
@@ -65,7 +66,7 @@ def test_an_error_stops_the_running_trial_then_the_head(tmp_path: Path) -> None:
 RUNNER = """
 import fcntl, os, subprocess, sys, time
 from pathlib import Path
-from rlops.runner.rayhead import SharedHead
+from rlops.backends.local.rayhead import SharedHead
 
 lock = Path(sys.argv[1])
 fd = os.open(lock, os.O_RDWR | os.O_CREAT)

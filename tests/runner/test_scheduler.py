@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rlops.api import Phase
-from rlops.runner.packing import PackingError
+from rlops.backends.packing import PackingError
 from tests.builders import experiment, sweep
 from tests.runner.helpers import max_overlap, run_manifest
 from tests.waiting import wait_until

@@ -25,9 +25,9 @@ from rlops.backends.slurm import (
     SlurmSettings,
     render_pack_script,
 )
+from rlops.backends.slurm.executor import SlurmExecutor, pack_slots
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import SweepLayout, TrialRecord, read_record
-from rlops.runner.slurm_executor import SlurmExecutor, pack_slots
 from tests.builders import experiment, sweep
 from tests.runner.test_slurm_run import cluster, run_in_process  # noqa: F401 (fixture)
 from tests.slurm.fake_runtime import fake_python

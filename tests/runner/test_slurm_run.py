@@ -25,11 +25,11 @@ from rich.console import Console
 
 from rlops.api import Phase, Sweep
 from rlops.backends.slurm import CliSlurmClient, SlurmBackend, SlurmSettings
+from rlops.backends.slurm.executor import JOB_RECORD, SlurmExecutor, exit_code, run_uid
 from rlops.runner.display import PlainDisplay
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import Launch, SweepLayout, TrialRecord, read_record
 from rlops.runner.session import HeldLock, RunnerSettings, RunOptions
-from rlops.runner.slurm_executor import JOB_RECORD, SlurmExecutor, exit_code, run_uid
 from rlops.runner.state import trial_phase
 from rlops.runner.sweep_run import SweepRun
 from rlops.sweep.trials import TrialState

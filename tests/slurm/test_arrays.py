@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from rlops.api import ResourcesSpec, RLExperiment
+from rlops.backends.base import Handle, LaunchRequest
 from rlops.backends.slurm import (
     ArrayTask,
     CliSlurmClient,
@@ -35,9 +36,8 @@ from rlops.backends.slurm import (
     array_name,
     render_array_script,
 )
+from rlops.backends.slurm.executor import JOB_RECORD, SlurmExecutor
 from rlops.backends.slurm.parsers import SQUEUE_FIELDS, parse_scontrol, parse_squeue, task_ids
-from rlops.runner.executor import Handle, LaunchRequest
-from rlops.runner.slurm_executor import JOB_RECORD, SlurmExecutor
 from tests.builders import experiment
 from tests.golden import Golden
 from tests.slurm.fake_runtime import fake_python

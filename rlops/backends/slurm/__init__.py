@@ -20,6 +20,11 @@ from rlops.backends.slurm.client import (
     SlurmUnavailable,
     SubmitError,
 )
+from rlops.backends.slurm.observe import (
+    observe_job,
+    queue_wait_seconds,
+    slurm_time,
+)
 from rlops.backends.slurm.pack import PackSlot, pack_exit, render_pack_script, request_stop
 from rlops.backends.slurm.render import ArrayTask, render_batch_script, render_for_manifest
 from rlops.backends.slurm.rest_client import RestSlurmClient
@@ -29,13 +34,40 @@ from rlops.backends.slurm.script import (
     job_name,
 )
 from rlops.backends.slurm.settings import SlurmSettings
-from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_job
+from rlops.backends.slurm.states import FINISHED_STATES, JobPhase, job_phase, phase_for_missing_job
 
 __all__ = [
-    "SCRIPT_FILE", "ArrayTask", "CliSlurmClient", "CommandObserver", "JobObservation",
-    "JobPhase", "PackSlot", "RestSlurmClient", "ScriptError", "SlurmBackend", "SlurmClient",
-    "SlurmRefused", "SlurmSettings", "SlurmUnavailable", "SubmitError", "array_key", "array_name",
-    "default_run_dir", "experiment_phase", "job_name", "job_phase", "pack_exit",
-    "parse_squeue", "phase_for_missing_job", "render_array_script", "render_batch_script",
-    "render_for_manifest", "render_pack_script", "request_stop",
+    "FINISHED_STATES",
+    "SCRIPT_FILE",
+    "ArrayTask",
+    "CliSlurmClient",
+    "CommandObserver",
+    "JobObservation",
+    "JobPhase",
+    "PackSlot",
+    "RestSlurmClient",
+    "ScriptError",
+    "SlurmBackend",
+    "SlurmClient",
+    "SlurmRefused",
+    "SlurmSettings",
+    "SlurmUnavailable",
+    "SubmitError",
+    "array_key",
+    "array_name",
+    "default_run_dir",
+    "experiment_phase",
+    "job_name",
+    "job_phase",
+    "observe_job",
+    "pack_exit",
+    "parse_squeue",
+    "phase_for_missing_job",
+    "queue_wait_seconds",
+    "render_array_script",
+    "render_batch_script",
+    "render_for_manifest",
+    "render_pack_script",
+    "request_stop",
+    "slurm_time",
 ]  # fmt: skip

@@ -31,7 +31,12 @@ from rlops.backends.slurm.script import (
     slurm_placement,
 )
 from rlops.backends.slurm.settings import SlurmSettings
-from rlops.backends.slurm.states import JobPhase, job_phase, phase_for_missing_job
+from rlops.backends.slurm.states import (
+    FINISHED_STATES,
+    JobPhase,
+    job_phase,
+    phase_for_missing_job,
+)
 
 SCRIPT_FILE = "batch.sh"
 ARRAY_SCRIPT_FILE = "array.sh"  # in the array's links directory
@@ -151,6 +156,30 @@ class SlurmBackend:
     def cancel(self, ref: BackendRef) -> None:
         if ref.job_id:
             self.client.cancel(ref.job_id)
+
+    def active_jobs(self, experiment: RLExperiment | None, job_id: str | None) -> list[str]:
+        """The referenced job and any unfinished job of the experiment's name (a job
+        submitted just before a crash has no reference yet)."""
+        job_ids = {job_id} if job_id else set()
+        if experiment is not None:
+            found = self.client.find_by_name(job_name(experiment))
+            job_ids |= {j.job_id for j in found if j.state not in FINISHED_STATES}
+        return sorted(job_ids)
+
+    def ended_jobs(self, experiment: RLExperiment) -> list[str]:
+        """The jobs of the experiment's name that have ended (earlier pauses, attempts)."""
+        found = self.client.find_by_name(job_name(experiment))
+        return [j.job_id for j in found if j.state in FINISHED_STATES]
+
+    def end(self, job_ids: Iterable[str]) -> None:
+        """End each job with a checkpoint (see `SlurmClient.terminate`)."""
+        for job_id in job_ids:
+            self.client.terminate(job_id)
+
+    def cancel_jobs(self, job_ids: Iterable[str]) -> None:
+        """Cancel each job outright (an experiment being deleted)."""
+        for job_id in job_ids:
+            self.client.cancel(job_id)
 
     def terminate(self, ref: BackendRef) -> None:
         """End the job with a checkpoint (see `SlurmClient.terminate`)."""

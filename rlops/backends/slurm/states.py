@@ -26,6 +26,8 @@ FAILED_STATES = {
     "DEADLINE": "missed its --deadline",
     "SPECIAL_EXIT": "ended with a special exit and is held",
 }
+FINISHED_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
+                   "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REVOKED"}  # fmt: skip
 STOPPED_STATES = {
     "CANCELLED": "cancelled outside rlops (scancel)",
     "REVOKED": "revoked: a sibling cluster of the federation runs it",

@@ -43,6 +43,8 @@ import yaml
 from rlops.api import Backend, Phase, ResourcesSpec, RLExperiment
 from rlops.api.experiment import BackendRef
 from rlops.api.runinfo import PAUSED_REASON, ExitCode, RunFileError, read_result
+from rlops.backends.base import Handle, LaunchRequest
+from rlops.backends.packing import Request, Slots
 from rlops.backends.slurm import (
     ArrayTask,
     JobObservation,
@@ -56,8 +58,6 @@ from rlops.backends.slurm import (
 )
 from rlops.backends.slurm.pack import pack_gpus
 from rlops.backends.slurm.script import slurm_placement
-from rlops.runner.executor import Handle, LaunchRequest
-from rlops.runner.packing import Request, Slots
 
 JOB_RECORD = "slurm-job.json"  # the trial's latest job: {"jobId": "123_4", "attempt": 1}
 

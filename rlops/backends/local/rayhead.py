@@ -6,7 +6,7 @@ sized to its --cpus/--gpus, when the first trial starts, and every trial process
 to it (`--ray-address`). The runner still packs trials by their resources, so Ray never
 queues them; a trial that crashes only ends its own job.
 
-The head is a small process of its own (`python -m rlops.runner.rayhead`) in its own
+The head is a small process of its own (`python -m rlops.backends.local.rayhead`) in its own
 session: Ctrl-C at the terminal reaches only the runner, which stops the trials gracefully
 before it stops the head. Ray's processes share the head process's fate. The head ends:
 - when the runner writes "stop" (the run ended: finished, interrupted or failed);
@@ -153,7 +153,7 @@ class SharedHead:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "rlops.runner.rayhead",
+                [sys.executable, "-m", "rlops.backends.local.rayhead",
                  "--cpus", str(self.cpus), "--gpus", str(len(self.gpu_ids)),
                  "--temp-dir", str(self.temp_dir), "--lock", str(self.lock),
                  "--orphan-grace", f"{self.orphan_grace_seconds:g}"],
@@ -257,7 +257,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rlops.runner.rayhead",
+        prog="python -m rlops.backends.local.rayhead",
         description="Hold one Ray head for the trials of a local `rlops run`.",
     )
     parser.add_argument("--cpus", type=int, required=True, help="CPUs Ray may schedule.")

@@ -1,4 +1,5 @@
-"""Where trial processes run: one small protocol, and the local implementation.
+"""The local executor: trial processes on this machine (the `Executor` protocol is in
+`rlops.backends.base`).
 
 An Executor starts a trial's runtime in its run directory, reports which ones
 ended (with their exit codes, all at once), and stops them (SIGTERM: the runtime
@@ -16,90 +17,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Protocol, runtime_checkable
+from typing import IO
 
 from rlops.api import Backend, ResourcesSpec
-from rlops.runner.packing import Allocation, Request, Slots
-from rlops.runner.rayhead import RayCluster, RaySource
+from rlops.backends.base import Handle, LaunchRequest
+from rlops.backends.local.rayhead import RayCluster, RaySource
+from rlops.backends.packing import Allocation, Request, Slots
 
 PR_SET_PDEATHSIG = 1
-
-
-@dataclass(frozen=True)
-class LaunchRequest:
-    """Run the runtime on `spec` in `run_dir` as launch number `attempt`."""
-
-    name: str
-    run_dir: Path
-    spec: Path
-    attempt: int
-    resources: ResourcesSpec
-    log: Path
-    previous: tuple[str, ...] = ()  # Backend references of its earlier, ended launches.
-    pause_at: int | None = None  # The iteration at which it checkpoints and ends as paused.
-    uses_ray: bool = True  # False: a command trainer, started without the run's Ray cluster.
-
-
-@dataclass(frozen=True)
-class Handle:
-    """A started trial: its name, launch number and the backend's reference."""
-
-    name: str
-    attempt: int
-    ref: str
-
-
-class Executor(Protocol):
-    backend: Backend
-
-    def check(self, name: str, resources: ResourcesSpec) -> None:
-        """Raise ValueError when such a trial could never run here."""
-        ...
-
-    def start(self, request: LaunchRequest) -> Handle | None:
-        """Start it, or return None when there is no room now."""
-        ...
-
-    def poll(self, handles: Sequence[Handle]) -> dict[str, int]:
-        """Exit codes of the handles whose work ended, by trial name (one batched look)."""
-        ...
-
-    def stop(self, handle: Handle) -> None:
-        """Ask it to checkpoint and end (it exits 75)."""
-        ...
-
-    def kill(self, handle: Handle) -> None:
-        """End it now, without a checkpoint."""
-        ...
-
-    def close(self) -> None:
-        """The run is over: end what is still running and what was started for it."""
-        ...
-
-
-@runtime_checkable
-class StartsMany(Protocol):
-    """An executor that starts several launches better together (SLURM: one job array)."""
-
-    def start_many(self, requests: Sequence[LaunchRequest]) -> list[Handle | None]:
-        """Start them in order; a None (no room) ends the list: later ones did not start."""
-        ...
-
-
-def start_all(executor: Executor, requests: Sequence[LaunchRequest]) -> Iterator[Handle | None]:
-    """Start `requests` in order through `executor`: all at once where it can (StartsMany),
-    else one by one as the caller consumes the handles, until one finds no room."""
-    if isinstance(executor, StartsMany):
-        yield from executor.start_many(requests)
-        return
-    for request in requests:
-        handle = executor.start(request)
-        yield handle
-        if handle is None:
-            return
 
 
 def default_command() -> list[str]:

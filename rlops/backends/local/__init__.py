@@ -1,0 +1,2 @@
+"""The local backend: trials as processes on this machine (`LocalExecutor`), placed on its
+CPUs and GPUs (`rlops.backends.packing`), sharing one Ray head per run (`rayhead`)."""

@@ -1,0 +1,36 @@
+"""What a backend saw of one experiment's work, normalised for the lifecycle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlops.api.experiment import Phase
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One experiment's work as its backend reports it.
+
+    `phase` is what the work says of the experiment (a SLURM job SLURM forgot arrives as
+    the phase its result.json gives, Failed without one); `terminal`: the backend's object
+    has finished and holds no resources; `lingers`: the object stays until it is deleted
+    and blocks the next run of the same name (a RayJob), where a SLURM job simply ends;
+    `ending`: its deletion is under way.
+    """
+
+    phase: Phase
+    message: str
+    reason: str = ""
+    retries: int = 0  # attempts the backend itself restarted (KubeRay backoffLimit, requeues)
+    started_at: str | None = None
+    completed_at: str | None = None
+    terminal: bool = False
+    attempt: int = 1  # the attempt the work runs (a RayJob's label, a SLURM job's comment)
+    name: str = "its run"  # how messages name the work: "RayJob cp", "job 12"
+    lingers: bool = False
+    ending: bool = False
+
+    @property
+    def blocks(self) -> bool:
+        """The work still runs, or its object must go before the next run."""
+        return not self.terminal or self.lingers

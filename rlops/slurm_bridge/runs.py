@@ -1,0 +1,270 @@
+"""The bridge's side of one experiment's lifecycle: it carries out the `Step` that
+`rlops.lifecycle.decide` returns — submit (or adopt) a job, end it with a checkpoint,
+follow it — and writes the status the lifecycle builds. The rules live there.
+
+Ending a job is SIGTERM to its batch shell alone (`SlurmClient.terminate`): the runtime
+finishes its iteration and checkpoints while Ray still runs, then the job exits 75; a job
+that has not started is cancelled. A stop or pause ends every unfinished job of the
+experiment's name (a job submitted just before a crash has no reference yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlops.api.experiment import (
+    Backend,
+    BackendRef,
+    RLExperiment,
+    RLExperimentStatus,
+)
+from rlops.api.mergepatch import map_patch
+from rlops.api.runinfo import (
+    PROGRESS_FILE,
+    RESULT_FILE,
+    ProgressRecord,
+    ProgressTail,
+    RunResult,
+    read_result,
+)
+from rlops.backends.slurm import (
+    ScriptError,
+    SlurmBackend,
+    SubmitError,
+    default_run_dir,
+)
+from rlops.lifecycle import (
+    Action,
+    Observation,
+    Step,
+    apply_step,
+    experiment_result,
+    objective_metric,
+    progress_of,
+    refused,
+    submitted_status,
+)
+from rlops.metrics import RlopsMetrics
+from rlops.slurm_bridge.store import ExperimentStore
+from rlops.tracking.drivers import KubeTracking, trial_snapshot
+
+
+@dataclass
+class PollReport:
+    """What one poll did (for logs, tests and benchmarks)."""
+
+    tracked: int = 0
+    submitted: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    status_writes: int = 0
+
+
+class BridgeRuns:
+    """Steps of the lifecycle, carried out on SLURM for the experiments of one store."""
+
+    def __init__(
+        self,
+        store: ExperimentStore,
+        backend: SlurmBackend,
+        clock: Callable[[], str],
+        metrics: RlopsMetrics | None,
+        on_submitted: Callable[[RLExperiment, BackendRef], None] | None,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.clock = clock
+        self.metrics = metrics
+        self.on_submitted = on_submitted  # a test hook between sbatch and the status write
+        self.tracking = KubeTracking()
+        self._tails: dict[str, ProgressTail] = {}
+        self._untracked: dict[str, list[ProgressRecord]] = {}  # Tracking failed: try again.
+
+    def carry_out(
+        self,
+        body: dict[str, Any],
+        experiment: RLExperiment,
+        step: Step,
+        work: Observation | None,
+        report: PollReport,
+    ) -> BackendRef | None:
+        """Do what `step` says, then write the status that follows; the job submitted."""
+        status = RLExperimentStatus.model_validate(body.get("status") or {})
+        ref = slurm_ref(status)
+        if step.action is Action.SUBMIT:
+            assert step.attempt is not None
+            return self._submit(body, experiment, status, step.attempt, report, ref, step.resumed)
+        if step.track:
+            assert ref is not None and work is not None
+            self._track(body, experiment, status, step, work, report)
+            return None
+        update: dict[str, Any] = {}
+        if step.ends:
+            job_id = ref.job_id if ref else None
+            ids = [job_id] if step.end == "replace" and job_id else []
+            if step.end != "replace":
+                ids = self.backend.active_jobs(experiment, job_id)
+            self.backend.end(ids)
+            report.cancelled += ids
+        if step.end in ("stop", "pause") and step.ends:
+            # The last progress: a pause keeps the tail for the run that resumes it.
+            paused = step.end == "pause"
+            key, path = tail_key(experiment), self.run_dir(experiment) / PROGRESS_FILE
+            kept = self._tails.pop(key, None) or ProgressTail(path)
+            if paused:
+                self._tails[key] = kept
+            record = kept.read()
+            if record is not None:
+                update["progress"] = progress_of(record, experiment.spec.stop)
+        elif step.action is Action.CANCEL and ref is not None:
+            self.backend.cancel(ref)
+        new = apply_step(status, step, work, Backend.SLURM, experiment.metadata.generation,
+                         self.clock(), **update)  # fmt: skip
+        self.write_status(body, new, report)
+        return None
+
+    def fail(self, body: dict[str, Any], message: str, report: PollReport, **update: Any) -> None:
+        """Failed with a reason, before or at submission (see `rlops.lifecycle.refused`)."""
+        old = RLExperimentStatus.model_validate(body.get("status") or {})
+        generation = (body.get("metadata") or {}).get("generation")
+        new = apply_step(old, refused(message), None, Backend.SLURM, generation, self.clock(),
+                         **update)  # fmt: skip
+        self.write_status(body, new, report)
+
+    def run_dir(self, experiment: RLExperiment) -> Path:
+        return default_run_dir(experiment, self.backend.settings)
+
+    def _submit(
+        self,
+        body: dict[str, Any],
+        experiment: RLExperiment,
+        status: RLExperimentStatus,
+        attempt: int,
+        report: PollReport,
+        previous: BackendRef | None,
+        resumed: bool,
+    ) -> BackendRef | None:
+        """Submit (or adopt the job of) `attempt`; `previous`: the earlier job, or with
+        `resumed` the paused job of this attempt (whose result is set aside, and which is
+        not adopted, nor any other ended job of the attempt: earlier pauses)."""
+        run_dir = self.run_dir(experiment)
+        earlier = [previous.job_id] if previous is not None and previous.job_id else []
+        if earlier:
+            set_aside_result(run_dir, status.attempts, paused_job=earlier[0] if resumed else None)
+        if resumed:
+            earlier += self.backend.ended_jobs(experiment)
+            tail = self._tails.pop(tail_key(experiment), None)
+            record = (tail or ProgressTail(run_dir / PROGRESS_FILE)).read()
+            if record is not None:  # the last iterations of the paused run
+                status = status.model_copy(
+                    update={"progress": progress_of(record, experiment.spec.stop)}
+                )
+        try:
+            ref = self.backend.submit(experiment, run_dir, attempt=attempt, previous_jobs=earlier)
+        except (ScriptError, SubmitError) as exc:
+            self.fail(body, str(exc), report, attempts=attempt)
+            return None
+        report.submitted.append(f"{experiment.metadata.namespace}/{experiment.metadata.name}")
+        if self.on_submitted is not None:
+            self.on_submitted(experiment, ref)
+        how = "resumed" if resumed else "submitted"
+        message = f"{how} as SLURM job {ref.job_id} on cluster {ref.cluster}"
+        if attempt > 1:
+            message += f" (attempt {attempt})"
+        new = submitted_status(status, ref, attempt, message, Backend.SLURM,
+                               experiment.metadata.generation, self.clock())  # fmt: skip
+        self.write_status(body, new, report)
+        return ref
+
+    def _track(
+        self,
+        body: dict[str, Any],
+        experiment: RLExperiment,
+        old: RLExperimentStatus,
+        step: Step,
+        work: Observation,
+        report: PollReport,
+    ) -> None:
+        """The status follows the job: its phase, progress and, once it ended, its result."""
+        run_dir = self.run_dir(experiment)
+        uid = tail_key(experiment)
+        tail = self._tails.setdefault(uid, ProgressTail(run_dir / PROGRESS_FILE))
+        record = tail.read()
+        result = read_result(run_dir) if work.terminal else None
+        update: dict[str, Any] = {}
+        if record is not None:
+            update["progress"] = progress_of(record, experiment.spec.stop)
+        if result is not None:
+            metric = objective_metric(experiment.metadata.annotations)
+            update["result"] = experiment_result(result, metric, tail.last, run_dir)
+        new = apply_step(old, step, work, Backend.SLURM, experiment.metadata.generation,
+                         self.clock(), **update)  # fmt: skip
+        self.write_status(body, new, report)
+        self._track_progress(experiment, uid, new, tail.fresh, result, run_dir)
+        if work.terminal:
+            self._tails.pop(uid, None)
+        if self.metrics is not None:
+            meta = experiment.metadata
+            sweep = meta.labels.get("rlops.dev/sweep")
+            self.metrics.observe_experiment(meta.namespace or "", meta.name or "", new, sweep)
+
+    def _track_progress(
+        self,
+        experiment: RLExperiment,
+        uid: str,
+        status: RLExperimentStatus,
+        fresh: list[ProgressRecord],
+        result: RunResult | None,
+        run_dir: Path,
+    ) -> None:
+        """Records and results to `spec.tracking` (kept for the next poll if it fails)."""
+        if not self.tracking.wanted(experiment, None):
+            return
+        records = self._untracked.pop(uid, []) + fresh
+        snap = trial_snapshot(experiment, status.phase.value, records, result, str(run_dir))
+        try:
+            self.tracking.trial(experiment, None, snap)
+        except Exception:
+            self._untracked[uid] = records
+
+    def write_status(
+        self, body: dict[str, Any], status: RLExperimentStatus, report: PollReport
+    ) -> None:
+        """The one place the bridge writes status, and only when it changed.
+
+        A merge patch: keys the new status lacks are sent as null, so nothing of another
+        backend's status (a RayJob's `backendRef.name`) outlives the move to SLURM.
+        """
+        new = status.dump()
+        patch = map_patch(body.get("status"), new)
+        if not patch:
+            return
+        meta = body["metadata"]
+        self.store.patch_status(meta["namespace"], meta["name"], patch)
+        body["status"] = new
+        report.status_writes += 1
+
+
+def tail_key(experiment: RLExperiment) -> str:
+    meta = experiment.metadata
+    return meta.uid or f"{meta.namespace}/{meta.name}"
+
+
+def slurm_ref(status: RLExperimentStatus) -> BackendRef | None:
+    """The status's reference to a SLURM job; None for none or another backend's."""
+    ref = status.backend_ref
+    if ref is None or ref.kind != "SlurmJob" or not ref.job_id:
+        return None
+    return ref
+
+
+def set_aside_result(run_dir: Path, attempt: int, paused_job: str | None = None) -> None:
+    """Keep an earlier attempt's result.json as `result.attempt-<n>.json` (a paused run's
+    as `result.attempt-<n>.paused-<job>.json`), so the next run is never judged by it (the
+    runtime resumes from checkpoints, not from it)."""
+    path = run_dir / RESULT_FILE
+    paused = f".paused-{paused_job}" if paused_job else ""
+    if path.exists():
+        path.replace(run_dir / f"result.attempt-{attempt}{paused}.json")
