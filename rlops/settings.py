@@ -35,8 +35,13 @@ class Settings(BaseSettings):
             "so that run directories there reach the pods; none: the image provides the path."
         ),
     )
-    submission_mode: Literal["K8sJobMode", "HTTPMode"] = Field(
-        default="K8sJobMode", description="How KubeRay submits the training job to its cluster."
+    submission_mode: Literal["K8sJobMode", "HTTPMode", "SidecarMode"] = Field(
+        default="K8sJobMode",
+        description=(
+            "How KubeRay submits the training job of an experiment whose dashboard is exposed "
+            "(`exposeDashboard`); otherwise the dashboard listens on 127.0.0.1 and the job "
+            "is submitted from inside the head pod (SidecarMode)."
+        ),
     )
     deadline_margin_seconds: int = Field(
         default=600,

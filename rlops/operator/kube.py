@@ -47,6 +47,16 @@ class Kube:
             raise
         return True
 
+    def apply_secret(self, namespace: str, body: dict[str, Any]) -> None:
+        """Create the Secret `body`, or set its data if it exists (the same name and owner)."""
+        try:
+            self.core.create_namespaced_secret(namespace, body)  # type: ignore[arg-type]
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            name = body["metadata"]["name"]
+            self.core.patch_namespaced_secret(name, namespace, {"data": body["data"]})
+
     def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             body = self.custom.get_namespaced_custom_object(
