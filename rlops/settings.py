@@ -61,6 +61,17 @@ class Settings(BaseSettings):
             "tokens survive operator restarts and agree between replicas."
         ),
     )
+    secret_name: str | None = Field(
+        default=None,
+        description=(
+            "A Secret in the operator's namespace holding the key (under secretKey); "
+            "the operator creates it once with a random key when missing. RLOPS_SECRET wins."
+        ),
+    )
+    secret_key: str = Field(default="secret", description="The key's entry in secretName.")
+    namespace: str = Field(
+        default="rlops-system", description="The operator's own namespace (of secretName)."
+    )
     status_flush_seconds: float = Field(
         default=5.0, description="Progress is written to an object's status at most this often."
     )
