@@ -27,6 +27,12 @@ from tests.operator.harness import SECRET, OperatorProcess, get, names, status_o
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture(autouse=True)
+def test_bed_only(kube: KubeTestBed) -> None:
+    if not kube.emulated:
+        pytest.skip("object-count quotas and held Ray clusters are the test bed's")
+
+
 def apply(kube: KubeTestBed, namespace: str, manifest: dict[str, Any]) -> None:
     kube.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest), check=True)
 
@@ -34,8 +40,6 @@ def apply(kube: KubeTestBed, namespace: str, manifest: dict[str, Any]) -> None:
 def test_a_refused_rayjob_fails_its_experiment_once_and_the_token_stays_in_a_secret(
     kube: KubeTestBed, kube_namespace: str, operator: OperatorProcess, kuberay: Any
 ) -> None:
-    if not kube.emulated:
-        pytest.skip("object-count quotas and held clusters are the test bed's")
     ns = kube_namespace
     quota = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "one-rayjob"},
              "spec": {"hard": {"count/rayjobs.ray.io": "1"}}}  # fmt: skip
@@ -72,8 +76,6 @@ def test_a_refused_rayjob_fails_its_experiment_once_and_the_token_stays_in_a_sec
 def test_a_garbled_child_fails_alone_and_its_sweep_goes_on(
     kube: KubeTestBed, kube_namespace: str, operator: OperatorProcess, kuberay: Any
 ) -> None:
-    if not kube.emulated:
-        pytest.skip("held clusters are the test bed's")
     ns = kube_namespace
     builder = sweep("grid").param("config.training.lr", "grid", values=[0.1, 0.2])
     builder.template("placement", {"backend": "kubernetes"})
