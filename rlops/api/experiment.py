@@ -164,7 +164,19 @@ class KubernetesPlacement(Model):
         default_factory=list, description="Tolerations for the Ray pods."
     )
     service_account: str | None = Field(
-        default=None, description="ServiceAccount of the Ray pods (no cluster rights needed)."
+        default=None,
+        description=(
+            "ServiceAccount of the Ray pods; its token is mounted only when one is named "
+            "(rlops's own pods need no Kubernetes rights)."
+        ),
+    )
+    expose_dashboard: bool = Field(
+        default=False,
+        description=(
+            "Serve the Ray dashboard (and its unauthenticated job API) on the head pod's "
+            "network address instead of 127.0.0.1; the job is then submitted by the "
+            "operator's `submissionMode` rather than from inside the head pod."
+        ),
     )
     ttl_seconds_after_finished: int = Field(
         default=300, description="Seconds the finished RayJob and its cluster are kept."

@@ -35,8 +35,13 @@ class Settings(BaseSettings):
             "so that run directories there reach the pods; none: the image provides the path."
         ),
     )
-    submission_mode: Literal["K8sJobMode", "HTTPMode"] = Field(
-        default="K8sJobMode", description="How KubeRay submits the training job to its cluster."
+    submission_mode: Literal["K8sJobMode", "HTTPMode", "SidecarMode"] = Field(
+        default="K8sJobMode",
+        description=(
+            "How KubeRay submits the training job of an experiment whose dashboard is exposed "
+            "(`exposeDashboard`); otherwise the dashboard listens on 127.0.0.1 and the job "
+            "is submitted from inside the head pod (SidecarMode)."
+        ),
     )
     deadline_margin_seconds: int = Field(
         default=600,
@@ -77,6 +82,17 @@ class Settings(BaseSettings):
             "Key of the per-experiment progress tokens. Set it (from a Secret) so that "
             "tokens survive operator restarts and agree between replicas."
         ),
+    )
+    secret_name: str | None = Field(
+        default=None,
+        description=(
+            "A Secret in the operator's namespace holding the key (under secretKey); "
+            "the operator creates it once with a random key when missing. RLOPS_SECRET wins."
+        ),
+    )
+    secret_key: str = Field(default="secret", description="The key's entry in secretName.")
+    namespace: str = Field(
+        default="rlops-system", description="The operator's own namespace (of secretName)."
     )
     status_flush_seconds: float = Field(
         default=5.0, description="Progress is written to an object's status at most this often."

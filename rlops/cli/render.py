@@ -49,13 +49,13 @@ def render_experiment(experiment: RLExperiment) -> str:
     backend = experiment.spec.placement.backend
     if backend is Backend.KUBERNETES:
         from rlops.api.settings import Settings
-        from rlops.backends.kuberay import build_rayjob
+        from rlops.backends.kuberay import build_rayjob, progress_secret
 
+        # What the operator creates: the token's Secret (its value shown as a note), the RayJob.
+        secret = progress_secret(experiment, Settings(secret="render"))
+        secret["stringData"] = {key: TOKEN_NOTE for key in secret.pop("data")}
         rayjob = build_rayjob(experiment, Settings(secret="render"))
-        env = yaml.safe_load(rayjob["spec"]["runtimeEnvYAML"])
-        env["env_vars"]["RLOPS_PROGRESS_TOKEN"] = TOKEN_NOTE
-        rayjob["spec"]["runtimeEnvYAML"] = yaml.safe_dump(env, sort_keys=True)
-        return yaml.safe_dump(rayjob, sort_keys=False, width=100)
+        return yaml.safe_dump_all([secret, rayjob], sort_keys=False, width=100)
     if backend is Backend.SLURM:
         try:
             from rlops.backends.slurm import render_for_manifest

@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from pydantic import ValidationError
 
 from rlops.api import Phase, RLExperiment, RLExperimentStatus, Sweep, SweepPhase
 from rlops.api.ratelimit import ErrorLog
 from rlops.api.settings import Settings
-from rlops.backends.kuberay import build_rayjob, run_dir
+from rlops.backends.kuberay import run_dir
 from rlops.lifecycle import metric_value
 from rlops.metrics import RlopsMetrics
 from rlops.operator.admission import refuse_invalid
@@ -32,6 +34,13 @@ from rlops.operator.experiments import (
     resuming,
     with_progress,
     with_result,
+)
+from rlops.operator.failures import (
+    FAILED_FIELDS,
+    corrupt_children,
+    create_attempt,
+    failed,
+    unreadable,
 )
 from rlops.operator.kube import RAYJOBS, RLEXPERIMENTS, SWEEPS, Kind, Kube
 from rlops.operator.progress import Key, Pending
@@ -46,6 +55,7 @@ from rlops.operator.sweeps import (
     decode_history,
     encode_history,
     reconcile_sweep,
+    trial_problem,
 )
 from rlops.sweep import LABEL_SWEEP
 from rlops.tracking.drivers import KubeTracking, result_phase, trial_snapshot
@@ -167,7 +177,12 @@ class Controller:
     async def _sync_experiment(self, key: Key, body: Body) -> None:
         if await refuse_invalid(self, RLEXPERIMENTS, body):
             return
-        experiment = RLExperiment.model_validate(self.effective(RLEXPERIMENTS, body))
+        try:
+            experiment = RLExperiment.model_validate(self.effective(RLEXPERIMENTS, body))
+        except ValidationError as exc:  # read again only once changed: no retry loop
+            await self.write_status(RLEXPERIMENTS, body, unreadable(body, exc, self.clock()),
+                                    FAILED_FIELDS)  # fmt: skip
+            return
         rayjob = self.indexes.rayjob(key)
         if rayjob is None and (expects_rayjob(experiment) or resuming(experiment)):
             # The index may lag behind a RayJob just created: ask before concluding it is gone
@@ -177,8 +192,13 @@ class Controller:
         if actions.cancel:
             await self.call(self.kube.delete, RAYJOBS, *key)
         if actions.submit_attempt is not None:
-            manifest = build_rayjob(experiment, self.settings, actions.submit_attempt)
-            await self.call(self.kube.create, RAYJOBS, key[0], manifest)
+            refused = await create_attempt(
+                self.call, self.kube, experiment, self.settings, actions.submit_attempt
+            )
+            if refused is not None:  # Failed once, with the server's reason; no retry
+                verdict = failed(actions.status, refused, experiment.metadata.generation,
+                                 self.clock())  # fmt: skip
+                actions = replace(actions, status=verdict, recheck_after=None)
         if actions.status is not None:
             status = actions.status.dump()
             owned = None
@@ -367,6 +387,7 @@ class Controller:
                 return
             sweep = Sweep.model_validate(self.effective(SWEEPS, body))
             children = list(self.indexes.trials.get(key) or [])
+            await self._fail_corrupt(key[0], children)
             actions = reconcile_sweep(sweep, children, self.clock())
 
             async def create(manifest: dict[str, Any]) -> None:
@@ -381,6 +402,16 @@ class Controller:
             if sweep.spec.tracking or sweep.spec.template.tracking:
                 tracked = sweep.model_copy(update={"status": actions.status})
                 await self.call(self.tracking.sweep, tracked)
+
+    async def _fail_corrupt(self, namespace: str, children: list[Body]) -> None:
+        """Mark Failed each child the sweep cannot read (the plan counts it as failed)."""
+        now = self.clock()
+        for name, message in corrupt_children(children, lambda c: trial_problem(c, now)):
+            body = self.indexes.experiment((namespace, name))
+            if body is not None:
+                generation = body["metadata"].get("generation")
+                status = failed(None, message, generation, now).dump()
+                await self.write_status(RLEXPERIMENTS, body, status, FAILED_FIELDS)
 
     def forget_sweep(self, key: Key) -> None:
         self.errors.forget(f"sweep {key[0]}/{key[1]}")

@@ -47,6 +47,24 @@ class Kube:
             raise
         return True
 
+    def apply_secret(self, namespace: str, body: dict[str, Any]) -> None:
+        """Create the Secret `body`, or set its data if one of that name has the same owner.
+
+        A Secret of that name owned by anything else (someone's own) is never changed: the
+        JSON patch tests the owner's uid first, and the API server refuses it (400/422).
+        """
+        try:
+            self.core.create_namespaced_secret(namespace, body)  # type: ignore[arg-type]
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            owner = body["metadata"]["ownerReferences"][0]["uid"]
+            patch = [
+                {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": owner},
+                {"op": "replace", "path": "/data", "value": body["data"]},
+            ]
+            self.core.patch_namespaced_secret(body["metadata"]["name"], namespace, patch)
+
     def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             body = self.custom.get_namespaced_custom_object(

@@ -30,6 +30,7 @@ from rlops.operator.controller import Controller
 from rlops.operator.handlers import register
 from rlops.operator.kube import Kube
 from rlops.operator.progress import ProgressHub, progress_app
+from rlops.operator.signing import with_signing_key
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ async def run_operator(
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="rlops-api"))
     api = api_client()
+    settings = await asyncio.to_thread(with_signing_key, api, settings)
     metrics = RlopsMetrics(finished_series_seconds=settings.finished_series_seconds)
     controller = Controller(settings, Kube(api), metrics)
     hub = ProgressHub(controller.write_progress, settings.status_flush_seconds)

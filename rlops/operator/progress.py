@@ -12,8 +12,9 @@ once. History points (iteration, objective) gathered in between are kept for
 early stopping (at most `MAX_POINTS` per object, the newest).
 
 Nothing a pod sends can exhaust the operator: any request without the experiment's token
-(or for an experiment that does not exist: no 404 tells which exist) gets 403 before its
-body is read; a body is read within `BODY_TIMEOUT_SECONDS` and must be at most
+(or for an experiment that does not exist: no 404 tells which exist), and any malformed
+request (another method or path, an unknown query) gets the same 403 with the same body
+before its body is read; a body is read within `BODY_TIMEOUT_SECONDS` and must be at most
 `MAX_BODY_BYTES` of JSON nested at most `MAX_DEPTH` deep, with finite numbers, strings of at
 most `MAX_STRING` characters, at most `MAX_METRICS` metrics and numbers (but metrics)
 within ±`MAX_NUMBER`, else 400.
@@ -59,6 +60,7 @@ class Pending:
 
 
 Writer = Callable[[Key, Pending], Awaitable[None]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class ProgressHub:
@@ -142,6 +144,16 @@ def progress_app(
 ) -> web.Application:
     """The aiohttp application of the progress endpoint."""
 
+    @web.middleware
+    async def forbid_the_rest(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Whatever the router does not serve is 403 as well: no 404 or 405 says what exists."""
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status in (404, 405):
+                return forbidden()
+            raise
+
     async def receive(request: web.Request) -> web.Response:
         key = (request.match_info["namespace"], request.match_info["name"])
         log.debug("progress POST for %s/%s (final=%s)", *key, request.query.get("final"))
@@ -151,7 +163,9 @@ def progress_app(
         given = token.encode("utf-8", "surrogateescape")
         if uid is None or scheme != "Bearer" or not hmac.compare_digest(given, expected.encode()):
             log.warning("rejected progress of %s/%s: invalid token", *key)
-            return web.json_response({"error": "invalid token for this experiment"}, status=403)
+            return forbidden()
+        if set(request.query) - {"final"} or request.query.get("final", "1") != "1":
+            return forbidden()
         final = request.query.get("final") == "1"
         try:
             data = await read_body(request, body_timeout)
@@ -167,9 +181,14 @@ def progress_app(
             return web.json_response({"error": f"body: {exc}"[:2000]}, status=400)
         return web.json_response({"accepted": True}, status=202)
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[forbid_the_rest])
     app.router.add_post("/progress/{namespace}/{name}", receive)
     return app
+
+
+def forbidden() -> web.Response:
+    """The one answer to every request that is not an authenticated, well-formed POST."""
+    return web.json_response({"error": "forbidden"}, status=403)
 
 
 async def read_body(request: web.Request, timeout: float = BODY_TIMEOUT_SECONDS) -> Any:

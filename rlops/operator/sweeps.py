@@ -71,8 +71,23 @@ def decode_history(text: str) -> tuple[tuple[int, float], ...]:
     return tuple(points)
 
 
+# A garbled child is not retried: a retry keeps the object, and so what garbles it.
+NO_RETRY = 2**31 - 1
+
+
 def trial_state(child: Mapping[str, Any], now: datetime) -> TrialState | None:
     """What the engine needs of one child RLExperiment (None if it is not a trial)."""
+    state = _read_trial(child, now)
+    return state if not isinstance(state, Exception) else _garbled(child)
+
+
+def trial_problem(child: Mapping[str, Any], now: datetime) -> Exception | None:
+    """Why a trial child cannot be read (None: it can, or it is not a trial)."""
+    state = _read_trial(child, now)
+    return state if isinstance(state, Exception) else None
+
+
+def _read_trial(child: Mapping[str, Any], now: datetime) -> TrialState | Exception | None:
     meta = child.get("metadata") or {}
     labels = meta.get("labels") or {}
     annotations = meta.get("annotations") or {}
@@ -82,11 +97,18 @@ def trial_state(child: Mapping[str, Any], now: datetime) -> TrialState | None:
         return None
     try:
         return _trial_state(child, meta, labels, annotations, index, seed_index, now)
-    except (KeyError, ValueError, TypeError, AttributeError):
-        # One garbled child (a hand-edited status or annotation) never stops its sweep:
-        # it counts as a failed trial of its configuration, the others go on.
-        return TrialState(name=str(meta.get("name")), index=index, seed_index=seed_index,
-                          parameters={}, phase=Phase.FAILED)  # fmt: skip
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        return exc
+
+
+def _garbled(child: Mapping[str, Any]) -> TrialState:
+    """One garbled child (a hand-edited status or annotation) never stops its sweep: it
+    counts as a failed trial of its configuration, not retried; the others go on."""
+    meta = child.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return TrialState(name=str(meta.get("name")), index=int(labels[LABEL_TRIAL]),
+                      seed_index=int(labels.get(LABEL_SEED, "0")), parameters={},
+                      phase=Phase.FAILED, attempts=NO_RETRY)  # fmt: skip
 
 
 def _trial_state(
@@ -117,7 +139,7 @@ def _trial_state(
         name=meta["name"],
         index=index,
         seed_index=seed_index,
-        parameters=json.loads(annotations.get(ANNOTATION_PARAMETERS) or "{}"),
+        parameters=_parameters(annotations.get(ANNOTATION_PARAMETERS) or "{}"),
         phase=phase,
         backend=Backend(backend) if backend else None,
         attempts=attempts,
@@ -128,6 +150,16 @@ def _trial_state(
         pause_requested=paused,
         promotions=promotions(annotations),
     )
+
+
+def _parameters(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{ANNOTATION_PARAMETERS}: not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{ANNOTATION_PARAMETERS}: a JSON object is needed, not {text[:80]!r}")
+    return value
 
 
 def _objective(status: Mapping[str, Any]) -> float | None:

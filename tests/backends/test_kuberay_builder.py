@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from rlops.backends.kuberay import build_rayjob, progress_token
+from rlops.backends.kuberay import build_rayjob, progress_secret, progress_token
 from tests.backends.kuberay_fixtures import crd_violations, settings, stored
 from tests.builders import experiment
 from tests.golden import Golden
@@ -193,19 +193,43 @@ def test_owned_by_and_labelled_with_its_experiment() -> None:
     assert rayjob["metadata"]["name"] == "queued"
 
 
-def test_progress_url_and_token_reach_the_runtime_env() -> None:
+def test_the_token_is_in_the_experiments_secret_and_nowhere_in_the_rayjob() -> None:
     exp = stored(CASES["cpu-single-node"], uid="u-1")
-    env = yaml.safe_load(build_rayjob(exp, settings())["spec"]["runtimeEnvYAML"])["env_vars"]
+    job = build_rayjob(exp, settings())
+    env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])["env_vars"]
     assert env["RLOPS_PROGRESS_URL"] == (
         "http://rlops-operator.rlops-system.svc:8081/progress/team-a/cartpole"
     )
-    assert env["RLOPS_PROGRESS_TOKEN"] == progress_token("test-secret", "team-a", "cartpole", "u-1")
-    other = stored(CASES["cpu-single-node"], uid="u-2")
-    assert progress_token("test-secret", "team-a", "cartpole", "u-2") != env["RLOPS_PROGRESS_TOKEN"]
-    assert (
-        build_rayjob(other, settings())["spec"]["runtimeEnvYAML"]
-        != build_rayjob(exp, settings())["spec"]["runtimeEnvYAML"]
+    token = progress_token("test-secret", "team-a", "cartpole", "u-1")
+    assert token not in json.dumps(job) and "RLOPS_PROGRESS_TOKEN" not in env
+    secret = progress_secret(exp, settings())
+    assert base64.b64decode(secret["data"]["token"]).decode() == token
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert secret["metadata"]["ownerReferences"][0]["kind"] == "RLExperiment"
+    head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    ref = {"name": secret["metadata"]["name"], "key": "token"}
+    assert head["env"] == [{"name": "RLOPS_PROGRESS_TOKEN", "valueFrom": {"secretKeyRef": ref}}]
+    other = progress_secret(stored(CASES["cpu-single-node"], uid="u-2"), settings())
+    assert other["data"] != secret["data"]  # a recreated experiment gets a new token
+
+
+def test_the_dashboard_listens_on_localhost_unless_exposed() -> None:
+    quiet = build_rayjob(stored(CASES["cpu-single-node"]), settings())["spec"]
+    assert quiet["rayClusterSpec"]["headGroupSpec"]["rayStartParams"]["dashboard-host"] == (
+        "127.0.0.1"
     )
+    assert quiet["submissionMode"] == "SidecarMode" and "submitterPodTemplate" not in quiet
+    head = quiet["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    assert head["restartPolicy"] == "Never"
+    manifest = experiment("open").kubernetes(exposeDashboard=True).obj()
+    open_ = build_rayjob(stored(manifest), settings())["spec"]
+    assert open_["rayClusterSpec"]["headGroupSpec"]["rayStartParams"]["dashboard-host"] == (
+        "0.0.0.0"
+    )
+    assert open_["submissionMode"] == "K8sJobMode"
+    assert open_["submitterPodTemplate"]["spec"]["restartPolicy"] == "Never"
+    http = build_rayjob(stored(manifest), settings(submission_mode="HTTPMode"))["spec"]
+    assert http["submissionMode"] == "HTTPMode" and "submitterPodTemplate" not in http
 
 
 def test_a_rayjob_needs_a_stored_experiment() -> None:

@@ -118,7 +118,7 @@ def test_render_applies_set_to_every_document(
     path = write(tmp_path, experiment("e").kubernetes().obj())
     argv = ["render", str(path), "--set", "metadata.name=renamed", "--set", "resources.nodes=3"]
     assert main(argv) == 0
-    rayjob = yaml.safe_load(capsys.readouterr().out)
+    *_, rayjob = yaml.safe_load_all(capsys.readouterr().out)  # the token Secret, the RayJob
     assert rayjob["kind"] == "RayJob" and rayjob["metadata"]["name"] == "renamed"
     [workers] = rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"]
     assert workers["replicas"] == 2  # nodes 3: a head and two workers

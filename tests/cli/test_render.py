@@ -26,12 +26,12 @@ def test_kubernetes_experiment_renders_its_rayjob(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = render(tmp_path, capsys, experiment("cp").kubernetes(queue="q").obj())
-    rayjob = yaml.safe_load(out)
+    secret, rayjob = yaml.safe_load_all(out)
     assert rayjob["kind"] == "RayJob" and rayjob["metadata"]["namespace"] == "team"
     assert rayjob["spec"]["suspend"] is True
     assert crd_violations(rayjob) == []
-    env = yaml.safe_load(rayjob["spec"]["runtimeEnvYAML"])["env_vars"]
-    assert env["RLOPS_PROGRESS_TOKEN"].startswith("<")
+    assert secret["kind"] == "Secret" and secret["metadata"]["name"] == "cp-progress"
+    assert secret["stringData"]["token"].startswith("<")
 
 
 def test_slurm_experiment_renders_its_batch_script(

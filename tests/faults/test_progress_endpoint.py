@@ -112,3 +112,25 @@ async def test_hub_memory_is_bounded_under_a_flood_with_failing_writes() -> None
     print(f"hub grew by {grown / 2**20:.1f} MiB after 5000 records of 64 metrics")
     assert grown < 4 * 2**20  # 0.6 MiB measured; unbounded, the points alone were ~23 MiB
     hub.forget(("ns", "a"))
+
+
+async def test_malformed_requests_are_the_same_403_as_unknown_experiments() -> None:
+    """Another method, path or query: the very answer an unknown experiment gets."""
+    async with client() as c:
+        unknown = await c.post("/progress/ns/unknown", json=RECORD)
+        expected = (unknown.status, await unknown.read())
+        assert expected[0] == 403
+        for method, path, headers in [
+            ("GET", "/progress/ns/a", AUTH),
+            ("PUT", "/progress/ns/a", AUTH),
+            ("DELETE", "/progress/ns/unknown", {}),
+            ("POST", "/progress/ns", AUTH),
+            ("POST", "/progress/ns/a/extra", AUTH),
+            ("GET", "/", {}),
+            ("POST", "/progress/ns/a?final=yes", AUTH),
+            ("POST", "/progress/ns/a?debug=1", AUTH),
+        ]:
+            response = await c.request(method, path, json=RECORD, headers=headers)
+            assert (response.status, await response.read()) == expected, (method, path)
+        accepted = await c.post("/progress/ns/a", json=RECORD, headers=AUTH)
+        assert accepted.status == 202

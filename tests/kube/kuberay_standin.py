@@ -49,6 +49,7 @@ from tests.kube.pod_containers import (
     PodmanPods,
     PodRefused,
     driver_pod,
+    env_args,
     podman_run_args,
     secret_names,
 )
@@ -549,6 +550,7 @@ class KubeRayStandIn:
         runtime_env = yaml.safe_load(spec.get("runtimeEnvYAML") or "") or {}
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
         env.update({str(k): str(v) for k, v in (runtime_env.get("env_vars") or {}).items()})
+        env.update(await self._head_env(job, status))  # e.g. the token from its Secret
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         env["PYTHONUNBUFFERED"] = "1"
         workdir = Path(tempfile.mkdtemp(prefix=f"{key[1]}-", dir=self.workroot))
@@ -575,6 +577,33 @@ class KubeRayStandIn:
         self._processes[key] = ray_process
         asyncio.get_running_loop().create_task(self._await_exit(key, ray_process))
 
+    async def _head_env(self, job: Obj, status: Obj) -> dict[str, str]:
+        """The head container's env (Secret values resolved), as its processes see it."""
+        spec = job.get("spec") or {}
+        head = ((spec.get("rayClusterSpec") or {}).get("headGroupSpec") or {}).get("template")
+        pod = (head or {}).get("spec") or {}
+        if not (pod.get("containers") or [{}])[0].get("env"):
+            return {}
+        secrets = await self._secrets(job["metadata"]["namespace"], pod)
+        context = PodContext(job["metadata"]["namespace"], f"{status.get('rayClusterName')}-head",
+                             self.workroot, self.workroot, "")  # fmt: skip
+        try:
+            args = env_args(pod["containers"][0], context, lambda ns, name: secrets.get(name))
+        except PodRefused as refused:  # a kubelet would not start the pod: nor is the job
+            logger.warning("head env of %s: %s", job["metadata"]["name"], refused)
+            return {}
+        return dict(a.removeprefix("--env=").split("=", 1) for a in args)
+
+    async def _secrets(self, namespace: str, pod: Obj) -> dict[str, dict[str, str] | None]:
+        """The Secrets the pod's first container reads, decoded (None: there is none)."""
+        secrets: dict[str, dict[str, str] | None] = {}
+        for name in secret_names(pod):
+            body = await self._get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+            secrets[name] = None if body is None else {
+                k: base64.b64decode(v).decode() for k, v in (body.get("data") or {}).items()
+            }  # fmt: skip
+        return secrets
+
     async def _pod_args(self, pods: PodmanPods, job: Obj, status: Obj) -> list[str]:
         """`podman run` arguments of the RayJob's head pod running its entrypoint."""
         meta, spec = job["metadata"], job.get("spec") or {}
@@ -588,12 +617,7 @@ class KubeRayStandIn:
         if not pod["containers"][0].get("image"):
             raise PodRefused("spec.containers[0].image: Required value")
         namespace = meta["namespace"]
-        secrets: dict[str, dict[str, str] | None] = {}
-        for name in secret_names(pod):
-            body = await self._get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
-            secrets[name] = None if body is None else {
-                k: base64.b64decode(v).decode() for k, v in (body.get("data") or {}).items()
-            }  # fmt: skip
+        secrets = await self._secrets(namespace, pod)
         context = PodContext(
             namespace, f"{status.get('rayClusterName', meta['name'])}-head",
             pods.volume_root, pods.claim_root,

@@ -105,6 +105,7 @@ BUILTINS: tuple[ResourceType, ...] = (
     ),
     _builtin("", "v1", "Secret", "secrets", True),
     _builtin("", "v1", "ConfigMap", "configmaps", True, short_names=("cm",)),
+    _builtin("", "v1", "ResourceQuota", "resourcequotas", True, short_names=("quota",)),
     _builtin("", "v1", "ServiceAccount", "serviceaccounts", True, short_names=("sa",)),
     _builtin("", "v1", "Service", "services", True, short_names=("svc",), categories=("all",)),
     _builtin("events.k8s.io", "v1", "Event", "events", True, short_names=("ev",)),

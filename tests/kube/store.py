@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from tests.kube import podsecurity, quota
 from tests.kube.resources import BUILTINS, ResourceType, from_crd
 from tests.kube.schema import Cause
 
@@ -268,6 +269,7 @@ class Store:
         if rt.status_subresource and rt.custom:
             obj.pop("status", None)
         self._admit(rt, obj, options, name)
+        self._check_admission(rt, namespace, obj, name)
         for gone in ("deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(gone, None)
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
@@ -404,6 +406,24 @@ class Store:
                 "Forbidden",
                 f"unable to create new content in namespace {namespace} "
                 "because it is being terminated",
+            )
+
+    def _check_admission(
+        self, rt: ResourceType, namespace: str | None, obj: Obj, name: str
+    ) -> None:
+        """Pod Security admission of the namespace's enforced level (podsecurity.py), then
+        its object-count quotas (quota.py)."""
+        ns = self.objects[("", "namespaces")].get(("", namespace or ""))
+        labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
+        message = podsecurity.refusal(rt.kind, obj, labels)
+        if message is None and rt.namespaced:
+            quotas = self.objects[("", "resourcequotas")]
+            here = [q for (where, _), q in quotas.items() if where == namespace]
+            used = sum(1 for where, _ in self.objects[(rt.group, rt.plural)] if where == namespace)
+            message = quota.refusal(rt.group_resource, here, used) if here else None
+        if message is not None:
+            raise ApiError(
+                403, "Forbidden", f'{rt.group_resource} "{name}" is forbidden: {message}'
             )
 
     def _admit(self, rt: ResourceType, obj: Obj, options: WriteOptions, name: str) -> None:

@@ -46,6 +46,9 @@ class FakeKube:
     def delete(self, kind: Kind, namespace: str, name: str) -> None:
         self.calls.append(("delete", kind.plural, name))
 
+    def apply_secret(self, namespace: str, body: dict[str, Any]) -> None:
+        self.calls.append(("apply_secret", "secrets", body))
+
     def patch_status(self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]) -> str:
         self.calls.append(("patch_status", kind.plural, patch))
         return "100"

@@ -9,7 +9,6 @@ toggles and the values schema.
 
 from __future__ import annotations
 
-import base64
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -35,11 +34,21 @@ EVERYTHING_ON = {
     "operator": {"settings": {"logLevel": "debug", "reconcileWorkers": 4}},
 }
 
-FORBIDDEN_RESOURCES = {"secrets", "pods", "pods/exec", "pods/attach", "*"}
+FORBIDDEN_RESOURCES = {"pods", "pods/exec", "pods/attach", "*"}
+# Secrets: the operator creates (and patches) each experiment's progress-token Secret, and
+# never reads, lists or watches the users' Secrets; it reads only its own key's Secret.
+SECRET_VERBS = {"create", "patch"}
 
 
 def by_kind(objects: list[JSON], kind: str) -> list[JSON]:
-    return [o for o in objects if o["kind"] == kind]
+    """The objects of `kind`; ClusterRoles without those aggregated into the users' built-in
+    roles (edit, view: rights of people, not of the operator; see aggregated-roles.yaml)."""
+    return [o for o in objects if o["kind"] == kind and not aggregated(o)]
+
+
+def aggregated(obj: JSON) -> bool:
+    labels = obj["metadata"].get("labels") or {}
+    return any(k.startswith("rbac.authorization.k8s.io/aggregate-to-") for k in labels)
 
 
 def one(objects: list[JSON], kind: str) -> JSON:
@@ -135,7 +144,7 @@ def test_cluster_mode_watches_all_namespaces_with_one_cluster_role(installed: In
     # Only the leader-election Role, in the operator's own namespace.
     assert {
         (r["metadata"]["namespace"], r["metadata"]["name"]) for r in by_kind(objects, "Role")
-    } == {("rlops-system", "rlops-leader-election")}
+    } == {("rlops-system", "rlops-leader-election"), ("rlops-system", "rlops-signing-key")}
 
 
 def test_namespaced_mode_has_a_role_per_namespace_and_no_cluster_rights(
@@ -191,6 +200,7 @@ def test_rbac_grants_what_the_operator_reconciles_and_nothing_sensitive(
         ]:
             assert needed in granted, f"{role['kind']} lacks {needed}"
         assert not {res for _, res, _ in granted} & FORBIDDEN_RESOURCES
+        assert {verb for _, res, verb in granted if res == "secrets"} == SECRET_VERBS
         assert "*" not in {verb for _, _, verb in granted}
         assert "*" not in {group for group, _, _ in granted}
     leases = next(
@@ -245,20 +255,55 @@ def test_probes_and_ports_are_the_operators_health_and_progress_ports(
     assert container["image"] == "rlops:0.1.0"
 
 
-def test_progress_token_key_comes_from_a_secret_the_chart_makes(installed: Installer) -> None:
+def test_the_progress_token_key_is_the_operators_to_make_and_no_render_rotates_it(
+    installed: Installer,
+) -> None:
     objects = installed({})
-    secret = one(objects, "Secret")
+    assert by_kind(objects, "Secret") == []  # nothing rendered: helm template is stable
     env = {e["name"]: e for e in operator_container(objects)["env"]}
-    ref = env["RLOPS_SECRET"]["valueFrom"]["secretKeyRef"]
-    assert ref["name"] == secret["metadata"]["name"]
-    assert len(base64.b64decode(secret["data"][ref["key"]])) == 64
+    assert "RLOPS_SECRET" not in env
+    assert env["RLOPS_SECRET_NAME"]["value"] == "rlops-progress"
+    assert env["RLOPS_SECRET_KEY"]["value"] == "secret"
+    assert env["RLOPS_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    own = next(r for r in by_kind(objects, "Role") if r["metadata"]["name"].endswith("-key"))
+    assert own["metadata"]["namespace"] == "rlops-system"
+    assert {"resourceNames": ["rlops-progress"], "verbs": ["get"]}.items() <= own["rules"][
+        0
+    ].items()
+    assert rules_of(own) == {("", "secrets", "get"), ("", "secrets", "create")}
 
 
 def test_an_existing_progress_secret_is_used_as_it_is(installed: Installer) -> None:
     objects = installed({"operator": {"progressSecret": {"existingSecret": "mine", "key": "k"}}})
     assert by_kind(objects, "Secret") == []
     env = {e["name"]: e for e in operator_container(objects)["env"]}
-    assert env["RLOPS_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "mine", "key": "k"}
+    assert (env["RLOPS_SECRET_NAME"]["value"], env["RLOPS_SECRET_KEY"]["value"]) == ("mine", "k")
+
+
+def test_two_renders_of_the_same_values_send_the_same_objects(tmp_path: Path) -> None:
+    """As `helm template` under GitOps renders again and again: nothing random, no lookup."""
+    for i in range(2):
+        (tmp_path / str(i)).mkdir()
+    renders = [install_chart(tmp_path / str(i), EVERYTHING_ON) for i in range(2)]
+    assert [code for code, _, _ in renders] == [0, 0]
+    assert renders[0][2] == renders[1][2]
+    assert "lookup" not in "".join(p.read_text() for p in (CHART / "templates").iterdir())
+
+
+def test_users_with_edit_or_view_get_rlops_resources(installed: Installer) -> None:
+    roles = {r["metadata"]["name"]: r for r in installed({}) if aggregated(r)}
+    edit, view = roles["rlops-edit"], roles["rlops-view"]
+    labels = edit["metadata"]["labels"]
+    assert labels["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    for verb in ("create", "patch", "delete", "list"):
+        for resource in ("rlexperiments", "sweeps"):
+            assert ("rlops.dev", resource, verb) in rules_of(edit)
+    assert {verb for _, _, verb in rules_of(view)} == {"get", "list", "watch"}
+    assert {group for group, _, _ in rules_of(edit) | rules_of(view)} == {"rlops.dev"}
+    off = installed({"rbac": {"aggregateToBuiltinRoles": False}})
+    assert not [r for r in off if aggregated(r)]
 
 
 def test_optional_objects_are_off_by_default(installed: Installer) -> None:
@@ -272,7 +317,6 @@ def test_optional_objects_are_off_by_default(installed: Installer) -> None:
         "RoleBinding",
         "Service",
         "Deployment",
-        "Secret",
         "ValidatingWebhookConfiguration",
     }
 
@@ -290,6 +334,9 @@ def test_toggles_add_service_monitor_network_policy_peering_and_settings(
     policy = one(objects, "NetworkPolicy")
     assert {r["ports"][0]["port"] for r in policy["spec"]["ingress"]} == {"metrics", "progress"}
     # namespaced mode with a self-signed certificate: no webhook, so no port for it
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    egress = [{p["port"] for p in rule["ports"]} for rule in policy["spec"]["egress"]]
+    assert egress == [{53}, {443, 6443}]
     role = next(r for r in by_kind(objects, "Role") if r["metadata"]["name"] == "rlops")
     assert {("kopf.dev", "kopfpeerings", v) for v in ("watch", "create", "patch")} <= rules_of(role)
     assert "--peering=rlops" in operator_container(objects)["args"]

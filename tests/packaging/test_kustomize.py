@@ -59,6 +59,21 @@ def test_every_object_matches_its_kubernetes_schema(
     assert [e for o in objects for e in schema_errors(o)] == []
 
 
+def operators(objects: list[JSON]) -> list[JSON]:
+    """The objects but the users' ClusterRoles aggregated into edit and view (rbac-users.yaml)."""
+    return [o for o in objects if not (o["metadata"].get("labels") or {}).keys()
+            & {"rbac.authorization.k8s.io/aggregate-to-edit",
+               "rbac.authorization.k8s.io/aggregate-to-view"}]  # fmt: skip
+
+
+def test_users_with_edit_or_view_get_rlops_resources(
+    base: list[JSON], namespaced: list[JSON]
+) -> None:
+    for objects in (base, namespaced):
+        users = {o["metadata"]["name"] for o in objects if o not in operators(objects)}
+        assert users == {"rlops-edit", "rlops-view"}
+
+
 def test_base_installs_crds_rbac_operator_and_service(base: list[JSON]) -> None:
     assert kinds(base) == {
         "Namespace",
@@ -106,7 +121,7 @@ def test_base_pod_is_as_locked_down_as_the_charts(base: list[JSON]) -> None:
 
 
 def test_namespaced_overlay_has_no_cluster_wide_rights(namespaced: list[JSON]) -> None:
-    assert not kinds(namespaced) & {
+    assert not kinds(operators(namespaced)) & {
         "ClusterRole",
         "ClusterRoleBinding",
         "ValidatingWebhookConfiguration",
@@ -123,6 +138,7 @@ def test_namespaced_overlay_has_no_cluster_wide_rights(namespaced: list[JSON]) -
     assert roles == {
         ("rlops-experiments", "rlops-operator"),
         ("rlops-system", "rlops-operator-leader-election"),
+        ("rlops-system", "rlops-operator-signing-key"),
     }
     (binding,) = [
         o
@@ -138,7 +154,9 @@ def test_overlay_role_grants_what_the_base_cluster_role_grants(
     base: list[JSON], namespaced: list[JSON]
 ) -> None:
     (cluster_role,) = [
-        o for o in base if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "rlops-operator"
+        o
+        for o in operators(base)
+        if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "rlops-operator"
     ]
     (role,) = [
         o

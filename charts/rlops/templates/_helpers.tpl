@@ -49,8 +49,10 @@ app.kubernetes.io/part-of: rlops
 
 {{/*
 The rules on the resources the operator reconciles, the same in a ClusterRole or a Role.
-Sweeps create and delete their trials (child RLExperiments); experiments create RayJobs.
-No pods, no pods/exec, no secrets: KubeRay runs the pods.
+Sweeps create and delete their trials (child RLExperiments); experiments create RayJobs
+and the Secret holding each one's progress token (create, and patch when the key changed;
+never get, list or watch: the operator reads no Secret of the users').
+No pods, no pods/exec: KubeRay runs the pods.
 */}}
 {{- define "rlops.workloadRules" -}}
 - apiGroups: [rlops.dev]
@@ -70,6 +72,9 @@ No pods, no pods/exec, no secrets: KubeRay runs the pods.
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [""]
   resources: [events]
+  verbs: [create, patch]
+- apiGroups: [""]
+  resources: [secrets]
   verbs: [create, patch]
 - apiGroups: [events.k8s.io]
   resources: [events]

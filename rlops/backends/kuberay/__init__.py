@@ -8,6 +8,7 @@ from rlops.backends.kuberay.builder import (
     LABEL_ATTEMPT,
     LABEL_EXPERIMENT,
     build_rayjob,
+    progress_secret,
     progress_token,
     run_dir,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "KubeRayBackend",
     "build_rayjob",
     "observe_rayjob",
+    "progress_secret",
     "progress_token",
     "run_dir",
 ]

@@ -5,8 +5,13 @@ experiments, one worker group of `nodes - 1` replicas. Every node gets the same
 share of the experiment's CPUs, GPUs and memory (requests equal limits, so the
 pods are Guaranteed and Ray's resource view matches the pod's). The runtime is
 the entrypoint; it reports progress to the operator with a per-experiment token
-carried in the job's runtime environment, so training pods need no Kubernetes
-rights.
+that the head container reads from the experiment's own Secret (`progress_secret`), so
+training pods need no Kubernetes rights and the RayJob holds no credential.
+
+Every pod meets Pod Security `restricted` (see `security.py`). The Ray dashboard, which
+serves Ray's job API without authentication, listens on 127.0.0.1 unless
+`placement.kubernetes.exposeDashboard` asks otherwise; the job is then submitted from
+inside the head pod (KubeRay's `SidecarMode`), since no other pod can reach it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import yaml
 
 from rlops.api.experiment import KubernetesPlacement, RLExperiment
 from rlops.api.settings import Settings
+from rlops.backends.kuberay.security import restrict, token_env, token_secret
 
 RAYJOB_API_VERSION = "ray.io/v1"
 LABEL_EXPERIMENT = "rlops.dev/experiment"
@@ -34,6 +40,8 @@ LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 PROPAGATED_LABELS = ("rlops.dev/sweep", "rlops.dev/trial", "rlops.dev/seed")
 
 HEAD_PORTS = (("gcs-server", 6379), ("dashboard", 8265), ("client", 10001))
+SIDECAR_MODE = "SidecarMode"
+SUBMITTER_RESOURCES = {"cpu": "500m", "memory": "256Mi"}
 
 
 def progress_token(secret: str, namespace: str, name: str, uid: str) -> str:
@@ -113,8 +121,7 @@ def pod_template(
         claim = {"claimName": settings.storage_claim}
         pod["volumes"] = [{"name": STORAGE_VOLUME, "persistentVolumeClaim": claim}]
         container["volumeMounts"] = [{"name": STORAGE_VOLUME, "mountPath": settings.storage_path}]
-    if placement.service_account:
-        pod["serviceAccountName"] = placement.service_account
+    restrict(pod, placement.service_account)
     if placement.node_selector:
         pod["nodeSelector"] = dict(placement.node_selector)
     if placement.tolerations:
@@ -122,14 +129,19 @@ def pod_template(
     return {"metadata": {"labels": dict(labels)}, "spec": pod}
 
 
-def ray_start_params(cpus: float, gpus: int, head: bool) -> dict[str, str]:
+def ray_start_params(cpus: float, gpus: int, head: bool, expose: bool = False) -> dict[str, str]:
     # Ray counts whole CPUs; a fractional pod share still offers its floor (at least 1).
     params = {"num-cpus": str(max(1, math.floor(cpus)))}
     if gpus:
         params["num-gpus"] = str(gpus)
     if head:
-        params["dashboard-host"] = "0.0.0.0"
+        params["dashboard-host"] = "0.0.0.0" if expose else "127.0.0.1"
     return params
+
+
+def submission_mode(placement: KubernetesPlacement, settings: Settings) -> str:
+    """The settings' mode when the dashboard is reachable from other pods, else SidecarMode."""
+    return settings.submission_mode if placement.expose_dashboard else SIDECAR_MODE
 
 
 def cluster_spec(
@@ -144,12 +156,18 @@ def cluster_spec(
         "image": image,
         "resources": resources,
         "ports": [{"name": name, "containerPort": port} for name, port in HEAD_PORTS],
+        "env": [token_env(experiment.metadata.name or "")],
     }
+    head_template = pod_template(head, placement, labels, settings)
+    if submission_mode(placement, settings) == SIDECAR_MODE:
+        head_template["spec"]["restartPolicy"] = "Never"  # as KubeRay's SidecarMode requires
     spec: dict[str, Any] = {
         "rayVersion": settings.ray_version,
         "headGroupSpec": {
-            "rayStartParams": ray_start_params(cpus, gpus, head=True),
-            "template": pod_template(head, placement, labels, settings),
+            "rayStartParams": ray_start_params(
+                cpus, gpus, head=True, expose=placement.expose_dashboard
+            ),
+            "template": head_template,
         },
     }
     workers = max(experiment.spec.resources.nodes, 1) - 1
@@ -171,13 +189,39 @@ def cluster_spec(
 def runtime_env_yaml(experiment: RLExperiment, settings: Settings) -> str:
     meta = experiment.metadata
     assert meta.namespace and meta.name and meta.uid, "a stored RLExperiment has all three"
-    token = progress_token(settings.secret.get_secret_value(), meta.namespace, meta.name, meta.uid)
     env = {
         "RLOPS_PROGRESS_URL": progress_url(settings, meta.namespace, meta.name),
-        "RLOPS_PROGRESS_TOKEN": token,
         "RLOPS_DRIVER_LOG": "true",  # attempts/<n>.log in the run directory outlives the pods
     }
     return yaml.safe_dump({"env_vars": env}, sort_keys=True)
+
+
+def progress_secret(experiment: RLExperiment, settings: Settings) -> dict[str, Any]:
+    """The Secret with the experiment's progress token, which its head container reads."""
+    meta = experiment.metadata
+    assert meta.namespace and meta.name and meta.uid, "a stored RLExperiment has all three"
+    token = progress_token(settings.secret.get_secret_value(), meta.namespace, meta.name, meta.uid)
+    labels = {LABEL_EXPERIMENT: meta.name, LABEL_MANAGED_BY: "rlops"}
+    return token_secret(meta.name, meta.namespace, token, owner_reference(experiment), labels)
+
+
+def submitter_template(
+    experiment: RLExperiment, settings: Settings, labels: dict[str, str]
+) -> dict[str, Any]:
+    """KubeRay's K8sJobMode submitter pod, restricted like the Ray pods (KubeRay fills in
+    the `ray job submit` command)."""
+    placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
+    container = {
+        "name": "ray-job-submitter",
+        "image": experiment.spec.image or settings.image,
+        "resources": {"requests": dict(SUBMITTER_RESOURCES), "limits": dict(SUBMITTER_RESOURCES)},
+    }
+    template = pod_template(container, placement, labels, settings)
+    spec = template["spec"]
+    spec.pop("volumes", None)
+    container.pop("volumeMounts", None)
+    spec["restartPolicy"] = "Never"
+    return template
 
 
 def rayjob_labels(experiment: RLExperiment, attempt: int) -> dict[str, str]:
@@ -214,13 +258,15 @@ def build_rayjob(experiment: RLExperiment, settings: Settings, attempt: int = 1)
     rayjob_spec: dict[str, Any] = {
         "entrypoint": entrypoint(experiment, settings),
         "runtimeEnvYAML": runtime_env_yaml(experiment, settings),
-        "submissionMode": settings.submission_mode,
+        "submissionMode": submission_mode(placement, settings),
         "shutdownAfterJobFinishes": True,
         "ttlSecondsAfterFinished": placement.ttl_seconds_after_finished,
         "preRunningDeadlineSeconds": placement.pre_running_deadline_seconds,
         "backoffLimit": 0,
         "rayClusterSpec": cluster_spec(experiment, settings, pod_labels),
     }
+    if rayjob_spec["submissionMode"] == "K8sJobMode":
+        rayjob_spec["submitterPodTemplate"] = submitter_template(experiment, settings, pod_labels)
     if spec.stop.wall_time_seconds is not None:
         deadline = math.ceil(spec.stop.wall_time_seconds) + settings.deadline_margin_seconds
         rayjob_spec["activeDeadlineSeconds"] = deadline
