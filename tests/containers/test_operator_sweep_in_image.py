@@ -21,6 +21,7 @@ from rlops.api.runinfo import read_result
 from tests.containers.podman import IMAGE_PYTHON
 from tests.kube.fixtures import KubeTestBed
 from tests.kube.pod_containers import PodmanPods
+from tests.kube.volume_claims import claim
 from tests.operator.harness import OperatorProcess, names, status_of, wait_for
 from tests.operator.test_operator_e2e import apply, ci_sweep
 
@@ -53,6 +54,7 @@ def test_the_kubectl_sweep_trains_its_trials_inside_the_image(
     storage = operator.workdir / "runs"
     pods = PodmanPods(podman_settings, tmp_path / "pods", claims={CLAIM: storage})
     kuberay.run_in_containers(kube_namespace, pods)
+    apply(kube, kube_namespace, claim(CLAIM))
     try:
         ns, sweep = kube_namespace, ci_sweep()
         name = sweep["metadata"]["name"]

@@ -32,6 +32,7 @@ from tests.builders import experiment
 from tests.kube.fixtures import KubeTestBed
 from tests.kube.pod_containers import PodContext, PodmanPods, PodRefused, podman_run_args
 from tests.kube.test_kuberay_standin import rayjob as small_rayjob
+from tests.kube.volume_claims import claim
 from tests.kube.waiting import wait_until
 
 CONTEXT = PodContext("team", "job-head", Path("/v"), Path("/c"), "10001:10001")
@@ -193,7 +194,9 @@ def api(kube: KubeTestBed, kube_namespace: str) -> Iterator[kubernetes.client.Cu
     with kube.api_client() as client:
         secret = {"metadata": {"name": "tokens"},
                   "data": {"token": base64.b64encode(b"from-the-secret").decode()}}  # fmt: skip
-        kubernetes.client.CoreV1Api(client).create_namespaced_secret(kube_namespace, secret)
+        core = kubernetes.client.CoreV1Api(client)
+        core.create_namespaced_secret(kube_namespace, secret)
+        core.create_namespaced_persistent_volume_claim(kube_namespace, claim("rlops-runs"))
         yield kubernetes.client.CustomObjectsApi(client)
 
 
