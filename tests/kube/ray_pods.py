@@ -45,6 +45,9 @@ NODE_PORTS = (
 # Flags the stand-in sets itself: a `rayStartParams` entry for them is not passed twice.
 OWN_FLAGS = {*NODE_PORTS, "port", "address", "node-ip-address", "block", "dashboard-port"}
 _clusters = itertools.count(1)
+# The test bed's own setting for every Ray pod: on a loaded shared machine the dashboard
+# agent can take longer than the raylet's default wait for it (the raylet then aborts).
+TEST_BED_ENV = {"RAY_agent_register_timeout_ms": "120000"}
 
 
 def free_ports(count: int) -> list[int]:
@@ -115,7 +118,7 @@ def cluster_pods(cluster: str, spec: Obj) -> tuple[list[RayPod], str]:
     head_ip = f"{subnet}.1"
     gcs = f"{head_ip}:{free_ports(1)[0]}"
     common = {"RAY_CLUSTER_NAME": cluster, "RAY_PORT": gcs.rsplit(":", 1)[1],
-              "RAY_USAGE_STATS_KUBERAY_IN_USE": "1"}  # fmt: skip
+              "RAY_USAGE_STATS_KUBERAY_IN_USE": "1", **TEST_BED_ENV}  # fmt: skip
     head = spec.get("headGroupSpec") or {}
     ports = free_ports(len(NODE_PORTS) + 1)
     env = {**common, "RAY_ADDRESS": gcs, "RAY_NODE_TYPE_NAME": "headgroup"}
@@ -143,6 +146,9 @@ def alive_nodes(gcs: str) -> int:
     """Live nodes in the GCS's node table (what KubeRay's readiness probes amount to)."""
     from ray._raylet import GcsClient  # type: ignore[attr-defined]
 
+    host, port = gcs.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=2):
+        pass  # the GCS listens (else Ray's client would retry and log for seconds)
     info = GcsClient(address=gcs).get_all_node_info(timeout=5)
     return sum(1 for node in info.values() if node.state == 0)  # 0: ALIVE
 
