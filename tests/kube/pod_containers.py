@@ -158,7 +158,8 @@ def podman_run_args(spec: Obj, pod: PodContext, secrets: SecretReader) -> list[s
             f"--hostname={pod.name}"]  # fmt: skip
     args += user_args(ctx, pod.image_user)
     if ctx.get("readOnlyRootFilesystem"):
-        args.append("--read-only")
+        # podman would mount tmpfs at /tmp, /var/tmp and /run; a kubelet mounts no such thing.
+        args += ["--read-only", "--read-only-tmpfs=false"]
     caps = ctx.get("capabilities") or {}
     args += [f"--cap-drop={c}" for c in caps.get("drop") or []]
     args += [f"--cap-add={c}" for c in caps.get("add") or []]
