@@ -13,8 +13,6 @@ the test bed's emulator; the KubeRay operator is the stand-in; the pods share th
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,41 +21,16 @@ from rlops.api.runinfo import read_result
 from tests.builders import experiment
 from tests.containers.podman import IMAGE_PYTHON
 from tests.kube.fixtures import KubeTestBed
-from tests.kube.pod_containers import PodmanPods
-from tests.kube.volume_claims import claim
 from tests.operator.harness import OperatorProcess, status_of, wait_for
 from tests.operator.test_operator_e2e import apply, tiny_training
 
 pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.training]
 
-CLAIM = "rlops-runs"
-
-
-@pytest.fixture
-def operator(
-    kube: KubeTestBed, kube_namespace: str, image: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(kube, kube_namespace, tmp_path, image=image, storage_claim=CLAIM)
-    try:
-        yield process.start()
-    finally:
-        process.stop()
-
 
 def test_an_experiment_with_two_nodes_trains_on_a_head_and_a_worker_pod(
-    kube: KubeTestBed,
-    kube_namespace: str,
-    kuberay: Any,
-    podman_settings: dict[str, str],
-    operator: OperatorProcess,
-    tmp_path: Path,
+    kube: KubeTestBed, kube_namespace: str, kuberay: Any, pod_operator: OperatorProcess
 ) -> None:
-    if not getattr(kuberay, "emulated", False):
-        pytest.skip("container mode is the stand-in's (a real cluster runs real pods)")
-    ns, storage = kube_namespace, operator.workdir / "runs"
-    pods = PodmanPods(podman_settings, tmp_path / "pods", claims={CLAIM: storage})
-    kuberay.run_in_containers(ns, pods)
-    apply(kube, ns, claim(CLAIM))
+    ns, storage = kube_namespace, pod_operator.workdir / "runs"
     manifest = (
         tiny_training(experiment("two-nodes"))
         .set("spec.resources", {"envRunners": 1, "nodes": 2})
@@ -66,25 +39,21 @@ def test_an_experiment_with_two_nodes_trains_on_a_head_and_a_worker_pod(
         .obj()
     )
     started = time.monotonic()
-    try:
-        apply(kube, ns, manifest)
-        ready: list[float] = []
+    apply(kube, ns, manifest)
+    ready: list[float] = []
 
-        def done() -> str | None:
-            pod_set = kuberay.ray_pods(ns, "two-nodes")
-            if pod_set is not None and pod_set.ready_after is not None and not ready:
-                ready.append(pod_set.ready_after)
-            phase = status_of(kube, "rlx", ns, "two-nodes").get("phase")
-            return phase if phase in ("Succeeded", "Failed") else None
+    def done() -> str | None:
+        pod_set = kuberay.ray_pods(ns, "two-nodes")
+        if pod_set is not None and pod_set.ready_after is not None and not ready:
+            ready.append(pod_set.ready_after)
+        phase = status_of(kube, "rlx", ns, "two-nodes").get("phase")
+        return phase if phase in ("Succeeded", "Failed") else None
 
-        phase = wait_for("the experiment to finish", done, timeout=600, every=1.0)
-        elapsed = time.monotonic() - started
-        print(f"\nnodes: 2 e2e: {elapsed:.1f} s; pods started to 2 Ray nodes ready: "
-              f"{ready[0] if ready else float('nan'):.1f} s")  # fmt: skip
-        status = status_of(kube, "rlx", ns, "two-nodes")
-        assert phase == "Succeeded", (status, kuberay.driver_log(ns, "two-nodes")[-3000:])
-    finally:
-        kuberay.run_in_containers(ns, None)
+    phase = wait_for("the experiment to finish", done, timeout=600, every=1.0)
+    print(f"\nnodes: 2 e2e: {time.monotonic() - started:.1f} s; pods started to 2 Ray nodes "
+          f"ready: {ready[0] if ready else float('nan'):.1f} s")  # fmt: skip
+    status = status_of(kube, "rlx", ns, "two-nodes")
+    assert phase == "Succeeded", (status, kuberay.driver_log(ns, "two-nodes")[-3000:])
     result = read_result(storage / ns / "two-nodes")
     assert result is not None and result.runtime is not None
     runtime = result.runtime

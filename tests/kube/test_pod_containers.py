@@ -79,8 +79,9 @@ def test_a_pod_spec_becomes_the_podman_run_a_kubelet_would_do(tmp_path: Path) ->
     assert out[-2:] == ["localhost/rlops:0.1.0", "echo hi"]
     assert '--entrypoint=["/bin/sh", "-c"]' in out
     for expected in (
-        "--network=host", "--hostname=job-head", "--user=10001:10001", "--read-only", "--read-only-tmpfs=false",
-        "--cap-drop=ALL", "--cap-add=NET_BIND_SERVICE", "--security-opt=no-new-privileges",
+        "--network=host", "--hostname=job-head", "--user=10001:10001", "--read-only",
+        "--read-only-tmpfs=false", "--cap-drop=ALL", "--cap-add=NET_BIND_SERVICE",
+        "--security-opt=no-new-privileges",
         "--cpus=1.5", f"--memory={2 * 2**30}", "--env=PLAIN=1", "--env=TOKEN=s3cret",
         "--env=POD=job-head",
         f"--volume={tmp_path}/v/job-head/tmp:/tmp",
