@@ -8,7 +8,9 @@ reason (runAsNonRoot for root, a missing Secret or key, a mount of an undeclared
 
 With podman (marker containers): a RayJob in the API emulator whose head pod runs as 10001
 with a read-only root, all capabilities dropped, a token from a Secret, an emptyDir at /tmp and
-a claim at /data trains an RLExperiment in the image, reporting progress to a loopback URL;
+a claim at /data (a PersistentVolumeClaim of the emulator) starts Ray there and trains an
+RLExperiment in the image (the entrypoint run in the head's container), reporting progress
+to a loopback URL;
 a pod that runs as root under runAsNonRoot never starts (the RayJob stays Initializing and the
 refusal names the reason); a driver writing where no volume is mounted fails with a read-only
 file system. The image is real, the Kubernetes API the test bed's emulator.
