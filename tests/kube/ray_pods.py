@@ -218,7 +218,8 @@ class RayPodSet:
         then the `podman run` processes end."""
         names = [self.container(pod) for pod in self.pods]
         remove = await asyncio.create_subprocess_exec(
-            "podman", "rm", "--force", "--time=10", *names,
+            # --ignore: without it podman skips the rest after a container already gone
+            "podman", "rm", "--force", "--ignore", "--time=10", *names,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             env=self.podman_env,
         )  # fmt: skip

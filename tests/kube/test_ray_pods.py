@@ -8,13 +8,15 @@ variables; a template's own command is kept.
 
 With podman (marker containers): a worker pod that cannot work (a read-only root and no
 volume at /tmp, where `ray start` writes) crashes, and the RayJob stays Initializing with the
-pod's log as the reason, as its RayCluster never becomes ready; a pod mounting a claim that
+pod's log as the reason, as its RayCluster never becomes ready; deleting the RayJob removes
+the pods' containers; a pod mounting a claim that
 does not exist never starts (the scheduler's reason).
 """
 
 from __future__ import annotations
 
 import shlex
+import subprocess
 from typing import Any
 
 import kubernetes.client
@@ -23,6 +25,15 @@ import pytest
 from tests.kube.ray_pods import cluster_pods
 from tests.kube.test_pod_containers import api, head_pod, job_status, pods, rayjob  # noqa: F401
 from tests.kube.waiting import wait_until
+
+
+def containers(env: dict[str, str]) -> list[str]:
+    """The names of podman's containers, running or not."""
+    listing = subprocess.run(
+        ["podman", "ps", "--all", "--format", "{{.Names}}"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    return listing.stdout.split()
 
 
 def cluster(workers: int = 2) -> dict[str, Any]:
@@ -107,6 +118,12 @@ def test_a_worker_pod_that_cannot_work_keeps_the_rayjob_initializing(
     assert reason.startswith("pod two-") and "-workers-worker-0: container ray exited" in reason
     assert "Read-only file system" in reason, reason
     assert job_status(api, kube_namespace, "two")["jobDeploymentStatus"] == "Initializing"
+    # Deleting the RayJob deletes its pods: the head's container too (the worker's is gone).
+    pod_set = kuberay.ray_pods(kube_namespace, "two")
+    head = pod_set.container(pod_set.head)
+    assert head in containers(pods.env)
+    api.delete_namespaced_custom_object("ray.io", "v1", kube_namespace, "rayjobs", "two")
+    wait_until(lambda: head not in containers(pods.env), timeout=60, interval=0.5)
 
 
 @pytest.mark.containers
