@@ -40,11 +40,14 @@ LABEL org.opencontainers.image.title="rlops" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=builder /opt/rlops /opt/rlops
+# A login shell (KubeRay starts Ray pods with `bash -lc`) resets PATH from /etc/profile:
+# profile.d puts the image's interpreter and `ray` first again.
 # A home any uid can write to (Apptainer and OpenShift run as arbitrary users; Kubernetes
 # with a read-only root filesystem sets HOME=/tmp instead).
 RUN groupadd --gid 10001 rlops \
     && useradd --uid 10001 --gid 10001 --home-dir /home/rlops --create-home --shell /usr/sbin/nologin rlops \
-    && chmod 1777 /home/rlops
+    && chmod 1777 /home/rlops \
+    && echo 'export PATH=/opt/rlops/bin:$PATH' > /etc/profile.d/rlops.sh
 ENV PATH=/opt/rlops/bin:$PATH \
     HOME=/home/rlops \
     PYTHONUNBUFFERED=1 \

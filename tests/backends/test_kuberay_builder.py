@@ -143,6 +143,26 @@ def test_one_head_and_nodes_minus_one_workers_share_the_resources() -> None:
     assert worker["resources"] == head["resources"]
     assert workers["replicas"] == workers["minReplicas"] == workers["maxReplicas"] == 1
     assert cluster["headGroupSpec"]["rayStartParams"]["num-gpus"] == "1"
+    # The driver keeps its CPU on the head; the worker offers the rest of the 14 runner slots.
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "6"
+    assert workers["rayStartParams"]["num-cpus"] == "8"
+
+
+@pytest.mark.parametrize(
+    ("resources", "head", "worker"),
+    [({"envRunners": 1, "nodes": 2}, "0", "1"), ({"envRunners": 2, "nodes": 2}, "0", "2"),
+     ({"envRunners": 2, "nodes": 3}, "0", "1"), ({"envRunners": 3}, "4", None)],
+)  # fmt: skip
+def test_the_env_runners_fit_the_ray_cpus_of_the_nodes(
+    resources: dict[str, Any], head: str, worker: str | None
+) -> None:
+    exp = experiment("x").set("spec.resources", resources).kubernetes().obj()
+    cluster = build_rayjob(stored(exp), settings())["spec"]["rayClusterSpec"]
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == head
+    groups = cluster.get("workerGroupSpecs") or []
+    assert [g["rayStartParams"]["num-cpus"] for g in groups] == ([worker] if worker else [])
+    slots = int(head) + sum(int(g["rayStartParams"]["num-cpus"]) * g["replicas"] for g in groups)
+    assert slots >= resources["envRunners"]
 
 
 def test_single_node_has_no_worker_group_and_no_gpu() -> None:

@@ -11,8 +11,6 @@ emulator; the KubeRay operator is the stand-in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,52 +18,26 @@ import pytest
 from rlops.api.runinfo import read_result
 from tests.containers.podman import IMAGE_PYTHON
 from tests.kube.fixtures import KubeTestBed
-from tests.kube.pod_containers import PodmanPods
 from tests.operator.harness import OperatorProcess, names, status_of
 from tests.operator.test_operator_e2e import apply, ci_sweep
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.training]
 
-CLAIM = "rlops-runs"
-
-
-@pytest.fixture
-def operator(
-    kube: KubeTestBed, kube_namespace: str, image: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(kube, kube_namespace, tmp_path, image=image, storage_claim=CLAIM)
-    try:
-        yield process.start()
-    finally:
-        process.stop()
-
 
 def test_the_kubectl_sweep_trains_its_trials_inside_the_image(
-    kube: KubeTestBed,
-    kube_namespace: str,
-    kuberay: Any,
-    podman_settings: dict[str, str],
-    operator: OperatorProcess,
-    tmp_path: Path,
+    kube: KubeTestBed, kube_namespace: str, kuberay: Any, pod_operator: OperatorProcess
 ) -> None:
-    if not getattr(kuberay, "emulated", False):
-        pytest.skip("container mode is the stand-in's (a real cluster runs real pods)")
-    storage = operator.workdir / "runs"
-    pods = PodmanPods(podman_settings, tmp_path / "pods", claims={CLAIM: storage})
-    kuberay.run_in_containers(kube_namespace, pods)
-    try:
-        ns, sweep = kube_namespace, ci_sweep()
-        name = sweep["metadata"]["name"]
-        apply(kube, ns, sweep)
+    storage = pod_operator.workdir / "runs"
+    ns, sweep = kube_namespace, ci_sweep()
+    name = sweep["metadata"]["name"]
+    apply(kube, ns, sweep)
 
-        def done() -> str | None:
-            phase = status_of(kube, "sweep", ns, name).get("phase")
-            return phase if phase in ("Succeeded", "Failed") else None
+    def done() -> str | None:
+        phase = status_of(kube, "sweep", ns, name).get("phase")
+        return phase if phase in ("Succeeded", "Failed") else None
 
-        assert wait_until(done, 600, "the sweep to finish", interval=2.0) == "Succeeded"
-    finally:
-        kuberay.run_in_containers(kube_namespace, None)
+    assert wait_until(done, 600, "the sweep to finish", interval=2.0) == "Succeeded"
     trials = names(kube, "rlx", ns, f"rlops.dev/sweep={name}")
     assert len(trials) == 4
     for trial in trials:

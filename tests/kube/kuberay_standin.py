@@ -15,6 +15,11 @@ and the test's Python first on PATH. The process lives as long as its
 RayCluster: deleting the cluster (suspend, retry, TTL after the job finished
 with `shutdownAfterJobFinishes`) or the RayJob stops it.
 
+In container mode (`run_in_containers`, tests/kube/ray_pods.py) every Ray pod of the cluster
+(the head and each worker replica) runs as a podman container of its pod spec instead; the
+cluster is ready when all their Ray nodes joined, and the entrypoint runs in the head's
+container. A pod a kubelet refuses, or whose container exits, keeps the cluster not ready.
+
 `hold()` keeps new RayJobs in Initializing (the cluster never becomes ready:
 an image pull or a quota that never comes) until `release()`; the annotation
 `kuberay-standin.rlops.dev/hold: "true"` does the same for one RayJob.
@@ -48,11 +53,12 @@ from tests.kube.pod_containers import (
     PodContext,
     PodmanPods,
     PodRefused,
-    driver_pod,
     env_args,
     podman_run_args,
     secret_names,
 )
+from tests.kube.ray_pods import RayPod, RayPodSet, cluster_pods
+from tests.kube.volume_claims import claim_names
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +142,7 @@ class KubeRayStandIn:
         self._container_namespaces: dict[str, PodmanPods] = {}
         self._refusals: dict[tuple[str, str], str] = {}
         self._image_users: dict[str, str] = {}
+        self._pod_sets: dict[tuple[str, str], RayPodSet] = {}
         self.requeue_seconds = requeue_seconds
         self._hold = hold
         self._processes: dict[tuple[str, str], RayProcess] = {}
@@ -193,8 +200,12 @@ class KubeRayStandIn:
         return self._container_namespaces.get(namespace, self.podman)
 
     def refusal(self, namespace: str, name: str) -> str | None:
-        """Why the RayJob's head pod cannot start (container mode), if it cannot."""
+        """Why a Ray pod of the RayJob cannot start or run (container mode), if so."""
         return self._refusals.get((namespace, name))
+
+    def ray_pods(self, namespace: str, name: str) -> RayPodSet | None:
+        """The running Ray pods of the RayJob's cluster (container mode)."""
+        return self._pod_sets.get((namespace, name))
 
     def driver_log(self, namespace: str, name: str) -> str:
         """The output of the RayJob's current (or last) entrypoint process."""
@@ -216,7 +227,7 @@ class KubeRayStandIn:
         for task in self._workers.values():
             task.cancel()
         await asyncio.gather(self._main, *self._workers.values(), return_exceptions=True)
-        for key in list(self._processes):
+        for key in {*self._processes, *self._pod_sets}:
             await self._stop_process(key)
         if self._session is not None:
             await self._session.close()
@@ -511,12 +522,15 @@ class KubeRayStandIn:
                 return {}
         held = self._hold or (meta.get("annotations") or {}).get(HOLD_ANNOTATION) == "true"
         pods = self.pods(namespace)
+        head_ip = "127.0.0.1"
         if not held and pods is not None:
             try:
-                await self._pod_args(pods, job, status)
+                held = not await self._pods_ready(pods, (namespace, meta["name"]), cluster)
             except PodRefused as refused:
-                self._refusals[(meta["namespace"], meta["name"])] = str(refused)
+                self._refusals[(namespace, meta["name"])] = str(refused)
                 held = True
+            pod_set = self._pod_sets.get((namespace, meta["name"]))
+            head_ip = pod_set.head.ip if pod_set else head_ip
         if not held and (cluster.get("status") or {}).get("state") != "ready":
             workers = sum(
                 int(g.get("replicas", 0)) for g in cluster["spec"].get("workerGroupSpecs") or []
@@ -527,8 +541,8 @@ class KubeRayStandIn:
                 "readyWorkerReplicas": workers,
                 "availableWorkerReplicas": workers,
                 "head": {
-                    "podIP": "127.0.0.1",
-                    "serviceIP": "127.0.0.1",
+                    "podIP": head_ip,
+                    "serviceIP": head_ip,
                     "serviceName": f"{name}-head-svc",
                 },
                 "lastUpdateTime": _stamp(),
@@ -545,7 +559,7 @@ class KubeRayStandIn:
         current = self._processes.get(key)
         if current is not None and current.job_id == status["jobId"]:
             return
-        await self._stop_process(key)
+        await self._stop_driver(key)
         spec = job.get("spec") or {}
         runtime_env = yaml.safe_load(spec.get("runtimeEnvYAML") or "") or {}
         env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
@@ -556,15 +570,14 @@ class KubeRayStandIn:
         workdir = Path(tempfile.mkdtemp(prefix=f"{key[1]}-", dir=self.workroot))
         given = runtime_env.get("working_dir")
         cwd = given if isinstance(given, str) and Path(given).is_dir() else str(workdir)
-        with open(workdir / "driver.log", "wb") as log:
-            pods = self.pods(key[0])
-            if pods is not None:
-                process = await asyncio.create_subprocess_exec(
-                    "podman", "run", *await self._pod_args(pods, job, status),
-                    stdout=log, stderr=asyncio.subprocess.STDOUT, env=pods.env,
-                    start_new_session=True,
-                )  # fmt: skip
-            else:
+        pod_set = self._pod_sets.get(key)
+        if pod_set is not None and self.pods(key[0]) is not None:
+            env_vars = {str(k): str(v) for k, v in (runtime_env.get("env_vars") or {}).items()}
+            process = await pod_set.exec_driver(
+                spec.get("entrypoint") or "true", env_vars, workdir / "driver.log"
+            )
+        else:
+            with open(workdir / "driver.log", "wb") as log:
                 process = await asyncio.create_subprocess_shell(
                     spec.get("entrypoint") or "true",
                     stdout=log,
@@ -604,24 +617,39 @@ class KubeRayStandIn:
             }  # fmt: skip
         return secrets
 
-    async def _pod_args(self, pods: PodmanPods, job: Obj, status: Obj) -> list[str]:
-        """`podman run` arguments of the RayJob's head pod running its entrypoint."""
-        meta, spec = job["metadata"], job.get("spec") or {}
-        head = ((spec.get("rayClusterSpec") or {}).get("headGroupSpec") or {}).get("template")
-        runtime_env = yaml.safe_load(spec.get("runtimeEnvYAML") or "") or {}
-        pod = driver_pod(
-            (head or {}).get("spec") or {"containers": [{}]},
-            spec.get("entrypoint") or "true",
-            {str(k): str(v) for k, v in (runtime_env.get("env_vars") or {}).items()},
-        )
+    async def _pods_ready(self, pods: PodmanPods, key: tuple[str, str], cluster: Obj) -> bool:
+        """Start the cluster's Ray pods once; whether all run and joined the head."""
+        name = cluster["metadata"]["name"]
+        current = self._pod_sets.get(key)
+        if current is None or current.cluster != name:
+            await self._stop_pods(key)
+            ray_pods, gcs = cluster_pods(name, cluster.get("spec") or {})
+            workdir = Path(tempfile.mkdtemp(prefix=f"{name}-pods-", dir=self.workroot))
+            current = RayPodSet(key[0], name, ray_pods, gcs, pods.env, workdir)
+            await current.start(lambda pod: self._pod_args(pods, key[0], pod))
+            self._pod_sets[key] = current
+        failure = current.failure()
+        if failure is not None:
+            self._refusals[key] = failure
+            return False
+        return await current.check_ready()
+
+    async def _pod_args(self, pods: PodmanPods, namespace: str, ray_pod: RayPod) -> list[str]:
+        """`podman run` arguments of one Ray pod (PodRefused when a kubelet would refuse it)."""
+        pod = ray_pod.spec
         if not pod["containers"][0].get("image"):
             raise PodRefused("spec.containers[0].image: Required value")
-        namespace = meta["namespace"]
+        for claim in sorted(claim_names(pod)):
+            if (
+                await self._get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}")
+                is None
+            ):
+                raise PodRefused(f'persistentvolumeclaim "{claim}" not found')
         secrets = await self._secrets(namespace, pod)
         context = PodContext(
-            namespace, f"{status.get('rayClusterName', meta['name'])}-head",
-            pods.volume_root, pods.claim_root,
+            namespace, ray_pod.name, pods.volume_root, pods.claim_root,
             await self._image_user(pods, pod["containers"][0]["image"]), pods.claims,
+            ray_pod.ip,
         )  # fmt: skip
         return podman_run_args(pod, context, lambda ns, name: secrets.get(name))
 
@@ -645,20 +673,21 @@ class KubeRayStandIn:
             self._wakes[key].set()
 
     async def _stop_process(self, key: tuple[str, str]) -> None:
+        """Stop the entrypoint, then delete the cluster's pods (container mode)."""
+        await self._stop_driver(key)
+        await self._stop_pods(key)
+
+    async def _stop_driver(self, key: tuple[str, str]) -> None:
         ray_process = self._processes.get(key)
-        if ray_process is None or ray_process.process.returncode is not None:
-            return
-        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(ray_process.process.pid, sig)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ray_process.process.wait(), grace)
-                break
-        pods = self.pods(key[0])
-        if pods is not None:  # a killed `podman run` leaves its container running
-            remove = await asyncio.create_subprocess_exec(
-                "podman", "rm", "--force", "--time=5", f"{key[0]}-{ray_process.cluster}-head",
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-                env=pods.env,
-            )  # fmt: skip
-            await remove.wait()
+        if ray_process is not None and ray_process.process.returncode is None:
+            for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(ray_process.process.pid, sig)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ray_process.process.wait(), grace)
+                    break
+
+    async def _stop_pods(self, key: tuple[str, str]) -> None:
+        pod_set = self._pod_sets.pop(key, None)
+        if pod_set is not None:
+            await pod_set.stop()

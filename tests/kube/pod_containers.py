@@ -45,6 +45,7 @@ class PodContext:
     claim_root: Path  # persistentVolumeClaims: <claim_root>/<namespace>/<claim>
     image_user: str  # the image's USER ("" for root)
     claims: Mapping[str, Path] = field(default_factory=dict)  # claims with a given directory
+    ip: str = "127.0.0.1"  # the pod's address (status.podIP)
 
 
 def cpus(quantity: str) -> str:
@@ -111,7 +112,7 @@ def env_args(container: Obj, pod: PodContext, secrets: SecretReader) -> list[str
         elif "fieldRef" in source:
             field = source["fieldRef"]["fieldPath"]
             values = {"metadata.name": pod.name, "metadata.namespace": pod.namespace,
-                      "status.podIP": "127.0.0.1"}  # fmt: skip
+                      "status.podIP": pod.ip}  # fmt: skip
             if field not in values:
                 raise PodRefused(f"env {name}: fieldRef {field} is not provided by the stand-in")
             value = values[field]
@@ -157,7 +158,8 @@ def podman_run_args(spec: Obj, pod: PodContext, secrets: SecretReader) -> list[s
             f"--hostname={pod.name}"]  # fmt: skip
     args += user_args(ctx, pod.image_user)
     if ctx.get("readOnlyRootFilesystem"):
-        args.append("--read-only")
+        # podman would mount tmpfs at /tmp, /var/tmp and /run; a kubelet mounts no such thing.
+        args += ["--read-only", "--read-only-tmpfs=false"]
     caps = ctx.get("capabilities") or {}
     args += [f"--cap-drop={c}" for c in caps.get("drop") or []]
     args += [f"--cap-add={c}" for c in caps.get("add") or []]
@@ -185,18 +187,6 @@ def secret_names(spec: Obj) -> set[str]:
         for v in env
         if "secretKeyRef" in (v.get("valueFrom") or {})
     }
-
-
-def driver_pod(head: Obj, entrypoint: str, env_vars: dict[str, str]) -> Obj:
-    """The head pod running a RayJob's entrypoint (the driver) with its runtime env's vars:
-    where KubeRay submits the entrypoint to the head's Ray, the stand-in runs it there."""
-    spec: Obj = json.loads(json.dumps(head))
-    container = spec["containers"][0]
-    container["command"] = ["/bin/sh", "-c", entrypoint]
-    container.pop("args", None)
-    extra = [{"name": k, "value": str(v)} for k, v in env_vars.items()]
-    container["env"] = [*(container.get("env") or []), *extra]
-    return spec
 
 
 @dataclass

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from tests.kube import podsecurity, quota
 from tests.kube.resources import BUILTINS, ResourceType, from_crd
 from tests.kube.schema import Cause
+from tests.kube.volume_claims import PERSISTENT_VOLUME_CLAIM
 
 Obj = dict[str, Any]
 T = TypeVar("T")
@@ -165,7 +166,7 @@ class Store:
         self.rv = 0
         self.history: deque[Event] = deque(maxlen=history)
         self.watches: set[Watch] = set()
-        for rt in BUILTINS:
+        for rt in (*BUILTINS, PERSISTENT_VOLUME_CLAIM):
             self.register(rt)
         for namespace in ("default", "kube-system", "kube-public"):
             self.create(self.type_of("", "namespaces"), None, {"metadata": {"name": namespace}})

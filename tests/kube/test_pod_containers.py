@@ -8,7 +8,9 @@ reason (runAsNonRoot for root, a missing Secret or key, a mount of an undeclared
 
 With podman (marker containers): a RayJob in the API emulator whose head pod runs as 10001
 with a read-only root, all capabilities dropped, a token from a Secret, an emptyDir at /tmp and
-a claim at /data trains an RLExperiment in the image, reporting progress to a loopback URL;
+a claim at /data (a PersistentVolumeClaim of the emulator) starts Ray there and trains an
+RLExperiment in the image (the entrypoint run in the head's container), reporting progress
+to a loopback URL;
 a pod that runs as root under runAsNonRoot never starts (the RayJob stays Initializing and the
 refusal names the reason); a driver writing where no volume is mounted fails with a read-only
 file system. The image is real, the Kubernetes API the test bed's emulator.
@@ -32,6 +34,7 @@ from tests.builders import experiment
 from tests.kube.fixtures import KubeTestBed
 from tests.kube.pod_containers import PodContext, PodmanPods, PodRefused, podman_run_args
 from tests.kube.test_kuberay_standin import rayjob as small_rayjob
+from tests.kube.volume_claims import claim
 from tests.waiting import wait_until
 
 CONTEXT = PodContext("team", "job-head", Path("/v"), Path("/c"), "10001:10001")
@@ -79,7 +82,8 @@ def test_a_pod_spec_becomes_the_podman_run_a_kubelet_would_do(tmp_path: Path) ->
     assert '--entrypoint=["/bin/sh", "-c"]' in out
     for expected in (
         "--network=host", "--hostname=job-head", "--user=10001:10001", "--read-only",
-        "--cap-drop=ALL", "--cap-add=NET_BIND_SERVICE", "--security-opt=no-new-privileges",
+        "--read-only-tmpfs=false", "--cap-drop=ALL", "--cap-add=NET_BIND_SERVICE",
+        "--security-opt=no-new-privileges",
         "--cpus=1.5", f"--memory={2 * 2**30}", "--env=PLAIN=1", "--env=TOKEN=s3cret",
         "--env=POD=job-head",
         f"--volume={tmp_path}/v/job-head/tmp:/tmp",
@@ -193,7 +197,9 @@ def api(kube: KubeTestBed, kube_namespace: str) -> Iterator[kubernetes.client.Cu
     with kube.api_client() as client:
         secret = {"metadata": {"name": "tokens"},
                   "data": {"token": base64.b64encode(b"from-the-secret").decode()}}  # fmt: skip
-        kubernetes.client.CoreV1Api(client).create_namespaced_secret(kube_namespace, secret)
+        core = kubernetes.client.CoreV1Api(client)
+        core.create_namespaced_secret(kube_namespace, secret)
+        core.create_namespaced_persistent_volume_claim(kube_namespace, claim("rlops-runs"))
         yield kubernetes.client.CustomObjectsApi(client)
 
 

@@ -129,9 +129,24 @@ def pod_template(
     return {"metadata": {"labels": dict(labels)}, "spec": pod}
 
 
-def ray_start_params(cpus: float, gpus: int, head: bool, expose: bool = False) -> dict[str, str]:
-    # Ray counts whole CPUs; a fractional pod share still offers its floor (at least 1).
-    params = {"num-cpus": str(max(1, math.floor(cpus)))}
+def ray_cpus(cpus: float, driver_cpus: float, head: bool, workers: int) -> int:
+    """The CPUs a Ray node offers to tasks and actors (Ray counts whole CPUs).
+
+    One node: its pod's share, floored (at least 1), the driver beside the env runners.
+    Several: the head keeps the driver's CPUs for the driver (KubeRay's advice of
+    `num-cpus: 0` on a busy head), so the env runners go to the workers, which offer their
+    share rounded up so that together the nodes still hold every runner (as on SLURM, where
+    the head offers `cpus-per-task - driverCpus`).
+    """
+    if not workers:
+        return max(1, math.floor(cpus))
+    if head:
+        return max(0, math.floor(cpus - driver_cpus))
+    return max(1, math.ceil(cpus))
+
+
+def ray_start_params(cpus: int, gpus: int, head: bool, expose: bool = False) -> dict[str, str]:
+    params = {"num-cpus": str(cpus)}
     if gpus:
         params["num-gpus"] = str(gpus)
     if head:
@@ -161,16 +176,20 @@ def cluster_spec(
     head_template = pod_template(head, placement, labels, settings)
     if submission_mode(placement, settings) == SIDECAR_MODE:
         head_template["spec"]["restartPolicy"] = "Never"  # as KubeRay's SidecarMode requires
+    workers = max(experiment.spec.resources.nodes, 1) - 1
+    driver = experiment.spec.resources.driver_cpus
     spec: dict[str, Any] = {
         "rayVersion": settings.ray_version,
         "headGroupSpec": {
             "rayStartParams": ray_start_params(
-                cpus, gpus, head=True, expose=placement.expose_dashboard
+                ray_cpus(cpus, driver, True, workers),
+                gpus,
+                head=True,
+                expose=placement.expose_dashboard,
             ),
             "template": head_template,
         },
     }
-    workers = max(experiment.spec.resources.nodes, 1) - 1
     if workers:
         worker = {"name": "ray-worker", "image": image, "resources": copy.deepcopy(resources)}
         spec["workerGroupSpecs"] = [
@@ -179,7 +198,9 @@ def cluster_spec(
                 "replicas": workers,
                 "minReplicas": workers,
                 "maxReplicas": workers,
-                "rayStartParams": ray_start_params(cpus, gpus, head=False),
+                "rayStartParams": ray_start_params(
+                    ray_cpus(cpus, driver, False, workers), gpus, head=False
+                ),
                 "template": pod_template(worker, placement, labels, settings),
             }
         ]

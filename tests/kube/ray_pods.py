@@ -1,0 +1,230 @@
+"""The Ray pods of a RayJob's cluster as podman containers: what the KubeRay stand-in starts
+in its container mode.
+
+Every pod KubeRay would create runs: the head and each replica of each worker group, from the
+pod templates of the `rayClusterSpec`. Each container gets the command KubeRay generates when
+the template sets none (`/bin/bash -lc -- "ulimit -n 65536; ray start ... --block"`, from the
+group's `rayStartParams`) and KubeRay's environment (`RAY_CLUSTER_NAME`, `RAY_ADDRESS`,
+`RAY_PORT`, `RAY_NODE_TYPE_NAME`); the rest of the pod (user, read-only root, capabilities,
+env from Secrets, volumes, limits) is tests/kube/pod_containers.py's.
+
+The network: every pod shares the host's network, as a pod with `hostNetwork: true`, so that
+loopback services (the operator's progress URL in the tests) are reachable from it. Each pod
+has an address of its own on loopback (127.151.<cluster>.<pod>: Ray's node table tells the
+nodes apart) and its own free ports for Ray's services, as hostNetwork pods sharing a machine
+need.
+
+The cluster is ready when Ray's own node table (the head's GCS) lists every pod's node alive,
+the condition KubeRay's readiness probes amount to. The RayJob's entrypoint then runs in the
+head container (`podman exec`) with the runtime environment's variables and `RAY_ADDRESS` of
+the cluster: where Ray's job supervisor runs a submitted entrypoint. There is no submitter pod
+(K8sJobMode) or HTTP submission: both need Ray's dashboard (`ray[default]`), which the image
+does not have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import shlex
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Obj = dict[str, Any]
+
+# Ray's services of one node, each on a port of its own (the head adds the GCS's).
+NODE_PORTS = (
+    "node-manager-port", "object-manager-port", "dashboard-agent-grpc-port",
+    "dashboard-agent-listen-port", "metrics-export-port", "runtime-env-agent-port",
+)  # fmt: skip
+# Flags the stand-in sets itself: a `rayStartParams` entry for them is not passed twice.
+OWN_FLAGS = {*NODE_PORTS, "port", "address", "node-ip-address", "block", "dashboard-port"}
+_clusters = itertools.count(1)
+# The test bed's own setting for every Ray pod: on a loaded shared machine the dashboard
+# agent can take longer than the raylet's default wait for it (the raylet then aborts).
+TEST_BED_ENV = {"RAY_agent_register_timeout_ms": "120000"}
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now (the OS picks them)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+@dataclass
+class RayPod:
+    """One pod: its name, address, KubeRay's pod spec, and its `podman run` once started."""
+
+    name: str
+    group: str  # "headgroup" or the worker group's name
+    ip: str
+    spec: Obj
+    process: asyncio.subprocess.Process | None = None
+    log: Path | None = None
+
+    def exited(self) -> str | None:
+        """Why the pod is not running (its container exited), if it is not."""
+        if self.process is None or self.process.returncode is None:
+            return None
+        tail = self.log.read_text(errors="replace")[-2000:] if self.log else ""
+        return (
+            f"pod {self.name}: container ray exited with code {self.process.returncode} "
+            f"(CrashLoopBackOff):\n{tail}"
+        )
+
+
+def ray_start(params: Obj, head: bool, ip: str, gcs: str, ports: list[int]) -> str:
+    """KubeRay's generated container command: `ray start` from the group's rayStartParams,
+    on this pod's address and ports."""
+    flags = {k: str(v) for k, v in params.items() if k not in OWN_FLAGS}
+    flags["node-ip-address"] = ip
+    flags.update({name: str(port) for name, port in zip(NODE_PORTS, ports, strict=False)})
+    if head:
+        flags["port"] = gcs.rsplit(":", 1)[1]
+        flags["dashboard-port"] = str(ports[len(NODE_PORTS)])
+    else:
+        flags["address"] = gcs
+    flags["min-worker-port"] = flags["max-worker-port"] = "0"  # workers: ports the OS picks
+    argv = ["ray", "start", *(["--head"] if head else [])]
+    argv += [f"--{k}={v}" for k, v in flags.items()]
+    return "ulimit -n 65536; " + shlex.join([*argv, "--block"])
+
+
+def kuberay_pod(template: Obj, command: str, env: dict[str, str]) -> Obj:
+    """The pod KubeRay makes of a group's template: its command (unless the template sets
+    one) and KubeRay's variables (unless the template sets them)."""
+    spec: Obj = json.loads(json.dumps((template or {}).get("spec") or {"containers": [{}]}))
+    container = spec["containers"][0]
+    if not container.get("command"):
+        container["command"] = ["/bin/bash", "-lc", "--"]
+        container["args"] = [command]
+    given = {v["name"] for v in container.get("env") or []}
+    extra = [{"name": k, "value": v} for k, v in env.items() if k not in given]
+    container["env"] = [*(container.get("env") or []), *extra]
+    return spec
+
+
+def cluster_pods(cluster: str, spec: Obj) -> tuple[list[RayPod], str]:
+    """Every Ray pod of a RayCluster spec, head first, and the GCS address of its head."""
+    subnet = f"127.151.{next(_clusters) % 250}"
+    head_ip = f"{subnet}.1"
+    gcs = f"{head_ip}:{free_ports(1)[0]}"
+    common = {"RAY_CLUSTER_NAME": cluster, "RAY_PORT": gcs.rsplit(":", 1)[1],
+              "RAY_USAGE_STATS_KUBERAY_IN_USE": "1", **TEST_BED_ENV}  # fmt: skip
+    head = spec.get("headGroupSpec") or {}
+    ports = free_ports(len(NODE_PORTS) + 1)
+    env = {**common, "RAY_ADDRESS": gcs, "RAY_NODE_TYPE_NAME": "headgroup"}
+    pods = [
+        RayPod(
+            f"{cluster}-head", "headgroup", head_ip,
+            kuberay_pod(head.get("template") or {},
+                        ray_start(head.get("rayStartParams") or {}, True, head_ip, gcs, ports),
+                        env),
+        )
+    ]  # fmt: skip
+    for group in spec.get("workerGroupSpecs") or []:
+        name = group.get("groupName", "workers")
+        env = {**common, "RAY_ADDRESS": gcs, "RAY_NODE_TYPE_NAME": name}
+        for i in range(int(group.get("replicas", 0))):
+            ip = f"{subnet}.{len(pods) + 1}"
+            start = ray_start(group.get("rayStartParams") or {}, False, ip, gcs,
+                              free_ports(len(NODE_PORTS)))  # fmt: skip
+            pod_spec = kuberay_pod(group.get("template") or {}, start, env)
+            pods.append(RayPod(f"{cluster}-{name}-worker-{i}", name, ip, pod_spec))
+    return pods, gcs
+
+
+def alive_nodes(gcs: str) -> int:
+    """Live nodes in the GCS's node table (what KubeRay's readiness probes amount to)."""
+    from ray._raylet import GcsClient  # type: ignore[attr-defined]
+
+    host, port = gcs.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=2):
+        pass  # the GCS listens (else Ray's client would retry and log for seconds)
+    info = GcsClient(address=gcs).get_all_node_info(timeout=5)
+    return sum(1 for node in info.values() if node.state == 0)  # 0: ALIVE
+
+
+@dataclass
+class RayPodSet:
+    """The running pods of one RayCluster."""
+
+    namespace: str
+    cluster: str
+    pods: list[RayPod]
+    gcs: str
+    podman_env: dict[str, str]
+    workdir: Path
+    started_at: float = 0.0
+    ready_after: float | None = None  # seconds from the first `podman run` to ready
+    ready: bool = field(default=False)
+
+    @property
+    def head(self) -> RayPod:
+        return self.pods[0]
+
+    def container(self, pod: RayPod) -> str:
+        return f"{self.namespace}-{pod.name}"
+
+    async def start(self, run_args: Callable[[RayPod], Awaitable[list[str]]]) -> None:
+        """Start every pod; the arguments of all are made first, so a refused pod (PodRefused
+        from `run_args`) starts none."""
+        args = [await run_args(pod) for pod in self.pods]
+        self.started_at = asyncio.get_running_loop().time()
+        for pod, pod_args in zip(self.pods, args, strict=True):
+            pod.log = self.workdir / f"{pod.name}.log"
+            with open(pod.log, "wb") as log:
+                pod.process = await asyncio.create_subprocess_exec(
+                    "podman", "run", *pod_args, stdout=log, stderr=asyncio.subprocess.STDOUT,
+                    env=self.podman_env, start_new_session=True,
+                )  # fmt: skip
+
+    def failure(self) -> str | None:
+        """The first pod whose container exited, with its log's tail."""
+        return next((why for pod in self.pods if (why := pod.exited())), None)
+
+    async def check_ready(self) -> bool:
+        """Whether every pod's Ray node has joined (remembered once true)."""
+        if not self.ready:
+            try:
+                alive = await asyncio.to_thread(alive_nodes, self.gcs)
+            except Exception:  # the head's GCS is not up yet
+                return False
+            if alive >= len(self.pods):
+                self.ready = True
+                self.ready_after = asyncio.get_running_loop().time() - self.started_at
+        return self.ready
+
+    async def exec_driver(self, command: str, env: dict[str, str], log: Path) -> Any:
+        """Run the entrypoint in the head container, as Ray's job supervisor would."""
+        variables = [f"--env={k}={v}" for k, v in {**env, "RAY_ADDRESS": self.gcs}.items()]
+        with open(log, "wb") as out:
+            return await asyncio.create_subprocess_exec(
+                "podman", "exec", *variables, self.container(self.head), "/bin/sh", "-c",
+                command, stdout=out, stderr=asyncio.subprocess.STDOUT, env=self.podman_env,
+                start_new_session=True,
+            )  # fmt: skip
+
+    async def stop(self) -> None:
+        """Delete the pods: SIGTERM to each container, SIGKILL 10 s later (a kubelet's grace),
+        then the `podman run` processes end."""
+        names = [self.container(pod) for pod in self.pods]
+        remove = await asyncio.create_subprocess_exec(
+            # --ignore: without it podman skips the rest after a container already gone
+            "podman", "rm", "--force", "--ignore", "--time=10", *names,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            env=self.podman_env,
+        )  # fmt: skip
+        await remove.wait()
+        for pod in self.pods:
+            if pod.process is not None and pod.process.returncode is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(pod.process.wait(), 10)
