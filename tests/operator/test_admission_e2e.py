@@ -32,8 +32,8 @@ from tests.operator.harness import (
     get,
     names,
     status_of,
-    wait_for,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -87,13 +87,14 @@ def webhook(kube: KubeTestBed, kube_namespace: str, tmp_path: Path) -> Iterator[
             bundles = [h["clientConfig"].get("caBundle") or "" for h in hooks]
             return bundles if all(bundles) else None
 
-        bundles = wait_for("the operator to write its CA", ca_bundles, timeout=60)
+        bundles = wait_until(ca_bundles, 60, "the operator to write its CA", interval=0.5)
         assert b"BEGIN CERTIFICATE" in base64.b64decode(bundles[0])
         probe = bad_manifests()["unknown-algorithm"]
-        wait_for(
-            "the webhook to answer",
+        wait_until(
             lambda: "denied the request" in apply(kube, kube_namespace, probe).stderr,
-            timeout=60,
+            60,
+            "the webhook to answer",
+            interval=0.5,
         )
         yield process
     finally:
@@ -150,13 +151,13 @@ def test_an_invalid_object_applied_without_the_webhook_fails_and_creates_nothing
         status = status_of(kube, kind, ns, name)
         return status if status.get("phase") == "Failed" else None
 
-    status = wait_for("the experiment to fail", lambda: failed("rlx", "algo"), timeout=60)
+    status = wait_until(lambda: failed("rlx", "algo"), 60, "the experiment to fail", interval=0.5)
     assert status["message"].startswith("invalid: 1 error: spec.algorithm: 'PPOO' is not allowed")
     stalled = {c["type"]: c["status"] for c in status["conditions"]}
     assert stalled == {"Ready": "False", "Reconciling": "False", "Stalled": "True"}
-    status = wait_for("the typo to fail", lambda: failed("rlx", "typo"), timeout=60)
+    status = wait_until(lambda: failed("rlx", "typo"), 60, "the typo to fail", interval=0.5)
     assert "spec.config.training.lrr" in status["message"]
-    status = wait_for("the sweep to fail", lambda: failed("sweep", "sw"), timeout=60)
+    status = wait_until(lambda: failed("sweep", "sw"), 60, "the sweep to fail", interval=0.5)
     assert "spec.parameters.training.lr.low: low (0.01) must be below high" in status["message"]
     assert {c["type"]: c["status"] for c in status["conditions"]}["Stalled"] == "True"
     events = json.loads(kube.kubectl("get", "events", "-n", ns, "-o", "json", check=True).stdout)

@@ -22,7 +22,8 @@ import yaml
 from rlops.backends.kuberay import progress_token
 from tests.builders import experiment, sweep
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import SECRET, OperatorProcess, get, names, status_of, wait_for
+from tests.operator.harness import SECRET, OperatorProcess, get, names, status_of
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +47,9 @@ def test_a_refused_rayjob_fails_its_experiment_once_and_the_token_stays_in_a_sec
     apply(kube, ns, quota)
     with kuberay.holding():
         apply(kube, ns, experiment("first").kubernetes().obj())
-        rayjob = wait_for("the first RayJob", lambda: get(kube, "rayjobs", ns, "first"), 30)
+        rayjob = wait_until(
+            lambda: get(kube, "rayjobs", ns, "first"), 30, "the first RayJob", interval=0.5
+        )
         exp = get(kube, "rlx", ns, "first")
         assert exp is not None
         token = progress_token(SECRET, ns, "first", exp["metadata"]["uid"])
@@ -58,10 +61,11 @@ def test_a_refused_rayjob_fails_its_experiment_once_and_the_token_stays_in_a_sec
         assert (owner["kind"], owner["uid"]) == ("RLExperiment", exp["metadata"]["uid"])
 
         apply(kube, ns, experiment("second").kubernetes().obj())
-        status = wait_for(
-            "the second experiment to fail",
+        status = wait_until(
             lambda: (s := status_of(kube, "rlx", ns, "second")).get("phase") == "Failed" and s,
-            timeout=30,
+            30,
+            "the second experiment to fail",
+            interval=0.5,
         )
         assert "the API server refused the RayJob second" in status["message"]
         assert "exceeded quota: one-rayjob" in status["message"]
@@ -82,23 +86,29 @@ def test_a_garbled_child_fails_alone_and_its_sweep_goes_on(
     builder.set("spec.parallelism", 2)
     with kuberay.holding():
         apply(kube, ns, builder.obj())
-        wait_for("both trials' RayJobs", lambda: len(names(kube, "rayjobs", ns)) == 2, 60)
+        wait_until(
+            lambda: len(names(kube, "rayjobs", ns)) == 2, 60, "both trials' RayJobs", interval=0.5
+        )
         kube.kubectl("annotate", "rlx", "grid-0", "-n", ns, "--overwrite",
                      "rlops.dev/parameters={not json", check=True)  # fmt: skip
-        status = wait_for(
-            "the garbled trial to fail",
+        status = wait_until(
             lambda: (s := status_of(kube, "rlx", ns, "grid-0")).get("phase") == "Failed" and s,
-            timeout=30,
+            30,
+            "the garbled trial to fail",
+            interval=0.5,
         )
         assert "its sweep cannot read this trial: rlops.dev/parameters" in status["message"]
-        wait_for("its RayJob to go", lambda: names(kube, "rayjobs", ns) == ["grid-1"], 30)
+        wait_until(
+            lambda: names(kube, "rayjobs", ns) == ["grid-1"], 30, "its RayJob to go", interval=0.5
+        )
         assert status_of(kube, "rlx", ns, "grid-1")["phase"] == "Submitted"
-        trials = wait_for(
-            "the sweep to count one failed trial",
+        trials = wait_until(
             lambda: (
                 (t := status_of(kube, "sweep", ns, "grid").get("trials") or {}).get("failed") == 1
                 and t
             ),
-            timeout=30,
+            30,
+            "the sweep to count one failed trial",
+            interval=0.5,
         )
         assert trials["failed"] == 1
