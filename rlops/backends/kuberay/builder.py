@@ -46,11 +46,23 @@ def progress_url(settings: Settings, namespace: str, name: str) -> str:
     return f"{settings.progress_url.rstrip('/')}/progress/{namespace}/{name}"
 
 
+def storage_root(experiment: RLExperiment, settings: Settings) -> str:
+    """Where run directories go: the spec's storage path, else the operator's."""
+    return experiment.spec.storage.path or settings.storage_path
+
+
+def storage_claim(experiment: RLExperiment, settings: Settings) -> str | None:
+    """The claim mounted at the storage root: the spec's, else the operator's; none for an
+    object store (the runtime mirrors the run directory there itself)."""
+    if "://" in storage_root(experiment, settings):
+        return None
+    return experiment.spec.storage.persistent_volume_claim or settings.storage_claim
+
+
 def run_dir(experiment: RLExperiment, settings: Settings) -> str:
-    """`<storage>/<namespace>/<name>`: the spec's storage path, else the operator's."""
-    base = experiment.spec.storage.path or settings.storage_path
+    """`<storage root>/<namespace>/<name>` (a path or an `s3://`/`gs://` URI)."""
     meta = experiment.metadata
-    return f"{base.rstrip('/')}/{meta.namespace}/{meta.name}"
+    return f"{storage_root(experiment, settings).rstrip('/')}/{meta.namespace}/{meta.name}"
 
 
 def spec_b64(experiment: RLExperiment) -> str:
@@ -102,17 +114,27 @@ def container_resources(cpus: float, gpus: int, memory: str | None) -> dict[str,
 STORAGE_VOLUME = "rlops-storage"
 
 
+def mount_storage(pod: dict[str, Any], experiment: RLExperiment, settings: Settings) -> None:
+    """Mount the storage claim, if any, at the storage root in the pod's containers."""
+    claim = storage_claim(experiment, settings)
+    if claim is None:
+        return
+    volume = {"name": STORAGE_VOLUME, "persistentVolumeClaim": {"claimName": claim}}
+    pod.setdefault("volumes", []).append(volume)
+    mount = {"name": STORAGE_VOLUME, "mountPath": storage_root(experiment, settings)}
+    for container in pod["containers"]:
+        container.setdefault("volumeMounts", []).append(dict(mount))
+
+
 def pod_template(
     container: dict[str, Any],
-    placement: KubernetesPlacement,
+    experiment: RLExperiment,
     labels: dict[str, str],
     settings: Settings,
 ) -> dict[str, Any]:
+    placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
     pod: dict[str, Any] = {"containers": [container]}
-    if settings.storage_claim:  # run directories under storagePath, shared by every pod
-        claim = {"claimName": settings.storage_claim}
-        pod["volumes"] = [{"name": STORAGE_VOLUME, "persistentVolumeClaim": claim}]
-        container["volumeMounts"] = [{"name": STORAGE_VOLUME, "mountPath": settings.storage_path}]
+    mount_storage(pod, experiment, settings)  # run directories shared by every pod
     if placement.service_account:
         pod["serviceAccountName"] = placement.service_account
     if placement.node_selector:
@@ -120,6 +142,26 @@ def pod_template(
     if placement.tolerations:
         pod["tolerations"] = [t.dump() for t in placement.tolerations]
     return {"metadata": {"labels": dict(labels)}, "spec": pod}
+
+
+SUBMITTER_RESOURCES = {"cpu": "500m", "memory": "512Mi"}  # KubeRay's default submitter's
+
+
+def submitter_template(experiment: RLExperiment, settings: Settings) -> dict[str, Any] | None:
+    """K8sJobMode's submitter pod with the storage claim mounted too, when there is one.
+
+    KubeRay fills in the `ray job submit` command of a submitter container that has none.
+    """
+    if settings.submission_mode != "K8sJobMode" or storage_claim(experiment, settings) is None:
+        return None
+    container = {
+        "name": "ray-job-submitter",
+        "image": experiment.spec.image or settings.image,
+        "resources": {"requests": dict(SUBMITTER_RESOURCES), "limits": dict(SUBMITTER_RESOURCES)},
+    }
+    pod: dict[str, Any] = {"containers": [container], "restartPolicy": "Never"}
+    mount_storage(pod, experiment, settings)
+    return {"spec": pod}
 
 
 def ray_start_params(cpus: float, gpus: int, head: bool) -> dict[str, str]:
@@ -136,7 +178,6 @@ def cluster_spec(
     experiment: RLExperiment, settings: Settings, labels: dict[str, str]
 ) -> dict[str, Any]:
     image = experiment.spec.image or settings.image
-    placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
     cpus, gpus, memory = node_resources(experiment)
     resources = container_resources(cpus, gpus, memory)
     head = {
@@ -149,7 +190,7 @@ def cluster_spec(
         "rayVersion": settings.ray_version,
         "headGroupSpec": {
             "rayStartParams": ray_start_params(cpus, gpus, head=True),
-            "template": pod_template(head, placement, labels, settings),
+            "template": pod_template(head, experiment, labels, settings),
         },
     }
     workers = max(experiment.spec.resources.nodes, 1) - 1
@@ -162,7 +203,7 @@ def cluster_spec(
                 "minReplicas": workers,
                 "maxReplicas": workers,
                 "rayStartParams": ray_start_params(cpus, gpus, head=False),
-                "template": pod_template(worker, placement, labels, settings),
+                "template": pod_template(worker, experiment, labels, settings),
             }
         ]
     return spec
@@ -221,6 +262,8 @@ def build_rayjob(experiment: RLExperiment, settings: Settings, attempt: int = 1)
         "backoffLimit": 0,
         "rayClusterSpec": cluster_spec(experiment, settings, pod_labels),
     }
+    if (submitter := submitter_template(experiment, settings)) is not None:
+        rayjob_spec["submitterPodTemplate"] = submitter
     if spec.stop.wall_time_seconds is not None:
         deadline = math.ceil(spec.stop.wall_time_seconds) + settings.deadline_margin_seconds
         rayjob_spec["activeDeadlineSeconds"] = deadline
