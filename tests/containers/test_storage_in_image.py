@@ -1,0 +1,204 @@
+"""Storage that outlives a RayJob, end to end in the image: `rlops operator` (a real process)
+turns Sweeps applied with kubectl into trials and RayJobs whose head pods the KubeRay
+stand-in runs as podman containers of the image. The trials name a PersistentVolumeClaim in
+`spec.storage.persistentVolumeClaim` (the operator has none): every head pod mounts it at
+the storage path, the stand-in backing the claim with one host directory.
+
+- a trial whose head container is SIGKILLed mid-run, once it has checkpointed, fails; the
+  sweep retries it as attempt 2 in a new RayJob, a new container, which resumes from the
+  checkpoint on the claim: iterations and timesteps go on from there;
+- an ASHA promotion sweep pauses its trials at the first rung (the RayJob deleted, the pod
+  gone) and resumes the promoted one from its checkpoint on the claim in a new RayJob.
+
+Real: the operator, kubectl, podman, the image, RLlib. The Kubernetes API is the test bed's
+emulator; the KubeRay operator is the stand-in; the claim is a host directory.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rlops.api.annotations import ANNOTATION_PROMOTIONS
+from rlops.api.runinfo import ProgressRecord, read_progress, read_result
+from rlops.runtime.checkpoints import METADATA_FILE
+from tests.kube.fixtures import KubeTestBed
+from tests.kube.pod_containers import PodmanPods
+from tests.operator.harness import OperatorProcess, get, names, status_of, wait_for
+from tests.operator.test_operator_e2e import apply
+
+pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.training]
+
+CLAIM = "team-runs"
+BATCH = 500
+RESUMED = re.compile(r"resuming from \S+ \(iteration (\d+)\)")
+
+
+@pytest.fixture
+def operator(
+    kube: KubeTestBed, kube_namespace: str, image: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(kube, kube_namespace, tmp_path, image=image)
+    try:
+        yield process.start()
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def claim(
+    kube_namespace: str, kuberay: Any, podman_settings: dict[str, str], operator: OperatorProcess,
+    tmp_path: Path,
+) -> Iterator[tuple[Path, PodmanPods]]:  # fmt: skip
+    """The claim's host directory, with the stand-in running head pods as containers."""
+    if not getattr(kuberay, "emulated", False):
+        pytest.skip("container mode is the stand-in's (a real cluster runs real pods)")
+    storage = operator.workdir / "runs"
+    pods = PodmanPods(podman_settings, tmp_path / "pods", claims={CLAIM: storage})
+    kuberay.run_in_containers(kube_namespace, pods)
+    try:
+        yield storage, pods
+    finally:
+        kuberay.run_in_containers(kube_namespace, None)
+
+
+def sweep(name: str, lrs: list[float], iterations: int, **spec: Any) -> dict[str, Any]:
+    """A grid over PPO's learning rate on CartPole; trials checkpoint every iteration."""
+    template = {
+        "algorithm": "PPO",
+        "environment": {"id": "CartPole-v1"},
+        "config": {
+            "training": {"train_batch_size_per_learner": BATCH, "minibatch_size": 250,
+                         "num_epochs": 2},
+            "rl_module": {"model_config": {"fcnet_hiddens": [32, 32]}},
+        },
+        "resources": {"envRunners": 0},
+        "stop": {"iterations": iterations},
+        "checkpoint": {"frequency": 1},
+        "seed": 1,
+        "placement": {"backend": "kubernetes"},
+        "storage": {"persistentVolumeClaim": CLAIM},
+    }  # fmt: skip
+    return {
+        "apiVersion": "rlops.dev/v1alpha1",
+        "kind": "Sweep",
+        "metadata": {"name": name},
+        "spec": {
+            "template": template,
+            "parameters": {"config.training.lr": {"type": "grid", "values": lrs}},
+            "algorithm": "grid",
+            "objective": {"metric": "episode_return_mean", "mode": "max"},
+            **spec,
+        },
+    }
+
+
+def finished_phase(kube: KubeTestBed, ns: str, name: str) -> str | None:
+    phase = status_of(kube, "sweep", ns, name).get("phase")
+    return phase if phase in ("Succeeded", "Failed") else None
+
+
+def launches(run_dir: Path) -> dict[int, list[ProgressRecord]]:
+    """Progress records by the runtime's launch number (its attempt)."""
+    out: dict[int, list[ProgressRecord]] = {}
+    for record in read_progress(run_dir):
+        out.setdefault(record.attempt, []).append(record)
+    return out
+
+
+def resumed_from(run_dir: Path, launch: int) -> int:
+    """The checkpoint iteration launch `launch` resumed from, as its log says."""
+    log = (run_dir / "attempts" / f"{launch}.log").read_text()
+    found = RESUMED.search(log)
+    assert found, f"launch {launch} did not resume:\n{log[-3000:]}"
+    return int(found.group(1))
+
+
+def assert_went_on(run_dir: Path, launch: int, last_iteration: int) -> None:
+    """Launch `launch` resumed from a checkpoint of the claim and counted on from it."""
+    start = resumed_from(run_dir, launch)
+    assert start >= 1 and (run_dir / "checkpoints").is_dir()
+    records = launches(run_dir)[launch]
+    expected = range(start + 1, last_iteration + 1)
+    assert [r.iteration for r in records] == list(expected)
+    assert [r.timesteps for r in records] == [i * BATCH for i in expected]
+
+
+def test_a_killed_trial_is_retried_as_attempt_2_from_its_checkpoint(
+    kube: KubeTestBed, kube_namespace: str, claim: tuple[Path, PodmanPods]
+) -> None:
+    storage, pods = claim
+    ns, name = kube_namespace, "retry"
+    started = time.monotonic()
+    apply(kube, ns, sweep(name, [0.0003], iterations=6, maxAttempts=2))
+    trial = wait_for("the trial", lambda: names(kube, "rlx", ns, f"rlops.dev/sweep={name}"),
+                     timeout=60)[0]  # fmt: skip
+    run_dir = storage / ns / trial
+    marker = run_dir / "checkpoints" / "checkpoint_000002" / METADATA_FILE
+    wait_for("checkpoint 2 on the claim", marker.is_file, timeout=420, every=1.0)
+    rayjob = get(kube, "rayjobs", ns, trial)
+    assert rayjob is not None
+    head = f"{ns}-{rayjob['status']['rayClusterName']}-head"
+    pod = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": CLAIM}
+    subprocess.run(["podman", "kill", "--signal=KILL", head], env=pods.env, check=True,
+                   capture_output=True)  # fmt: skip
+
+    assert wait_for("the sweep to finish", lambda: finished_phase(kube, ns, name),
+                    timeout=600, every=2.0) == "Succeeded"  # fmt: skip
+    elapsed = time.monotonic() - started
+    status = status_of(kube, "rlx", ns, trial)
+    assert (status["phase"], status["attempts"]) == ("Succeeded", 2), status
+    assert status["progress"]["iteration"] == 6
+    assert status["progress"]["timesteps"] == 6 * BATCH
+    result = read_result(run_dir)
+    assert result is not None and result.runtime is not None
+    assert (result.status, result.attempt, result.iteration) == ("succeeded", 2, 6)
+    assert result.runtime.hostname.endswith("-head")  # trained in a head pod's container
+    assert sorted(launches(run_dir)) == [1, 2]
+    assert_went_on(run_dir, 2, 6)
+    print(f"killed and retried trial: sweep finished in {elapsed:.0f} s")
+
+
+def test_an_asha_promotion_sweep_resumes_its_paused_trials_from_their_checkpoints(
+    kube: KubeTestBed, kube_namespace: str, claim: tuple[Path, PodmanPods]
+) -> None:
+    storage, _ = claim
+    ns, name = kube_namespace, "asha"
+    started = time.monotonic()
+    asha = {"type": "asha", "variant": "promotion", "gracePeriod": 2, "reductionFactor": 3,
+            "maxIterations": 6}  # fmt: skip
+    apply(kube, ns, sweep(name, [0.0003, 0.003, 0.03], iterations=6, parallelism=3,
+                          earlyStopping=asha))  # fmt: skip
+    assert wait_for("the sweep to finish", lambda: finished_phase(kube, ns, name),
+                    timeout=840, every=2.0) == "Succeeded"  # fmt: skip
+    elapsed = time.monotonic() - started
+    trials = names(kube, "rlx", ns, f"rlops.dev/sweep={name}")
+    assert len(trials) == 3
+    promoted = []
+    for trial in trials:
+        body = get(kube, "rlx", ns, trial)
+        assert body is not None
+        count = int(body["metadata"].get("annotations", {}).get(ANNOTATION_PROMOTIONS, "0"))
+        runs = launches(storage / ns / trial)
+        assert runs, f"{trial} never trained"
+        if count:
+            promoted.append(trial)
+            # Paused at the rung (its RayJob and pod deleted), resumed in a new RayJob that
+            # read its checkpoint from the claim.
+            assert min(runs) == 1 and len(runs) >= 2, (trial, sorted(runs))
+            for launch in sorted(runs)[1:]:
+                start = resumed_from(storage / ns / trial, launch)
+                assert start >= 2  # at or past the rung
+                first = runs[launch][0]
+                assert (first.iteration, first.timesteps) == (start + 1, (start + 1) * BATCH)
+    assert promoted, "no trial was promoted"
+    best = max(promoted, key=lambda t: max(r.iteration for r in read_progress(storage / ns / t)))
+    assert max(r.iteration for r in read_progress(storage / ns / best)) == 6
+    print(f"ASHA promotion sweep: {len(promoted)} promoted, finished in {elapsed:.0f} s")
