@@ -1,6 +1,7 @@
 """Fixtures of the container tests: the image (built or found up to date by
-scripts/build-image.sh), podman's settings (skipped, with the reason, without podman), and
-`cluster`, the real SLURM cluster of tests/runner/test_slurm_run.py."""
+scripts/build-image.sh), podman's settings (skipped, with the reason, without podman),
+`cluster`, the real SLURM cluster of tests/runner/test_slurm_run.py, and `s3`/`bucket`, moto's
+S3 server of tests/storage."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.containers.podman import build_image, podman_settings_or_skip
 from tests.runner.test_slurm_run import cluster  # noqa: F401 (a real SLURM cluster per module)
+from tests.storage.conftest import bucket, s3  # noqa: F401 (moto's S3 server, a bucket)
 
 
 @pytest.fixture(scope="session")

@@ -2,16 +2,18 @@
 turns Sweeps applied with kubectl into trials and RayJobs whose head pods the KubeRay
 stand-in runs as podman containers of the image. The trials name a PersistentVolumeClaim in
 `spec.storage.persistentVolumeClaim` (the operator has none): every head pod mounts it at
-the storage path, the stand-in backing the claim with one host directory.
+the storage path, the stand-in backing the claim with one host directory. Or they keep
+their run directories in `s3://` (moto's S3 server on loopback, which the containers reach
+on the host network), with credentials and endpoint from the operator's storage Secret.
 
 - a trial whose head container is SIGKILLed mid-run, once it has checkpointed, fails; the
   sweep retries it as attempt 2 in a new RayJob, a new container, which resumes from the
-  checkpoint on the claim: iterations and timesteps go on from there;
+  checkpoint on the claim (or in the bucket): iterations and timesteps go on from there;
 - an ASHA promotion sweep pauses its trials at the first rung (the RayJob deleted, the pod
   gone) and resumes the promoted one from its checkpoint on the claim in a new RayJob.
 
 Real: the operator, kubectl, podman, the image, RLlib. The Kubernetes API is the test bed's
-emulator; the KubeRay operator is the stand-in; the claim is a host directory.
+emulator; the KubeRay operator is the stand-in; the claim is a host directory; S3 is moto.
 """
 
 from __future__ import annotations
@@ -27,15 +29,18 @@ import pytest
 
 from rlops.api.annotations import ANNOTATION_PROMOTIONS
 from rlops.api.runinfo import ProgressRecord, read_progress, read_result
-from rlops.runtime.checkpoints import METADATA_FILE
+from rlops.runtime.checkpoints import METADATA_FILE, checkpoint_name
+from rlops.runtime.storage import StoreMirror
 from tests.kube.fixtures import KubeTestBed
 from tests.kube.pod_containers import PodmanPods
 from tests.operator.harness import OperatorProcess, get, names, status_of, wait_for
 from tests.operator.test_operator_e2e import apply
+from tests.storage.s3server import S3Server
 
 pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.training]
 
 CLAIM = "team-runs"
+STORAGE_SECRET = "bucket-creds"  # the operator's RLOPS_STORAGE_SECRET
 BATCH = 500
 RESUMED = re.compile(r"resuming from \S+ \(iteration (\d+)\)")
 
@@ -44,7 +49,9 @@ RESUMED = re.compile(r"resuming from \S+ \(iteration (\d+)\)")
 def operator(
     kube: KubeTestBed, kube_namespace: str, image: str, tmp_path: Path
 ) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(kube, kube_namespace, tmp_path, image=image)
+    process = OperatorProcess(
+        kube, kube_namespace, tmp_path, image=image, storage_secret=STORAGE_SECRET
+    )
     try:
         yield process.start()
     finally:
@@ -68,7 +75,10 @@ def claim(
         kuberay.run_in_containers(kube_namespace, None)
 
 
-def sweep(name: str, lrs: list[float], iterations: int, **spec: Any) -> dict[str, Any]:
+def sweep(
+    name: str, lrs: list[float], iterations: int, storage: dict[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:  # fmt: skip
     """A grid over PPO's learning rate on CartPole; trials checkpoint every iteration."""
     template = {
         "algorithm": "PPO",
@@ -83,7 +93,7 @@ def sweep(name: str, lrs: list[float], iterations: int, **spec: Any) -> dict[str
         "checkpoint": {"frequency": 1},
         "seed": 1,
         "placement": {"backend": "kubernetes"},
-        "storage": {"persistentVolumeClaim": CLAIM},
+        "storage": storage or {"persistentVolumeClaim": CLAIM},
     }  # fmt: skip
     return {
         "apiVersion": "rlops.dev/v1alpha1",
@@ -130,40 +140,78 @@ def assert_went_on(run_dir: Path, launch: int, last_iteration: int) -> None:
     assert [r.timesteps for r in records] == [i * BATCH for i in expected]
 
 
+class Store:
+    """Where a test's trials keep their run directories: the claim, or a bucket of the S3
+    server (pulled into a local directory to be read)."""
+
+    def __init__(self, storage: Path, s3: S3Server | None, bucket: str, scratch: Path) -> None:
+        self.storage, self.s3, self.bucket, self.scratch = storage, s3, bucket, scratch
+        self.pulls = 0
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        if self.s3 is None:
+            return {"persistentVolumeClaim": CLAIM}
+        return {"path": f"s3://{self.bucket}/runs"}
+
+    def has_checkpoint(self, ns: str, trial: str, iteration: int) -> bool:
+        rel = f"{ns}/{trial}/checkpoints/{checkpoint_name(iteration)}/{METADATA_FILE}"
+        if self.s3 is None:
+            return (self.storage / rel).is_file()
+        return f"{self.bucket}/runs/{rel}" in self.s3.files(f"{self.bucket}/runs/{ns}/{trial}")
+
+    def run_dir(self, ns: str, trial: str) -> Path:
+        if self.s3 is None:
+            return self.storage / ns / trial
+        self.pulls += 1
+        local = self.scratch / f"pull-{self.pulls}"
+        StoreMirror(f"s3://{self.bucket}/runs/{ns}/{trial}", local).pull()
+        return local
+
+
+@pytest.mark.parametrize("where", ["claim", "s3"])
 def test_a_killed_trial_is_retried_as_attempt_2_from_its_checkpoint(
-    kube: KubeTestBed, kube_namespace: str, claim: tuple[Path, PodmanPods]
-) -> None:
+    kube: KubeTestBed, kube_namespace: str, claim: tuple[Path, PodmanPods], where: str,
+    request: pytest.FixtureRequest, tmp_path: Path,
+) -> None:  # fmt: skip
     storage, pods = claim
     ns, name = kube_namespace, "retry"
+    store = Store(storage, None, "", tmp_path)
+    if where == "s3":  # moto on loopback, reached from the container (host network)
+        s3: S3Server = request.getfixturevalue("s3")
+        store = Store(storage, s3, request.getfixturevalue("bucket"), tmp_path)
+        literals = [f"--from-literal={k}={v}" for k, v in s3.env.items()]
+        kube.kubectl("create", "secret", "generic", STORAGE_SECRET, "-n", ns, *literals,
+                     check=True)  # fmt: skip
     started = time.monotonic()
-    apply(kube, ns, sweep(name, [0.0003], iterations=6, maxAttempts=2))
+    apply(kube, ns, sweep(name, [0.0003], iterations=6, storage=store.spec, maxAttempts=2))
     trial = wait_for("the trial", lambda: names(kube, "rlx", ns, f"rlops.dev/sweep={name}"),
                      timeout=60)[0]  # fmt: skip
-    run_dir = storage / ns / trial
-    marker = run_dir / "checkpoints" / "checkpoint_000002" / METADATA_FILE
-    wait_for("checkpoint 2 on the claim", marker.is_file, timeout=420, every=1.0)
+    wait_for("checkpoint 2 in the store", lambda: store.has_checkpoint(ns, trial, 2),
+             timeout=420, every=1.0)  # fmt: skip
     rayjob = get(kube, "rayjobs", ns, trial)
     assert rayjob is not None
     head = f"{ns}-{rayjob['status']['rayClusterName']}-head"
-    pod = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
-    assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": CLAIM}
     subprocess.run(["podman", "kill", "--signal=KILL", head], env=pods.env, check=True,
                    capture_output=True)  # fmt: skip
+    killed = time.monotonic()
 
     assert wait_for("the sweep to finish", lambda: finished_phase(kube, ns, name),
                     timeout=600, every=2.0) == "Succeeded"  # fmt: skip
-    elapsed = time.monotonic() - started
+    done = time.monotonic()
     status = status_of(kube, "rlx", ns, trial)
     assert (status["phase"], status["attempts"]) == ("Succeeded", 2), status
     assert status["progress"]["iteration"] == 6
     assert status["progress"]["timesteps"] == 6 * BATCH
+    run_dir = store.run_dir(ns, trial)
     result = read_result(run_dir)
     assert result is not None and result.runtime is not None
     assert (result.status, result.attempt, result.iteration) == ("succeeded", 2, 6)
     assert result.runtime.hostname.endswith("-head")  # trained in a head pod's container
     assert sorted(launches(run_dir)) == [1, 2]
     assert_went_on(run_dir, 2, 6)
-    print(f"killed and retried trial: sweep finished in {elapsed:.0f} s")
+    print(f"{where}: killed at {killed - started:.0f} s, retried and finished "
+          f"{done - killed:.0f} s later")  # fmt: skip
 
 
 def test_an_asha_promotion_sweep_resumes_its_paused_trials_from_their_checkpoints(

@@ -4,7 +4,8 @@
   and submitter pods, and the run directory lies under it;
 - the spec's claim wins over the operator's (`RLOPS_STORAGE_CLAIM`), which is mounted at the
   spec's path when the spec gives a path only;
-- an `s3://` path mounts nothing and is the runtime's `--run-dir`;
+- an `s3://` path mounts nothing and is the runtime's `--run-dir`; the operator's storage
+  Secret gives its pods the S3 variables (each key optional), and only to those;
 - the validator refuses a bad claim name, a claim with an object-store path, and a store
   scheme other than s3:// and gs://, naming the field.
 """
@@ -18,6 +19,7 @@ import pytest
 
 from rlops.api.validation import validate_manifest
 from rlops.backends.kuberay import build_rayjob
+from rlops.backends.kuberay.builder import STORE_VARIABLES
 from tests.backends.kuberay_fixtures import crd_violations, settings, stored
 from tests.builders import experiment
 
@@ -86,6 +88,22 @@ def test_an_object_store_path_mounts_nothing() -> None:
     for pod in pods(job):
         assert "volumes" not in pod and "volumeMounts" not in pod["containers"][0]
     assert run_dir_of(job) == "s3://bucket/runs/team-a/multi"
+
+
+def test_the_storage_secret_gives_object_store_pods_their_credentials() -> None:
+    ops = settings(storage_secret="bucket-creds")
+    job = build_rayjob(stored(two_nodes({"path": "s3://bucket/runs"})), ops)
+    for pod in pods(job):
+        env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in pod["containers"][0]["env"]}
+        assert sorted(env) == sorted(STORE_VARIABLES)
+        assert env["AWS_ENDPOINT_URL"] == {
+            "name": "bucket-creds",
+            "key": "AWS_ENDPOINT_URL",
+            "optional": True,
+        }
+    assert crd_violations(job) == []
+    on_a_claim = build_rayjob(stored(two_nodes({"path": "/mnt/runs"})), ops)
+    assert all("env" not in pod["containers"][0] for pod in pods(on_a_claim))
 
 
 def test_no_claim_no_submitter_template() -> None:

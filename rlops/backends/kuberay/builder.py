@@ -114,8 +114,31 @@ def container_resources(cpus: float, gpus: int, memory: str | None) -> dict[str,
 STORAGE_VOLUME = "rlops-storage"
 
 
+# Variables an S3 client (pyarrow's among them) reads, taken from RLOPS_STORAGE_SECRET.
+STORE_VARIABLES = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+)  # fmt: skip
+
+
+def store_env(experiment: RLExperiment, settings: Settings) -> list[dict[str, Any]]:
+    """The object store's credentials from the operator's storage Secret, each key optional."""
+    if settings.storage_secret is None or "://" not in storage_root(experiment, settings):
+        return []
+    return [
+        {"name": key, "valueFrom": {"secretKeyRef": {
+            "name": settings.storage_secret, "key": key, "optional": True,
+        }}}
+        for key in STORE_VARIABLES
+    ]  # fmt: skip
+
+
 def mount_storage(pod: dict[str, Any], experiment: RLExperiment, settings: Settings) -> None:
-    """Mount the storage claim, if any, at the storage root in the pod's containers."""
+    """Mount the storage claim, if any, at the storage root in the pod's containers; give
+    them the object store's credentials, if the operator has a storage Secret."""
+    if env := store_env(experiment, settings):
+        for container in pod["containers"]:
+            container.setdefault("env", []).extend(copy.deepcopy(env))
     claim = storage_claim(experiment, settings)
     if claim is None:
         return
