@@ -110,8 +110,14 @@ def sweep(
 
 
 def finished_phase(kube: KubeTestBed, ns: str, name: str) -> str | None:
-    phase = status_of(kube, "sweep", ns, name).get("phase")
-    return phase if phase in ("Succeeded", "Failed") else None
+    """The sweep's final phase; a failed one with its trials' phases and messages."""
+    status = status_of(kube, "sweep", ns, name)
+    phase = status.get("phase")
+    if phase == "Failed":
+        trials = names(kube, "rlx", ns, f"rlops.dev/sweep={name}")
+        said = [(t, status_of(kube, "rlx", ns, t).get("message")) for t in trials]
+        return f"Failed: {status.get('message')} {said}"
+    return phase if phase == "Succeeded" else None
 
 
 def launches(run_dir: Path) -> dict[int, list[ProgressRecord]]:
@@ -180,9 +186,9 @@ def test_a_killed_trial_is_retried_as_attempt_2_from_its_checkpoint(
     if where == "s3":  # moto on loopback, reached from the container (host network)
         s3: S3Server = request.getfixturevalue("s3")
         store = Store(storage, s3, request.getfixturevalue("bucket"), tmp_path)
-        literals = [f"--from-literal={k}={v}" for k, v in s3.env.items()]
-        kube.kubectl("create", "secret", "generic", STORAGE_SECRET, "-n", ns, *literals,
-                     check=True)  # fmt: skip
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": STORAGE_SECRET},
+                  "stringData": s3.env}  # fmt: skip
+        apply(kube, ns, secret)
     started = time.monotonic()
     apply(kube, ns, sweep(name, [0.0003], iterations=6, storage=store.spec, maxAttempts=2))
     trial = wait_for("the trial", lambda: names(kube, "rlx", ns, f"rlops.dev/sweep={name}"),
@@ -192,8 +198,11 @@ def test_a_killed_trial_is_retried_as_attempt_2_from_its_checkpoint(
     rayjob = get(kube, "rayjobs", ns, trial)
     assert rayjob is not None
     head = f"{ns}-{rayjob['status']['rayClusterName']}-head"
-    subprocess.run(["podman", "kill", "--signal=KILL", head], env=pods.env, check=True,
-                   capture_output=True)  # fmt: skip
+    kill = subprocess.run(["podman", "kill", "--signal=KILL", head], env=pods.env,
+                          capture_output=True, text=True)  # fmt: skip
+    running = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}} {{.Status}}"],
+                             env=pods.env, capture_output=True, text=True).stdout  # fmt: skip
+    assert kill.returncode == 0, f"podman kill {head}: {kill.stderr}\n{running}"
     killed = time.monotonic()
 
     assert wait_for("the sweep to finish", lambda: finished_phase(kube, ns, name),
