@@ -251,8 +251,10 @@ def test_an_asha_promotion_sweep_resumes_its_paused_trials_from_their_checkpoint
             # read its checkpoint from the claim.
             assert min(runs) == 1 and len(runs) >= 2, (trial, sorted(runs))
             for launch in sorted(runs)[1:]:
+                # Its latest complete checkpoint: the rung's, or the one before when the
+                # pause's SIGTERM came while the rung's was being written (killed after
+                # the grace period, a partial checkpoint is never resumed from).
                 start = resumed_from(storage / ns / trial, launch)
-                assert start >= 2  # at or past the rung
                 first = runs[launch][0]
                 assert (first.iteration, first.timesteps) == (start + 1, (start + 1) * BATCH)
     assert promoted, "no trial was promoted"
