@@ -18,6 +18,7 @@ emulator; the KubeRay operator is the stand-in; the claim is a host directory; S
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import time
@@ -186,8 +187,9 @@ def test_a_killed_trial_is_retried_as_attempt_2_from_its_checkpoint(
     if where == "s3":  # moto on loopback, reached from the container (host network)
         s3: S3Server = request.getfixturevalue("s3")
         store = Store(storage, s3, request.getfixturevalue("bucket"), tmp_path)
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in s3.env.items()}
         secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": STORAGE_SECRET},
-                  "stringData": s3.env}  # fmt: skip
+                  "data": data}  # fmt: skip
         apply(kube, ns, secret)
     started = time.monotonic()
     apply(kube, ns, sweep(name, [0.0003], iterations=6, storage=store.spec, maxAttempts=2))
