@@ -58,4 +58,16 @@ if [ ! -f "$mlflow_stamp" ] || [ "$(cat "$mlflow_stamp")" != "$mlflow_want" ]; t
   .venv-mlflow/bin/pip install -q -r requirements/mlflow-server.txt
   echo "$mlflow_want" > "$mlflow_stamp"
 fi
+# The S3-compatible server (moto) of the object-store storage tests: botocore pins
+# python-dateutil < 3, the kubernetes client needs >= 3.
+if [ ! -x .venv-moto/bin/python ]; then
+  "$PY" -m venv .venv-moto
+fi
+moto_stamp=.venv-moto/.rlops-setup
+moto_want=$(sha256sum requirements/moto-server.txt | cut -d' ' -f1)
+if [ ! -f "$moto_stamp" ] || [ "$(cat "$moto_stamp")" != "$moto_want" ]; then
+  echo "setup: installing the S3 test server (moto) into .venv-moto"
+  .venv-moto/bin/pip install -q -r requirements/moto-server.txt
+  echo "$moto_want" > "$moto_stamp"
+fi
 echo "setup: ready (.venv/bin/rlops)"

@@ -272,8 +272,18 @@ class StorageSpec(Model):
     path: str | None = Field(
         default=None,
         description=(
-            "A shared path or an object-store URI (`s3://`, `gs://`) for the run directory; "
-            "defaults per backend."
+            "A shared path or an object-store URI (`s3://bucket/prefix`, `gs://bucket/prefix`) "
+            "under which the run directory `<namespace>/<name>` goes; defaults per backend. "
+            "In an object store the runtime trains in a local scratch directory and mirrors "
+            "checkpoints and results to the store, resuming from there."
+        ),
+    )
+    persistent_volume_claim: str | None = Field(
+        default=None,
+        description=(
+            "Kubernetes: a PersistentVolumeClaim (ReadWriteMany for several nodes) mounted at "
+            "`path` (else the operator's storage path) in the head, worker and submitter pods, "
+            "so run directories outlive the RayJob; it replaces the operator's storage claim."
         ),
     )
 

@@ -35,6 +35,15 @@ class Settings(BaseSettings):
             "so that run directories there reach the pods; none: the image provides the path."
         ),
     )
+    storage_secret: str | None = Field(
+        default=None,
+        description=(
+            "A Secret, in each experiment's namespace, whose keys "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION "
+            "and AWS_ENDPOINT_URL (each optional) become variables of the Ray pods of "
+            "experiments stored in an object store (`s3://`); none: the pods' own credentials."
+        ),
+    )
     submission_mode: Literal["K8sJobMode", "HTTPMode", "SidecarMode"] = Field(
         default="K8sJobMode",
         description=(

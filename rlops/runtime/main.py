@@ -38,6 +38,7 @@ from rlops.runtime.placement import runtime_info
 from rlops.runtime.pythonpath import activate, import_paths, job_pythonpath, runtime_env
 from rlops.runtime.reporter import ProgressReporter
 from rlops.runtime.signals import RequeueNow, SignalWatch
+from rlops.runtime.storage import run_directory
 
 log = logging.getLogger("rlops.runtime")
 
@@ -50,13 +51,19 @@ def run(args: argparse.Namespace, settings: RuntimeSettings | None = None) -> in
     """Everything after argument parsing; returns the exit code."""
     settings = settings or RuntimeSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    run_dir: Path | None = args.run_dir or settings.run_dir
+    where: str | None = args.run_dir or settings.run_dir
+    if where is None:
+        return invalid(None, ["--run-dir: required (or set RLOPS_RUN_DIR)"])
+    with run_directory(where, settings.scratch_dir, settings.storage_sync_seconds) as run_dir:
+        return run_in(args, settings, run_dir)
+
+
+def run_in(args: argparse.Namespace, settings: RuntimeSettings, run_dir: Path) -> int:
+    """The attempt, in a local run directory (itself, or the mirror of an object store's)."""
     try:
         manifest = load_manifest(args.spec, args.spec_b64)
     except InvalidManifest as exc:
         return invalid(run_dir, [str(e) for e in exc.errors])
-    if run_dir is None:
-        return invalid(None, ["--run-dir: required (or set RLOPS_RUN_DIR)"])
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SPEC_FILE).write_text(yaml.safe_dump(manifest.raw, sort_keys=False))
     attempt = args.attempt or next_attempt(run_dir)

@@ -18,8 +18,20 @@ class RuntimeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RLOPS_", extra="ignore")
 
-    run_dir: Path | None = Field(
-        default=None, description="Run directory when `--run-dir` is not given."
+    run_dir: str | None = Field(
+        default=None,
+        description="Run directory (a path, s3:// or gs:// URI) if `--run-dir` is not given.",
+    )
+    storage_sync_seconds: float = Field(
+        default=5.0,
+        description=(
+            "A run directory in an object store is pushed there this often while the attempt "
+            "runs (and at its end); the attempt trains in a local scratch directory."
+        ),
+    )
+    scratch_dir: Path | None = Field(
+        default=None,
+        description="Where the scratch directory of an object-store run goes (default: $TMPDIR).",
     )
     ray_address: str | None = Field(
         default=None,
@@ -70,7 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--spec", type=Path, help="RLExperiment manifest (YAML or JSON).")
     source.add_argument("--spec-b64", help="The manifest, base64-encoded (for RayJob entrypoints).")
-    parser.add_argument("--run-dir", type=Path, help="Run directory (default: $RLOPS_RUN_DIR).")
+    parser.add_argument(
+        "--run-dir",
+        help="Run directory: a path, or an s3:// or gs:// URI (default: $RLOPS_RUN_DIR).",
+    )
     parser.add_argument(
         "--ray-address",
         help="Ray cluster to connect to (default: $RAY_ADDRESS; none starts a local Ray).",

@@ -99,6 +99,13 @@ def test_retries_are_counted_from_kuberays_failed_counter() -> None:
     assert "failed 2 times" in seen.message
 
 
+def test_the_failure_that_ended_a_rayjob_is_not_a_retry() -> None:
+    """backoffLimit 0: a job that failed once is failed=1 and was never retried, so its
+    experiment has had one attempt (a sweep's maxAttempts may still retry it)."""
+    assert observe_rayjob(rayjob("Failed", "FAILED", failed=1), PLACEMENT, NOW).retries == 0
+    assert observe_rayjob(rayjob("Failed", "FAILED", failed=3), PLACEMENT, NOW).retries == 2
+
+
 def test_times_are_taken_from_the_rayjob() -> None:
     seen = observe_rayjob(
         rayjob(

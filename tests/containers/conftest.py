@@ -1,9 +1,9 @@
 """Fixtures of the container tests: the image (built or found up to date by
-scripts/build-image.sh), podman's settings (skipped, with the reason, without podman), and
-`cluster`, the real SLURM cluster of tests/runner/test_slurm_run.py, and `pod_operator`:
-`rlops operator` configured with the image and a storage claim, with the KubeRay stand-in
-running the namespace's Ray pods as containers (the claim backed by the operator's storage
-directory)."""
+scripts/build-image.sh), podman's settings (skipped, with the reason, without podman),
+`cluster`, the real SLURM cluster of tests/runner/test_slurm_run.py, `s3`/`bucket`, moto's
+S3 server of tests/storage, and `pod_operator`: `rlops operator` configured with the image
+and a storage claim, with the KubeRay stand-in running the namespace's Ray pods as
+containers (the claim backed by the operator's storage directory)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tests.kube.volume_claims import claim
 from tests.operator.harness import OperatorProcess
 from tests.operator.test_operator_e2e import apply
 from tests.runner.test_slurm_run import cluster  # noqa: F401 (a real SLURM cluster per module)
+from tests.storage.conftest import bucket, s3  # noqa: F401 (moto's S3 server, a bucket)
 
 CLAIM = "rlops-runs"
 

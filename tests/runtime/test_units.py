@@ -168,7 +168,7 @@ def test_the_command_line_contract() -> None:
     args = parser.parse_args(["--spec", "x.yaml", "--run-dir", "r", "--ray-address", "h:6379",
                               "--attempt", "3"])  # fmt: skip
     assert (args.spec, args.run_dir, args.ray_address, args.attempt) == (
-        Path("x.yaml"), Path("r"), "h:6379", 3,
+        Path("x.yaml"), "r", "h:6379", 3,
     )  # fmt: skip
     assert parser.parse_args(["--spec-b64", "eA=="]).spec_b64 == "eA=="
     with pytest.raises(SystemExit):

@@ -9,7 +9,13 @@ from rlops.api.catalog import MANAGED_GROUPS, MANAGED_KEYWORDS, Catalog
 from rlops.api.classrefs import ENTRY_POINT, ref_errors
 from rlops.api.command import placeholder_errors
 from rlops.api.experiment import Backend, RLExperimentSpec
-from rlops.api.validation.errors import FieldError, has_control, has_unsafe, one_of
+from rlops.api.validation.errors import (
+    DNS_SUBDOMAIN,
+    FieldError,
+    has_control,
+    has_unsafe,
+    one_of,
+)
 from rlops.api.validation.placement import (
     BIND_SEPARATORS,
     SLURM_TIME,
@@ -52,6 +58,7 @@ def validate_experiment_spec(
     if spec.seed is not None and spec.seed < 0:
         errors.append(FieldError(f"{path}.seed", "must be >= 0"))
     errors += _check_storage(spec.storage.path, f"{path}.storage.path")
+    errors += _check_claim(spec.storage.path, spec.storage.persistent_volume_claim, path)
     if spec.image is not None and (not spec.image.strip() or has_unsafe(spec.image, "/:@.-_")):
         errors.append(FieldError(f"{path}.image", f"{spec.image!r} is not an image reference"))
     placement = spec.placement
@@ -112,7 +119,7 @@ def _check_command(spec: RLExperimentSpec, path: str) -> list[FieldError]:
     return errors
 
 
-def _check_storage(storage: str | None, path: str) -> list[FieldError]:
+def _check_shared_path(storage: str | None, path: str) -> list[FieldError]:
     if storage is None:
         return []
     if has_control(storage):
@@ -125,6 +132,33 @@ def _check_storage(storage: str | None, path: str) -> list[FieldError]:
                 "reaches a container's --bind, where ',' separates mounts and ':' the target",
             )
         ]
+    return []
+
+
+STORE_SCHEMES = ("s3", "gs")  # object stores the runtime reaches through pyarrow.fs
+
+
+def _check_storage(storage: str | None, path: str) -> list[FieldError]:
+    if storage is None or "://" not in storage:
+        return _check_shared_path(storage, path)
+    scheme, _, rest = storage.partition("://")
+    if scheme not in STORE_SCHEMES:
+        allowed = ", ".join(f"{s}://" for s in STORE_SCHEMES)
+        return [FieldError(path, f"{scheme}:// is not a supported store; use a path or {allowed}")]
+    if not rest.split("/", 1)[0] or has_control(rest) or " " in rest:
+        return [FieldError(path, f"{storage!r}: expected {scheme}://<bucket>[/<prefix>]")]
+    return []
+
+
+def _check_claim(storage: str | None, claim: str | None, path: str) -> list[FieldError]:
+    """storage.persistentVolumeClaim: a claim name, mounted at a path (never an object store)."""
+    if claim is None:
+        return []
+    where = f"{path}.storage.persistentVolumeClaim"
+    if len(claim) > 253 or not DNS_SUBDOMAIN.fullmatch(claim):
+        return [FieldError(where, f"{claim!r} is not a PersistentVolumeClaim name (DNS subdomain)")]
+    if storage is not None and not storage.startswith("/"):
+        return [FieldError(where, "a claim is mounted at storage.path, which must be absolute")]
     return []
 
 

@@ -54,11 +54,23 @@ def progress_url(settings: Settings, namespace: str, name: str) -> str:
     return f"{settings.progress_url.rstrip('/')}/progress/{namespace}/{name}"
 
 
+def storage_root(experiment: RLExperiment, settings: Settings) -> str:
+    """Where run directories go: the spec's storage path, else the operator's."""
+    return experiment.spec.storage.path or settings.storage_path
+
+
+def storage_claim(experiment: RLExperiment, settings: Settings) -> str | None:
+    """The claim mounted at the storage root: the spec's, else the operator's; none for an
+    object store (the runtime mirrors the run directory there itself)."""
+    if "://" in storage_root(experiment, settings):
+        return None
+    return experiment.spec.storage.persistent_volume_claim or settings.storage_claim
+
+
 def run_dir(experiment: RLExperiment, settings: Settings) -> str:
-    """`<storage>/<namespace>/<name>`: the spec's storage path, else the operator's."""
-    base = experiment.spec.storage.path or settings.storage_path
+    """`<storage root>/<namespace>/<name>` (a path or an `s3://`/`gs://` URI)."""
     meta = experiment.metadata
-    return f"{base.rstrip('/')}/{meta.namespace}/{meta.name}"
+    return f"{storage_root(experiment, settings).rstrip('/')}/{meta.namespace}/{meta.name}"
 
 
 def spec_b64(experiment: RLExperiment) -> str:
@@ -110,17 +122,50 @@ def container_resources(cpus: float, gpus: int, memory: str | None) -> dict[str,
 STORAGE_VOLUME = "rlops-storage"
 
 
+# Variables an S3 client (pyarrow's among them) reads, taken from RLOPS_STORAGE_SECRET.
+STORE_VARIABLES = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+)  # fmt: skip
+
+
+def store_env(experiment: RLExperiment, settings: Settings) -> list[dict[str, Any]]:
+    """The object store's credentials from the operator's storage Secret, each key optional."""
+    if settings.storage_secret is None or "://" not in storage_root(experiment, settings):
+        return []
+    return [
+        {"name": key, "valueFrom": {"secretKeyRef": {
+            "name": settings.storage_secret, "key": key, "optional": True,
+        }}}
+        for key in STORE_VARIABLES
+    ]  # fmt: skip
+
+
+def mount_storage(pod: dict[str, Any], experiment: RLExperiment, settings: Settings) -> None:
+    """Mount the storage claim, if any, at the storage root in the pod's containers; give
+    them the object store's credentials, if the operator has a storage Secret."""
+    if env := store_env(experiment, settings):
+        for container in pod["containers"]:
+            container.setdefault("env", []).extend(copy.deepcopy(env))
+    claim = storage_claim(experiment, settings)
+    if claim is None:
+        return
+    volume = {"name": STORAGE_VOLUME, "persistentVolumeClaim": {"claimName": claim}}
+    pod.setdefault("volumes", []).append(volume)
+    mount = {"name": STORAGE_VOLUME, "mountPath": storage_root(experiment, settings)}
+    for container in pod["containers"]:
+        container.setdefault("volumeMounts", []).append(dict(mount))
+
+
 def pod_template(
     container: dict[str, Any],
-    placement: KubernetesPlacement,
+    experiment: RLExperiment,
     labels: dict[str, str],
     settings: Settings,
 ) -> dict[str, Any]:
+    placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
     pod: dict[str, Any] = {"containers": [container]}
-    if settings.storage_claim:  # run directories under storagePath, shared by every pod
-        claim = {"claimName": settings.storage_claim}
-        pod["volumes"] = [{"name": STORAGE_VOLUME, "persistentVolumeClaim": claim}]
-        container["volumeMounts"] = [{"name": STORAGE_VOLUME, "mountPath": settings.storage_path}]
+    mount_storage(pod, experiment, settings)  # run directories shared by every pod
     restrict(pod, placement.service_account)
     if placement.node_selector:
         pod["nodeSelector"] = dict(placement.node_selector)
@@ -173,7 +218,7 @@ def cluster_spec(
         "ports": [{"name": name, "containerPort": port} for name, port in HEAD_PORTS],
         "env": [token_env(experiment.metadata.name or "")],
     }
-    head_template = pod_template(head, placement, labels, settings)
+    head_template = pod_template(head, experiment, labels, settings)
     if submission_mode(placement, settings) == SIDECAR_MODE:
         head_template["spec"]["restartPolicy"] = "Never"  # as KubeRay's SidecarMode requires
     workers = max(experiment.spec.resources.nodes, 1) - 1
@@ -201,7 +246,7 @@ def cluster_spec(
                 "rayStartParams": ray_start_params(
                     ray_cpus(cpus, driver, False, workers), gpus, head=False
                 ),
-                "template": pod_template(worker, placement, labels, settings),
+                "template": pod_template(worker, experiment, labels, settings),
             }
         ]
     return spec
@@ -231,17 +276,13 @@ def submitter_template(
 ) -> dict[str, Any]:
     """KubeRay's K8sJobMode submitter pod, restricted like the Ray pods (KubeRay fills in
     the `ray job submit` command)."""
-    placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
     container = {
         "name": "ray-job-submitter",
         "image": experiment.spec.image or settings.image,
         "resources": {"requests": dict(SUBMITTER_RESOURCES), "limits": dict(SUBMITTER_RESOURCES)},
     }
-    template = pod_template(container, placement, labels, settings)
-    spec = template["spec"]
-    spec.pop("volumes", None)
-    container.pop("volumeMounts", None)
-    spec["restartPolicy"] = "Never"
+    template = pod_template(container, experiment, labels, settings)  # the claim mounted too
+    template["spec"]["restartPolicy"] = "Never"
     return template
 
 

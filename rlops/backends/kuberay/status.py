@@ -75,7 +75,10 @@ def observe_rayjob(
     status = rayjob.get("status") or {}
     deployment = status.get("jobDeploymentStatus") or ""
     job_status = status.get("jobStatus") or ""
-    retries = int(status.get("failed") or 0)
+    failed = int(status.get("failed") or 0)
+    # KubeRay counts every failed run; the last one of a RayJob that ended Failed was not
+    # retried (with backoffLimit 0, a job killed once is failed=1 and no retry).
+    retries = max(failed - 1, 0) if deployment == "Failed" else failed
     started = status.get("startTime")
 
     observation: Observation
@@ -93,7 +96,7 @@ def observe_rayjob(
         )
     elif deployment == "Retrying":
         observation = Observation(
-            Phase.SUBMITTED, f"KubeRay is retrying the job (failed {retries} times)", "Retrying"
+            Phase.SUBMITTED, f"KubeRay is retrying the job (failed {failed} times)", "Retrying"
         )
     elif deployment == "Running":
         if job_status in WAITING_JOB_STATUSES:

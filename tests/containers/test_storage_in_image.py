@@ -1,0 +1,265 @@
+"""Storage that outlives a RayJob, end to end in the image: `rlops operator` (a real process)
+turns Sweeps applied with kubectl into trials and RayJobs whose head pods the KubeRay
+stand-in runs as podman containers of the image. The trials name a PersistentVolumeClaim in
+`spec.storage.persistentVolumeClaim` (the operator has none): every head pod mounts it at
+the storage path, the stand-in backing the claim with one host directory. Or they keep
+their run directories in `s3://` (moto's S3 server on loopback, which the containers reach
+on the host network), with credentials and endpoint from the operator's storage Secret.
+
+- a trial whose head container is SIGKILLed mid-run, once it has checkpointed, fails; the
+  sweep retries it as attempt 2 in a new RayJob, a new container, which resumes from the
+  checkpoint on the claim (or in the bucket): iterations and timesteps go on from there;
+- an ASHA promotion sweep pauses its trials at the first rung (the RayJob deleted, the pod
+  gone) and resumes the promoted one from its checkpoint on the claim in a new RayJob.
+
+Real: the operator, kubectl, podman, the image, RLlib. The Kubernetes API is the test bed's
+emulator; the KubeRay operator is the stand-in; the claim is a host directory; S3 is moto.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rlops.api.annotations import ANNOTATION_PROMOTIONS
+from rlops.api.runinfo import ProgressRecord, read_progress, read_result
+from rlops.runtime.checkpoints import METADATA_FILE, checkpoint_name
+from rlops.runtime.storage import StoreMirror
+from tests.kube.fixtures import KubeTestBed
+from tests.kube.pod_containers import PodmanPods
+from tests.operator.harness import OperatorProcess, get, names, status_of, wait_for
+from tests.operator.test_operator_e2e import apply
+from tests.storage.s3server import S3Server
+
+pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.training]
+
+CLAIM = "team-runs"
+STORAGE_SECRET = "bucket-creds"  # the operator's RLOPS_STORAGE_SECRET
+BATCH = 500
+RESUMED = re.compile(r"resuming from \S+ \(iteration (\d+)\)")
+
+
+@pytest.fixture
+def operator(
+    kube: KubeTestBed, kube_namespace: str, image: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(
+        kube, kube_namespace, tmp_path, image=image, storage_secret=STORAGE_SECRET
+    )
+    try:
+        yield process.start()
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def claim(
+    kube_namespace: str, kuberay: Any, podman_settings: dict[str, str], operator: OperatorProcess,
+    tmp_path: Path,
+) -> Iterator[tuple[Path, PodmanPods]]:  # fmt: skip
+    """The claim's host directory, with the stand-in running head pods as containers."""
+    if not getattr(kuberay, "emulated", False):
+        pytest.skip("container mode is the stand-in's (a real cluster runs real pods)")
+    storage = operator.workdir / "runs"
+    pods = PodmanPods(podman_settings, tmp_path / "pods", claims={CLAIM: storage})
+    kuberay.run_in_containers(kube_namespace, pods)
+    try:
+        yield storage, pods
+    finally:
+        kuberay.run_in_containers(kube_namespace, None)
+
+
+def sweep(
+    name: str, lrs: list[float], iterations: int, storage: dict[str, Any] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """A grid over PPO's learning rate on CartPole; trials checkpoint every iteration."""
+    template = {
+        "algorithm": "PPO",
+        "environment": {"id": "CartPole-v1"},
+        "config": {
+            "training": {"train_batch_size_per_learner": BATCH, "minibatch_size": 250,
+                         "num_epochs": 2},
+            "rl_module": {"model_config": {"fcnet_hiddens": [32, 32]}},
+        },
+        "resources": {"envRunners": 0},
+        "stop": {"iterations": iterations},
+        "checkpoint": {"frequency": 1},
+        "seed": 1,
+        "placement": {"backend": "kubernetes"},
+        "storage": storage or {"persistentVolumeClaim": CLAIM},
+    }  # fmt: skip
+    return {
+        "apiVersion": "rlops.dev/v1alpha1",
+        "kind": "Sweep",
+        "metadata": {"name": name},
+        "spec": {
+            "template": template,
+            "parameters": {"config.training.lr": {"type": "grid", "values": lrs}},
+            "algorithm": "grid",
+            "objective": {"metric": "episode_return_mean", "mode": "max"},
+            **spec,
+        },
+    }
+
+
+def finished_phase(kube: KubeTestBed, ns: str, name: str) -> str | None:
+    """The sweep's final phase; a failed one with its trials' phases and messages."""
+    status = status_of(kube, "sweep", ns, name)
+    phase = status.get("phase")
+    if phase == "Failed":
+        trials = names(kube, "rlx", ns, f"rlops.dev/sweep={name}")
+        said = [(t, status_of(kube, "rlx", ns, t).get("message")) for t in trials]
+        return f"Failed: {status.get('message')} {said}"
+    return phase if phase == "Succeeded" else None
+
+
+def launches(run_dir: Path) -> dict[int, list[ProgressRecord]]:
+    """Progress records by the runtime's launch number (its attempt)."""
+    out: dict[int, list[ProgressRecord]] = {}
+    for record in read_progress(run_dir):
+        out.setdefault(record.attempt, []).append(record)
+    return out
+
+
+def resumed_from(run_dir: Path, launch: int) -> int:
+    """The checkpoint iteration launch `launch` resumed from, as its log says."""
+    log = (run_dir / "attempts" / f"{launch}.log").read_text()
+    found = RESUMED.search(log)
+    assert found, f"launch {launch} did not resume:\n{log[-3000:]}"
+    return int(found.group(1))
+
+
+def assert_went_on(run_dir: Path, launch: int, last_iteration: int) -> None:
+    """Launch `launch` resumed from a checkpoint of the claim and counted on from it."""
+    start = resumed_from(run_dir, launch)
+    assert start >= 1 and (run_dir / "checkpoints").is_dir()
+    records = launches(run_dir)[launch]
+    expected = range(start + 1, last_iteration + 1)
+    assert [r.iteration for r in records] == list(expected)
+    assert [r.timesteps for r in records] == [i * BATCH for i in expected]
+
+
+class Store:
+    """Where a test's trials keep their run directories: the claim, or a bucket of the S3
+    server (pulled into a local directory to be read)."""
+
+    def __init__(self, storage: Path, s3: S3Server | None, bucket: str, scratch: Path) -> None:
+        self.storage, self.s3, self.bucket, self.scratch = storage, s3, bucket, scratch
+        self.pulls = 0
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        if self.s3 is None:
+            return {"persistentVolumeClaim": CLAIM}
+        return {"path": f"s3://{self.bucket}/runs"}
+
+    def has_checkpoint(self, ns: str, trial: str, iteration: int) -> bool:
+        rel = f"{ns}/{trial}/checkpoints/{checkpoint_name(iteration)}/{METADATA_FILE}"
+        if self.s3 is None:
+            return (self.storage / rel).is_file()
+        return f"{self.bucket}/runs/{rel}" in self.s3.files(f"{self.bucket}/runs/{ns}/{trial}")
+
+    def run_dir(self, ns: str, trial: str) -> Path:
+        if self.s3 is None:
+            return self.storage / ns / trial
+        self.pulls += 1
+        local = self.scratch / f"pull-{self.pulls}"
+        StoreMirror(f"s3://{self.bucket}/runs/{ns}/{trial}", local).pull()
+        return local
+
+
+@pytest.mark.parametrize("where", ["claim", "s3"])
+def test_a_killed_trial_is_retried_as_attempt_2_from_its_checkpoint(
+    kube: KubeTestBed, kube_namespace: str, claim: tuple[Path, PodmanPods], where: str,
+    request: pytest.FixtureRequest, tmp_path: Path,
+) -> None:  # fmt: skip
+    storage, pods = claim
+    ns, name = kube_namespace, "retry"
+    store = Store(storage, None, "", tmp_path)
+    if where == "s3":  # moto on loopback, reached from the container (host network)
+        s3: S3Server = request.getfixturevalue("s3")
+        store = Store(storage, s3, request.getfixturevalue("bucket"), tmp_path)
+        data = {k: base64.b64encode(v.encode()).decode() for k, v in s3.env.items()}
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": STORAGE_SECRET},
+                  "data": data}  # fmt: skip
+        apply(kube, ns, secret)
+    started = time.monotonic()
+    apply(kube, ns, sweep(name, [0.0003], iterations=6, storage=store.spec, maxAttempts=2))
+    trial = wait_for("the trial", lambda: names(kube, "rlx", ns, f"rlops.dev/sweep={name}"),
+                     timeout=60)[0]  # fmt: skip
+    wait_for("checkpoint 2 in the store", lambda: store.has_checkpoint(ns, trial, 2),
+             timeout=420, every=1.0)  # fmt: skip
+    rayjob = get(kube, "rayjobs", ns, trial)
+    assert rayjob is not None
+    head = f"{ns}-{rayjob['status']['rayClusterName']}-head"
+    kill = subprocess.run(["podman", "kill", "--signal=KILL", head], env=pods.env,
+                          capture_output=True, text=True)  # fmt: skip
+    running = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}} {{.Status}}"],
+                             env=pods.env, capture_output=True, text=True).stdout  # fmt: skip
+    assert kill.returncode == 0, f"podman kill {head}: {kill.stderr}\n{running}"
+    killed = time.monotonic()
+
+    assert wait_for("the sweep to finish", lambda: finished_phase(kube, ns, name),
+                    timeout=600, every=2.0) == "Succeeded"  # fmt: skip
+    done = time.monotonic()
+    status = status_of(kube, "rlx", ns, trial)
+    assert (status["phase"], status["attempts"]) == ("Succeeded", 2), status
+    assert status["progress"]["iteration"] == 6
+    assert status["progress"]["timesteps"] == 6 * BATCH
+    run_dir = store.run_dir(ns, trial)
+    result = read_result(run_dir)
+    assert result is not None and result.runtime is not None
+    assert (result.status, result.attempt, result.iteration) == ("succeeded", 2, 6)
+    assert result.runtime.hostname.endswith("-head")  # trained in a head pod's container
+    assert sorted(launches(run_dir)) == [1, 2]
+    assert_went_on(run_dir, 2, 6)
+    print(f"{where}: killed at {killed - started:.0f} s, retried and finished "
+          f"{done - killed:.0f} s later")  # fmt: skip
+
+
+def test_an_asha_promotion_sweep_resumes_its_paused_trials_from_their_checkpoints(
+    kube: KubeTestBed, kube_namespace: str, claim: tuple[Path, PodmanPods]
+) -> None:
+    storage, _ = claim
+    ns, name = kube_namespace, "asha"
+    started = time.monotonic()
+    asha = {"type": "asha", "variant": "promotion", "gracePeriod": 2, "reductionFactor": 3,
+            "maxIterations": 6}  # fmt: skip
+    apply(kube, ns, sweep(name, [0.0003, 0.003, 0.03], iterations=6, parallelism=3,
+                          earlyStopping=asha))  # fmt: skip
+    assert wait_for("the sweep to finish", lambda: finished_phase(kube, ns, name),
+                    timeout=840, every=2.0) == "Succeeded"  # fmt: skip
+    elapsed = time.monotonic() - started
+    trials = names(kube, "rlx", ns, f"rlops.dev/sweep={name}")
+    assert len(trials) == 3
+    promoted = []
+    for trial in trials:
+        body = get(kube, "rlx", ns, trial)
+        assert body is not None
+        count = int(body["metadata"].get("annotations", {}).get(ANNOTATION_PROMOTIONS, "0"))
+        runs = launches(storage / ns / trial)
+        assert runs, f"{trial} never trained"
+        if count:
+            promoted.append(trial)
+            # Paused at the rung (its RayJob and pod deleted), resumed in a new RayJob that
+            # read its checkpoint from the claim.
+            assert min(runs) == 1 and len(runs) >= 2, (trial, sorted(runs))
+            for launch in sorted(runs)[1:]:
+                # Its latest complete checkpoint: the rung's, or the one before when the
+                # pause's SIGTERM came while the rung's was being written (killed after
+                # the grace period, a partial checkpoint is never resumed from).
+                start = resumed_from(storage / ns / trial, launch)
+                first = runs[launch][0]
+                assert (first.iteration, first.timesteps) == (start + 1, (start + 1) * BATCH)
+    assert promoted, "no trial was promoted"
+    best = max(promoted, key=lambda t: max(r.iteration for r in read_progress(storage / ns / t)))
+    assert max(r.iteration for r in read_progress(storage / ns / best)) == 6
+    print(f"ASHA promotion sweep: {len(promoted)} promoted, finished in {elapsed:.0f} s")
