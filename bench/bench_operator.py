@@ -298,13 +298,15 @@ def operator_rss(
     operator.start()
     try:
         start = time.monotonic()
-        wait_until(
-            lambda: handled(operator) >= 2 * trials,
-            1800,
-            f"the operator to handle {trials} trials and their RayJobs",
-            interval=2.0,
-            max_interval=2.0,
-        )
+
+        def loaded() -> bool:
+            count = handled(operator)
+            if int(time.monotonic() - start) % 60 < 2:
+                print(f"  ... {count} of {2 * trials} objects handled", flush=True)
+            return count >= 2 * trials
+
+        wait_until(loaded, 3600, f"the operator to handle {trials} trials and their RayJobs",
+                   interval=2.0, max_interval=2.0)  # fmt: skip
         loaded = time.monotonic() - start
         assert operator.process is not None
         memory = memory_kib(operator.process.pid)
