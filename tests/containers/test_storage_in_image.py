@@ -34,9 +34,10 @@ from rlops.runtime.checkpoints import METADATA_FILE, checkpoint_name
 from rlops.runtime.storage import StoreMirror
 from tests.kube.fixtures import KubeTestBed
 from tests.kube.pod_containers import PodmanPods
-from tests.operator.harness import OperatorProcess, get, names, status_of, wait_for
+from tests.operator.harness import OperatorProcess, get, names, status_of
 from tests.operator.test_operator_e2e import apply
 from tests.storage.s3server import S3Server
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.training]
 
@@ -193,10 +194,10 @@ def test_a_killed_trial_is_retried_as_attempt_2_from_its_checkpoint(
         apply(kube, ns, secret)
     started = time.monotonic()
     apply(kube, ns, sweep(name, [0.0003], iterations=6, storage=store.spec, maxAttempts=2))
-    trial = wait_for("the trial", lambda: names(kube, "rlx", ns, f"rlops.dev/sweep={name}"),
-                     timeout=60)[0]  # fmt: skip
-    wait_for("checkpoint 2 in the store", lambda: store.has_checkpoint(ns, trial, 2),
-             timeout=420, every=1.0)  # fmt: skip
+    trials = lambda: names(kube, "rlx", ns, f"rlops.dev/sweep={name}")  # noqa: E731
+    trial = wait_until(trials, 60, "the trial", interval=0.5)[0]
+    checkpointed = lambda: store.has_checkpoint(ns, trial, 2)  # noqa: E731
+    wait_until(checkpointed, 420, "checkpoint 2 in the store", interval=1.0)
     rayjob = get(kube, "rayjobs", ns, trial)
     assert rayjob is not None
     head = f"{ns}-{rayjob['status']['rayClusterName']}-head"
@@ -207,8 +208,8 @@ def test_a_killed_trial_is_retried_as_attempt_2_from_its_checkpoint(
     assert kill.returncode == 0, f"podman kill {head}: {kill.stderr}\n{running}"
     killed = time.monotonic()
 
-    assert wait_for("the sweep to finish", lambda: finished_phase(kube, ns, name),
-                    timeout=600, every=2.0) == "Succeeded"  # fmt: skip
+    finished = lambda: finished_phase(kube, ns, name)  # noqa: E731
+    assert wait_until(finished, 600, "the sweep to finish", interval=2.0) == "Succeeded"
     done = time.monotonic()
     status = status_of(kube, "rlx", ns, trial)
     assert (status["phase"], status["attempts"]) == ("Succeeded", 2), status
@@ -235,8 +236,8 @@ def test_an_asha_promotion_sweep_resumes_its_paused_trials_from_their_checkpoint
             "maxIterations": 6}  # fmt: skip
     apply(kube, ns, sweep(name, [0.0003, 0.003, 0.03], iterations=6, parallelism=3,
                           earlyStopping=asha))  # fmt: skip
-    assert wait_for("the sweep to finish", lambda: finished_phase(kube, ns, name),
-                    timeout=840, every=2.0) == "Succeeded"  # fmt: skip
+    finished = lambda: finished_phase(kube, ns, name)  # noqa: E731
+    assert wait_until(finished, 840, "the sweep to finish", interval=2.0) == "Succeeded"
     elapsed = time.monotonic() - started
     trials = names(kube, "rlx", ns, f"rlops.dev/sweep={name}")
     assert len(trials) == 3

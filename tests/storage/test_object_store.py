@@ -24,8 +24,9 @@ from rlops.api.experiment import CheckpointSpec
 from rlops.api.runinfo import ExitCode, ProgressRecord, RunResult
 from rlops.runtime.checkpoints import METADATA_FILE, CheckpointInfo, CheckpointStore
 from rlops.runtime.storage import StoreMirror
-from tests.runtime.conftest import SMALL_BATCH, cartpole, finish, runtime_env, wait_for
+from tests.runtime.conftest import SMALL_BATCH, cartpole, finish, runtime_env
 from tests.storage.s3server import S3Server
+from tests.waiting import wait_until
 
 
 def fake_checkpoint(root: Path, iteration: int) -> None:
@@ -120,7 +121,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_in_the_store(
     marker = f"{prefix}/checkpoints/checkpoint_000002/{METADATA_FILE}"
 
     first = start(spec, uri, env)
-    wait_for(lambda: marker in s3.files(prefix), timeout=180, what="checkpoint 2 in the store")
+    wait_until(lambda: marker in s3.files(prefix), 180, "checkpoint 2 in the store")
     first.send_signal(signal.SIGKILL)  # no chance to checkpoint or push again
     finish(first)
     leftover = set(scratch.iterdir())  # the killed attempt's scratch directory
