@@ -44,6 +44,7 @@ COPY --from=builder /opt/rlops /opt/rlops
 # profile.d puts the image's interpreter and `ray` first again.
 # A home any uid can write to (Apptainer and OpenShift run as arbitrary users; Kubernetes
 # with a read-only root filesystem sets HOME=/tmp instead).
+# hadolint ignore=SC2016
 RUN groupadd --gid 10001 rlops \
     && useradd --uid 10001 --gid 10001 --home-dir /home/rlops --create-home --shell /usr/sbin/nologin rlops \
     && chmod 1777 /home/rlops \

@@ -53,6 +53,8 @@ def two_nodes(storage: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_spec_claim_is_mounted_at_the_spec_path_in_every_pod() -> None:
     exp = two_nodes({"path": "/mnt/runs", "persistentVolumeClaim": "team-runs"})
+    # An exposed dashboard is submitted to from a K8sJobMode submitter pod (else SidecarMode).
+    exp["spec"]["placement"]["kubernetes"] = {"exposeDashboard": True}
     job = build_rayjob(stored(exp), settings(storage_claim="operator-runs"))
     assert len(pods(job)) == 3  # head, worker, submitter
     for pod in pods(job):
@@ -94,7 +96,11 @@ def test_the_storage_secret_gives_object_store_pods_their_credentials() -> None:
     ops = settings(storage_secret="bucket-creds")
     job = build_rayjob(stored(two_nodes({"path": "s3://bucket/runs"})), ops)
     for pod in pods(job):
-        env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in pod["containers"][0]["env"]}
+        env = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]
+            for e in pod["containers"][0]["env"]
+            if e["name"] != "RLOPS_PROGRESS_TOKEN"
+        }  # the head's own token, from its Secret
         assert sorted(env) == sorted(STORE_VARIABLES)
         assert env["AWS_ENDPOINT_URL"] == {
             "name": "bucket-creds",
