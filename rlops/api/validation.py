@@ -23,6 +23,7 @@ from rlops.api.experiment import (
     RLExperimentSpec,
     SlurmPlacement,
 )
+from rlops.api.pbt_validation import check_pbt
 from rlops.api.sweep import (
     AshaVariant,
     Distribution,
@@ -632,6 +633,7 @@ def validate_sweep_spec(spec: SweepSpec, path: str, catalog: Catalog) -> list[Fi
             )
         )
     errors += _check_sweep_placement(spec, f"{path}.placement")
+    errors += [FieldError(field, message) for field, message in check_pbt(spec, path)]
     return errors
 
 
