@@ -302,6 +302,8 @@ class Fleet:
         record = trial.record
         if not record.pause_requested or self.state(name).phase.finished:
             return False
+        if record.initial_parameters is None:
+            record.initial_parameters = dict(record.parameters)
         record.exploits.append(exploit)
         record.parameters = dict(exploit.parameters)
         write_yaml(trial.run_dir / SPEC_FILE, manifest)

@@ -78,6 +78,9 @@ class TrialRecord(Model):
         default_factory=list,
         description="pbt: exploits, oldest first; `parameters` are the latest one's.",
     )
+    initial_parameters: dict[str, Any] | None = Field(
+        default=None, description="pbt: the parameters it started with, once it exploited."
+    )
 
 
 @dataclass(frozen=True)

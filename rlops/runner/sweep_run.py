@@ -10,6 +10,7 @@ from rlops.runner.display import Display, Row, View, format_parameters
 from rlops.runner.executor import Executor
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import SweepLayout, TrialRecord, write_yaml
+from rlops.runner.pbt_report import initial_parameters
 from rlops.runner.report import make_report
 from rlops.runner.results import write_results
 from rlops.runner.session import (
@@ -211,6 +212,7 @@ class SweepRun(DirectoryRun):
                 "iterations": t.progress.last.iteration if t.progress.last else 0,
                 "timesteps": t.progress.last.timesteps if t.progress.last else 0,
                 "runDir": str(t.run_dir),
+                "initialParameters": initial_parameters(t.record),
             }
             for name, t in fleet.trials.items()
         }

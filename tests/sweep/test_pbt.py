@@ -34,9 +34,7 @@ def pbt_sweep(population: int, parallelism: int, seed: int, interval: int = 2) -
 
 def quality(parameters: dict[str, Any], seed_index: int) -> float:
     """Best near lr 0.01 and gamma 0.99."""
-    return -abs(parameters["config.training.lr"] - 0.01) * 100 + parameters[
-        "config.training.gamma"
-    ]
+    return -abs(parameters["config.training.lr"] - 0.01) * 100 + parameters["config.training.gamma"]
 
 
 def simulate(spec: SweepSpec, world_seed: int) -> tuple[Simulation, list[Any]]:
