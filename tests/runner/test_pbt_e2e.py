@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,20 +19,10 @@ import yaml
 
 from rlops.api.runinfo import read_progress
 from rlops.runner.layout import SweepLayout
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES
 from tests.runner.pbt_manifest import tabular_pbt
+from tests.runner.test_command_sweep import rlops_run
 from tests.slurm.slurm_cluster import missing_binaries, running_cluster
-
-RLOPS = str(Path(sys.executable).with_name("rlops"))
-
-
-def rlops_run(
-    file: Path, root: Path, *extra: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RLOPS, "run", str(file), "--root", str(root), "--cpus", "2", "-q", *extra],
-        capture_output=True, text=True, timeout=500, cwd=ROOT, env=env,
-    )  # fmt: skip
 
 
 def check_exploits(layout: SweepLayout) -> list[dict[str, Any]]:
@@ -69,7 +58,7 @@ def check_exploits(layout: SweepLayout) -> list[dict[str, Any]]:
 def test_the_pbt_example_exploits_and_reaches_the_goal(tmp_path: Path) -> None:
     manifest = yaml.safe_load((EXAMPLES / "pbt-sweep.yaml").read_text())
     goal = manifest["spec"]["objective"]["goal"]
-    done = rlops_run(EXAMPLES / "pbt-sweep.yaml", tmp_path / "runs")
+    done = rlops_run(EXAMPLES / "pbt-sweep.yaml", tmp_path / "runs", timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     layout = SweepLayout(tmp_path / "runs" / manifest["metadata"]["name"])
     results = json.loads(layout.results.read_text())
@@ -101,7 +90,7 @@ def test_pbt_exploits_on_slurm(tmp_path: Path) -> None:
     root = Path(os.path.realpath(tmp_path)) / "runs"
     with running_cluster() as cluster:
         env = {**cluster.env, "RLOPS_SLURM_PYTHON": sys.executable, "RLOPS_POLL_SECONDS": "0.5"}
-        done = rlops_run(file, root, "--backend", "slurm", env=env)
+        done = rlops_run(file, root, "--backend", "slurm", env=env, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     layout = SweepLayout(root / "tabular-pbt")
     exploited = check_exploits(layout)
