@@ -15,7 +15,7 @@ from typing import Any
 
 from rlops.api import Exploit
 from rlops.api.annotations import ANNOTATION_EXPLOITS, ANNOTATION_PARAMETERS
-from rlops.sweep.trials import ExploitPlan
+from rlops.sweep import ExploitPlan
 
 
 def read_exploits(annotations: Mapping[str, str]) -> tuple[Exploit, ...]:

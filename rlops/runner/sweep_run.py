@@ -24,9 +24,8 @@ from rlops.runner.session import (
     pause,
 )
 from rlops.runner.tracking import RunTracking
-from rlops.sweep import Plan, TrialPlan, leaderboard, plan
+from rlops.sweep import ExploitPlan, Plan, TrialPlan, leaderboard, plan
 from rlops.sweep.early_stopping import pause_point
-from rlops.sweep.trials import ExploitPlan
 
 
 def trial_manifest(trial: TrialPlan, executor: Executor) -> dict[str, Any]:

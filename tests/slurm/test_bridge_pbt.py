@@ -14,7 +14,7 @@ import pytest
 from rlops.api import Exploit, RLExperiment
 from rlops.backends.slurm import default_run_dir
 from rlops.operator.pbt import exploit_patch
-from rlops.sweep.trials import ExploitPlan
+from rlops.sweep import ExploitPlan
 from tests.builders import TABULAR_Q, tabular_q
 from tests.conftest import ROOT
 from tests.slurm.test_bridge import GROUP, PLURAL, VERSION, World, world
