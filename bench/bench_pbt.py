@@ -26,8 +26,10 @@ goal than random search.
 
 `--json PATH` writes these figures as one object (bench/figures.py adds `machine`):
 seeds, population, timesteps, parallelism, goal, wall_seconds (rlops_pbt, tune_pbt,
-random), best_return (per arm, per seed), steps_until_goal (rlops_pbt, random, per seed),
-exploits (rlops PBT, per seed).
+random), wall_ratio_rlops_tune, best_return (per arm, per seed), steps_until_goal
+(rlops_pbt, random, per seed), exploits (rlops PBT, per seed), tune_errored_trials (per
+seed). `--arms` runs some arms only; `--tune-keep N` sets Tune's num_to_keep (default 2, as
+rlops keeps; 0 keeps every checkpoint).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ LR = (1e-5, 1e-2)
 ENTROPY = (0.0, 0.02)
 METRIC = "env_runners/episode_return_mean"
 QUANTILE, RESAMPLE = 0.25, 0.25
+ARMS = ("rlops_pbt", "tune_pbt", "random")
 
 
 def sweep(args: argparse.Namespace, seed: int, algorithm: str) -> dict[str, Any]:
@@ -164,16 +167,17 @@ def tune_arm(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                     storage_path=tmp,
                     verbose=0,
                     checkpoint_config=tune.CheckpointConfig(
-                        checkpoint_frequency=args.interval, num_to_keep=2
+                        checkpoint_frequency=args.interval, num_to_keep=args.tune_keep or None
                     ),
                 ),
             )  # fmt: skip
             results = tuner.fit()
             best = results.get_best_result(metric=METRIC, mode="max", scope="last")
             objective = float(best.metrics["env_runners"]["episode_return_mean"])
+            errored = sum(1 for r in results if r.error is not None)
     finally:
         ray.shutdown()
-    return {"wall": time.perf_counter() - start, "best": objective}
+    return {"wall": time.perf_counter() - start, "best": objective, "errored_trials": errored}
 
 
 def main() -> None:
@@ -184,6 +188,11 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=3)
     parser.add_argument("--goal", type=float, default=200.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    parser.add_argument(
+        "--tune-keep", type=int, default=2,
+        help="Tune's num_to_keep (0: keep every checkpoint); rlops keeps 2",
+    )  # fmt: skip
     add_json_argument(parser)
     args = parser.parse_args()
     print(
@@ -192,7 +201,7 @@ def main() -> None:
         f"seeds {args.seeds}",
         flush=True,
     )
-    arms = ("rlops_pbt", "tune_pbt", "random")
+    arms = tuple(args.arms)
     per_seed: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
     for seed in args.seeds:
         for arm in arms:
@@ -206,32 +215,25 @@ def main() -> None:
             print(f"seed {seed} {arm:9s}: {shown}", flush=True)
     wall = {arm: sum(f["wall"] for f in per_seed[arm]) for arm in arms}
     best = {arm: [f["best"] for f in per_seed[arm]] for arm in arms}
-    steps = {arm: [f["steps_to_goal"] for f in per_seed[arm]] for arm in ("rlops_pbt", "random")}
+    steps = {arm: [f["steps_to_goal"] for f in per_seed[arm]] for arm in arms if arm != "tune_pbt"}
     print("wall time over the seeds: " + ", ".join(f"{a} {wall[a]:.0f} s" for a in arms))
-    print(f"wall time rlops PBT / Tune PBT: {wall['rlops_pbt'] / wall['tune_pbt']:.2f}x "
-          "(target <= 1.0x)")  # fmt: skip
     print("best return per seed: " + "; ".join(
         f"{a} " + " ".join(f"{b:.1f}" for b in best[a]) for a in arms))  # fmt: skip
-    print(f"mean best return: rlops PBT {sum(best['rlops_pbt']) / len(args.seeds):.1f}, "
-          f"Tune PBT {sum(best['tune_pbt']) / len(args.seeds):.1f}")  # fmt: skip
-    print(f"env steps to return {args.goal:g}: rlops PBT {steps['rlops_pbt']}, "
-          f"random {steps['random']} (None: not reached)")  # fmt: skip
-    write_json(
-        args.json,
-        "bench_pbt",
-        {
-            "seeds": args.seeds,
-            "population": args.population,
-            "timesteps": args.timesteps,
-            "parallelism": args.parallelism,
-            "goal": args.goal,
-            "wall_seconds": wall,
-            "wall_ratio_rlops_tune": wall["rlops_pbt"] / wall["tune_pbt"],
-            "best_return": best,
-            "steps_until_goal": steps,
-            "exploits": [f["exploits"] for f in per_seed["rlops_pbt"]],
-        },
-    )
+    print(f"env steps to return {args.goal:g} (None: not reached): {steps}")
+    figures: dict[str, Any] = {
+        "seeds": args.seeds, "population": args.population, "timesteps": args.timesteps,
+        "parallelism": args.parallelism, "goal": args.goal, "wall_seconds": wall,
+        "best_return": best, "steps_until_goal": steps,
+    }  # fmt: skip
+    if "rlops_pbt" in arms:
+        figures["exploits"] = [f["exploits"] for f in per_seed["rlops_pbt"]]
+    if "tune_pbt" in arms:
+        figures["tune_errored_trials"] = [f["errored_trials"] for f in per_seed["tune_pbt"]]
+    if {"rlops_pbt", "tune_pbt"} <= set(arms):
+        figures["wall_ratio_rlops_tune"] = wall["rlops_pbt"] / wall["tune_pbt"]
+        print(f"wall time rlops PBT / Tune PBT: {figures['wall_ratio_rlops_tune']:.2f}x "
+              "(target <= 1.0x)")  # fmt: skip
+    write_json(args.json, "bench_pbt", figures)
 
 
 if __name__ == "__main__":
