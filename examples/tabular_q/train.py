@@ -9,6 +9,8 @@ Standard library only, and no rlops import: it follows the command-trainer contr
     RLOPS_CHECKPOINT_DIR     checkpoints are written here (a dot-name first, then renamed);
                              the progress line of that iteration names it
     RLOPS_RESUME_CHECKPOINT  set on resume: the checkpoint to continue from
+    RLOPS_RESUME_ITERATION   set on resume: this run's iteration and timesteps there (after
+    RLOPS_RESUME_TIMESTEPS   a PBT exploit the checkpoint is another run's)
 
 SIGTERM or SIGUSR1 ends the iteration under way; the program then checkpoints and exits
 75 ("checkpointed, requeue me"). Run by hand, it writes into ./tabular-q-run.
@@ -94,6 +96,9 @@ def main() -> int:
         state = json.loads(Path(resume).read_text())
         rng = random.Random()
         rng.setstate((state["rng"][0], tuple(state["rng"][1]), state["rng"][2]))
+        # This run's own counters (after a PBT exploit the checkpoint is another run's).
+        for key in ("iteration", "timesteps"):
+            state[key] = int(os.environ.get(f"RLOPS_RESUME_{key.upper()}", state[key]))
         print(f"resumed from {resume} at iteration {state['iteration']}", flush=True)
     else:
         n = grid.size * grid.size

@@ -12,6 +12,9 @@
 - `rlops.dev/promotions: N` counts the resumes a sweep granted (an absolute number, written
   with the removal of `rlops.dev/pause`): ASHA's promotion variant reads from it how many
   rungs the trial was promoted past. Drivers only keep it.
+- `rlops.dev/exploits: [...]` (JSON) lists a PBT trial's exploits, oldest first, each
+  `{iteration, source, parameters}`; written by the sweep with the resume that carries one
+  out (and the trial's new `spec.config` and `spec.checkpoint.exploit`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ ANNOTATION_PAUSE = "rlops.dev/pause"
 ANNOTATION_PROMOTIONS = "rlops.dev/promotions"
 ANNOTATION_PARAMETERS = "rlops.dev/parameters"  # A sweep's trial: its parameters, as JSON.
 ANNOTATION_OBJECTIVE = "rlops.dev/objective"  # A sweep's trial: the metric it is ranked by.
+ANNOTATION_EXPLOITS = "rlops.dev/exploits"  # A PBT trial's exploits, as JSON.
 
 
 def requested_attempt(annotations: Mapping[str, str]) -> int:

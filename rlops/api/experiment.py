@@ -113,6 +113,17 @@ class StopSpec(Model):
         )
 
 
+class ExploitSource(Model):
+    """Population-based training: continue from another trial's latest checkpoint."""
+
+    source: str = Field(
+        description="The run directory whose latest checkpoint is copied (relative: to this run's)."
+    )
+    iteration: int = Field(
+        description="This run's iteration at the exploit; the copy is made once for it."
+    )
+
+
 class CheckpointSpec(Model):
     """How checkpoints are kept, as RLlib's Tune checkpoint config does."""
 
@@ -133,6 +144,13 @@ class CheckpointSpec(Model):
     resume_from: str | None = Field(
         default=None,
         description="A checkpoint directory to start from instead of fresh weights.",
+    )
+    exploit: ExploitSource | None = Field(
+        default=None,
+        description=(
+            "Set by a PBT sweep: before it resumes, the run copies the source run's latest "
+            "checkpoint in as its own (its counters stay its own)."
+        ),
     )
 
 

@@ -53,6 +53,7 @@ class SearchAlgorithm(enum.StrEnum):
     GRID = "grid"
     RANDOM = "random"
     TPE = "tpe"
+    PBT = "pbt"
 
 
 class Objective(Model):
@@ -102,6 +103,39 @@ class EarlyStopping(Model):
     )
 
 
+class PopulationBasedTraining(Model):
+    """algorithm pbt: a population of maxTrials trials that exploit and explore as they train."""
+
+    perturbation_interval: int = Field(
+        default=5,
+        description="Iterations a trial trains between two chances to exploit a better one.",
+    )
+    quantile_fraction: float = Field(
+        default=0.25,
+        description=(
+            "A trial in the bottom fraction (by its latest objective) copies the checkpoint of "
+            "one in the top fraction; at most 0.5."
+        ),
+    )
+    resample_probability: float = Field(
+        default=0.25,
+        description=(
+            "Explore: each parameter is resampled from its distribution with this probability, "
+            "else perturbed (x0.8 or x1.2; grid/choice: a neighbouring value)."
+        ),
+    )
+
+
+class Exploit(Model):
+    """One exploit of a PBT trial: where its weights and parameters came from."""
+
+    iteration: int = Field(description="The trial's iteration when it exploited.")
+    source: str = Field(description="The trial whose checkpoint it continued from.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Its parameters from then on (explored)."
+    )
+
+
 class SweepBackend(enum.StrEnum):
     KUBERNETES = "kubernetes"
     SLURM = "slurm"
@@ -141,7 +175,11 @@ class SweepSpec(Model):
         description="Groups of grid keys whose values are zipped instead of crossed.",
     )
     algorithm: SearchAlgorithm = Field(
-        default=SearchAlgorithm.GRID, description="grid, random or tpe (Optuna)."
+        default=SearchAlgorithm.GRID,
+        description="grid, random, tpe (Optuna) or pbt (population-based training).",
+    )
+    pbt: PopulationBasedTraining | None = Field(
+        default=None, description="algorithm pbt: its settings (defaults if unset)."
     )
     seed: int = Field(default=0, description="Seed of the search (sampling is deterministic).")
     objective: Objective = Field(default_factory=Objective, description="What is optimised.")
@@ -180,6 +218,9 @@ class TrialSummary(Model):
     name: str = Field(description="Trial name (the configuration's first seed).")
     parameters: dict[str, Any] = Field(default_factory=dict, description="Sampled values.")
     objective: float | None = Field(default=None, description="Mean objective over its seeds.")
+    exploits: list[Exploit] = Field(
+        default_factory=list, description="pbt: its exploits, oldest first."
+    )
 
 
 class TrialCounts(Model):

@@ -334,9 +334,10 @@ class Controller:
             await self.call(self.tracking.ended, experiment, sweep, snap)
 
     def _stops_early(self, sweep_key: Key) -> bool:
-        """Whether the trial's sweep stops trials early, and so needs their history."""
+        """Whether the trial's sweep stops trials early or is PBT, and so needs their history."""
         sweep = self.indexes.sweep(sweep_key)
-        return sweep is not None and bool((sweep.get("spec") or {}).get("earlyStopping"))
+        spec = (sweep.get("spec") or {}) if sweep is not None else {}
+        return bool(spec.get("earlyStopping")) or spec.get("algorithm") == "pbt"
 
     async def _append_history(self, key: Key, experiment: RLExperiment, pending: Pending) -> None:
         metric = objective_metric(experiment)

@@ -43,7 +43,9 @@ from rlops.operator.experiments import (
     ANNOTATION_STOP,
     timestamp,
 )
+from rlops.operator.pbt import exploit_patch, read_exploits
 from rlops.sweep import LABEL_SEED, LABEL_TRIAL, Plan, TrialPlan, TrialState, plan
+from rlops.sweep.pbt import is_pbt
 from rlops.sweep.placement import trial_placement
 
 ANNOTATION_HISTORY = "rlops.dev/history"
@@ -149,6 +151,7 @@ def _trial_state(
         stop_requested=ANNOTATION_STOP in annotations,
         pause_requested=paused,
         promotions=promotions(annotations),
+        exploits=read_exploits(annotations),
     )
 
 
@@ -247,20 +250,23 @@ def plan_actions(
     stopped = [t for t in outcome.stop if not by_name[t].stop_requested]
     reason = f"stopped by sweep {name}"
     patches += [(t, _annotate({ANNOTATION_STOP: reason})) for t in stopped]
-    paused = f"paused by sweep {name} at an ASHA rung"
+    why = "in the bottom quantile (pbt)" if is_pbt(sweep.spec) else "at an ASHA rung"
+    paused = f"paused by sweep {name} {why}"
     patches += [
         (t, _annotate({ANNOTATION_PAUSE: paused}))
         for t in outcome.pause
         if not by_name[t].pause_requested
     ]
+    exploits = {e.name: e for e in outcome.exploit}
     for trial_name in outcome.resume:
         trial = by_name[trial_name]
         if not trial.pause_requested:
             continue  # resumed already: the pause annotation is gone
         promoted = str(trial.promotions + 1)
-        patches.append(
-            (trial_name, _annotate({ANNOTATION_PAUSE: None, ANNOTATION_PROMOTIONS: promoted}))
-        )
+        patch = _annotate({ANNOTATION_PAUSE: None, ANNOTATION_PROMOTIONS: promoted})
+        if trial_name in exploits:
+            patch = exploit_patch(exploits[trial_name], trial.exploits, patch)
+        patches.append((trial_name, patch))
     for trial_name, backend in outcome.move:
         base = PlacementSpec.model_validate(specs.get(trial_name) or {})
         placement = trial_placement(sweep.spec, base, backend).dump()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rlops.api import Phase, ResourcesSpec, RLExperimentSpec
+from rlops.api import Exploit, Phase, ResourcesSpec, RLExperimentSpec
 from rlops.api.runinfo import (
     PAUSED_REASON,
     PROGRESS_FILE,
@@ -272,6 +272,21 @@ class Fleet:
         record.promotions += 1
         write_record(trial.run_dir, record)
         return True
+
+    def exploit(self, name: str, exploit: Exploit, manifest: dict[str, Any]) -> bool:
+        """pbt: record the exploit (its parameters become the trial's), write the trial's new
+        spec (its runtime copies the source's checkpoint in before it trains) and resume it."""
+        trial = self.trials[name]
+        record = trial.record
+        if not record.pause_requested or self.state(name).phase.finished:
+            return False
+        if record.initial_parameters is None:
+            record.initial_parameters = dict(record.parameters)
+        record.exploits.append(exploit)
+        record.parameters = dict(exploit.parameters)
+        write_yaml(trial.run_dir / SPEC_FILE, manifest)
+        write_record(trial.run_dir, record)
+        return self.resume(name)
 
     def _signal_end(self, trial: Trial) -> None:
         """Ask its process, if any, to checkpoint and end (once: a second signal aborts the

@@ -31,6 +31,7 @@ from pydantic import Field
 
 from rlops.api.base import Model
 from rlops.api.runinfo import SPEC_FILE
+from rlops.api.sweep import Exploit
 
 SWEEP_MANIFEST = "sweep.yaml"
 TRIAL_RECORD = "trial.json"
@@ -73,6 +74,13 @@ class TrialRecord(Model):
         description="Asked to checkpoint and end as Paused, and not resumed since.",
     )
     promotions: int = Field(default=0, description="Resumes granted after pauses.")
+    exploits: list[Exploit] = Field(
+        default_factory=list,
+        description="pbt: exploits, oldest first; `parameters` are the latest one's.",
+    )
+    initial_parameters: dict[str, Any] | None = Field(
+        default=None, description="pbt: the parameters it started with, once it exploited."
+    )
 
 
 @dataclass(frozen=True)

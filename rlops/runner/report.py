@@ -20,6 +20,7 @@ from rlops.api import Sweep, SweepSpec
 from rlops.api.manifests import load_one
 from rlops.api.runinfo import ProgressRecord, read_progress, read_result
 from rlops.runner.layout import SWEEP_MANIFEST, SweepLayout, write_atomic
+from rlops.runner.pbt_report import plot_schedules
 from rlops.runner.report_rungs import plot_rungs
 
 
@@ -191,6 +192,7 @@ def _sweep_report(layout: SweepLayout) -> Path:
         if points:
             path = out / f"objective_vs_{slug(key)}.png"
             images.append(plot_parameter(key, points, means, metric, path))
+    images += plot_schedules(trials, keys, out, slug, _pyplot)
     header = ["rank", "configuration", *keys, f"mean {metric}", "std", "seeds", "best trial"]
     rows = [
         [

@@ -8,7 +8,7 @@ import json
 import os
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class Entry:
     seeds: int
     objectives: list[float]
     best_trial: str  # The seed with the best objective.
+    exploits: list[dict[str, Any]] = field(default_factory=list)  # pbt: its exploits
 
 
 def ranking(spec: SweepSpec, trials: Sequence[TrialState]) -> list[Entry]:
@@ -62,6 +63,7 @@ def ranking(spec: SweepSpec, trials: Sequence[TrialState]) -> list[Entry]:
                 seeds=len(values),
                 objectives=values,
                 best_trial=best.name,
+                exploits=[e.dump() for e in summary.exploits],
             )
         )
     return entries
@@ -71,8 +73,11 @@ def leaderboard_csv(entries: Sequence[Entry], parameter_keys: Sequence[str], met
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
-        ["rank", "configuration", *parameter_keys, f"mean_{metric}", "std", "seeds", "best_trial"]
-    )
+        [
+            "rank", "configuration", *parameter_keys, f"mean_{metric}", "std", "seeds",
+            "best_trial", "exploits",
+        ]
+    )  # fmt: skip
     for e in entries:
         writer.writerow(
             [
@@ -83,9 +88,15 @@ def leaderboard_csv(entries: Sequence[Entry], parameter_keys: Sequence[str], met
                 f"{e.std:.6g}",
                 e.seeds,
                 e.best_trial,
+                exploit_trail(e.exploits),
             ]
         )
     return out.getvalue()
+
+
+def exploit_trail(exploits: Sequence[dict[str, Any]]) -> str:
+    """pbt: `iteration:source` of each exploit, oldest first ("" without any)."""
+    return " ".join(f"{e['iteration']}:{e['source']}" for e in exploits)
 
 
 def trial_rows(trials: Sequence[TrialState], extra: dict[str, dict[str, Any]]) -> list[Any]:
@@ -98,6 +109,7 @@ def trial_rows(trials: Sequence[TrialState], extra: dict[str, dict[str, Any]]) -
             "phase": t.phase.value,
             "attempts": t.attempts,
             "promotions": t.promotions,
+            "exploits": [e.dump() for e in t.exploits],
             "objective": t.objective,
             **extra.get(t.name, {}),
         }

@@ -115,4 +115,5 @@ def trial_state(
         stop_requested=stop_sent or record.stop_requested,
         pause_requested=record.pause_requested,
         promotions=record.promotions,
+        exploits=tuple(record.exploits),
     )

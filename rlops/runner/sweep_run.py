@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rlops.api import Backend, Phase, SlurmPlacement, Sweep, SweepPhase, SweepStatus
@@ -9,6 +10,7 @@ from rlops.backends.base import Executor
 from rlops.runner.display import Display, Row, View, format_parameters
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import SweepLayout, TrialRecord, write_yaml
+from rlops.runner.pbt_report import initial_parameters
 from rlops.runner.report import make_report
 from rlops.runner.results import write_results
 from rlops.runner.session import (
@@ -22,7 +24,7 @@ from rlops.runner.session import (
     pause,
 )
 from rlops.runner.tracking import RunTracking
-from rlops.sweep import Plan, TrialPlan, leaderboard, plan
+from rlops.sweep import ExploitPlan, Plan, TrialPlan, leaderboard, plan
 from rlops.sweep.early_stopping import pause_point
 
 
@@ -38,6 +40,30 @@ def trial_manifest(trial: TrialPlan, executor: Executor) -> dict[str, Any]:
         "metadata": {"name": trial.name, "labels": dict(trial.labels)},
         "spec": spec.dump(),
     }
+
+
+def exploit_trial(fleet: Fleet, exploit: ExploitPlan, message: Callable[[str], None]) -> None:
+    """pbt: resume a Paused trial from a better one's checkpoint with explored parameters."""
+    trial = fleet.trials[exploit.name]
+    manifest = trial_manifest(
+        TrialPlan(
+            name=exploit.name,
+            index=trial.record.index,
+            seed_index=trial.record.seed_index,
+            seed=exploit.spec.seed or 0,
+            parameters=dict(exploit.exploit.parameters),
+            spec=exploit.spec,
+            backend=fleet.executor.backend,
+            labels=dict(trial.record.labels),
+        ),
+        fleet.executor,
+    )
+    if fleet.exploit(exploit.name, exploit.exploit, manifest):
+        e = exploit.exploit
+        message(
+            f"{exploit.name}: exploits {e.source} at iteration {e.iteration}; "
+            f"now {format_parameters(e.parameters)}"
+        )
 
 
 def rows(fleet: Fleet) -> list[Row]:
@@ -147,8 +173,11 @@ class SweepRun(DirectoryRun):
         for name in current.retry:
             fleet.retry(name)
             self.display.message(f"{name}: failed; retrying")
+        exploits = {e.name: e for e in current.exploit}
         for name in current.resume:
-            if fleet.resume(name):
+            if name in exploits:
+                exploit_trial(fleet, exploits[name], self.display.message)
+            elif fleet.resume(name):
                 self.display.message(f"{name}: promoted; resuming from its checkpoint")
         for trial in current.create:
             record = TrialRecord(
@@ -182,6 +211,7 @@ class SweepRun(DirectoryRun):
                 "iterations": t.progress.last.iteration if t.progress.last else 0,
                 "timesteps": t.progress.last.timesteps if t.progress.last else 0,
                 "runDir": str(t.run_dir),
+                "initialParameters": initial_parameters(t.record),
             }
             for name, t in fleet.trials.items()
         }

@@ -136,6 +136,21 @@ class CheckpointStore:
         the checkpoint described by `info`, replacing one of the same iteration; then prune."""
         return self._write(info, lambda partial: source.rename(partial / source.name))
 
+    def copy_in(self, source: Path, info: CheckpointInfo) -> CheckpointInfo:
+        """Copy another run's checkpoint directory into the store (PBT's exploit) as the
+        checkpoint described by `info`, replacing one of the same iteration; then prune."""
+
+        def fill(partial: Path) -> None:
+            for entry in source.iterdir():
+                if entry.name == METADATA_FILE:
+                    continue  # the record is `info`
+                if entry.is_dir():
+                    shutil.copytree(entry, partial / entry.name)
+                else:
+                    shutil.copy2(entry, partial / entry.name)
+
+        return self._write(info, fill)
+
     def _write(self, info: CheckpointInfo, fill: Callable[[Path], object]) -> CheckpointInfo:
         final = self.root / checkpoint_name(info.iteration)
         info = replace(info, path=final)

@@ -87,6 +87,7 @@ def program_env(
     resume: Path | None,
     paths: list[str],
     environ: Mapping[str, str] = os.environ,
+    counters: CheckpointInfo | None = None,
 ) -> dict[str, str]:
     env = {k: v for k, v in environ.items() if k not in PRIVATE_VARS}
     env.update(
@@ -102,6 +103,10 @@ def program_env(
     for name, value in (
         ("RLOPS_SEED", spec.seed),
         ("RLOPS_RESUME_CHECKPOINT", resume),
+        # The run's own counters at that checkpoint: after a PBT exploit the checkpoint is
+        # another run's, whose counters the program should not take for its own.
+        ("RLOPS_RESUME_ITERATION", counters.iteration if counters else None),
+        ("RLOPS_RESUME_TIMESTEPS", counters.timesteps if counters else None),
         ("RLOPS_CHECKPOINT_FREQUENCY", spec.checkpoint.frequency or None),
     ):
         if value is None:
@@ -177,7 +182,9 @@ class CommandAttempt:
         (self.run_dir / CONFIG_FILE).write_text(json.dumps(self.spec.config, indent=1) + "\n")
         (self.run_dir / PROGRAM_PROGRESS_FILE).write_text("")
         argv = program_argv(self.spec, self.run_dir, self.paths)
-        env = program_env(self.spec, self.run_dir, self.attempt, resume, self.paths)
+        env = program_env(
+            self.spec, self.run_dir, self.attempt, resume, self.paths, counters=latest
+        )
         self.progress = ProgressLog(self.run_dir)
         self.started = time.monotonic()
         try:

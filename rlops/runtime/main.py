@@ -32,6 +32,7 @@ from rlops.api.runinfo import (
     read_result,
 )
 from rlops.runtime.driverlog import attempt_log, tee_output
+from rlops.runtime.exploit import take_exploit
 from rlops.runtime.manifest import InvalidManifest, LoadedManifest, load_manifest
 from rlops.runtime.options import RuntimeSettings, build_parser
 from rlops.runtime.placement import runtime_info
@@ -97,6 +98,9 @@ def train_attempt(
     from rlops.runtime.attempt import train
 
     spec = manifest.experiment.spec
+    exploited = take_exploit(spec, run_dir)
+    if exploited is not None:
+        print(f"rlops: {exploited}", flush=True)
     paths = import_paths(settings.pythonpath, manifest.directory, Path.cwd())
     if spec.command is not None:
         from rlops.runtime.command import CommandAttempt

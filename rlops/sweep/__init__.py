@@ -12,6 +12,7 @@ from rlops.sweep.trials import (
     LABEL_SEED,
     LABEL_SWEEP,
     LABEL_TRIAL,
+    ExploitPlan,
     Plan,
     TrialPlan,
     TrialState,
@@ -19,7 +20,8 @@ from rlops.sweep.trials import (
 )
 
 __all__ = [
-    "LABEL_SEED", "LABEL_SWEEP", "LABEL_TRIAL", "Backend", "ParameterError", "Phase", "Plan",
+    "LABEL_SEED", "LABEL_SWEEP", "LABEL_TRIAL", "Backend", "ExploitPlan", "ParameterError",
+    "Phase", "Plan",
     "RLExperimentSpec", "SweepSpec", "SweepStatus", "TrialPlan", "TrialState",
     "apply_parameters", "leaderboard", "plan", "trial_name",
 ]  # fmt: skip

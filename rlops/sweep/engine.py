@@ -14,15 +14,24 @@ from typing import Any
 
 from optuna.trial import TrialState as OptunaState
 
-from rlops.api import Backend, Phase, SearchAlgorithm, SweepSpec, TrialCounts
+from rlops.api import Backend, Phase, RLExperimentSpec, SearchAlgorithm, SweepSpec, TrialCounts
 from rlops.sweep.census import Census, Configuration, take_census
 from rlops.sweep.early_stopping import asha_promotions, early_stops, promotes
 from rlops.sweep.parameters import apply_parameters
+from rlops.sweep.pbt import is_pbt, pbt_actions
 from rlops.sweep.placement import BurstPlacer, burst_moves, fixed_backend, is_burst, trial_placement
 from rlops.sweep.space import Axis, axes, configuration_count, grid_point, random_point
 from rlops.sweep.status import TOP, Outcome, summary, sweep_status
 from rlops.sweep.tpe import HISTORY_LIMIT, Observation, tpe_points
-from rlops.sweep.trials import WAITING_PHASES, Plan, TrialPlan, TrialState, trial_labels, trial_name
+from rlops.sweep.trials import (
+    WAITING_PHASES,
+    ExploitPlan,
+    Plan,
+    TrialPlan,
+    TrialState,
+    trial_labels,
+    trial_name,
+)
 
 
 def plan(
@@ -55,7 +64,13 @@ def plan(
     pause: list[str] = []
     resume: list[str] = []
     at_rung: list[str] = []  # finishing under promotion: trials at their rung end there
-    if promotes(spec) and not finishing:
+    exploit: list[ExploitPlan] = []
+    if is_pbt(spec) and not finishing:
+        pause, resume, exploit = pbt_actions(
+            spec, trials, capacity, lambda t, p: _trial_spec(spec, p, t.seed_index, t.backend)
+        )
+        capacity -= len(resume)
+    elif promotes(spec) and not finishing:
         first = next(openings, None)
         pause, resume = asha_promotions(spec, trials, capacity, exhausted=first is None)
         capacity -= len(resume)
@@ -96,6 +111,7 @@ def plan(
         done=done,
         pause=pause,
         resume=resume,
+        exploit=exploit,
     )
 
 
@@ -140,17 +156,15 @@ def _trial_plans(
     placer = BurstPlacer(spec, trials) if is_burst(spec) else None
     backend = fixed_backend(spec)
     plans = []
-    applied: dict[int, Any] = {}
+    applied: dict[int, RLExperimentSpec] = {}
     for index, seed_index in slots:
         parameters = dict(configs[index].first.parameters) if index in configs else points[index]
         if index not in applied:
             applied[index] = apply_parameters(spec.template, parameters)
-        base = applied[index]
         chosen = placer.next() if placer is not None else backend
-        seed = (base.seed if base.seed is not None else spec.seed) + seed_index
-        trial_spec = base.model_copy(
-            update={"seed": seed, "placement": trial_placement(spec, base.placement, chosen)}
-        )
+        trial_spec = _placed(spec, applied[index], seed_index, chosen)
+        seed = trial_spec.seed
+        assert seed is not None
         plans.append(
             TrialPlan(
                 name=trial_name(sweep_name, index, seed_index, spec.seeds_per_trial),
@@ -166,13 +180,30 @@ def _trial_plans(
     return plans
 
 
+def _placed(
+    spec: SweepSpec, base: RLExperimentSpec, seed_index: int, backend: Backend
+) -> RLExperimentSpec:
+    """A trial's spec: `base` (the template with its parameters) seeded and placed."""
+    seed = (base.seed if base.seed is not None else spec.seed) + seed_index
+    placement = trial_placement(spec, base.placement, backend)
+    return base.model_copy(update={"seed": seed, "placement": placement})
+
+
+def _trial_spec(
+    spec: SweepSpec, parameters: dict[str, Any], seed_index: int, backend: Backend | None
+) -> RLExperimentSpec:
+    """The spec of an existing trial with (new) `parameters`, where it runs."""
+    base = apply_parameters(spec.template, parameters)
+    return _placed(spec, base, seed_index, backend or fixed_backend(spec))
+
+
 def _points(
     spec: SweepSpec, census: Census, indices: list[int], space: list[Axis]
 ) -> dict[int, dict[str, Any]]:
     """Parameters of new configurations."""
     if spec.algorithm == SearchAlgorithm.GRID:
         return {i: grid_point(space, i) for i in indices}
-    if spec.algorithm == SearchAlgorithm.RANDOM:
+    if spec.algorithm in (SearchAlgorithm.RANDOM, SearchAlgorithm.PBT):
         return {i: random_point(spec, space, i) for i in indices}
     return tpe_points(spec, space, _observations(census), indices)
 

@@ -29,7 +29,12 @@ def best(
 
 def summary(config: Configuration) -> TrialSummary:
     first = config.first
-    return TrialSummary(name=first.name, parameters=dict(first.parameters), objective=config.mean)
+    return TrialSummary(
+        name=first.name,
+        parameters=dict(first.parameters),
+        objective=config.mean,
+        exploits=list(first.exploits),
+    )
 
 
 def leaderboard(spec: SweepSpec, trials: Sequence[TrialState]) -> list[TrialSummary]:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlops.api import Backend, Phase, RLExperimentSpec, SweepSpec, SweepStatus
+from rlops.api import Backend, Exploit, Phase, RLExperimentSpec, SweepSpec, SweepStatus
 
 ACTIVE_PHASES = frozenset({Phase.PENDING, Phase.SUBMITTED, Phase.RUNNING})
 WAITING_PHASES = frozenset({Phase.PENDING, Phase.SUBMITTED})
@@ -33,6 +33,7 @@ class TrialState:
     stop_requested: bool = False
     pause_requested: bool = False  # asked to pause and not resumed since (Running or Paused)
     promotions: int = 0  # resumes granted after pauses (ASHA's promotion variant)
+    exploits: tuple[Exploit, ...] = ()  # pbt: its exploits, oldest first (`parameters` is after)
 
     @property
     def active(self) -> bool:
@@ -54,6 +55,20 @@ class TrialPlan:
 
 
 @dataclass(frozen=True)
+class ExploitPlan:
+    """pbt: a Paused trial to resume from another trial's checkpoint with new parameters.
+
+    The driver records `exploit` (and its parameters as the trial's), replaces the trial's
+    spec with `spec` (the parameters applied, `checkpoint.exploit` naming the source run),
+    and resumes the trial; the runtime copies the checkpoint in before it trains.
+    """
+
+    name: str
+    exploit: Exploit
+    spec: RLExperimentSpec
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a driver has to do after one look at a sweep's trials.
 
@@ -64,6 +79,7 @@ class Plan:
       their promotions count; resume: Paused trials to run again from their checkpoint,
       same attempt, with promotions + 1. A resumed trial is active again (Pending) and
       counts against parallelism.
+    - exploit (pbt): trials of `resume` that continue from another trial's checkpoint.
     """
 
     create: list[TrialPlan]
@@ -74,6 +90,7 @@ class Plan:
     done: bool
     pause: list[str] = field(default_factory=list)
     resume: list[str] = field(default_factory=list)
+    exploit: list[ExploitPlan] = field(default_factory=list)
 
 
 def trial_name(sweep_name: str, index: int, seed_index: int, seeds_per_trial: int) -> str:

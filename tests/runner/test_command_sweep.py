@@ -29,11 +29,11 @@ RLOPS = str(Path(sys.executable).with_name("rlops"))
 
 
 def rlops_run(
-    file: Path, root: Path, *extra: str, env: dict[str, str] | None = None
+    file: Path, root: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [RLOPS, "run", str(file), "--root", str(root), "--cpus", "2", "-q", *extra],
-        capture_output=True, text=True, timeout=300, cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env,
     )  # fmt: skip
 
 

@@ -74,11 +74,15 @@ class Simulation:
             assert self.trials[name].phase == Phase.RUNNING, f"{name} paused while not Running"
             self.paused.append(name)
             self._set(name, pause_requested=True)
+        exploits = {e.name: e.exploit for e in p.exploit}
         for name in p.resume:
             t = self.trials[name]
             assert t.phase == Phase.PAUSED, f"{name} resumed while {t.phase}"
             self.resumed.append(name)
             self._set(name, phase=Phase.PENDING, pause_requested=False, promotions=t.promotions + 1)
+            if name in exploits:  # pbt: the driver records it; its parameters are the trial's
+                e = exploits[name]
+                self._set(name, parameters=e.parameters, exploits=(*t.exploits, e))
         for name, backend in p.move:
             self._set(name, backend=backend, waiting_seconds=0.0)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from rlops.api.catalog import Catalog
 from rlops.api.experiment import RLExperimentSpec
+from rlops.api.pbt_validation import check_pbt
 from rlops.api.sweep import (
     AshaVariant,
     Distribution,
@@ -110,6 +111,7 @@ def validate_sweep_spec(spec: SweepSpec, path: str, catalog: Catalog) -> list[Fi
             )
         )
     errors += _check_sweep_placement(spec, f"{path}.placement")
+    errors += [FieldError(field, message) for field, message in check_pbt(spec, path)]
     return errors
 
 
