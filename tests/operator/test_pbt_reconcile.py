@@ -10,7 +10,8 @@ from typing import Any
 
 from rlops.api import Exploit, Phase
 from rlops.operator.sweeps import reconcile_sweep, trial_state
-from tests.operator.test_sweep_reconcile import NOW, as_child, stored_sweep
+from tests.builders import child_trial
+from tests.operator.test_sweep_reconcile import NOW, stored_sweep
 
 PAUSE = "rlops.dev/pause"
 
@@ -20,7 +21,7 @@ def pbt_children() -> tuple[Any, list[dict[str, Any]]]:
         algorithm="pbt", maxTrials=2, parallelism=2, pbt={"perturbationInterval": 2},
         parameters={"config.training.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}},
     )  # fmt: skip
-    children = [as_child(c) for c in reconcile_sweep(spec, [], NOW).create]
+    children = [child_trial(c) for c in reconcile_sweep(spec, [], NOW).create]
     children[0]["status"] = {"phase": "Running", "attempts": 1}
     children[0]["metadata"]["annotations"]["rlops.dev/history"] = "1:10,2:50,3:80"
     children[1]["status"] = {"phase": "Paused", "attempts": 1}
