@@ -34,6 +34,7 @@ from rlops.runtime.checkpoints import METADATA_FILE, checkpoint_name
 from rlops.runtime.storage import StoreMirror
 from tests.kube.fixtures import KubeTestBed
 from tests.kube.pod_containers import PodmanPods
+from tests.kube.volume_claims import claim as volume_claim
 from tests.operator.harness import OperatorProcess, get, names, status_of
 from tests.operator.test_operator_e2e import apply
 from tests.storage.s3server import S3Server
@@ -44,6 +45,7 @@ pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.training]
 CLAIM = "team-runs"
 STORAGE_SECRET = "bucket-creds"  # the operator's RLOPS_STORAGE_SECRET
 BATCH = 500
+ASHA_ITERATIONS = 18
 RESUMED = re.compile(r"resuming from \S+ \(iteration (\d+)\)")
 
 
@@ -62,8 +64,8 @@ def operator(
 
 @pytest.fixture
 def claim(
-    kube_namespace: str, kuberay: Any, podman_settings: dict[str, str], operator: OperatorProcess,
-    tmp_path: Path,
+    kube: KubeTestBed, kube_namespace: str, kuberay: Any, podman_settings: dict[str, str],
+    operator: OperatorProcess, tmp_path: Path,
 ) -> Iterator[tuple[Path, PodmanPods]]:  # fmt: skip
     """The claim's host directory, with the stand-in running head pods as containers."""
     if not getattr(kuberay, "emulated", False):
@@ -71,6 +73,7 @@ def claim(
     storage = operator.workdir / "runs"
     pods = PodmanPods(podman_settings, tmp_path / "pods", claims={CLAIM: storage})
     kuberay.run_in_containers(kube_namespace, pods)
+    apply(kube, kube_namespace, volume_claim(CLAIM))  # pods mounting a missing claim never start
     try:
         yield storage, pods
     finally:
@@ -232,9 +235,11 @@ def test_an_asha_promotion_sweep_resumes_its_paused_trials_from_their_checkpoint
     storage, _ = claim
     ns, name = kube_namespace, "asha"
     started = time.monotonic()
+    # Rungs at 2 and 6 of 18 iterations: on Kubernetes a trial learns of its pause from the
+    # operator, after its rung; the budget leaves a fast trial room to be paused before it ends.
     asha = {"type": "asha", "variant": "promotion", "gracePeriod": 2, "reductionFactor": 3,
-            "maxIterations": 6}  # fmt: skip
-    apply(kube, ns, sweep(name, [0.0003, 0.003, 0.03], iterations=6, parallelism=3,
+            "maxIterations": ASHA_ITERATIONS}  # fmt: skip
+    apply(kube, ns, sweep(name, [0.0003, 0.003, 0.03], iterations=ASHA_ITERATIONS, parallelism=3,
                           earlyStopping=asha))  # fmt: skip
     finished = lambda: finished_phase(kube, ns, name)  # noqa: E731
     assert wait_until(finished, 840, "the sweep to finish", interval=2.0) == "Succeeded"
@@ -262,5 +267,5 @@ def test_an_asha_promotion_sweep_resumes_its_paused_trials_from_their_checkpoint
                 assert (first.iteration, first.timesteps) == (start + 1, (start + 1) * BATCH)
     assert promoted, "no trial was promoted"
     best = max(promoted, key=lambda t: max(r.iteration for r in read_progress(storage / ns / t)))
-    assert max(r.iteration for r in read_progress(storage / ns / best)) == 6
+    assert max(r.iteration for r in read_progress(storage / ns / best)) == ASHA_ITERATIONS
     print(f"ASHA promotion sweep: {len(promoted)} promoted, finished in {elapsed:.0f} s")
