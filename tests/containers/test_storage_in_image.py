@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.training]
 
 CLAIM = "team-runs"
 STORAGE_SECRET = "bucket-creds"  # the operator's RLOPS_STORAGE_SECRET
-BATCH = 500
+BATCH = 2000  # iterations of seconds: a kill or a pause lands before a trial could end
 ASHA_ITERATIONS = 18
 RESUMED = re.compile(r"resuming from \S+ \(iteration (\d+)\)")
 
