@@ -24,9 +24,10 @@ from pydantic import BaseModel
 
 from rlops.api import RLExperiment, Sweep
 from rlops.api.annotations import ANNOTATION_ATTEMPT, ANNOTATION_PAUSE, ANNOTATION_STOP
+from rlops.api.base import GROUP, VERSION
 from rlops.api.manifests import load_documents
 from rlops.api.validation import validate_manifest
-from rlops.cli.overview import GROUP, VERSION, Overview, cluster_overview, kube_api
+from rlops.cli.overview import Overview, cluster_overview, kube_api
 
 FINISHED = ("Succeeded", "Failed", "Stopped")
 PLURALS = {"RLExperiment": "rlexperiments", "Sweep": "sweeps"}

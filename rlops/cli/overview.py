@@ -18,11 +18,11 @@ from pydantic import ValidationError
 
 from rlops.api import RLExperimentStatus, Sweep, SweepStatus
 from rlops.api.annotations import ANNOTATION_PARAMETERS
+from rlops.api.base import GROUP, VERSION
 from rlops.api.runinfo import read_progress, read_result
+from rlops.sweep import LABEL_SWEEP
 
 DEFAULT_ROOT = Path("rlops-runs")
-GROUP, VERSION = "rlops.dev", "v1alpha1"
-SWEEP_LABEL = "rlops.dev/sweep"
 
 
 class StatusError(RuntimeError):
@@ -114,7 +114,7 @@ def local_trial(run_dir: Path, metric: str) -> tuple[ExperimentView, Any]:
     tip = progress[-1] if progress else None
     view = ExperimentView(
         name=record.name,
-        sweep=record.labels.get(SWEEP_LABEL, ""),
+        sweep=record.labels.get(LABEL_SWEEP, ""),
         phase=state.phase.value,
         backend=record.backend,
         attempts=state.attempts,
@@ -195,7 +195,7 @@ def cluster_overview(api: Any, namespace: str | None, name: str | None) -> Overv
     def exp(obj: dict[str, Any]) -> ExperimentView:
         meta = obj["metadata"]
         status = _status_of(obj, RLExperimentStatus)
-        sweep = (meta.get("labels") or {}).get(SWEEP_LABEL, "")
+        sweep = (meta.get("labels") or {}).get(LABEL_SWEEP, "")
         annotations = meta.get("annotations") or {}
         parameters = json.loads(annotations.get(ANNOTATION_PARAMETERS) or "{}")
         return experiment_view(meta["name"], status, meta.get("namespace", ""), sweep, parameters)
@@ -206,7 +206,7 @@ def cluster_overview(api: Any, namespace: str | None, name: str | None) -> Overv
         trials: tuple[ExperimentView, ...] = ()
         if with_trials:
             trials = tuple(
-                exp(o) for o in listing("rlexperiments", f"{SWEEP_LABEL}={meta['name']}")
+                exp(o) for o in listing("rlexperiments", f"{LABEL_SWEEP}={meta['name']}")
             )
         status = _status_of(obj, SweepStatus)
         return SweepView(
@@ -218,7 +218,7 @@ def cluster_overview(api: Any, namespace: str | None, name: str | None) -> Overv
         alone = [
             exp(o)
             for o in listing("rlexperiments")
-            if not o["metadata"].get("labels", {}).get(SWEEP_LABEL)
+            if not o["metadata"].get("labels", {}).get(LABEL_SWEEP)
         ]
         return Overview(sweeps, alone)
     matching = [o for o in listing("sweeps") if o["metadata"]["name"] == name]
