@@ -1,7 +1,9 @@
 """The HTML report in a real browser: Debian's `chromium`, headless, opens report/index.html
 of a sweep (run with the fake trainer, tests/runner/fake_trainer.py) and, asked over the
 DevTools protocol, says that every <img> loaded and has a size: the learning curves and the
-objective-per-parameter figures and the ASHA rungs render, no image is broken, none is missing."""
+objective-per-parameter figures and the ASHA rungs render, no image is broken, none is missing;
+and the same for a PBT sweep (the tabular-Q command trainer with the real runtime), whose
+report adds each trial's parameter schedule."""
 
 from __future__ import annotations
 
@@ -16,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.builders import sweep
 from tests.operator.harness import terminate
 from tests.runner.helpers import run_manifest
+from tests.runner.pbt_manifest import tabular_pbt
+from tests.runner.test_command_sweep import rlops_run
 from tests.waiting import wait_until
 
 FLAGS = [
@@ -85,6 +90,19 @@ def images_in_browser(index: Path, profile: Path) -> list[dict[str, Any]]:
         terminate(process)
 
 
+def assert_every_image_renders(index: Path, profile: Path) -> list[str]:
+    """Every <img> of the page is a figure of the report's folder, and each one loaded in
+    the browser with a size; returns the figures' names."""
+    referenced = re.findall(r'<img[^>]*src="([^"]+)"', index.read_text())
+    figures = sorted(p.name for p in index.parent.glob("*.png"))
+    assert sorted(referenced) == figures
+    images = images_in_browser(index, profile)
+    assert sorted(i["src"] for i in images) == figures
+    broken = [i for i in images if not (i["complete"] and i["width"] > 0 and i["height"] > 0)]
+    assert broken == []
+    return figures
+
+
 def test_every_figure_of_a_sweep_report_renders(tmp_path: Path) -> None:
     asha = {"type": "asha", "gracePeriod": 1, "reductionFactor": 2, "minTrials": 2}
     manifest = (
@@ -99,14 +117,22 @@ def test_every_figure_of_a_sweep_report_renders(tmp_path: Path) -> None:
     outcome = run_manifest(manifest, tmp_path / "runs", cpus=6, report=True)
     assert outcome.code == 0, outcome.output
     index = outcome.layout.root / "report" / "index.html"
-    referenced = re.findall(r'<img[^>]*src="([^"]+)"', index.read_text())
-    figures = sorted(p.name for p in index.parent.glob("*.png"))
-    assert sorted(referenced) == figures and len(figures) >= 4  # curves + one per parameter
+    figures = assert_every_image_renders(index, tmp_path / "profile")
+    assert len(figures) >= 4  # curves + one per parameter
     assert "asha_rungs.png" in figures  # + the ASHA rungs
-    images = images_in_browser(index, tmp_path / "profile")
-    assert sorted(i["src"] for i in images) == figures
-    broken = [i for i in images if not (i["complete"] and i["width"] > 0 and i["height"] > 0)]
-    assert broken == []
+
+
+def test_the_parameter_schedules_of_a_pbt_report_render(tmp_path: Path) -> None:
+    file = tmp_path / "tabular-pbt.yaml"
+    file.write_text(yaml.safe_dump(tabular_pbt()))
+    done = rlops_run(file, tmp_path / "runs")
+    assert done.returncode == 0, done.stdout + done.stderr
+    root = tmp_path / "runs" / "tabular-pbt"
+    results = json.loads((root / "results.json").read_text())
+    assert any(t["exploits"] for t in results["trials"]), done.stdout  # PBT exploited
+    figures = assert_every_image_renders(root / "report" / "index.html", tmp_path / "profile")
+    assert "schedule_config.alpha.png" in figures  # the parameter's schedule
+    assert "learning_curves.png" in figures
 
 
 def test_a_missing_figure_is_seen_broken(tmp_path: Path) -> None:
