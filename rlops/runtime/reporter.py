@@ -3,9 +3,11 @@
 Training pods hold no cluster rights: they POST each progress record (JSON, a
 `Bearer` token in the header) to `RLOPS_PROGRESS_URL`, and the final RunResult to the
 same URL with `?final=1`. A background thread sends, so training never waits on
-the network; when records pile up only the newest is sent, at most one every
-`interval` seconds; a failed one is sent again. Failures are logged and never end
-training.
+the network. Every record is sent, in order, because the operator's trackers and early
+stopping read each iteration: the records queued since the last send go out back to back,
+at most one such burst every `interval` seconds. A failed record is sent again; while the
+endpoint is down the backlog keeps the newest `MAX_BACKLOG` records. Failures are logged
+and never end training.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import queue
 import threading
 import time
 import urllib.request
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 _RETRY_GAP = 0.5  # seconds between tries of a failed record, whatever the interval
+MAX_BACKLOG = 1000  # records kept while the endpoint is down (the newest)
 
 
 def with_query(url: str, **params: str) -> str:
@@ -40,6 +44,8 @@ class ProgressReporter:
         self.interval = interval
         self.timeout = timeout
         self.sent = 0
+        self.failing = False
+        self.dropped = False
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="rlops-progress", daemon=True)
         self._thread.start()
@@ -50,7 +56,7 @@ class ProgressReporter:
     def close(
         self, final: dict[str, Any] | None, wait: float = 10.0, final_deadline: float = 30.0
     ) -> None:
-        """Send what is queued (the newest record), then `final`.
+        """Send what is queued, then `final`.
 
         The final result is the one message that must arrive (the tracker may be restarting),
         so it is retried with backoff for up to `final_deadline` seconds: short, well inside
@@ -70,36 +76,35 @@ class ProgressReporter:
             delay = min(delay * 2, 10.0)
 
     def _run(self) -> None:
-        last_sent = float("-inf")
+        backlog: deque[dict[str, Any]] = deque(maxlen=MAX_BACKLOG)
+        last_burst = float("-inf")
         stopping = False
-        unsent: dict[str, Any] | None = None  # a record whose POST failed: sent again
         while not stopping:
-            item, stopping = self._newest(block=unsent is None)
-            item = item or unsent
-            gap = max(self.interval, _RETRY_GAP) if unsent is not None else self.interval
-            wait = last_sent + gap - time.monotonic()
+            stopping = self._take(backlog, block=not backlog)
+            gap = max(self.interval, _RETRY_GAP) if self.failing else self.interval
+            wait = last_burst + gap - time.monotonic()
             if not stopping and wait > 0:
                 time.sleep(wait)
-                newer, stopping = self._newest(block=False)
-                item = newer or item
-            if item is not None:
-                unsent = None if self._post(self.url, item) else item
-                last_sent = time.monotonic()
+                stopping = self._take(backlog, block=False)
+            last_burst = time.monotonic()
+            while backlog and self._post(self.url, backlog[0]):
+                backlog.popleft()
+            self.failing = bool(backlog)
 
-    def _newest(self, block: bool) -> tuple[dict[str, Any] | None, bool]:
-        """The newest queued record (older ones are dropped) and whether to stop."""
-        newest: dict[str, Any] | None = None
-        stopping = False
+    def _take(self, backlog: deque[dict[str, Any]], block: bool) -> bool:
+        """Move the queued records into the backlog; whether to stop."""
         try:
             item = self._queue.get(block=block)
             while True:
                 if item is _STOP:
-                    stopping = True
-                else:
-                    newest = item
+                    return True
+                if len(backlog) == backlog.maxlen and not self.dropped:
+                    log.warning("the progress endpoint is behind: dropping the oldest records")
+                    self.dropped = True
+                backlog.append(item)
                 item = self._queue.get_nowait()
         except queue.Empty:
-            return newest, stopping
+            return False
 
     def _post(self, url: str, payload: dict[str, Any]) -> bool:
         request = urllib.request.Request(

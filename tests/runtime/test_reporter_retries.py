@@ -1,5 +1,7 @@
 """Progress reporting survives a tracker that is briefly down: the final result is retried
-with backoff, and a record whose POST failed is sent again."""
+with backoff, and a record whose POST failed is sent again; and every record reaches the
+tracker in order, however fast they come (its trackers and early stopping read each
+iteration)."""
 
 from __future__ import annotations
 
@@ -78,3 +80,16 @@ def test_the_final_retry_gives_up_at_its_deadline(tracker: Tracker) -> None:
     reporter = ProgressReporter(url, "token", interval=0.01)
     reporter.close({"status": "failed"}, wait=1.0, final_deadline=1.0)
     assert tracker.accepted == []
+
+
+@pytest.mark.parametrize("tracker", [2], indirect=True)
+def test_every_record_is_sent_in_order_however_fast_they_come(tracker: Tracker) -> None:
+    url = f"http://127.0.0.1:{tracker.server_port}/progress/ns/exp"
+    reporter = ProgressReporter(url, "token", interval=0.2)
+    for iteration in range(1, 41):
+        reporter.report({"iteration": iteration})
+    wait_until(lambda: len(tracker.accepted) == 40, 20, "every record to be sent", interval=0.01)
+    reporter.close({"status": "succeeded"})
+    sent = [body.get("iteration") for _, body in tracker.accepted]
+    assert sent == [*range(1, 41), None]  # the 40 records in order, then the final result
+    assert tracker.refused == 2  # the first record's two failed tries were sent again

@@ -112,3 +112,26 @@ def test_rest_client_submits_queries_and_cancels(
     assert await_job(rest_client, job, lambda j: j.state == "CANCELLED").state == "CANCELLED"
     rest_client.cancel("999999")  # unknown: fine
     assert calls[:2] == ["rest POST job", "rest GET jobs"]
+
+
+def test_rest_client_sees_and_cancels_only_its_own_jobs(
+    rest_client: RestSlurmClient, slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """A job of another user (root submits it as `nobody`) is neither found nor cancelled
+    by the REST client, which talks as root here; the CLI client's `--me` does the same."""
+    tmp_path.chmod(0o777)
+    text = script("sleep 30", "rlops-other-user", tmp_path) + "#SBATCH --time=00:05:00\n"
+    file = tmp_path / "other.sh"
+    file.write_text(text)
+    done = slurm_cluster.run("sbatch", "--parsable", "--hold", "--uid=nobody", str(file))
+    assert done.returncode == 0, done.stderr
+    other = done.stdout.strip().split(";")[0]
+    try:
+        assert slurm_cluster.run("squeue", "-h", "-j", other).stdout.strip()  # it is queued
+        assert rest_client.find_by_name("rlops-other-user") == []
+        assert rest_client.jobs([other]) == {}
+        rest_client.cancel(other)
+        shown = slurm_cluster.run("squeue", "-h", "-j", other, "-o", "%T").stdout.strip()
+        assert shown == "PENDING"  # still there: not ours to cancel
+    finally:
+        slurm_cluster.run("scancel", other)

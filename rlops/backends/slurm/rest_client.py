@@ -9,6 +9,7 @@ translated into the job description; a directive it cannot express is an error.
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import re
 import time
@@ -26,6 +27,8 @@ from rlops.backends.slurm.client import (
     SubmitError,
 )
 from rlops.backends.slurm.parsers import as_tasks, submission_order
+
+log = logging.getLogger(__name__)
 
 API = "/slurm/v0.0.38"
 HOLD_MESSAGE = 2042  # "Job is in held state": an information, not an error
@@ -113,6 +116,7 @@ def observation(job: dict[str, Any]) -> JobObservation:
         end_time=_iso(job.get("end_time")),
         nodes=str(job.get("nodes") or ""),
         comment=str(job.get("comment") or ""),
+        user_id=job["user_id"] if isinstance(job.get("user_id"), int) else None,
     )
 
 
@@ -127,6 +131,11 @@ def observations(job: dict[str, Any]) -> list[JobObservation]:
 
 class RestSlurmClient:
     """SlurmClient over slurmrestd. `jobs` is one GET of /jobs, filtered here.
+
+    Only the caller's own jobs are seen, adopted or cancelled, as `squeue --me` and
+    `scancel --me` do for the CLI client: a job counts as ours when its owner is the
+    token's user (`X-SLURM-USER-NAME`), or, over the unix socket with local auth, this
+    process's uid. An operator or root identity could otherwise cancel anyone's job.
 
     Jobs slurmctld has forgotten are not looked up: that needs the slurmdbd side of
     the API (`/slurmdb/v0.0.38/job/{id}`, plugin `openapi/dbv0.0.38`), which only works
@@ -145,8 +154,9 @@ class RestSlurmClient:
     ) -> None:
         transport = httpx.HTTPTransport(uds=str(socket)) if socket else None
         headers = {}
-        if token:
-            headers = {"X-SLURM-USER-NAME": user or getpass.getuser(), "X-SLURM-USER-TOKEN": token}
+        self.user_name = (user or getpass.getuser()) if token else None
+        if self.user_name is not None:
+            headers = {"X-SLURM-USER-NAME": self.user_name, "X-SLURM-USER-TOKEN": str(token)}
         self.http = httpx.Client(
             transport=transport, base_url=base_url, headers=headers, timeout=timeout
         )
@@ -191,11 +201,17 @@ class RestSlurmClient:
             raise SubmitError("slurmrestd rejected the job: " + "; ".join(self._errors(body)))
         return str(body["job_id"])
 
+    def _mine(self, job: dict[str, Any]) -> bool:
+        if self.user_name is not None:
+            return job.get("user_name") == self.user_name
+        return job.get("user_id") == os.getuid()
+
     def _all_jobs(self) -> list[JobObservation]:
+        """The caller's jobs (array tasks one by one)."""
         body = self._call("GET", "/jobs")
         if body["_status"] >= 400:
             raise SlurmUnavailable("slurmrestd GET /jobs: " + "; ".join(self._errors(body)))
-        return [task for j in body.get("jobs", []) for task in observations(j)]
+        return [task for j in body.get("jobs", []) if self._mine(j) for task in observations(j)]
 
     def jobs(self, job_ids: Iterable[str]) -> dict[str, JobObservation]:
         wanted = set(job_ids)
@@ -208,6 +224,12 @@ class RestSlurmClient:
         return sorted(found, key=submission_order)
 
     def cancel(self, job_id: str) -> None:
+        """Cancel one of the caller's jobs; another user's job is left alone, as `scancel
+        --me` leaves it."""
+        found = self._call("GET", f"/job/{job_id}")
+        if not all(self._mine(j) for j in found.get("jobs", [])):
+            log.warning("not cancelling SLURM job %s: it belongs to another user", job_id)
+            return
         body = self._call("DELETE", f"/job/{job_id}")
         errors = self._errors(body)
         if body["_status"] >= 400 and not any(
