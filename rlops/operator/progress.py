@@ -36,10 +36,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from rlops.api.ratelimit import ErrorLog
 from rlops.api.runinfo import MAX_REPORTED_METRICS, MAX_REPORTED_STRING, ProgressRecord, RunResult
 from rlops.backends.kuberay import progress_token
 
 log = logging.getLogger(__name__)
+WARN = logging.WARNING
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 8
@@ -142,7 +144,9 @@ def progress_app(
     uid_of: Callable[[Key], str | None],
     body_timeout: float = BODY_TIMEOUT_SECONDS,
 ) -> web.Application:
-    """The aiohttp application of the progress endpoint."""
+    """The aiohttp application of the progress endpoint; its rejections are logged once per
+    5 min per kind (invalid token, slow body, bad body), with a count of the rest."""
+    rejections = ErrorLog(log, any_message=True)
 
     @web.middleware
     async def forbid_the_rest(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -161,8 +165,9 @@ def progress_app(
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         expected = progress_token(secret, *key, uid) if uid is not None else ""
         given = token.encode("utf-8", "surrogateescape")
+        where = ascii(f"{key[0]}/{key[1]}"[:300])[1:-1]  # from the URL: no line breaks logged
         if uid is None or scheme != "Bearer" or not hmac.compare_digest(given, expected.encode()):
-            log.warning("rejected progress of %s/%s: invalid token", *key)
+            rejections.log("token", f"rejected progress of {where}: invalid token", WARN)
             return forbidden()
         if set(request.query) - {"final"} or request.query.get("final", "1") != "1":
             return forbidden()
@@ -174,10 +179,10 @@ def progress_app(
             else:
                 hub.submit(key, ProgressRecord.model_validate(data), None)
         except TimeoutError:
-            log.warning("rejected progress of %s/%s: body not read in time", *key)
+            rejections.log("slow", f"rejected progress of {where}: body not read in time", WARN)
             return web.json_response({"error": "body not received in time"}, status=408)
         except (ValueError, ValidationError) as exc:
-            log.warning("rejected progress of %s/%s: %.300s", *key, exc)
+            rejections.log("body", f"rejected progress of {where}: {str(exc)[:300]}", WARN)
             return web.json_response({"error": f"body: {exc}"[:2000]}, status=400)
         return web.json_response({"accepted": True}, status=202)
 

@@ -106,8 +106,10 @@ class SlurmBridge(BridgeRuns):
         while not self._stop.is_set():
             try:
                 self.timed_poll()
+                self.errors.forget("slurm")  # the next outage is logged at once
             except SlurmUnavailable as exc:
-                log.warning("SLURM unavailable, retrying next poll: %s", exc)
+                message = f"SLURM unavailable, retrying next poll: {exc}"
+                self.errors.log("slurm", message, logging.WARNING)
             except Exception as exc:
                 self.errors.log("poll", f"poll failed: {exc!r}", exc=exc)
             self._stop.wait(self.settings.poll_interval_seconds)

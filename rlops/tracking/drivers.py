@@ -18,6 +18,7 @@ from typing import Any
 
 from rlops.api import RLExperiment, Sweep, TrackingSpec
 from rlops.api.annotations import ANNOTATION_PARAMETERS
+from rlops.api.ratelimit import ErrorLog
 from rlops.api.runinfo import ProgressRecord, RunResult
 from rlops.sweep import LABEL_SWEEP, LABEL_TRIAL
 from rlops.tracking import SweepSnapshot, TrialSnapshot
@@ -106,6 +107,7 @@ class KubeTracking:
     def __init__(self) -> None:
         self.trackers: dict[tuple[str | None, ...], Any] = {}
         self._lock = threading.Lock()  # The operator calls in from several worker threads.
+        self.errors = ErrorLog(log)  # a tracker that keeps failing: once per 5 min per object
 
     def _trackers(
         self, spec: TrackingSpec | None, default_experiment: str, snapshot: TrialSnapshot | None
@@ -160,9 +162,12 @@ class KubeTracking:
                 elif snapshot.sweep:
                     parent = tracker.parent(snapshot.namespace, snapshot.sweep)
                 tracker.trial(snapshot, parent)
-        except Exception:
-            log.exception("tracking %s/%s failed; it is retried", snapshot.namespace, snapshot.name)
+        except Exception as exc:
+            key = f"{snapshot.namespace}/{snapshot.name}"
+            why = type(exc).__name__  # the traceback says more; a new kind is logged at once
+            self.errors.log(key, f"tracking {key} failed ({why}); it is retried", exc=exc)
             raise
+        self.errors.forget(f"{snapshot.namespace}/{snapshot.name}")
 
     def ended(self, experiment: RLExperiment, sweep: Body | None, snapshot: TrialSnapshot) -> None:
         """A phase the reconciler concluded (Stopped, a deleted RayJob): logged, not raised."""
@@ -177,8 +182,9 @@ class KubeTracking:
         try:
             for tracker in self._trackers(spec, sweep.metadata.name or "", None):
                 tracker.sweep(sweep_snapshot(sweep))
-        except Exception:
-            log.exception("tracking sweep %s failed", sweep.metadata.name)
+        except Exception as exc:
+            key = f"sweep {sweep.metadata.namespace}/{sweep.metadata.name}"
+            self.errors.log(key, f"tracking {key} failed ({type(exc).__name__})", exc=exc)
 
 
 def wandb_directory(spec: TrackingSpec, snapshot: TrialSnapshot | None) -> Path | None:

@@ -1,25 +1,30 @@
 """Bounded resources: per-experiment metrics series of a finished experiment are dropped
 after the configured delay (they still count by phase, and do not come back on a later
 observation), while unfinished ones stay;
-an error of one object (bridge or operator) is logged once per interval, not on every
-retry."""
+an error of one object (bridge, operator or its trackers) is logged once per interval,
+not on every retry, and an outage of SLURM once per outage."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from rlops.api import Phase
+from rlops.api import Phase, RLExperiment
 from rlops.api.experiment import RLExperimentStatus
 from rlops.api.ratelimit import ErrorLog
 from rlops.api.settings import Settings
+from rlops.backends.slurm.client import SlurmUnavailable
 from rlops.metrics import RlopsMetrics
 from rlops.operator.controller import Controller
 from rlops.operator.kube import Kind
+from rlops.tracking import TrialSnapshot
+from rlops.tracking.drivers import KubeTracking
 from tests.builders import experiment
+from tests.faults.fakes import FakeSlurm, MemoryStore, bridge, slurm_experiment
 from tests.operator.test_controller_pause import FakeKube
 
 
@@ -85,4 +90,64 @@ async def test_a_permanently_failing_experiment_logs_once_per_interval(
     for handle in controller.rechecks.values():
         handle.cancel()
     logged = [r for r in caplog.records if "reconciling experiment ns/bad failed" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None
+
+
+class SlurmDown(FakeSlurm):
+    """sbatch fails as SLURM does when munge is down, until `up`; the bridge stops after
+    `polls` polls."""
+
+    def __init__(self, polls: int) -> None:
+        super().__init__()
+        self.up, self.polls, self.bridge = False, polls, None
+
+    def submit(self, script: str, *, hold: bool = False, comment: str | None = None) -> str:
+        self.polls -= 1
+        if self.polls <= 0 and self.bridge is not None:
+            self.bridge.stop()
+        if not self.up:
+            raise SlurmUnavailable("sbatch: error: Munge encode failed")
+        return super().submit(script, hold=hold, comment=comment)
+
+
+def test_an_unavailable_slurm_is_logged_once_per_outage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store, slurm = MemoryStore(), SlurmDown(polls=30)
+    store.add(slurm_experiment("waiting"))
+    b = bridge(store, slurm, tmp_path)
+    b.settings.poll_interval_seconds = 0
+    slurm.bridge = b  # type: ignore[assignment]
+    b.run()  # 30 polls, every one meets the outage
+    outage = [r for r in caplog.records if "SLURM unavailable" in r.getMessage()]
+    assert len(outage) == 1 and outage[0].levelno == logging.WARNING
+    slurm.up, slurm.polls = True, 1
+    b._stop.clear()
+    b.run()  # SLURM is back: the experiment is submitted
+    assert slurm.table
+    caplog.clear()
+    store.add(slurm_experiment("next"))
+    slurm.up, slurm.polls = False, 1
+    b._stop.clear()
+    b.run()  # a new outage after the recovery: logged at once
+    assert sum("SLURM unavailable" in r.getMessage() for r in caplog.records) == 1
+
+
+class BrokenTracker:
+    def trial(self, snapshot: TrialSnapshot, parent: Any) -> None:
+        raise ConnectionError("MLflow answered 503")
+
+
+def test_a_tracker_that_keeps_failing_logs_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tracking = KubeTracking()
+    tracking._trackers = lambda *_: [BrokenTracker()]  # type: ignore[method-assign]
+    body = experiment("tracked", namespace="ns").kubernetes().obj()
+    model = RLExperiment.model_validate(body)
+    snapshot = TrialSnapshot(name="tracked", namespace="ns", phase="Running")
+    for _ in range(20):  # the progress writer retries every flush
+        with pytest.raises(ConnectionError):
+            tracking.trial(model, None, snapshot)
+    logged = [r for r in caplog.records if "tracking ns/tracked failed" in r.getMessage()]
     assert len(logged) == 1 and logged[0].exc_info is not None

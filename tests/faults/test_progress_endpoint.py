@@ -1,7 +1,8 @@
 """Hostile requests to the progress endpoint: every unauthenticated request (a non-ASCII
 token, an unknown experiment) is 403; deep, oversized or non-finite JSON, too many metric
 keys and over-long strings are 400; a slow body times out; the hub's memory stays bounded
-under a flood while its status writes fail (measured with tracemalloc)."""
+under a flood while its status writes fail (measured with tracemalloc); a flood of
+rejections is logged once per kind and interval."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import tracemalloc
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from rlops.api.runinfo import ProgressRecord
@@ -134,3 +136,21 @@ async def test_malformed_requests_are_the_same_403_as_unknown_experiments() -> N
             assert (response.status, await response.read()) == expected, (method, path)
         accepted = await c.post("/progress/ns/a", json=RECORD, headers=AUTH)
         assert accepted.status == 202
+
+
+async def test_rejections_are_logged_once_per_interval_per_kind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A flood of forged tokens or bad bodies gives one warning per kind, not one a request;
+    a name from the URL is logged without its line breaks."""
+    async with client() as c:
+        for i in range(50):
+            forged = {"Authorization": f"Bearer forged-{i}"}
+            await c.post(f"/progress/ns/x{i}%0Aforged", json=RECORD, headers=forged)
+            nan = f'{{"iteration": {i}, "x": NaN}}'
+            bad = await c.post("/progress/ns/a", data=nan, headers=AUTH)
+            assert bad.status == 400
+    rejected = [r.getMessage() for r in caplog.records if "rejected progress" in r.getMessage()]
+    assert len(rejected) == 2, rejected
+    assert rejected[0] == "rejected progress of ns/x0\\nforged: invalid token"
+    assert rejected[1].startswith("rejected progress of ns/a: ")

@@ -29,7 +29,9 @@ from tests.kube.store import ApiError, Obj, Store
 GROUP, VERSION, PLURAL = "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations"
 
 
-def _matches(rule: Obj, rt: ResourceType, operation: str, subresource: str | None) -> bool:
+def matches_rule(rule: Obj, rt: ResourceType, operation: str, subresource: str | None) -> bool:
+    """Whether a RuleWithOperations (webhooks, admission policies) selects the request."""
+
     def has(values: list[str] | None, value: str) -> bool:
         return bool(values) and ("*" in (values or []) or value in (values or []))
 
@@ -59,7 +61,7 @@ class Webhooks:
             webhook
             for config in self.store.list_objects(config_type, None, lambda _: True)
             for webhook in config.get("webhooks") or []
-            if any(_matches(r, rt, operation, subresource) for r in webhook.get("rules") or [])
+            if any(matches_rule(r, rt, operation, subresource) for r in webhook.get("rules") or [])
         ]
 
     async def review(

@@ -28,6 +28,7 @@ from aiohttp import web
 from tests.kube import discovery
 from tests.kube.admission import Webhooks
 from tests.kube.patch import PatchError, json_patch, merge_patch
+from tests.kube.policies import Policies, Request
 from tests.kube.rbac import Attributes, Authorizer, User, request_verb
 from tests.kube.resources import KOPF_PEERING_CRDS, ResourceType, load_crds
 from tests.kube.selectors import SelectorError, field_selector, label_selector
@@ -65,6 +66,7 @@ class ApiServer:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.webhooks = Webhooks(store)
+        self.policies = Policies(store)
         self.address = "127.0.0.1"
         self._openapi_cache: dict[tuple[str, int], bytes] = {}
         self.auth = Authorizer(store)
@@ -171,16 +173,19 @@ class ApiServer:
         if method == "POST" and name is None:
             options = self._write_options(request)
             body = await self._body(request)
+            name = ((body or {}).get("metadata") or {}).get("name") or ""
             created = await self._admitted(
-                rt, "CREATE", None, options, lambda o: self.store.create(rt, namespace, body, o)
+                Request(rt, "CREATE", None, namespace, name, request[USER]),
+                None,
+                options,
+                lambda o: self.store.create(rt, namespace, body, o),
             )
             return _respond(created, 201, options.warnings)
         if method == "PUT" and name is not None:
             options = self._write_options(request)
             body = await self._body(request)
             updated = await self._admitted(
-                rt,
-                "UPDATE" if subresource is None else "",
+                Request(rt, "UPDATE", subresource, namespace, name, request[USER]),
                 self.store.get(rt, namespace, name),
                 options,
                 lambda o: self.store.update(rt, namespace, name, body, subresource, o),
@@ -279,17 +284,21 @@ class ApiServer:
 
     async def _admitted(
         self,
-        rt: ResourceType,
-        operation: str,
+        asked: Request,
         old: Obj | None,
         options: WriteOptions,
         write: Callable[[WriteOptions], Obj],
     ) -> Obj:
-        """`write`, after the validating webhooks that select it allowed its dry run
-        (status writes: operation "" selects none)."""
-        webhooks = self.webhooks.selected(rt, operation, None) if operation else []
-        if webhooks:
+        """`write`, after the validating admission policies (policies.py) and then the
+        validating webhooks that select it allowed its dry run (webhooks: not on status)."""
+        rt, operation = asked.rt, asked.operation
+        webhooks = self.webhooks.selected(rt, operation, None) if not asked.subresource else []
+        policies = self.policies.selected(asked)
+        if webhooks or policies:
             candidate = write(dataclasses.replace(options, dry_run=True, warnings=[]))
+            name = candidate.get("metadata", {}).get("name", asked.name)
+            asked = dataclasses.replace(asked, name=name, dry_run=options.dry_run)
+            self.policies.check(asked, policies, candidate, old, options.warnings)
             await self.webhooks.review(
                 rt, operation, candidate, old, options.dry_run, webhooks, options.warnings
             )
@@ -343,8 +352,7 @@ class ApiServer:
         if not isinstance(patched, dict):
             raise bad_request("the patch did not produce an object")
         updated = await self._admitted(
-            rt,
-            "UPDATE" if subresource is None else "",
+            Request(rt, "UPDATE", subresource, namespace, name, request[USER]),
             current,
             options,
             lambda o: self.store.update(
@@ -362,6 +370,9 @@ class ApiServer:
             or "Background"
         )
         dry_run = request.query.get("dryRun") == "All" or "All" in (options.get("dryRun") or [])
+        asked = Request(rt, "DELETE", None, namespace, name, request[USER], dry_run)
+        if policies := self.policies.selected(asked):  # their warnings are not reported
+            self.policies.check(asked, policies, None, self.store.get(rt, namespace, name), [])
         return self.store.delete(
             rt, namespace, name, propagation, options.get("preconditions"), dry_run
         )

@@ -30,8 +30,14 @@ def _program(expression: str) -> Any:
     return environment.program(environment.compile(expression))
 
 
+def evaluate(expression: str, **variables: Any) -> Any:
+    """`expression` over JSON-like `variables` (shared with admission policies, policies.py);
+    a parse or evaluation error raises."""
+    return _program(expression).evaluate({k: celpy.json_to_cel(v) for k, v in variables.items()})
+
+
 def _evaluate(expression: str, value: Any) -> Any:
-    return _program(expression).evaluate({"self": celpy.json_to_cel(value)})
+    return evaluate(expression, self=value)
 
 
 def cel_causes(schema: Schema, value: Any, path: list[Any] | None = None) -> Iterator[Cause]:

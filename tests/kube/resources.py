@@ -122,6 +122,21 @@ BUILTINS: tuple[ResourceType, ...] = (
         False,
     ),
     _builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        False,
+        status_subresource=True,
+    ),
+    _builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        False,
+    ),
+    _builtin(
         "apiextensions.k8s.io",
         "v1",
         "CustomResourceDefinition",
