@@ -24,9 +24,10 @@ from rlops.backends.slurm import (
     CliSlurmClient,
     SlurmBackend,
     SlurmSettings,
+    pack_slots,
     render_pack_script,
 )
-from rlops.backends.slurm.executor import SlurmExecutor, pack_slots
+from rlops.backends.slurm.executor import SlurmExecutor
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import SweepLayout, TrialRecord, read_record
 from tests.builders import experiment, sweep

@@ -7,8 +7,11 @@ Covers: a four-trial Sweep with `trialsPerJob: 2` going to SLURM as two pack job
 counted through the client's observer), every child's status naming its pack's job id, a
 trial failing inside its pack failing alone (its packmate succeeds in the same job) and its
 retry, planned by the sweep, running alone in a job of its own, every child Succeeded in the
-end; a pack still queued whose trials are stopped (one by `rlops.dev/stop`, one deleted)
-being scancelled once, and not before the last of them. The trainer is the fake runtime
+end; a running packed trial stopped by `rlops.dev/stop` ending alone (its runtime exits 75,
+no scancel) while its packmate trains on to Succeeded in the same job; a bridge killed
+between a pack's sbatch and its status writes adopting the pack next poll (one sbatch); a
+pack still queued whose trials are stopped (one by `rlops.dev/stop`, one deleted) being
+scancelled once, and not before the last of them. The trainer is the fake runtime
 (tests/slurm/fake_runtime.py), so the scheduling takes seconds; real RLlib training in packs
 is not exercised here.
 """
@@ -22,11 +25,12 @@ from typing import Any
 
 import pytest
 
-from rlops.api import Sweep
+from rlops.api import RLExperiment, Sweep
+from rlops.backends.slurm import default_run_dir
 from rlops.operator.sweeps import reconcile_sweep
 from tests.builders import sweep
 from tests.slurm.fake_runtime import fake_python
-from tests.slurm.test_bridge import GROUP, PLURAL, VERSION, World, sbatch_calls, world
+from tests.slurm.test_bridge import GROUP, PLURAL, VERSION, Crash, World, sbatch_calls, world
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
@@ -34,17 +38,26 @@ __all__ = ["world"]  # the fixture, shared with test_bridge
 
 
 def packed_sweep(
-    tmp_path: Path, name: str, namespace: str, parallelism: int = 4, **slurm: Any
+    tmp_path: Path,
+    name: str,
+    namespace: str,
+    parallelism: int = 4,
+    iterations: int = 3,
+    fails: tuple[int, ...] = (0, 1),
+    seconds_per_iteration: float = 0.05,
+    slurm: dict[str, Any] | None = None,
 ) -> Sweep:
-    """A grid of four trials over lr and the fake trainer's `fail_attempts` (1: the first
-    attempt fails), two trials to a job, two attempts each."""
+    """A grid over lr and the fake trainer's `fail_attempts` (1: the first attempt fails),
+    two trials to a job, two attempts each."""
     placement = {"cluster": "hpc", "python": str(fake_python(tmp_path)), "trialsPerJob": 2}
+    environment = {"id": "CartPole-v1", "config": {"seconds_per_iteration": seconds_per_iteration}}
     body = (
         sweep(name, namespace=namespace)
-        .template("stop", {"iterations": 3})
-        .template("placement", {"backend": "slurm", "slurm": {**placement, **slurm}})
+        .template("stop", {"iterations": iterations})
+        .template("environment", environment)
+        .template("placement", {"backend": "slurm", "slurm": {**placement, **(slurm or {})}})
         .param("config.training.lr", "grid", values=[1e-3, 3e-4])
-        .param("environment.config.fail_attempts", "grid", values=[0, 1])
+        .param("environment.config.fail_attempts", "grid", values=list(fails))
         .set("spec.parallelism", parallelism)
         .set("spec.maxAttempts", 2)
         .obj()
@@ -56,7 +69,7 @@ def packed_sweep(
 def reconcile(w: World, spec: Sweep) -> bool:
     """One reconcile of the sweep as the operator does it: create the planned children,
     apply the planned patches (retries); True once the sweep is done."""
-    listed = w.api.list_namespaced_custom_object(GROUP, VERSION, w.namespace, PLURAL)
+    listed: Any = w.api.list_namespaced_custom_object(GROUP, VERSION, w.namespace, PLURAL)
     actions = reconcile_sweep(spec, listed["items"], datetime.now(UTC))
     for child in actions.create:
         w.api.create_namespaced_custom_object(GROUP, VERSION, w.namespace, PLURAL, child)
@@ -114,23 +127,61 @@ def test_four_trials_in_two_jobs_and_a_failed_one_retries_alone(
     assert sbatch_calls(world) == 4
 
 
+def stop(w: World, name: str) -> None:
+    patch = {"metadata": {"annotations": {"rlops.dev/stop": "stopped by sweep"}}}
+    w.api.patch_namespaced_custom_object(GROUP, VERSION, w.namespace, PLURAL, name, patch)
+
+
+def test_a_running_packed_trial_stops_alone(world: World, tmp_path: Path) -> None:
+    # Two trials that succeed, slowly enough to be stopped mid-run.
+    spec = packed_sweep(tmp_path, "run", world.namespace, parallelism=2, iterations=30,
+                        fails=(0,), seconds_per_iteration=0.3)  # fmt: skip
+    bridge = world.bridge()
+    reconcile(world, spec)
+
+    def iteration(name: str) -> int:
+        return int((world.status(name).get("progress") or {}).get("iteration", 0))
+
+    world.poll_until(bridge, lambda: iteration("run-0") >= 2 and iteration("run-1") >= 2, 60)
+    job_id = world.status("run-0")["backendRef"]["jobId"]
+    assert world.status("run-1")["backendRef"]["jobId"] == job_id
+    world.commands.clear()
+    stop(world, "run-0")
+    bridge.poll()
+    assert world.status("run-0")["phase"] == "Stopped"
+    world.poll_until(bridge, lambda: world.status("run-1").get("phase") != "Running", 60)
+    assert world.status("run-1")["phase"] == "Succeeded"
+    assert iteration("run-1") == 30
+    assert "scancel" not in world.commands and sbatch_calls(world) == 0
+    body = world.get("run-0")
+    assert body is not None
+    run_dir = default_run_dir(RLExperiment.model_validate(body), world.backend.settings)
+    assert (run_dir / f".slurm-exit-{job_id}").read_text().strip() == "75"  # checkpointed
+    assert world.status("run-0")["phase"] == "Stopped" and iteration("run-0") < 30
+
+
 def test_a_queued_pack_whose_trials_are_all_stopped_is_cancelled(
     world: World, tmp_path: Path
 ) -> None:
     # One pack of two, which SLURM keeps pending for an hour.
     waiting = {"extraDirectives": ["--begin=now+1hour"]}
-    spec = packed_sweep(tmp_path, "held", world.namespace, parallelism=2, **waiting)
-    bridge = world.bridge()
+    spec = packed_sweep(tmp_path, "held", world.namespace, parallelism=2, slurm=waiting)
     reconcile(world, spec)
+
+    def crash(experiment: RLExperiment, ref: Any) -> None:
+        raise Crash("killed after sbatch")
+
+    with pytest.raises(Crash):
+        world.bridge(on_submitted=crash).poll()
+    assert world.status("held-0") == {} and sbatch_calls(world) == 1
+    bridge = world.bridge()  # restarted: the same pack again, its job adopted
     bridge.poll()
     jobs = {world.status(n)["backendRef"]["jobId"] for n in ("held-0", "held-1")}
     assert len(jobs) == 1 and sbatch_calls(world) == 1
     (job_id,) = jobs
     assert world.backend.client.jobs([job_id])[job_id].state == "PENDING"
 
-    stop = {"metadata": {"annotations": {"rlops.dev/stop": "stopped by sweep held"}}}
-    world.api.patch_namespaced_custom_object(GROUP, VERSION, world.namespace, PLURAL, "held-0",
-                                             stop)  # fmt: skip
+    stop(world, "held-0")
     bridge.poll()
     assert world.status("held-0")["phase"] == "Stopped"
     assert world.status("held-1")["phase"] == "Submitted"
