@@ -103,17 +103,25 @@ def test_four_trials_run_in_two_jobs_and_a_failed_one_retries_alone(
     assert commands.count("sbatch") == 4
 
 
+def slurm_fleet(slurm: SlurmCluster) -> tuple[Fleet, CliSlurmClient, list[str]]:
+    """A fleet of trials on the test cluster, and the SLURM commands its client runs."""
+    commands: list[str] = []
+    settings = SlurmSettings(python=sys.executable)
+    client = CliSlurmClient(settings, env=slurm.env, observer=lambda c, s, ok: commands.append(c))
+    return (
+        Fleet(SlurmExecutor(SlurmBackend(client, settings)), "episode_return_mean"),
+        client,
+        commands,
+    )
+
+
 @pytest.mark.slurm
 def test_a_packed_trial_pauses_alone_and_resumes_in_a_job_of_its_own(
     cluster: SlurmCluster,  # noqa: F811 (the fixture)
     tmp_path: Path,
 ) -> None:
-    python = str(fake_python(tmp_path))
-    commands: list[str] = []
-    settings = SlurmSettings(python=sys.executable)
-    client = CliSlurmClient(settings, env=cluster.env, observer=lambda c, s, ok: commands.append(c))
-    fleet = Fleet(SlurmExecutor(SlurmBackend(client, settings)), "episode_return_mean")
-    root = Path(os.path.realpath(tmp_path))
+    fleet, _, commands = slurm_fleet(cluster)
+    python, root = str(fake_python(tmp_path)), Path(os.path.realpath(tmp_path))
     trials = {}
     for name in ("left", "right"):
         manifest = (
@@ -162,12 +170,8 @@ def test_a_queued_pack_is_cancelled_once_all_its_trials_are_stopped(
     cluster: SlurmCluster,  # noqa: F811 (the fixture)
     tmp_path: Path,
 ) -> None:
-    python = str(fake_python(tmp_path))
-    commands: list[str] = []
-    settings = SlurmSettings(python=sys.executable)
-    client = CliSlurmClient(settings, env=cluster.env, observer=lambda c, s, ok: commands.append(c))
-    fleet = Fleet(SlurmExecutor(SlurmBackend(client, settings)), "episode_return_mean")
-    root = Path(os.path.realpath(tmp_path))
+    fleet, client, commands = slurm_fleet(cluster)
+    python, root = str(fake_python(tmp_path)), Path(os.path.realpath(tmp_path))
     for name in ("left", "right"):  # a pack SLURM keeps pending for an hour
         slurm = {"python": python, "trialsPerJob": 2, "extraDirectives": ["--begin=now+1hour"]}
         manifest = experiment(name).slurm(**slurm).stop(iterations=3).obj()
