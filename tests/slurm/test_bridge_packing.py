@@ -7,17 +7,19 @@ Covers: a four-trial Sweep with `trialsPerJob: 2` going to SLURM as two pack job
 counted through the client's observer), every child's status naming its pack's job id, a
 trial failing inside its pack failing alone (its packmate succeeds in the same job) and its
 retry, planned by the sweep, running alone in a job of its own, every child Succeeded in the
-end; a running packed trial stopped by `rlops.dev/stop` ending alone (its runtime exits 75,
-no scancel) while its packmate trains on to Succeeded in the same job; a bridge killed
-between a pack's sbatch and its status writes adopting the pack next poll (one sbatch); a
-pack still queued whose trials are stopped (one by `rlops.dev/stop`, one deleted) being
-scancelled once, and not before the last of them. The trainer is the fake runtime
+end; a running packed trial stopped by `rlops.dev/stop` ending alone (its runtime exits
+75, no scancel) while its packmate trains on in the same job, then that packmate paused
+alone (exit 75, no scancel) and resumed in a job of its own to Succeeded with continued
+iterations; a bridge killed between a pack's sbatch and its status writes adopting the pack
+next poll (one sbatch); a pack still queued whose trials are stopped (one by
+`rlops.dev/stop`, one deleted) being scancelled once, and not before the last of them. The trainer is the fake runtime
 (tests/slurm/fake_runtime.py), so the scheduling takes seconds; real RLlib training in packs
 is not exercised here.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,17 +129,22 @@ def test_four_trials_in_two_jobs_and_a_failed_one_retries_alone(
     assert sbatch_calls(world) == 4
 
 
-def stop(w: World, name: str) -> None:
-    patch = {"metadata": {"annotations": {"rlops.dev/stop": "stopped by sweep"}}}
+def annotate(w: World, name: str, annotations: dict[str, str | None]) -> None:
+    patch = {"metadata": {"annotations": annotations}}
     w.api.patch_namespaced_custom_object(GROUP, VERSION, w.namespace, PLURAL, name, patch)
 
 
-def test_a_running_packed_trial_stops_alone(world: World, tmp_path: Path) -> None:
-    # Two trials that succeed, slowly enough to be stopped mid-run.
+def test_running_packed_trials_stop_and_pause_alone(world: World, tmp_path: Path) -> None:
+    # Two trials that succeed, slowly enough to be stopped and paused mid-run.
     spec = packed_sweep(tmp_path, "run", world.namespace, parallelism=2, iterations=30,
                         fails=(0,), seconds_per_iteration=0.3)  # fmt: skip
     bridge = world.bridge()
     reconcile(world, spec)
+    run_dirs = {}
+    for name in ("run-0", "run-1"):
+        body = world.get(name)
+        assert body is not None
+        run_dirs[name] = default_run_dir(RLExperiment.model_validate(body), world.backend.settings)
 
     def iteration(name: str) -> int:
         return int((world.status(name).get("progress") or {}).get("iteration", 0))
@@ -146,17 +153,31 @@ def test_a_running_packed_trial_stops_alone(world: World, tmp_path: Path) -> Non
     job_id = world.status("run-0")["backendRef"]["jobId"]
     assert world.status("run-1")["backendRef"]["jobId"] == job_id
     world.commands.clear()
-    stop(world, "run-0")
+    annotate(world, "run-0", {"rlops.dev/stop": "stopped by sweep run"})
     bridge.poll()
     assert world.status("run-0")["phase"] == "Stopped"
-    world.poll_until(bridge, lambda: world.status("run-1").get("phase") != "Running", 60)
-    assert world.status("run-1")["phase"] == "Succeeded"
-    assert iteration("run-1") == 30
-    assert "scancel" not in world.commands and sbatch_calls(world) == 0
-    body = world.get("run-0")
-    assert body is not None
-    run_dir = default_run_dir(RLExperiment.model_validate(body), world.backend.settings)
-    assert (run_dir / f".slurm-exit-{job_id}").read_text().strip() == "75"  # checkpointed
+    exit_0 = run_dirs["run-0"] / f".slurm-exit-{job_id}"
+    wait_until(lambda: exit_0.exists(), 30, "the stopped trial's exit record")
+    assert exit_0.read_text().strip() == "75"  # its runtime checkpointed and ended alone
+    reached = iteration("run-1")  # its packmate trains on in the same job
+    world.poll_until(bridge, lambda: iteration("run-1") >= reached + 3, 30)
+    assert world.status("run-1")["phase"] == "Running"
+    assert world.status("run-1")["backendRef"]["jobId"] == job_id
+
+    annotate(world, "run-1", {"rlops.dev/pause": "paused by sweep run"})
+    world.poll_until(bridge, lambda: world.status("run-1").get("phase") == "Paused", 30)
+    exit_1 = run_dirs["run-1"] / f".slurm-exit-{job_id}"
+    wait_until(lambda: exit_1.exists(), 30, "the paused trial's exit record")
+    assert exit_1.read_text().strip() == "75" and iteration("run-1") < 30
+    assert "scancel" not in world.commands and sbatch_calls(world) == 0  # no job signalled
+
+    annotate(world, "run-1", {"rlops.dev/pause": None})  # resumed: a job of its own
+    world.poll_until(bridge, lambda: world.status("run-1").get("phase") == "Succeeded", 60)
+    status = world.status("run-1")
+    assert status["backendRef"]["jobId"] != job_id and sbatch_calls(world) == 1
+    assert iteration("run-1") == 30 and status["attempts"] == 1
+    progress = (run_dirs["run-1"] / "progress.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iteration"] for line in progress] == list(range(1, 31))
     assert world.status("run-0")["phase"] == "Stopped" and iteration("run-0") < 30
 
 
@@ -181,7 +202,7 @@ def test_a_queued_pack_whose_trials_are_all_stopped_is_cancelled(
     (job_id,) = jobs
     assert world.backend.client.jobs([job_id])[job_id].state == "PENDING"
 
-    stop(world, "held-0")
+    annotate(world, "held-0", {"rlops.dev/stop": "stopped by sweep held"})
     bridge.poll()
     assert world.status("held-0")["phase"] == "Stopped"
     assert world.status("held-1")["phase"] == "Submitted"
