@@ -12,9 +12,9 @@ end; a running packed trial stopped by `rlops.dev/stop` ending alone (its runtim
 alone (exit 75, no scancel) and resumed in a job of its own to Succeeded with continued
 iterations; a bridge killed between a pack's sbatch and its status writes adopting the pack
 next poll (one sbatch); a pack still queued whose trials are stopped (one by
-`rlops.dev/stop`, one deleted) being scancelled once, and not before the last of them. The trainer is the fake runtime
-(tests/slurm/fake_runtime.py), so the scheduling takes seconds; real RLlib training in packs
-is not exercised here.
+`rlops.dev/stop`, one deleted) being scancelled once, and not before the last of them.
+The trainer is the fake runtime (tests/slurm/fake_runtime.py), so the scheduling takes
+seconds; real RLlib training in packs is not exercised here.
 """
 
 from __future__ import annotations
