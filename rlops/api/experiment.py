@@ -269,9 +269,10 @@ class SlurmPlacement(Model):
         default=1,
         ge=1,
         description=(
-            "`rlops run --backend slurm`: trials of a sweep packed into one job on one node, "
-            "sharing its CPUs and GPUs (a fractional gpusPerLearner shares a device); 1: a job "
-            "(or array task) per trial. Retries and resumes run alone."
+            "`rlops run --backend slurm` and the SLURM bridge: trials of a sweep packed into "
+            "one job on one node, sharing its CPUs and GPUs (a fractional gpusPerLearner "
+            "shares a device); 1: a job (or array task) per trial. Retries and resumes run "
+            "alone."
         ),
     )
 

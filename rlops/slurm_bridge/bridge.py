@@ -45,7 +45,8 @@ from rlops.backends.slurm import (
 from rlops.lifecycle import Observation, Requests, decide
 from rlops.metrics import RlopsMetrics
 from rlops.slurm_bridge.lease import Lease
-from rlops.slurm_bridge.runs import BridgeRuns, PollReport, slurm_ref
+from rlops.slurm_bridge.packs import PackingRuns
+from rlops.slurm_bridge.runs import PollReport, slurm_ref
 from rlops.slurm_bridge.settings import BridgeSettings
 from rlops.slurm_bridge.store import Conflict, ExperimentStore
 
@@ -74,7 +75,7 @@ class Tracked:
     ref: BackendRef
 
 
-class SlurmBridge(BridgeRuns):
+class SlurmBridge(PackingRuns):
     """The bridge's reconcile loop over an ExperimentStore and a SlurmBackend."""
 
     def __init__(
@@ -154,6 +155,7 @@ class SlurmBridge(BridgeRuns):
                     continue
                 if item is not None:
                     tracked.append(item)
+        tracked += [Tracked(*packed) for packed in self.submit_packs(report)]  # trialsPerJob
         jobs = self.backend.observe(item.ref for item in tracked)
         seen = {job_id for job_id in self._misses if job_id in jobs}
         for job_id in seen:
@@ -309,7 +311,8 @@ class SlurmBridge(BridgeRuns):
         except ValidationError:
             experiment = None
         ids = self.backend.active_jobs(experiment, ref)
-        self.backend.cancel_jobs(ids)
+        run_dir = self.run_dir(experiment) if experiment is not None else None
+        self.backend.cancel_jobs(ids, run_dir)  # of a pack job, this trial alone
         report.cancelled += ids
         remaining = [f for f in finalizers if f != FINALIZER]
         self.store.patch_metadata(meta["namespace"], meta["name"], {"finalizers": remaining},

@@ -106,7 +106,7 @@ class BridgeRuns:
             ids = [job_id] if step.end == "replace" and job_id else []
             if step.end != "replace":
                 ids = self.backend.active_jobs(experiment, job_id)
-            self.backend.end(ids)
+            self.backend.end(ids, self.run_dir(experiment))  # a packed trial's alone
             report.cancelled += ids
         if step.end in ("stop", "pause") and step.ends:
             # The last progress: a pause keeps the tail for the run that resumes it.
@@ -166,17 +166,31 @@ class BridgeRuns:
         except (ScriptError, SubmitError) as exc:
             self.fail(body, str(exc), report, attempts=attempt)
             return None
+        self.submitted(body, experiment, status, ref, attempt, resumed, report)
+        return ref
+
+    def submitted(
+        self,
+        body: dict[str, Any],
+        experiment: RLExperiment,
+        status: RLExperimentStatus,
+        ref: BackendRef,
+        attempt: int,
+        resumed: bool,
+        report: PollReport,
+        note: str = "",
+    ) -> None:
+        """The status of an experiment whose job `ref` was just submitted (or adopted)."""
         report.submitted.append(f"{experiment.metadata.namespace}/{experiment.metadata.name}")
         if self.on_submitted is not None:
             self.on_submitted(experiment, ref)
         how = "resumed" if resumed else "submitted"
-        message = f"{how} as SLURM job {ref.job_id} on cluster {ref.cluster}"
+        message = f"{how} as SLURM job {ref.job_id} on cluster {ref.cluster}{note}"
         if attempt > 1:
             message += f" (attempt {attempt})"
         new = submitted_status(status, ref, attempt, message, Backend.SLURM,
                                experiment.metadata.generation, self.clock())  # fmt: skip
         self.write_status(body, new, report)
-        return ref
 
     def _track(
         self,

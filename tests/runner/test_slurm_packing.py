@@ -3,7 +3,8 @@
 client's observer: 1/K per trial), each trial in its own run directory with its own result;
 a trial that fails inside a pack fails alone (its packmate succeeds in the same job), and
 its retry is a job of its own. A packed trial paused alone (its packmate trains on in the
-same job, no scancel) resumes in a job of its own. The trainer is the fake runtime
+same job, no scancel) resumes in a job of its own. A pack still queued is scancelled once
+both its trials were stopped, and not before. The trainer is the fake runtime
 (tests/slurm/fake_runtime.py), so the scheduling takes seconds; the packed script's
 rendering (summed CPUs, a fractional GPU shared by four trials) is checked as text. Real
 RLlib training in packs is not exercised here."""
@@ -23,9 +24,10 @@ from rlops.backends.slurm import (
     CliSlurmClient,
     SlurmBackend,
     SlurmSettings,
+    pack_slots,
     render_pack_script,
 )
-from rlops.backends.slurm.executor import SlurmExecutor, pack_slots
+from rlops.backends.slurm.executor import SlurmExecutor
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import SweepLayout, TrialRecord, read_record
 from tests.builders import experiment, sweep
@@ -101,17 +103,25 @@ def test_four_trials_run_in_two_jobs_and_a_failed_one_retries_alone(
     assert commands.count("sbatch") == 4
 
 
+def slurm_fleet(slurm: SlurmCluster) -> tuple[Fleet, CliSlurmClient, list[str]]:
+    """A fleet of trials on the test cluster, and the SLURM commands its client runs."""
+    commands: list[str] = []
+    settings = SlurmSettings(python=sys.executable)
+    client = CliSlurmClient(settings, env=slurm.env, observer=lambda c, s, ok: commands.append(c))
+    return (
+        Fleet(SlurmExecutor(SlurmBackend(client, settings)), "episode_return_mean"),
+        client,
+        commands,
+    )
+
+
 @pytest.mark.slurm
 def test_a_packed_trial_pauses_alone_and_resumes_in_a_job_of_its_own(
     cluster: SlurmCluster,  # noqa: F811 (the fixture)
     tmp_path: Path,
 ) -> None:
-    python = str(fake_python(tmp_path))
-    commands: list[str] = []
-    settings = SlurmSettings(python=sys.executable)
-    client = CliSlurmClient(settings, env=cluster.env, observer=lambda c, s, ok: commands.append(c))
-    fleet = Fleet(SlurmExecutor(SlurmBackend(client, settings)), "episode_return_mean")
-    root = Path(os.path.realpath(tmp_path))
+    fleet, _, commands = slurm_fleet(cluster)
+    python, root = str(fake_python(tmp_path)), Path(os.path.realpath(tmp_path))
     trials = {}
     for name in ("left", "right"):
         manifest = (
@@ -153,3 +163,33 @@ def test_a_packed_trial_pauses_alone_and_resumes_in_a_job_of_its_own(
     assert (first.exit_code, second.kind, second.exit_code) == (75, "resume", 0)
     assert first.ref == trials["right"].record.launches[0].ref != second.ref
     assert commands.count("sbatch") == 2
+
+
+@pytest.mark.slurm
+def test_a_queued_pack_is_cancelled_once_all_its_trials_are_stopped(
+    cluster: SlurmCluster,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    fleet, client, commands = slurm_fleet(cluster)
+    python, root = str(fake_python(tmp_path)), Path(os.path.realpath(tmp_path))
+    for name in ("left", "right"):  # a pack SLURM keeps pending for an hour
+        slurm = {"python": python, "trialsPerJob": 2, "extraDirectives": ["--begin=now+1hour"]}
+        manifest = experiment(name).slurm(**slurm).stop(iterations=3).obj()
+        fleet.create(root / name, TrialRecord(name=name, backend="slurm"), manifest)
+    assert sorted(fleet.launch_pending()) == ["left", "right"]
+    assert commands.count("sbatch") == 1
+    job_id = fleet.running[0].record.launches[0].ref
+
+    fleet.stop("left")
+    fleet.refresh()
+    assert "scancel" not in commands  # its packmate still waits to run in that job
+    assert client.jobs([job_id])[job_id].state == "PENDING"
+    fleet.stop("right")
+    assert commands.count("scancel") == 1
+    assert client.jobs([job_id])[job_id].state == "CANCELLED"
+
+    def stopped() -> bool:
+        fleet.refresh()
+        return all(fleet.state(n).phase == Phase.STOPPED for n in ("left", "right"))
+
+    wait_until(stopped, 30, "both trials to be Stopped")

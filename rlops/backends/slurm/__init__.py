@@ -25,7 +25,14 @@ from rlops.backends.slurm.observe import (
     queue_wait_seconds,
     slurm_time,
 )
-from rlops.backends.slurm.pack import PackSlot, pack_exit, render_pack_script, request_stop
+from rlops.backends.slurm.pack import (
+    PackSlot,
+    pack_exit,
+    pack_members,
+    pack_slots,
+    render_pack_script,
+    request_stop,
+)
 from rlops.backends.slurm.render import ArrayTask, render_batch_script, render_for_manifest
 from rlops.backends.slurm.rest_client import RestSlurmClient
 from rlops.backends.slurm.script import (
@@ -61,6 +68,8 @@ __all__ = [
     "job_phase",
     "observe_job",
     "pack_exit",
+    "pack_members",
+    "pack_slots",
     "parse_squeue",
     "phase_for_missing_job",
     "queue_wait_seconds",

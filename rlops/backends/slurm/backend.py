@@ -23,7 +23,16 @@ from rlops.backends.slurm.array import (
     render_array_script,
 )
 from rlops.backends.slurm.client import ATTEMPT_KEY, JobObservation, SlurmClient
-from rlops.backends.slurm.pack import PackSlot, pack_dir, pack_name, render_pack_script
+from rlops.backends.slurm.pack import (
+    PackSlot,
+    abandoned,
+    pack_dir,
+    pack_members,
+    pack_name,
+    record_members,
+    render_pack_script,
+    request_stop,
+)
 from rlops.backends.slurm.render import ArrayTask, render_batch_script
 from rlops.backends.slurm.script import (
     UID_COMMENT,
@@ -33,7 +42,9 @@ from rlops.backends.slurm.script import (
 from rlops.backends.slurm.settings import SlurmSettings
 from rlops.backends.slurm.states import (
     FINISHED_STATES,
+    QUEUED,
     JobPhase,
+    base_state,
     job_phase,
     phase_for_missing_job,
 )
@@ -146,8 +157,22 @@ class SlurmBackend:
             where.mkdir(parents=True, exist_ok=True)
             (where / PACK_SCRIPT_FILE).write_text(script)
             job_id = self.client.submit(script)
+        record_members(tasks, job_id)
         cluster = slurm_placement(tasks[0].experiment).cluster
         return BackendRef(kind="SlurmJob", cluster=cluster, job_id=job_id)
+
+    def stop_packed(self, run_dir: Path, job_id: str) -> bool:
+        """Stop the trial of `run_dir` alone in its pack job `job_id` (its runtime gets
+        SIGTERM from the pack script, or never starts); once every trial of the job is told
+        to stop and the job still waits in the queue, cancel it. True: it was cancelled."""
+        request_stop(run_dir, job_id)
+        if not abandoned(run_dir, job_id):
+            return False
+        job = self.client.jobs([job_id]).get(job_id)
+        if job is None or base_state(job.state) not in QUEUED:
+            return False  # running: the pack script stops each trial and ends
+        self.client.cancel(job_id)
+        return True
 
     def observe(self, refs: Iterable[BackendRef]) -> dict[str, JobObservation]:
         """Every referenced job SLURM still knows, in one batched call."""
@@ -171,15 +196,23 @@ class SlurmBackend:
         found = self.client.find_by_name(job_name(experiment))
         return [j.job_id for j in found if j.state in FINISHED_STATES]
 
-    def end(self, job_ids: Iterable[str]) -> None:
-        """End each job with a checkpoint (see `SlurmClient.terminate`)."""
+    def end(self, job_ids: Iterable[str], run_dir: Path | None = None) -> None:
+        """End each job with a checkpoint (see `SlurmClient.terminate`); a pack job that
+        holds the trial of `run_dir` ends that trial alone (`stop_packed`)."""
         for job_id in job_ids:
-            self.client.terminate(job_id)
+            if run_dir is not None and pack_members(run_dir, job_id) is not None:
+                self.stop_packed(run_dir, job_id)
+            else:
+                self.client.terminate(job_id)
 
-    def cancel_jobs(self, job_ids: Iterable[str]) -> None:
-        """Cancel each job outright (an experiment being deleted)."""
+    def cancel_jobs(self, job_ids: Iterable[str], run_dir: Path | None = None) -> None:
+        """Cancel each job outright (an experiment being deleted); of a pack job that holds
+        the trial of `run_dir`, that trial alone (`stop_packed`)."""
         for job_id in job_ids:
-            self.client.cancel(job_id)
+            if run_dir is not None and pack_members(run_dir, job_id) is not None:
+                self.stop_packed(run_dir, job_id)
+            else:
+                self.client.cancel(job_id)
 
     def terminate(self, ref: BackendRef) -> None:
         """End the job with a checkpoint (see `SlurmClient.terminate`)."""

@@ -44,19 +44,16 @@ from rlops.api import Backend, Phase, ResourcesSpec, RLExperiment
 from rlops.api.experiment import BackendRef
 from rlops.api.runinfo import PAUSED_REASON, ExitCode, RunFileError, read_result
 from rlops.backends.base import Handle, LaunchRequest
-from rlops.backends.packing import Request, Slots
 from rlops.backends.slurm import (
     ArrayTask,
     JobObservation,
-    PackSlot,
     SlurmBackend,
     SlurmUnavailable,
     array_key,
     experiment_phase,
     pack_exit,
-    request_stop,
+    pack_slots,
 )
-from rlops.backends.slurm.pack import pack_gpus
 from rlops.backends.slurm.script import slurm_placement
 
 JOB_RECORD = "slurm-job.json"  # the trial's latest job: {"jobId": "123_4", "attempt": 1}
@@ -133,23 +130,6 @@ def _job_record(run_dir: Path) -> dict[str, object]:
 def read_job_id(run_dir: Path) -> str | None:
     job_id = _job_record(run_dir).get("jobId")
     return job_id if isinstance(job_id, str) and job_id else None
-
-
-def pack_slots(tasks: Sequence[ArrayTask]) -> list[PackSlot]:
-    """Each packed trial's share of its job: threads for its CPUs, and GPU devices by
-    best fit (fractions share a device) among the devices the pack asks for."""
-    cpus = sum(t.experiment.spec.resources.total_cpus() for t in tasks)
-    devices = tuple(range(pack_gpus(tasks)))
-    free = Slots(cpus=max(cpus, 1.0), gpu_ids=devices)
-    slots = []
-    for task in tasks:
-        allocation = free.allocate(Request.of(task.experiment.spec.resources))
-        if allocation is None:  # mixed fractions that best fit cannot place: share them all
-            share = devices if task.experiment.spec.resources.total_gpus() else ()
-            slots.append(PackSlot(task, share, 1))
-            continue
-        slots.append(PackSlot(task, tuple(allocation.devices), allocation.threads()))
-    return slots
 
 
 class SlurmExecutor:
@@ -308,7 +288,7 @@ class SlurmExecutor:
         if job is not None:
             job.stopped = True
             if job.packed:  # the others of its job go on
-                request_stop(job.run_dir, job.ref.job_id or "")
+                self.slurm.stop_packed(job.run_dir, job.ref.job_id or "")
             else:
                 self.slurm.terminate(job.ref)
 
@@ -317,7 +297,7 @@ class SlurmExecutor:
         if job is not None:
             job.stopped = True
             if job.packed:
-                request_stop(job.run_dir, job.ref.job_id or "")
+                self.slurm.stop_packed(job.run_dir, job.ref.job_id or "")
             else:
                 self.slurm.cancel(job.ref)
 

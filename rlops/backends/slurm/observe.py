@@ -9,6 +9,7 @@ from pathlib import Path
 from rlops.api.experiment import RLExperiment
 from rlops.backends.slurm.backend import experiment_phase
 from rlops.backends.slurm.client import JobObservation
+from rlops.backends.slurm.pack import trial_view
 from rlops.lifecycle.observation import Observation
 
 
@@ -31,7 +32,8 @@ def observe_job(
 ) -> Observation:  # fmt: skip
     """The job (None: SLURM forgot it, and result.json decides) as an Observation; its
     attempt is the job's comment's, its retries SLURM's requeues (`attempts`: the status's,
-    for a job SLURM forgot)."""
+    for a job SLURM forgot). A pack job is seen as the trial's own (`pack.trial_view`)."""
+    job = trial_view(job, run_dir, job_id)
     phase = experiment_phase(experiment, job_id, job, run_dir)
     return Observation(
         phase=phase.phase,
