@@ -12,7 +12,9 @@ A pause through `rlops.dev/pause` deletes the RayJob as a stop does (the runtime
 checkpoints on SIGTERM) and leaves the experiment Paused, not finished. Removing
 the annotation resumes it: once the paused run's RayJob is gone, the same attempt
 is submitted again under the same name, and the runtime continues from its
-checkpoint. A stop wins over a pause.
+checkpoint. A stop wins over a pause. A run told its pause point (`rlops.dev/pause-at`,
+passed to the runtime by the RayJob) that ended there is Paused the same way, held by the
+pause point until a promotion moves it (`rlops.lifecycle.pausepoint`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from rlops.lifecycle import (
     submitted_status,
 )
 from rlops.lifecycle import percent_of_budget as percent_of_budget
+from rlops.lifecycle.pausepoint import held_at_pause_point, reached_pause_point
 from rlops.lifecycle.progress import experiment_result
 from rlops.lifecycle.progress import objective_metric as lifecycle_objective
 
@@ -101,6 +104,17 @@ def expects_rayjob(experiment: RLExperiment) -> bool:
     )
 
 
+def ended_at_pause_point(experiment: RLExperiment) -> int | None:
+    """The pause point (`rlops.dev/pause-at`) the current run ended itself at, by the
+    result its runtime posted (a new run's submission clears the last one's)."""
+    status = experiment.status
+    if status is None or status.result is None:
+        return None
+    iteration = status.progress.iteration if status.progress is not None else None
+    annotations = experiment.metadata.annotations
+    return reached_pause_point(annotations, status.result.stop_reason, iteration)
+
+
 def resuming(experiment: RLExperiment) -> bool:
     """Paused and no longer asked to be: the next reconcile may submit its RayJob again."""
     status = experiment.status
@@ -111,6 +125,7 @@ def resuming(experiment: RLExperiment) -> bool:
         and status.phase is Phase.PAUSED
         and ANNOTATION_PAUSE not in annotations
         and ANNOTATION_STOP not in annotations
+        and ended_at_pause_point(experiment) is None
     )
 
 
@@ -152,6 +167,7 @@ def reconcile_experiment(
     placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
     work = kubernetes_work(rayjob, placement, now)
     requests = Requests.from_annotations(experiment.metadata.annotations)
+    requests, work = held_at_pause_point(requests, work, ended_at_pause_point(experiment))
     step = decide(current, requests, work, submitted=current.backend_ref is not None,
                   expected=f"RayJob {experiment.metadata.name}")  # fmt: skip
     generation, when = experiment.metadata.generation, timestamp(now)
