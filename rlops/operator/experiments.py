@@ -49,7 +49,7 @@ from rlops.lifecycle import (
     submitted_status,
 )
 from rlops.lifecycle import percent_of_budget as percent_of_budget
-from rlops.lifecycle.pausepoint import held_at_pause_point, reached_pause_point
+from rlops.lifecycle.pausepoint import at_pause_point, reached_pause_point
 from rlops.lifecycle.progress import experiment_result
 from rlops.lifecycle.progress import objective_metric as lifecycle_objective
 
@@ -104,15 +104,27 @@ def expects_rayjob(experiment: RLExperiment) -> bool:
     )
 
 
-def ended_at_pause_point(experiment: RLExperiment) -> int | None:
-    """The pause point (`rlops.dev/pause-at`) the current run ended itself at, by the
-    result its runtime posted (a new run's submission clears the last one's)."""
+def _result_and_iteration(experiment: RLExperiment) -> tuple[str | None, int | None]:
+    """The stop reason of the result the current run posted (a submission clears the last
+    run's) and the last iteration reported."""
     status = experiment.status
-    if status is None or status.result is None:
-        return None
-    iteration = status.progress.iteration if status.progress is not None else None
+    if status is None:
+        return None, None
+    reason = status.result.stop_reason if status.result is not None else None
+    return reason, status.progress.iteration if status.progress is not None else None
+
+
+def ended_at_pause_point(experiment: RLExperiment) -> int | None:
+    """The pause point (`rlops.dev/pause-at`) the current run ended itself at."""
+    return reached_pause_point(experiment.metadata.annotations, *_result_and_iteration(experiment))
+
+
+def pause_point_view(
+    experiment: RLExperiment, requests: Requests, work: Observation | None
+) -> tuple[Requests, Observation | None]:
+    """The requests and the RayJob as the lifecycle reads them given the run's pause point."""
     annotations = experiment.metadata.annotations
-    return reached_pause_point(annotations, status.result.stop_reason, iteration)
+    return at_pause_point(requests, work, annotations, *_result_and_iteration(experiment))
 
 
 def resuming(experiment: RLExperiment) -> bool:
@@ -167,7 +179,7 @@ def reconcile_experiment(
     placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
     work = kubernetes_work(rayjob, placement, now)
     requests = Requests.from_annotations(experiment.metadata.annotations)
-    requests, work = held_at_pause_point(requests, work, ended_at_pause_point(experiment))
+    requests, work = pause_point_view(experiment, requests, work)
     step = decide(current, requests, work, submitted=current.backend_ref is not None,
                   expected=f"RayJob {experiment.metadata.name}")  # fmt: skip
     generation, when = experiment.metadata.generation, timestamp(now)

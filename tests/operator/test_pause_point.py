@@ -14,7 +14,7 @@ import yaml
 from rlops.api import Phase, RLExperiment, Sweep
 from rlops.backends.kuberay import build_rayjob
 from rlops.lifecycle import Observation, Requests, ended_phase
-from rlops.lifecycle.pausepoint import held_at_pause_point, reached_pause_point
+from rlops.lifecycle.pausepoint import at_pause_point, reached_pause_point
 from rlops.operator.experiments import reconcile_experiment, resuming
 from rlops.operator.sweeps import plan_actions, reconcile_sweep, trial_state
 from rlops.sweep import Plan, SweepStatus
@@ -140,13 +140,28 @@ def test_the_lifecycle_reads_the_end_by_ended_phases_rule() -> None:
     assert reached_pause_point({PAUSE_AT: "x"}, "paused", 9) is None
     assert reached_pause_point({}, "paused", 9) is None
     failed = Observation(Phase.FAILED, "exit 75", terminal=True, lingers=True)
-    requests, work = held_at_pause_point(Requests(), failed, 2)
+    requests, work = at_pause_point(Requests(), failed, {PAUSE_AT: "2"}, "paused", 2)
     assert requests.pause == "ended at its pause point, iteration 2"
     assert work is not None and work.phase is Phase.PAUSED and work.lingers
     paused = Observation(Phase.PAUSED, "", terminal=True)
     assert work.phase is ended_phase(paused, requests)
     running = Observation(Phase.RUNNING, "training")
-    assert held_at_pause_point(Requests(), running, None) == (Requests(), running)
+    assert at_pause_point(Requests(), running, {}, None, 5) == (Requests(), running)
+
+
+def test_a_pause_asked_once_the_run_reported_its_pause_point_waits_for_its_own_end() -> None:
+    """The sweep saw the rung in the progress and asked for a pause: the RayJob is not
+    deleted under a run that is writing its checkpoint and ending by itself."""
+    body = trial({**ended_at(2), "result": None}).model_dump(by_alias=True, exclude_none=True)
+    body["metadata"]["annotations"]["rlops.dev/pause"] = "at an ASHA rung"
+    asked = RLExperiment.model_validate(body)
+    running = reconcile_experiment(asked, rayjob("Running", "RUNNING"), NOW)
+    assert running.status is not None and running.status.phase is Phase.RUNNING
+    assert not running.cancel
+    body["status"]["progress"]["iteration"] = 1  # before its pause point: ended as asked
+    early = reconcile_experiment(RLExperiment.model_validate(body), rayjob("Running", "RUNNING"),
+                                 NOW)  # fmt: skip
+    assert early.cancel and early.status is not None and early.status.phase is Phase.PAUSED
 
 
 def test_the_sweep_counts_a_trial_paused_at_its_pause_point_as_pause_requested() -> None:
