@@ -18,6 +18,9 @@ the runtime trains in a local scratch directory that mirrors the store, through 
 
 Credentials and endpoints come from the environment, as for any pyarrow client
 (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `GOOGLE_APPLICATION_CREDENTIALS`, ...).
+
+A store that cannot be reached or read at the start (a dead endpoint, a missing bucket,
+refused credentials) raises `StoreUnreachable`, which names the storage path and the cause.
 """
 
 from __future__ import annotations
@@ -52,6 +55,18 @@ def _hidden(rel: str) -> bool:
     return any(part.startswith(".") for part in rel.split("/"))
 
 
+class StoreUnreachable(Exception):
+    """The run directory's object store cannot be reached or read at the start."""
+
+    def __init__(self, uri: str, cause: str) -> None:
+        super().__init__(f"storage.path {uri}: the object store cannot be reached or read: {cause}")
+        self.uri = uri
+
+
+def _cause(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class StoreMirror:
     """The scratch directory `local` mirrored to and from the store at `uri`."""
 
@@ -75,6 +90,19 @@ class StoreMirror:
         start = len(self.base) + 1
         infos: list[Any] = self.fs.get_file_info(selector)
         return sorted(i.path[start:] for i in infos if i.type == fs.FileType.File)
+
+    def check(self) -> None:
+        """Raise StoreUnreachable unless the store answers and its bucket exists (listing a
+        missing bucket's prefix may find nothing rather than fail)."""
+        from pyarrow import fs
+
+        bucket = self.base.split("/", 1)[0]
+        try:
+            found = self.fs.get_file_info(bucket).type != fs.FileType.NotFound
+        except OSError as exc:
+            raise StoreUnreachable(self.uri, _cause(exc)) from exc
+        if not found:
+            raise StoreUnreachable(self.uri, f"the bucket {bucket!r} does not exist")
 
     def pull(self) -> int:
         """Copy the store's run directory into the scratch directory; returns files copied."""
@@ -125,13 +153,37 @@ class StoreMirror:
             return uploaded
 
 
+def put_file(uri: str, rel: str, data: bytes) -> bool:
+    """Write one file of the run directory at `uri` straight to the store; False (logged)
+    when the store refuses it too."""
+    try:
+        from pyarrow import fs
+
+        store, base = fs.FileSystem.from_uri(uri.rstrip("/"))
+        with store.open_output_stream(f"{base}/{rel}") as out:
+            out.write(data)
+        return True
+    except (OSError, ValueError) as exc:
+        log.warning("writing %s to %s failed as well: %s", rel, uri, _cause(exc))
+        return False
+
+
 @contextmanager
 def mirrored(uri: str, scratch: Path | None, interval: float) -> Iterator[Path]:
     """A scratch directory holding the store's run directory at `uri`, pushed back every
     `interval` seconds and at the end; yields the scratch directory."""
     root = Path(tempfile.mkdtemp(prefix="rlops-run-", dir=scratch))
-    mirror = StoreMirror(uri, root)
-    log.info("run directory %s: %d file(s) pulled into %s", uri, mirror.pull(), root)
+    try:
+        mirror = StoreMirror(uri, root)
+        mirror.check()
+        pulled = mirror.pull()
+    except StoreUnreachable:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    except (OSError, ValueError) as exc:  # pyarrow: OSError from the store, ValueError a URI
+        shutil.rmtree(root, ignore_errors=True)
+        raise StoreUnreachable(uri, _cause(exc)) from exc
+    log.info("run directory %s: %d file(s) pulled into %s", uri, pulled, root)
     stop = threading.Event()
 
     def loop() -> None:
