@@ -70,4 +70,15 @@ if [ ! -f "$moto_stamp" ] || [ "$(cat "$moto_stamp")" != "$moto_want" ]; then
   .venv-moto/bin/pip install -q -r requirements/moto-server.txt
   echo "$moto_want" > "$moto_stamp"
 fi
+# The Google Cloud Storage emulator of the gs:// storage tests, beside moto: its own venv.
+if [ ! -x .venv-gcs/bin/python ]; then
+  "$PY" -m venv .venv-gcs
+fi
+gcs_stamp=.venv-gcs/.rlops-setup
+gcs_want=$(sha256sum requirements/gcs-server.txt | cut -d' ' -f1)
+if [ ! -f "$gcs_stamp" ] || [ "$(cat "$gcs_stamp")" != "$gcs_want" ]; then
+  echo "setup: installing the GCS test server (gcp-storage-emulator) into .venv-gcs"
+  .venv-gcs/bin/pip install -q -r requirements/gcs-server.txt
+  echo "$gcs_want" > "$gcs_stamp"
+fi
 echo "setup: ready (.venv/bin/rlops)"

@@ -16,8 +16,12 @@ the runtime trains in a local scratch directory that mirrors the store, through 
 - `mirrored` pushes every `interval` seconds in a thread while the attempt runs, and once
   more at the end.
 
-Credentials and endpoints come from the environment, as for any pyarrow client
-(`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `GOOGLE_APPLICATION_CREDENTIALS`, ...).
+Credentials and endpoints come from the environment, as for any pyarrow client:
+`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL` for
+`s3://`; `GOOGLE_APPLICATION_CREDENTIALS` (or the pod's workload identity) for `gs://`. A
+GCS emulator or a private endpoint is named by `STORAGE_EMULATOR_HOST` (`http://host:port`,
+the variable Google's own clients read): pyarrow is then pointed at it with anonymous
+credentials, as it does not read that variable itself.
 
 A store that cannot be reached or read at the start (a dead endpoint, a missing bucket,
 refused credentials) raises `StoreUnreachable`, which names the storage path and the cause.
@@ -26,11 +30,13 @@ refused credentials) raises `StoreUnreachable`, which names the storage path and
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,7 @@ from rlops.runtime.checkpoints import METADATA_FILE
 
 log = logging.getLogger(__name__)
 
+GCS_RETRY_SECONDS = 30  # pyarrow's default retries an unreachable GCS for 15 minutes
 Stamp = tuple[int, int]  # (size, mtime_ns) of a pushed file
 
 
@@ -67,15 +74,30 @@ def _cause(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def filesystem(uri: str) -> tuple[Any, str]:
+    """pyarrow's filesystem of a store URI and the path in it (`bucket/prefix`)."""
+    from pyarrow import fs
+
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    if uri.startswith("gs://") and emulator:
+        scheme, _, host = emulator.rpartition("://")
+        store = fs.GcsFileSystem(
+            anonymous=True, endpoint_override=host, scheme=scheme or "http",
+            retry_time_limit=timedelta(seconds=GCS_RETRY_SECONDS),
+        )  # fmt: skip
+        return store, uri[len("gs://") :].rstrip("/")
+    store, path = fs.FileSystem.from_uri(uri)
+    return store, str(path)
+
+
 class StoreMirror:
     """The scratch directory `local` mirrored to and from the store at `uri`."""
 
     def __init__(self, uri: str, local: Path) -> None:
-        from pyarrow import fs
 
         self.uri = uri.rstrip("/")
         self.local = local
-        self.fs, self.base = fs.FileSystem.from_uri(self.uri)
+        self.fs, self.base = filesystem(self.uri)
         self.pushed: dict[str, Stamp] = {}
         self.lock = threading.Lock()
 
@@ -157,9 +179,7 @@ def put_file(uri: str, rel: str, data: bytes) -> bool:
     """Write one file of the run directory at `uri` straight to the store; False (logged)
     when the store refuses it too."""
     try:
-        from pyarrow import fs
-
-        store, base = fs.FileSystem.from_uri(uri.rstrip("/"))
+        store, base = filesystem(uri.rstrip("/"))
         with store.open_output_stream(f"{base}/{rel}") as out:
             out.write(data)
         return True
