@@ -3,7 +3,8 @@ bucket, or an endpoint nobody listens on): `python -m rlops.runtime` ends with e
 traceback, its last line names the storage path and the cause, the failed result goes to the
 progress endpoint (and to the store when it takes a write), and the operator's Failed
 message is that account, read from the Ray job's message that quotes the runtime's last
-line. Against moto's S3 server on loopback, and a closed loopback port."""
+line. Against moto's S3 server on loopback and a closed loopback port; the bucket check
+against the GCS emulator too."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.builders import rayjob
 from tests.operator.test_pause_point import trial
 from tests.runtime.conftest import cartpole, runtime_env
 from tests.runtime.test_process import tracker  # noqa: F401  (a fixture)
+from tests.storage.conftest import Bucket
 from tests.storage.s3server import S3Server
 
 Tracked = tuple[str, list[tuple[str, dict[str, str], Any]]]
@@ -89,22 +91,22 @@ def test_a_dead_endpoint_fails_cleanly_naming_the_path_and_the_cause(
 
 
 def test_the_mirror_names_the_store_and_a_writable_bucket_takes_the_result(
-    s3: S3Server, bucket: str, tmp_path: Path
+    store: Bucket, tmp_path: Path
 ) -> None:
-    missing = StoreMirror("s3://absent/x", tmp_path / "a")
+    absent = f"{store.scheme}://absent/x"
     try:
-        missing.check()
+        StoreMirror(absent, tmp_path / "a").check()
     except StoreUnreachable as exc:
         assert str(exc) == (
-            "storage.path s3://absent/x: the object store cannot be reached or read: "
+            f"storage.path {absent}: the object store cannot be reached or read: "
             "the bucket 'absent' does not exist"
         )
     else:
         raise AssertionError("a missing bucket passed the check")
-    StoreMirror(f"s3://{bucket}/x", tmp_path / "b").check()  # an existing one passes
-    assert put_file(f"s3://{bucket}/x", "result.json", b"{}")
-    assert s3.read(f"{bucket}/x/result.json") == b"{}"
-    assert not put_file("s3://absent/x", "result.json", b"{}")
+    StoreMirror(store.uri("x"), tmp_path / "b").check()  # an existing one passes
+    assert put_file(store.uri("x"), "result.json", b"{}")
+    assert store.server.read(f"{store.name}/x/result.json") == b"{}"
+    assert not put_file(absent, "result.json", b"{}")
 
 
 RAY_MESSAGE = (

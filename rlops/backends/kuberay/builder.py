@@ -124,10 +124,11 @@ def container_resources(cpus: float, gpus: int, memory: str | None) -> dict[str,
 STORAGE_VOLUME = "rlops-storage"
 
 
-# Variables an S3 client (pyarrow's among them) reads, taken from RLOPS_STORAGE_SECRET.
+# Variables an object-store client reads (pyarrow's S3; a GCS endpoint for rlops.runtime.storage),
+# taken from RLOPS_STORAGE_SECRET.
 STORE_VARIABLES = (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
-    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL", "STORAGE_EMULATOR_HOST",
 )  # fmt: skip
 
 
