@@ -9,28 +9,20 @@ credentials (rlops.runtime.storage.filesystem).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.operator.harness import free_port, terminate
+from tests.storage.servers import StoreServer, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 EMULATOR = ROOT / ".venv-gcs" / "bin" / "gcp-storage-emulator"
 
 
-@dataclass
-class GcsServer:
-    url: str
-    process: subprocess.Popen[bytes]
+class GcsServer(StoreServer):
+    """gcp-storage-emulator's GCS server."""
 
     @property
     def env(self) -> dict[str, str]:
@@ -53,19 +45,6 @@ class GcsServer:
         host = self.url.removeprefix("http://")
         return fs.GcsFileSystem(anonymous=True, endpoint_override=host, scheme="http")
 
-    def files(self, prefix: str) -> dict[str, int]:
-        """`bucket/prefix/...` files under `prefix` and their sizes."""
-        from pyarrow import fs
-
-        selector = fs.FileSelector(prefix, recursive=True, allow_not_found=True)
-        infos = self.filesystem().get_file_info(selector)
-        return {i.path: i.size for i in infos if i.type == fs.FileType.File}
-
-    def read(self, path: str) -> bytes:
-        with self.filesystem().open_input_stream(path) as stream:
-            data: bytes = stream.read()
-            return data
-
 
 def _up(url: str) -> bool:
     try:
@@ -75,21 +54,11 @@ def _up(url: str) -> bool:
         return False
 
 
+def _argv(port: int) -> list[str]:
+    return ["start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+
+
 @contextmanager
 def gcs_server(workdir: Path) -> Iterator[GcsServer]:
-    if not EMULATOR.exists():
-        pytest.fail(f"{EMULATOR} is missing: run scripts/setup.sh (it installs the emulator)")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (workdir / "gcs.log").open("wb")
-    argv = [str(EMULATOR), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-    try:
-        deadline = time.monotonic() + 60
-        while not _up(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the GCS emulator did not start: {workdir / 'gcs.log'}")
-            time.sleep(0.2)
+    with serving(EMULATOR, _argv, _up, workdir / "gcs.log") as (url, process):
         yield GcsServer(url, process)
-    finally:
-        terminate(process)

@@ -38,8 +38,19 @@ def run(tmp_path: Path, uri: str, env: dict[str, str]) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def final_results(received: list[tuple[str, dict[str, str], Any]]) -> list[RunResult]:
-    return [RunResult.model_validate(b) for p, _, b in received if p.endswith("?final=1")]
+def failed_cleanly(tmp_path: Path, uri: str, env: dict[str, str], tracked: Tracked) -> str:
+    """Run against `uri`: exit 1, no traceback, one failed result posted; the last line."""
+    code, output = run(tmp_path, uri, env)
+    assert code == ExitCode.FAILED, output
+    assert "Traceback" not in output
+    last = output.strip().splitlines()[-1]
+    assert last.startswith(f"rlops: failed (storage.path {uri}: "), output
+    finals = [RunResult.model_validate(b) for p, _, b in tracked[1] if p.endswith("?final=1")]
+    [result] = finals
+    assert (result.status, result.exit_code) == ("failed", ExitCode.FAILED)
+    assert result.message.startswith(f"storage.path {uri}: the object store cannot be reached")
+    assert result.message in last
+    return last
 
 
 def test_a_missing_bucket_fails_cleanly_naming_the_path(
@@ -47,19 +58,11 @@ def test_a_missing_bucket_fails_cleanly_naming_the_path(
     tmp_path: Path,
     tracker: Tracked,  # noqa: F811
 ) -> None:
-    url, received = tracker
     uri = "s3://no-such-bucket/team/exp"
-    env = runtime_env(**s3.env, RLOPS_PROGRESS_URL=url, RLOPS_PROGRESS_TOKEN="t",
+    env = runtime_env(**s3.env, RLOPS_PROGRESS_URL=tracker[0], RLOPS_PROGRESS_TOKEN="t",
                       RLOPS_SCRATCH_DIR=str(tmp_path))  # fmt: skip
-    code, output = run(tmp_path, uri, env)
-    assert code == ExitCode.FAILED, output
-    assert "Traceback" not in output
-    last = output.strip().splitlines()[-1]
-    assert last.startswith(f"rlops: failed (storage.path {uri}: ")
-    assert "'no-such-bucket' does not exist" in last
-    [result] = final_results(received)
-    assert (result.status, result.exit_code) == ("failed", ExitCode.FAILED)
-    assert result.message.startswith(f"storage.path {uri}: the object store cannot be reached")
+    last = failed_cleanly(tmp_path, uri, env, tracker)
+    assert last.endswith("the bucket 'no-such-bucket' does not exist); exit 1")
     assert list(tmp_path.glob("rlops-run-*")) == []  # no scratch directory left behind
     assert s3.files("no-such-bucket") == {}  # nowhere to write result.json
 
@@ -76,18 +79,11 @@ def test_a_dead_endpoint_fails_cleanly_naming_the_path_and_the_cause(
     tmp_path: Path,
     tracker: Tracked,  # noqa: F811
 ) -> None:
-    url, received = tracker
     uri = "s3://runs/team/exp"
     dead = {**s3.env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}"}
-    env = runtime_env(**dead, RLOPS_PROGRESS_URL=url, RLOPS_PROGRESS_TOKEN="t")
-    code, output = run(tmp_path, uri, env)
-    assert code == ExitCode.FAILED, output
-    assert "Traceback" not in output
-    last = output.strip().splitlines()[-1]
-    assert last.startswith(f"rlops: failed (storage.path {uri}: ")
-    assert "connect" in last.lower()  # the cause, as the S3 client words it
-    [result] = final_results(received)
-    assert result.message in last
+    env = runtime_env(**dead, RLOPS_PROGRESS_URL=tracker[0], RLOPS_PROGRESS_TOKEN="t")
+    last = failed_cleanly(tmp_path, uri, env, tracker)
+    assert "could not connect" in last.lower()  # the cause, as the S3 client words it
 
 
 def test_the_mirror_names_the_store_and_a_writable_bucket_takes_the_result(
