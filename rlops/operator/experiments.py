@@ -37,8 +37,8 @@ from rlops.api.annotations import ANNOTATION_ATTEMPT as ANNOTATION_ATTEMPT
 from rlops.api.annotations import ANNOTATION_OBJECTIVE as ANNOTATION_OBJECTIVE
 from rlops.api.annotations import ANNOTATION_PAUSE as ANNOTATION_PAUSE
 from rlops.api.annotations import ANNOTATION_STOP as ANNOTATION_STOP
-from rlops.api.runinfo import ProgressRecord, RunResult
-from rlops.backends.kuberay import LABEL_ATTEMPT, observe_rayjob
+from rlops.api.runinfo import PAUSED_REASON, ProgressRecord, RunResult
+from rlops.backends.kuberay import LABEL_ATTEMPT, observe_rayjob, paused_at
 from rlops.lifecycle import (
     Action,
     Observation,
@@ -104,14 +104,19 @@ def expects_rayjob(experiment: RLExperiment) -> bool:
     )
 
 
-def _result_and_iteration(experiment: RLExperiment) -> tuple[str | None, int | None]:
+def _result_and_iteration(
+    experiment: RLExperiment, rayjob: dict[str, Any] | None = None
+) -> tuple[str | None, int | None]:
     """The stop reason of the result the current run posted (a submission clears the last
-    run's) and the last iteration reported."""
+    run's) and the last iteration reported; before the result arrives, what the ended
+    RayJob's message quotes of the runtime's last line (a pause point reached)."""
     status = experiment.status
-    if status is None:
-        return None, None
-    reason = status.result.stop_reason if status.result is not None else None
-    return reason, status.progress.iteration if status.progress is not None else None
+    reason = status.result.stop_reason if status and status.result else None
+    iteration = status.progress.iteration if status and status.progress else None
+    said = paused_at(rayjob) if reason is None and rayjob is not None else None
+    if said is not None:
+        return PAUSED_REASON, max(said, iteration or 0)
+    return reason, iteration
 
 
 def ended_at_pause_point(experiment: RLExperiment) -> int | None:
@@ -120,11 +125,12 @@ def ended_at_pause_point(experiment: RLExperiment) -> int | None:
 
 
 def pause_point_view(
-    experiment: RLExperiment, requests: Requests, work: Observation | None
-) -> tuple[Requests, Observation | None]:
+    experiment: RLExperiment, rayjob: dict[str, Any] | None, requests: Requests,
+    work: Observation | None,
+) -> tuple[Requests, Observation | None]:  # fmt: skip
     """The requests and the RayJob as the lifecycle reads them given the run's pause point."""
     annotations = experiment.metadata.annotations
-    return at_pause_point(requests, work, annotations, *_result_and_iteration(experiment))
+    return at_pause_point(requests, work, annotations, *_result_and_iteration(experiment, rayjob))
 
 
 def resuming(experiment: RLExperiment) -> bool:
@@ -179,7 +185,7 @@ def reconcile_experiment(
     placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
     work = kubernetes_work(rayjob, placement, now)
     requests = Requests.from_annotations(experiment.metadata.annotations)
-    requests, work = pause_point_view(experiment, requests, work)
+    requests, work = pause_point_view(experiment, rayjob, requests, work)
     step = decide(current, requests, work, submitted=current.backend_ref is not None,
                   expected=f"RayJob {experiment.metadata.name}")  # fmt: skip
     generation, when = experiment.metadata.generation, timestamp(now)

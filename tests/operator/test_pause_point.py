@@ -171,3 +171,24 @@ def test_the_sweep_counts_a_trial_paused_at_its_pause_point_as_pause_requested()
     child["metadata"]["annotations"][PAUSE_AT] = "6"  # promoted: resuming, under way
     moved = trial_state(child, NOW)
     assert moved is not None and (moved.phase, moved.pause_requested) == (Phase.PENDING, False)
+
+
+def test_before_its_result_arrives_the_ray_jobs_message_tells_the_pause_point() -> None:
+    """The RayJob's end seen before the result the runtime posted: Ray's message quotes the
+    runtime's last line, which says it paused; not a failure to retry."""
+    message = (
+        "Job entrypoint command failed with exit code 75, last available logs (truncated to "
+        "20,000 chars):\nrlops: requeue (paused at iteration 2; checkpointed); exit 75\n"
+    )
+    early = {**ended_at(1), "result": None}
+    actions = reconcile_experiment(trial(early), rayjob("Failed", "FAILED", message=message), NOW)
+    assert actions.status is not None and actions.status.phase is Phase.PAUSED
+    assert actions.status.message == "paused: ended at its pause point, iteration 2"
+    assert actions.cancel
+    other = rayjob("Failed", "FAILED", message="exit code 1\nrlops: failed (boom); exit 1")
+    failed = reconcile_experiment(trial(early), other, NOW)
+    assert failed.status is not None and failed.status.phase is Phase.FAILED
+    assert failed.status.message == "training failed: boom"
+    program = message.replace("; checkpointed", "; the program checkpointed")  # a command trainer
+    said = reconcile_experiment(trial(early), rayjob("Failed", "FAILED", message=program), NOW)
+    assert said.status is not None and said.status.phase is Phase.PAUSED

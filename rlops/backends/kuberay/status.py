@@ -63,6 +63,19 @@ def failure_detail(detail: str) -> str:
     return str(verdicts[-1]) if verdicts else detail
 
 
+# The runtime's last line when it ended at its pause point (rlops.runtime.loop, .command).
+RUNTIME_PAUSED = re.compile(
+    r"^rlops: requeue \(paused at iteration (\d+);[^()\n]*\); exit 75$", re.MULTILINE
+)
+
+
+def paused_at(rayjob: Mapping[str, Any]) -> int | None:
+    """The iteration at which the RayJob's run ended at its pause point, as the runtime's
+    last line (quoted by Ray's message of the ended job) says; None when it does not."""
+    found = RUNTIME_PAUSED.findall(str((rayjob.get("status") or {}).get("message") or ""))
+    return int(found[-1]) if found else None
+
+
 def _finished(status: Mapping[str, Any], deployment: str) -> Observation:
     job_status = status.get("jobStatus") or ""
     detail = status.get("message") or ""
