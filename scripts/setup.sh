@@ -47,27 +47,25 @@ if [ ! -f "$helm_stamp" ] || [ "$(cat "$helm_stamp")" != "$helm_want" ]; then
   .venv-helm/bin/pip install -q -r requirements/helm.txt
   echo "$helm_want" > "$helm_stamp"
 fi
+# A test server in a virtualenv of its own, (re)installed when its requirements change:
+#   server_venv VENV REQUIREMENTS WHAT
+server_venv() {
+  local venv=$1 requirements=$2 what=$3 want
+  if [ ! -x "$venv/bin/python" ]; then
+    "$PY" -m venv "$venv"
+  fi
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ ! -f "$venv/.rlops-setup" ] || [ "$(cat "$venv/.rlops-setup")" != "$want" ]; then
+    echo "setup: installing $what into $venv"
+    "$venv/bin/pip" install -q -r "$requirements"
+    echo "$want" > "$venv/.rlops-setup"
+  fi
+}
 # The MLflow server of the tracking tests: its pins (pyarrow < 26) clash with Ray's.
-if [ ! -x .venv-mlflow/bin/python ]; then
-  "$PY" -m venv .venv-mlflow
-fi
-mlflow_stamp=.venv-mlflow/.rlops-setup
-mlflow_want=$(sha256sum requirements/mlflow-server.txt | cut -d' ' -f1)
-if [ ! -f "$mlflow_stamp" ] || [ "$(cat "$mlflow_stamp")" != "$mlflow_want" ]; then
-  echo "setup: installing the MLflow server into .venv-mlflow"
-  .venv-mlflow/bin/pip install -q -r requirements/mlflow-server.txt
-  echo "$mlflow_want" > "$mlflow_stamp"
-fi
+server_venv .venv-mlflow requirements/mlflow-server.txt "the MLflow server"
 # The S3-compatible server (moto) of the object-store storage tests: botocore pins
 # python-dateutil < 3, the kubernetes client needs >= 3.
-if [ ! -x .venv-moto/bin/python ]; then
-  "$PY" -m venv .venv-moto
-fi
-moto_stamp=.venv-moto/.rlops-setup
-moto_want=$(sha256sum requirements/moto-server.txt | cut -d' ' -f1)
-if [ ! -f "$moto_stamp" ] || [ "$(cat "$moto_stamp")" != "$moto_want" ]; then
-  echo "setup: installing the S3 test server (moto) into .venv-moto"
-  .venv-moto/bin/pip install -q -r requirements/moto-server.txt
-  echo "$moto_want" > "$moto_stamp"
-fi
+server_venv .venv-moto requirements/moto-server.txt "the S3 test server (moto)"
+# The Google Cloud Storage emulator of the gs:// storage tests.
+server_venv .venv-gcs requirements/gcs-server.txt "the GCS test server (gcp-storage-emulator)"
 echo "setup: ready (.venv/bin/rlops)"

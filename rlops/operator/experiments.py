@@ -12,7 +12,9 @@ A pause through `rlops.dev/pause` deletes the RayJob as a stop does (the runtime
 checkpoints on SIGTERM) and leaves the experiment Paused, not finished. Removing
 the annotation resumes it: once the paused run's RayJob is gone, the same attempt
 is submitted again under the same name, and the runtime continues from its
-checkpoint. A stop wins over a pause.
+checkpoint. A stop wins over a pause. A run told its pause point (`rlops.dev/pause-at`,
+passed to the runtime by the RayJob) that ended there is Paused the same way, held by the
+pause point until a promotion moves it (`rlops.lifecycle.pausepoint`).
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from rlops.api.annotations import ANNOTATION_ATTEMPT as ANNOTATION_ATTEMPT
 from rlops.api.annotations import ANNOTATION_OBJECTIVE as ANNOTATION_OBJECTIVE
 from rlops.api.annotations import ANNOTATION_PAUSE as ANNOTATION_PAUSE
 from rlops.api.annotations import ANNOTATION_STOP as ANNOTATION_STOP
-from rlops.api.runinfo import ProgressRecord, RunResult
-from rlops.backends.kuberay import LABEL_ATTEMPT, observe_rayjob
+from rlops.api.runinfo import PAUSED_REASON, ProgressRecord, RunResult
+from rlops.backends.kuberay import LABEL_ATTEMPT, observe_rayjob, paused_at
 from rlops.lifecycle import (
     Action,
     Observation,
@@ -47,6 +49,7 @@ from rlops.lifecycle import (
     submitted_status,
 )
 from rlops.lifecycle import percent_of_budget as percent_of_budget
+from rlops.lifecycle.pausepoint import at_pause_point, reached_pause_point
 from rlops.lifecycle.progress import experiment_result
 from rlops.lifecycle.progress import objective_metric as lifecycle_objective
 
@@ -101,6 +104,35 @@ def expects_rayjob(experiment: RLExperiment) -> bool:
     )
 
 
+def _result_and_iteration(
+    experiment: RLExperiment, rayjob: dict[str, Any] | None = None
+) -> tuple[str | None, int | None]:
+    """The stop reason of the result the current run posted (a submission clears the last
+    run's) and the last iteration reported; before the result arrives, what the ended
+    RayJob's message quotes of the runtime's last line (a pause point reached)."""
+    status = experiment.status
+    reason = status.result.stop_reason if status and status.result else None
+    iteration = status.progress.iteration if status and status.progress else None
+    said = paused_at(rayjob) if reason is None and rayjob is not None else None
+    if said is not None:
+        return PAUSED_REASON, max(said, iteration or 0)
+    return reason, iteration
+
+
+def ended_at_pause_point(experiment: RLExperiment) -> int | None:
+    """The pause point (`rlops.dev/pause-at`) the current run ended itself at."""
+    return reached_pause_point(experiment.metadata.annotations, *_result_and_iteration(experiment))
+
+
+def pause_point_view(
+    experiment: RLExperiment, rayjob: dict[str, Any] | None, requests: Requests,
+    work: Observation | None,
+) -> tuple[Requests, Observation | None]:  # fmt: skip
+    """The requests and the RayJob as the lifecycle reads them given the run's pause point."""
+    annotations = experiment.metadata.annotations
+    return at_pause_point(requests, work, annotations, *_result_and_iteration(experiment, rayjob))
+
+
 def resuming(experiment: RLExperiment) -> bool:
     """Paused and no longer asked to be: the next reconcile may submit its RayJob again."""
     status = experiment.status
@@ -111,6 +143,7 @@ def resuming(experiment: RLExperiment) -> bool:
         and status.phase is Phase.PAUSED
         and ANNOTATION_PAUSE not in annotations
         and ANNOTATION_STOP not in annotations
+        and ended_at_pause_point(experiment) is None
     )
 
 
@@ -152,6 +185,7 @@ def reconcile_experiment(
     placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
     work = kubernetes_work(rayjob, placement, now)
     requests = Requests.from_annotations(experiment.metadata.annotations)
+    requests, work = pause_point_view(experiment, rayjob, requests, work)
     step = decide(current, requests, work, submitted=current.backend_ref is not None,
                   expected=f"RayJob {experiment.metadata.name}")  # fmt: skip
     generation, when = experiment.metadata.generation, timestamp(now)

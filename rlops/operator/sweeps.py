@@ -7,7 +7,9 @@ from the children on every plan: phase, attempts and objective from their status
 the progress history (for early stopping) from `rlops.dev/history`. What the
 plan asks becomes:
 
-- create: the child manifest (creation is idempotent by name);
+- create: the child manifest (creation is idempotent by name); under ASHA's promotion
+  variant it carries its first rung in `rlops.dev/pause-at`, so the run ends there by
+  itself (a Paused child that did so counts as pause-requested);
 - retry: `rlops.dev/attempt` set to the next attempt (an absolute value, so
   asking twice is asking once); the experiment reconciler replaces the RayJob;
 - stop: `rlops.dev/stop` set to the reason; the experiment reconciler deletes the
@@ -15,8 +17,9 @@ plan asks becomes:
 - pause: `rlops.dev/pause` set to the reason; the trial's driver ends the run with a
   checkpoint and marks it Paused;
 - resume: one patch removing `rlops.dev/pause` and setting `rlops.dev/promotions` to
-  the next count (absolute, like attempts); the trial's driver runs the same attempt
-  again from its checkpoint. Until it does, the Paused trial counts as Pending;
+  the next count (absolute, like attempts) and `rlops.dev/pause-at` to the next rung (or
+  removing it); the trial's driver runs the same attempt again from its checkpoint.
+  Until it does, the Paused trial counts as Pending;
 - move: the child's `spec.placement` switched to the new backend (burst).
 """
 
@@ -32,10 +35,12 @@ from rlops.api import Backend, Phase, PlacementSpec, Sweep, SweepStatus
 from rlops.api.annotations import (
     ANNOTATION_PARAMETERS,
     ANNOTATION_PAUSE,
+    ANNOTATION_PAUSE_AT,
     ANNOTATION_PROMOTIONS,
     promotions,
 )
 from rlops.lifecycle.conditions import stamp_transitions
+from rlops.lifecycle.pausepoint import reached_pause_point
 from rlops.lifecycle.progress import DEFAULT_METRIC
 from rlops.operator.experiments import (
     ANNOTATION_ATTEMPT,
@@ -45,6 +50,7 @@ from rlops.operator.experiments import (
 )
 from rlops.operator.pbt import exploit_patch, read_exploits
 from rlops.sweep import LABEL_SEED, LABEL_TRIAL, Plan, TrialPlan, TrialState, plan
+from rlops.sweep.early_stopping import pause_point, promotes
 from rlops.sweep.pbt import is_pbt
 from rlops.sweep.placement import trial_placement
 
@@ -129,7 +135,9 @@ def _trial_state(
     if requested.isdigit() and int(requested) > attempts and phase.finished:
         # A retry asked for and not yet started: it already counts as under way.
         phase, attempts = Phase.PENDING, int(requested)
-    paused = ANNOTATION_PAUSE in annotations
+    paused = ANNOTATION_PAUSE in annotations or (
+        phase is Phase.PAUSED and _held(annotations, status)
+    )
     if phase is Phase.PAUSED and not paused:
         phase = Phase.PENDING  # a resume asked for and not yet started: under way too
     backend = status.get("backend") or ((child.get("spec") or {}).get("placement") or {}).get(
@@ -153,6 +161,13 @@ def _trial_state(
         promotions=promotions(annotations),
         exploits=read_exploits(annotations),
     )
+
+
+def _held(annotations: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """Paused by its own pause point (`rlops.dev/pause-at`) rather than by a pause."""
+    stop_reason = (status.get("result") or {}).get("stopReason")
+    iteration = (status.get("progress") or {}).get("iteration")
+    return reached_pause_point(annotations, stop_reason, iteration) is not None
 
 
 def _parameters(text: str) -> dict[str, Any]:
@@ -188,6 +203,9 @@ def owner_reference(sweep: Sweep) -> dict[str, Any]:
 def child_manifest(trial: TrialPlan, sweep: Sweep) -> dict[str, Any]:
     """The RLExperiment of one planned trial."""
     annotations = {ANNOTATION_PARAMETERS: json.dumps(trial.parameters, sort_keys=True)}
+    rung = pause_point(sweep.spec, 0)  # ASHA's promotion variant: where it first pauses
+    if rung is not None:
+        annotations[ANNOTATION_PAUSE_AT] = str(rung)
     metric = sweep.spec.objective.metric
     if metric != DEFAULT_METRIC:
         annotations[ANNOTATION_OBJECTIVE] = metric
@@ -262,8 +280,12 @@ def plan_actions(
         trial = by_name[trial_name]
         if not trial.pause_requested:
             continue  # resumed already: the pause annotation is gone
-        promoted = str(trial.promotions + 1)
-        patch = _annotate({ANNOTATION_PAUSE: None, ANNOTATION_PROMOTIONS: promoted})
+        promoted = trial.promotions + 1
+        changes = {ANNOTATION_PAUSE: None, ANNOTATION_PROMOTIONS: str(promoted)}
+        if promotes(sweep.spec):  # the next rung it pauses at; None: its whole budget
+            rung = pause_point(sweep.spec, promoted)
+            changes[ANNOTATION_PAUSE_AT] = str(rung) if rung is not None else None
+        patch = _annotate(changes)
         if trial_name in exploits:
             patch = exploit_patch(exploits[trial_name], trial.exploits, patch)
         patches.append((trial_name, patch))

@@ -39,7 +39,7 @@ from rlops.runtime.placement import runtime_info
 from rlops.runtime.pythonpath import activate, import_paths, job_pythonpath, runtime_env
 from rlops.runtime.reporter import ProgressReporter
 from rlops.runtime.signals import RequeueNow, SignalWatch
-from rlops.runtime.storage import run_directory
+from rlops.runtime.storage import StoreUnreachable, put_file, run_directory
 
 log = logging.getLogger("rlops.runtime")
 
@@ -55,8 +55,36 @@ def run(args: argparse.Namespace, settings: RuntimeSettings | None = None) -> in
     where: str | None = args.run_dir or settings.run_dir
     if where is None:
         return invalid(None, ["--run-dir: required (or set RLOPS_RUN_DIR)"])
-    with run_directory(where, settings.scratch_dir, settings.storage_sync_seconds) as run_dir:
-        return run_in(args, settings, run_dir)
+    try:
+        with run_directory(where, settings.scratch_dir, settings.storage_sync_seconds) as run_dir:
+            return run_in(args, settings, run_dir)
+    except StoreUnreachable as exc:
+        return store_unreachable(exc, args.attempt or 1, settings)
+
+
+def reporter_of(settings: RuntimeSettings) -> ProgressReporter | None:
+    """The progress reporter, when the runtime was given an endpoint and its token."""
+    if not (settings.progress_url and settings.progress_token):
+        return None
+    return ProgressReporter(
+        settings.progress_url, settings.progress_token, settings.progress_interval_seconds
+    )
+
+
+def store_unreachable(exc: StoreUnreachable, attempt: int, settings: RuntimeSettings) -> int:
+    """No attempt: the run directory's object store cannot be reached. The error is the
+    log's last line and the result's message; result.json goes to the store if it takes a
+    write after all (a bucket that may not be listed), and to the progress endpoint."""
+    result = RunResult(status="failed", exit_code=ExitCode.FAILED, message=str(exc),
+                       attempt=attempt, runtime=runtime_info(None))  # fmt: skip
+    text = json.dumps(result.model_dump(mode="json"), indent=1) + "\n"
+    put_file(exc.uri, RESULT_FILE, text.encode())
+    reporter = reporter_of(settings)
+    if reporter is not None:
+        message = result.message[:MAX_REPORTED_STRING]
+        reporter.close(result.model_copy(update={"message": message}).model_dump(mode="json"))
+    print(f"rlops: failed ({exc}); exit {result.exit_code}", file=sys.stderr, flush=True)
+    return result.exit_code
 
 
 def run_in(args: argparse.Namespace, settings: RuntimeSettings, run_dir: Path) -> int:
@@ -68,11 +96,7 @@ def run_in(args: argparse.Namespace, settings: RuntimeSettings, run_dir: Path) -
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SPEC_FILE).write_text(yaml.safe_dump(manifest.raw, sort_keys=False))
     attempt = args.attempt or next_attempt(run_dir)
-    reporter = None
-    if settings.progress_url and settings.progress_token:
-        reporter = ProgressReporter(
-            settings.progress_url, settings.progress_token, settings.progress_interval_seconds
-        )
+    reporter = reporter_of(settings)
     teeing = tee_output(attempt_log(run_dir, attempt)) if settings.driver_log else nullcontext()
     address = args.ray_address or settings.ray_address
     with teeing:

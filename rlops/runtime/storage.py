@@ -16,18 +16,27 @@ the runtime trains in a local scratch directory that mirrors the store, through 
 - `mirrored` pushes every `interval` seconds in a thread while the attempt runs, and once
   more at the end.
 
-Credentials and endpoints come from the environment, as for any pyarrow client
-(`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `GOOGLE_APPLICATION_CREDENTIALS`, ...).
+Credentials and endpoints come from the environment, as for any pyarrow client:
+`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL` for
+`s3://`; `GOOGLE_APPLICATION_CREDENTIALS` (or the pod's workload identity) for `gs://`. A
+GCS emulator or a private endpoint is named by `STORAGE_EMULATOR_HOST` (`http://host:port`,
+the variable Google's own clients read): pyarrow is then pointed at it with anonymous
+credentials, as it does not read that variable itself.
+
+A store that cannot be reached or read at the start (a dead endpoint, a missing bucket,
+refused credentials) raises `StoreUnreachable`, which names the storage path and the cause.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +44,7 @@ from rlops.runtime.checkpoints import METADATA_FILE
 
 log = logging.getLogger(__name__)
 
+GCS_RETRY_SECONDS = 30  # pyarrow's default retries an unreachable GCS for 15 minutes
 Stamp = tuple[int, int]  # (size, mtime_ns) of a pushed file
 
 
@@ -52,15 +62,42 @@ def _hidden(rel: str) -> bool:
     return any(part.startswith(".") for part in rel.split("/"))
 
 
+class StoreUnreachable(Exception):
+    """The run directory's object store cannot be reached or read at the start."""
+
+    def __init__(self, uri: str, cause: str) -> None:
+        super().__init__(f"storage.path {uri}: the object store cannot be reached or read: {cause}")
+        self.uri = uri
+
+
+def _cause(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def filesystem(uri: str) -> tuple[Any, str]:
+    """pyarrow's filesystem of a store URI and the path in it (`bucket/prefix`)."""
+    from pyarrow import fs
+
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    if uri.startswith("gs://") and emulator:
+        scheme, _, host = emulator.rpartition("://")
+        store = fs.GcsFileSystem(
+            anonymous=True, endpoint_override=host, scheme=scheme or "http",
+            retry_time_limit=timedelta(seconds=GCS_RETRY_SECONDS),
+        )  # fmt: skip
+        return store, uri[len("gs://") :].rstrip("/")
+    store, path = fs.FileSystem.from_uri(uri)
+    return store, str(path)
+
+
 class StoreMirror:
     """The scratch directory `local` mirrored to and from the store at `uri`."""
 
     def __init__(self, uri: str, local: Path) -> None:
-        from pyarrow import fs
 
         self.uri = uri.rstrip("/")
         self.local = local
-        self.fs, self.base = fs.FileSystem.from_uri(self.uri)
+        self.fs, self.base = filesystem(self.uri)
         self.pushed: dict[str, Stamp] = {}
         self.lock = threading.Lock()
 
@@ -75,6 +112,19 @@ class StoreMirror:
         start = len(self.base) + 1
         infos: list[Any] = self.fs.get_file_info(selector)
         return sorted(i.path[start:] for i in infos if i.type == fs.FileType.File)
+
+    def check(self) -> None:
+        """Raise StoreUnreachable unless the store answers and its bucket exists (listing a
+        missing bucket's prefix may find nothing rather than fail)."""
+        from pyarrow import fs
+
+        bucket = self.base.split("/", 1)[0]
+        try:
+            found = self.fs.get_file_info(bucket).type != fs.FileType.NotFound
+        except OSError as exc:
+            raise StoreUnreachable(self.uri, _cause(exc)) from exc
+        if not found:
+            raise StoreUnreachable(self.uri, f"the bucket {bucket!r} does not exist")
 
     def pull(self) -> int:
         """Copy the store's run directory into the scratch directory; returns files copied."""
@@ -125,13 +175,35 @@ class StoreMirror:
             return uploaded
 
 
+def put_file(uri: str, rel: str, data: bytes) -> bool:
+    """Write one file of the run directory at `uri` straight to the store; False (logged)
+    when the store refuses it too."""
+    try:
+        store, base = filesystem(uri.rstrip("/"))
+        with store.open_output_stream(f"{base}/{rel}") as out:
+            out.write(data)
+        return True
+    except (OSError, ValueError) as exc:
+        log.warning("writing %s to %s failed as well: %s", rel, uri, _cause(exc))
+        return False
+
+
 @contextmanager
 def mirrored(uri: str, scratch: Path | None, interval: float) -> Iterator[Path]:
     """A scratch directory holding the store's run directory at `uri`, pushed back every
     `interval` seconds and at the end; yields the scratch directory."""
     root = Path(tempfile.mkdtemp(prefix="rlops-run-", dir=scratch))
-    mirror = StoreMirror(uri, root)
-    log.info("run directory %s: %d file(s) pulled into %s", uri, mirror.pull(), root)
+    try:
+        mirror = StoreMirror(uri, root)
+        mirror.check()
+        pulled = mirror.pull()
+    except StoreUnreachable:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    except (OSError, ValueError) as exc:  # pyarrow: OSError from the store, ValueError a URI
+        shutil.rmtree(root, ignore_errors=True)
+        raise StoreUnreachable(uri, _cause(exc)) from exc
+    log.info("run directory %s: %d file(s) pulled into %s", uri, pulled, root)
     stop = threading.Event()
 
     def loop() -> None:

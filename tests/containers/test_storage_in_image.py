@@ -9,8 +9,9 @@ on the host network), with credentials and endpoint from the operator's storage 
 - a trial whose head container is SIGKILLed mid-run, once it has checkpointed, fails; the
   sweep retries it as attempt 2 in a new RayJob, a new container, which resumes from the
   checkpoint on the claim (or in the bucket): iterations and timesteps go on from there;
-- an ASHA promotion sweep pauses its trials at the first rung (the RayJob deleted, the pod
-  gone) and resumes the promoted one from its checkpoint on the claim in a new RayJob.
+- an ASHA promotion sweep's trials, told their rung (`rlops.dev/pause-at`), end there by
+  themselves and are Paused (the RayJob deleted, the pod gone); the promoted ones resume
+  from the rung's checkpoint on the claim in a new RayJob and end at the next rung.
 
 Real: the operator, kubectl, podman, the image, RLlib. The Kubernetes API is the test bed's
 emulator; the KubeRay operator is the stand-in; the claim is a host directory; S3 is moto.
@@ -28,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from rlops.api.annotations import ANNOTATION_PROMOTIONS
+from rlops.api.annotations import ANNOTATION_PAUSE_AT, ANNOTATION_PROMOTIONS
 from rlops.api.runinfo import ProgressRecord, read_progress, read_result
 from rlops.runtime.checkpoints import METADATA_FILE, checkpoint_name
 from rlops.runtime.storage import StoreMirror
@@ -45,7 +46,8 @@ pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.training]
 CLAIM = "team-runs"
 STORAGE_SECRET = "bucket-creds"  # the operator's RLOPS_STORAGE_SECRET
 BATCH = 2000  # iterations of seconds: a kill or a pause lands before a trial could end
-ASHA_ITERATIONS = 18
+ASHA_ITERATIONS = 4
+RUNGS = (1, 2)  # gracePeriod 1, reductionFactor 2, below 4 iterations
 RESUMED = re.compile(r"resuming from \S+ \(iteration (\d+)\)")
 
 
@@ -235,37 +237,46 @@ def test_an_asha_promotion_sweep_resumes_its_paused_trials_from_their_checkpoint
     storage, _ = claim
     ns, name = kube_namespace, "asha"
     started = time.monotonic()
-    # Rungs at 2 and 6 of 18 iterations: on Kubernetes a trial learns of its pause from the
-    # operator, after its rung; the budget leaves a fast trial room to be paused before it ends.
-    asha = {"type": "asha", "variant": "promotion", "gracePeriod": 2, "reductionFactor": 3,
+    # Rungs at 1 and 2 of 4 iterations. Each trial is told its rung (rlops.dev/pause-at ->
+    # RLOPS_PAUSE_AT_ITERATION) and ends there by itself, checkpointed: no trial runs past
+    # its rung however fast it is, so the budget need leave no room for a late pause.
+    asha = {"type": "asha", "variant": "promotion", "gracePeriod": 1, "reductionFactor": 2,
             "maxIterations": ASHA_ITERATIONS}  # fmt: skip
     apply(kube, ns, sweep(name, [0.0003, 0.003, 0.03], iterations=ASHA_ITERATIONS, parallelism=3,
                           earlyStopping=asha))  # fmt: skip
     finished = lambda: finished_phase(kube, ns, name)  # noqa: E731
-    assert wait_until(finished, 840, "the sweep to finish", interval=2.0) == "Succeeded"
+    assert wait_until(finished, 600, "the sweep to finish", interval=2.0) == "Succeeded"
     elapsed = time.monotonic() - started
     trials = names(kube, "rlx", ns, f"rlops.dev/sweep={name}")
     assert len(trials) == 3
-    promoted = []
+    promoted = {}
     for trial in trials:
         body = get(kube, "rlx", ns, trial)
         assert body is not None
-        count = int(body["metadata"].get("annotations", {}).get(ANNOTATION_PROMOTIONS, "0"))
+        annotations = body["metadata"].get("annotations", {})
+        count = int(annotations.get(ANNOTATION_PROMOTIONS, "0"))
         runs = launches(storage / ns / trial)
         assert runs, f"{trial} never trained"
+        # The first run ended at the first rung, by itself: not one iteration past it.
+        assert [r.iteration for r in runs[1]] == [1], (trial, runs[1])
         if count:
-            promoted.append(trial)
-            # Paused at the rung (its RayJob and pod deleted), resumed in a new RayJob that
-            # read its checkpoint from the claim.
-            assert min(runs) == 1 and len(runs) >= 2, (trial, sorted(runs))
+            promoted[trial] = count
+            # Paused at each rung (its RayJob and pod deleted), resumed in a new RayJob that
+            # read the rung's checkpoint from the claim and ran to the next rung.
+            ends = (*RUNGS, ASHA_ITERATIONS)  # where launch n ends: ends[n - 1]
+            assert sorted(runs) == list(range(1, count + 2)), (trial, sorted(runs))
             for launch in sorted(runs)[1:]:
-                # Its latest complete checkpoint: the rung's, or the one before when the
-                # pause's SIGTERM came while the rung's was being written (killed after
-                # the grace period, a partial checkpoint is never resumed from).
                 start = resumed_from(storage / ns / trial, launch)
-                first = runs[launch][0]
-                assert (first.iteration, first.timesteps) == (start + 1, (start + 1) * BATCH)
+                assert start == ends[launch - 2], (trial, launch, start)
+                expected = list(range(start + 1, ends[launch - 1] + 1))
+                assert [r.iteration for r in runs[launch]] == expected, (trial, launch)
+                assert [r.timesteps for r in runs[launch]] == [i * BATCH for i in expected]
+        else:
+            assert annotations.get(ANNOTATION_PAUSE_AT) == str(RUNGS[0]) and len(runs) == 1
     assert promoted, "no trial was promoted"
-    best = max(promoted, key=lambda t: max(r.iteration for r in read_progress(storage / ns / t)))
+    best = max(promoted, key=promoted.__getitem__)
     assert max(r.iteration for r in read_progress(storage / ns / best)) == ASHA_ITERATIONS
-    print(f"ASHA promotion sweep: {len(promoted)} promoted, finished in {elapsed:.0f} s")
+    body = get(kube, "rlx", ns, best)
+    assert body is not None and ANNOTATION_PAUSE_AT not in body["metadata"]["annotations"]
+    print(f"ASHA promotion sweep: promotions {sorted(promoted.values())}, "
+          f"finished in {elapsed:.0f} s")  # fmt: skip

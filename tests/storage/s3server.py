@@ -8,28 +8,20 @@ S3 client (`S3Server.env`): a credential pair, a region and `AWS_ENDPOINT_URL`.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.operator.harness import free_port, terminate
+from tests.storage.servers import StoreServer, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 MOTO = ROOT / ".venv-moto" / "bin" / "moto_server"
 
 
-@dataclass
-class S3Server:
-    url: str
-    process: subprocess.Popen[bytes]
+class S3Server(StoreServer):
+    """moto's S3 server."""
 
     @property
     def env(self) -> dict[str, str]:
@@ -56,19 +48,6 @@ class S3Server:
             endpoint_override=self.url, scheme="http",
         )  # fmt: skip
 
-    def files(self, prefix: str) -> dict[str, int]:
-        """`bucket/prefix/...` files under `prefix` and their sizes."""
-        from pyarrow import fs
-
-        selector = fs.FileSelector(prefix, recursive=True, allow_not_found=True)
-        infos = self.filesystem().get_file_info(selector)
-        return {i.path: i.size for i in infos if i.type == fs.FileType.File}
-
-    def read(self, path: str) -> bytes:
-        with self.filesystem().open_input_stream(path) as stream:
-            data: bytes = stream.read()
-            return data
-
 
 def _up(url: str) -> bool:
     try:
@@ -78,21 +57,11 @@ def _up(url: str) -> bool:
         return False
 
 
+def _argv(port: int) -> list[str]:
+    return ["-H", "127.0.0.1", "-p", str(port)]
+
+
 @contextmanager
 def s3_server(workdir: Path) -> Iterator[S3Server]:
-    if not MOTO.exists():
-        pytest.fail(f"{MOTO} is missing: run scripts/setup.sh (it installs moto's server)")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (workdir / "moto.log").open("wb")
-    argv = [str(MOTO), "-H", "127.0.0.1", "-p", str(port)]
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-    try:
-        deadline = time.monotonic() + 60
-        while not _up(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"moto's server did not start: {workdir / 'moto.log'}")
-            time.sleep(0.2)
+    with serving(MOTO, _argv, _up, workdir / "moto.log") as (url, process):
         yield S3Server(url, process)
-    finally:
-        terminate(process)

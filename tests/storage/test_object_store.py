@@ -1,9 +1,10 @@
-"""Run directories in an object store (`s3://`), against moto's S3 server on loopback.
+"""Run directories in an object store, each test against `s3://` (moto's S3 server) and
+`gs://` (gcp-storage-emulator's GCS server), both on loopback.
 
 - the mirror uploads a run directory's files (never hidden ones: partial checkpoints,
   temporary files), deletes pruned checkpoints from the store, and a fresh scratch directory
   pulled from the store resumes from the same checkpoint;
-- `python -m rlops.runtime --run-dir s3://...` (real RLlib) SIGKILLed mid-run, once a
+- `python -m rlops.runtime --run-dir s3://... (gs://...)` (real RLlib) SIGKILLed mid-run, once a
   checkpoint is in the store: the next run is attempt 2, resumes from that checkpoint with
   continued iterations and timesteps, and progress.jsonl, result.json and the attempt logs
   land in the store; the finished attempt leaves nothing in the scratch directory.
@@ -25,7 +26,7 @@ from rlops.api.runinfo import ExitCode, ProgressRecord, RunResult
 from rlops.runtime.checkpoints import METADATA_FILE, CheckpointInfo, CheckpointStore
 from rlops.runtime.storage import StoreMirror
 from tests.runtime.conftest import SMALL_BATCH, cartpole, finish, runtime_env
-from tests.storage.s3server import S3Server
+from tests.storage.conftest import Bucket
 from tests.waiting import wait_until
 
 
@@ -41,9 +42,8 @@ def _weights(root: Path, iteration: int) -> Path:
     return source
 
 
-def test_the_mirror_uploads_prunes_and_pulls_back(
-    s3: S3Server, bucket: str, tmp_path: Path
-) -> None:
+def test_the_mirror_uploads_prunes_and_pulls_back(store: Bucket, tmp_path: Path) -> None:
+    server, bucket = store.server, store.name
     local = tmp_path / "scratch"
     checkpoints = local / "checkpoints"
     for iteration in (1, 2):
@@ -52,11 +52,11 @@ def test_the_mirror_uploads_prunes_and_pulls_back(
     (checkpoints / ".partial_checkpoint_000003").mkdir()
     (checkpoints / ".partial_checkpoint_000003" / "half.bin").write_bytes(b"x")
     (local / ".result.json.tmp").write_text("{")
-    mirror = StoreMirror(f"s3://{bucket}/team/exp", local)
+    mirror = StoreMirror(store.uri("team/exp"), local)
 
     assert mirror.push() == 5  # two weights, two metadata files, progress.jsonl
     prefix = f"{bucket}/team/exp"
-    assert sorted(s3.files(prefix)) == [
+    assert sorted(server.files(prefix)) == [
         f"{prefix}/checkpoints/checkpoint_000001/{METADATA_FILE}",
         f"{prefix}/checkpoints/checkpoint_000001/weights-1.bin",
         f"{prefix}/checkpoints/checkpoint_000002/{METADATA_FILE}",
@@ -68,31 +68,32 @@ def test_the_mirror_uploads_prunes_and_pulls_back(
     CheckpointStore(checkpoints, CheckpointSpec(keep=1)).prune()  # keeps the latest only
     (local / "progress.jsonl").write_text('{"iteration": 2}\n{"iteration": 3}\n')
     assert mirror.push() == 1
-    assert sorted(s3.files(f"{prefix}/checkpoints")) == [
+    assert sorted(server.files(f"{prefix}/checkpoints")) == [
         f"{prefix}/checkpoints/checkpoint_000002/{METADATA_FILE}",
         f"{prefix}/checkpoints/checkpoint_000002/weights-2.bin",
     ]
-    assert s3.read(f"{prefix}/progress.jsonl").count(b"\n") == 2
+    assert server.read(f"{prefix}/progress.jsonl").count(b"\n") == 2
 
     fresh = tmp_path / "fresh"
-    assert StoreMirror(f"s3://{bucket}/team/exp", fresh).pull() == 3
+    assert StoreMirror(store.uri("team/exp"), fresh).pull() == 3
     latest = CheckpointStore(fresh / "checkpoints", CheckpointSpec()).latest()
     assert latest is not None and (latest.iteration, latest.timesteps) == (2, 20)
     assert (latest.path / "weights-2.bin").read_bytes() == bytes(range(3))
 
 
 def test_a_checkpoint_without_its_metadata_in_the_store_is_not_resumed(
-    s3: S3Server, bucket: str, tmp_path: Path
+    store: Bucket, tmp_path: Path
 ) -> None:
     """A pod killed while uploading a checkpoint leaves it without its metadata file (uploaded
     last): the next attempt resumes from the one before."""
     local = tmp_path / "scratch"
     for iteration in (1, 2):
         fake_checkpoint(local / "checkpoints", iteration)
-    StoreMirror(f"s3://{bucket}/exp", local).push()
-    s3.filesystem().delete_file(f"{bucket}/exp/checkpoints/checkpoint_000002/{METADATA_FILE}")
+    StoreMirror(store.uri("exp"), local).push()
+    metadata = f"{store.name}/exp/checkpoints/checkpoint_000002/{METADATA_FILE}"
+    store.server.filesystem().delete_file(metadata)
     fresh = tmp_path / "fresh"
-    StoreMirror(f"s3://{bucket}/exp", fresh).pull()
+    StoreMirror(store.uri("exp"), fresh).pull()
     latest = CheckpointStore(fresh / "checkpoints", CheckpointSpec()).latest()
     assert latest is not None and latest.iteration == 1
 
@@ -106,42 +107,43 @@ def start(manifest_path: Path, uri: str, env: dict[str, str]) -> subprocess.Pope
 
 @pytest.mark.training
 def test_a_killed_run_resumes_from_its_checkpoint_in_the_store(
-    s3: S3Server, bucket: str, tmp_path: Path
+    store: Bucket, tmp_path: Path
 ) -> None:
-    manifest = cartpole("s3-resume").stop(iterations=6).set("spec.checkpoint", {"frequency": 1})
+    server, bucket = store.server, store.name
+    manifest = cartpole("store-resume").stop(iterations=6).set("spec.checkpoint", {"frequency": 1})
     spec = tmp_path / "manifest.yaml"
     spec.write_text(yaml.safe_dump(manifest.obj()))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     env = runtime_env(
-        **s3.env, RLOPS_STORAGE_SYNC_SECONDS="0.5", RLOPS_SCRATCH_DIR=str(scratch),
+        **server.env, RLOPS_STORAGE_SYNC_SECONDS="0.5", RLOPS_SCRATCH_DIR=str(scratch),
         RLOPS_DRIVER_LOG="true",
     )  # fmt: skip
-    uri, prefix = f"s3://{bucket}/team/s3-resume", f"{bucket}/team/s3-resume"
+    uri, prefix = store.uri("team/store-resume"), f"{bucket}/team/store-resume"
     marker = f"{prefix}/checkpoints/checkpoint_000002/{METADATA_FILE}"
 
     first = start(spec, uri, env)
-    wait_until(lambda: marker in s3.files(prefix), 180, "checkpoint 2 in the store")
+    wait_until(lambda: marker in server.files(prefix), 180, "checkpoint 2 in the store")
     first.send_signal(signal.SIGKILL)  # no chance to checkpoint or push again
     finish(first)
     leftover = set(scratch.iterdir())  # the killed attempt's scratch directory
-    kept = [json.loads(s3.read(p)) for p in s3.files(prefix) if p.endswith(METADATA_FILE)]
+    kept = [json.loads(server.read(p)) for p in server.files(prefix) if p.endswith(METADATA_FILE)]
     resumed_from = max(k["iteration"] for k in kept)
     assert resumed_from >= 2
 
     code, output = finish(start(spec, uri, env))
     assert code == ExitCode.SUCCEEDED, output
     assert "resuming from" in output
-    result = RunResult.model_validate_json(s3.read(f"{prefix}/result.json"))
+    result = RunResult.model_validate_json(server.read(f"{prefix}/result.json"))
     assert (result.status, result.attempt, result.iteration) == ("succeeded", 2, 6)
     assert result.timesteps == 6 * SMALL_BATCH
     records = [
         ProgressRecord.model_validate_json(line)
-        for line in s3.read(f"{prefix}/progress.jsonl").decode().splitlines()
+        for line in server.read(f"{prefix}/progress.jsonl").decode().splitlines()
     ]
     second = [r for r in records if r.attempt == 2]
     assert [r.iteration for r in second] == list(range(resumed_from + 1, 7))
     assert [r.timesteps for r in second] == [i * SMALL_BATCH for i in range(resumed_from + 1, 7)]
-    files = s3.files(prefix)
+    files = server.files(prefix)
     assert f"{prefix}/attempts/2.log" in files and f"{prefix}/spec.yaml" in files
     assert set(scratch.iterdir()) == leftover  # the finished attempt removed its own

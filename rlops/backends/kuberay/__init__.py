@@ -13,7 +13,7 @@ from rlops.backends.kuberay.builder import (
     run_dir,
 )
 from rlops.backends.kuberay.client import KubeRayBackend
-from rlops.backends.kuberay.status import TERMINAL_DEPLOYMENT, observe_rayjob
+from rlops.backends.kuberay.status import TERMINAL_DEPLOYMENT, observe_rayjob, paused_at
 
 __all__ = [
     "LABEL_ATTEMPT",
@@ -22,6 +22,7 @@ __all__ = [
     "KubeRayBackend",
     "build_rayjob",
     "observe_rayjob",
+    "paused_at",
     "progress_secret",
     "progress_token",
     "run_dir",

@@ -11,7 +11,8 @@ training pods need no Kubernetes rights and the RayJob holds no credential.
 Every pod meets Pod Security `restricted` (see `security.py`). The Ray dashboard, which
 serves Ray's job API without authentication, listens on 127.0.0.1 unless
 `placement.kubernetes.exposeDashboard` asks otherwise; the job is then submitted from
-inside the head pod (KubeRay's `SidecarMode`), since no other pod can reach it.
+inside the head pod (KubeRay's `SidecarMode`), since no other pod can reach it. A pause
+point in `rlops.dev/pause-at` reaches the runtime as RLOPS_PAUSE_AT_ITERATION.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from rlops.api.annotations import pause_at
 from rlops.api.experiment import KubernetesPlacement, RLExperiment
 from rlops.api.settings import Settings
 from rlops.backends.kuberay.security import restrict, token_env, token_secret
@@ -122,10 +124,11 @@ def container_resources(cpus: float, gpus: int, memory: str | None) -> dict[str,
 STORAGE_VOLUME = "rlops-storage"
 
 
-# Variables an S3 client (pyarrow's among them) reads, taken from RLOPS_STORAGE_SECRET.
+# Variables an object-store client reads (pyarrow's S3; a GCS endpoint for rlops.runtime.storage),
+# taken from RLOPS_STORAGE_SECRET.
 STORE_VARIABLES = (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
-    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL", "STORAGE_EMULATOR_HOST",
 )  # fmt: skip
 
 
@@ -259,6 +262,9 @@ def runtime_env_yaml(experiment: RLExperiment, settings: Settings) -> str:
         "RLOPS_PROGRESS_URL": progress_url(settings, meta.namespace, meta.name),
         "RLOPS_DRIVER_LOG": "true",  # attempts/<n>.log in the run directory outlives the pods
     }
+    at = pause_at(meta.annotations)
+    if at is not None:  # the run checkpoints and ends by itself there (a sweep's ASHA rung)
+        env["RLOPS_PAUSE_AT_ITERATION"] = str(at)
     return yaml.safe_dump({"env_vars": env}, sort_keys=True)
 
 

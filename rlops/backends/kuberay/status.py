@@ -6,11 +6,13 @@ RayJob's own machinery is: cluster, submitter, retries, Kueue suspension) and
 KubeRay never gives up on a cluster that cannot start (an image that cannot be
 pulled, a quota that is never granted) unless told, so a RayJob `Initializing`
 longer than the placement's pre-running deadline fails here with a message that
-says where to look.
+says where to look. A failed job's message is the runtime's own last word when Ray's
+message quotes it (an object store that cannot be reached, an invalid manifest).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -49,6 +51,31 @@ def _initializing(
     return Observation(Phase.SUBMITTED, "starting the Ray cluster", reason="Initializing")
 
 
+# The runtime's last line (rlops.runtime.main), which Ray's message of a failed job ends
+# with among the last logs: its own account of the failure.
+RUNTIME_VERDICT = re.compile(r"^rlops: (?:failed|invalid) \((.+)\); exit \d+$", re.MULTILINE)
+
+
+def failure_detail(detail: str) -> str:
+    """What a failed Ray job's message says: the runtime's own account when the logs Ray
+    quotes end with one (not the whole tail of the logs), else the message as it is."""
+    verdicts = RUNTIME_VERDICT.findall(detail)
+    return str(verdicts[-1]) if verdicts else detail
+
+
+# The runtime's last line when it ended at its pause point (rlops.runtime.loop, .command).
+RUNTIME_PAUSED = re.compile(
+    r"^rlops: requeue \(paused at iteration (\d+);[^()\n]*\); exit 75$", re.MULTILINE
+)
+
+
+def paused_at(rayjob: Mapping[str, Any]) -> int | None:
+    """The iteration at which the RayJob's run ended at its pause point, as the runtime's
+    last line (quoted by Ray's message of the ended job) says; None when it does not."""
+    found = RUNTIME_PAUSED.findall(str((rayjob.get("status") or {}).get("message") or ""))
+    return int(found[-1]) if found else None
+
+
 def _finished(status: Mapping[str, Any], deployment: str) -> Observation:
     job_status = status.get("jobStatus") or ""
     detail = status.get("message") or ""
@@ -62,6 +89,7 @@ def _finished(status: Mapping[str, Any], deployment: str) -> Observation:
         message = f"the Ray job was stopped{': ' + detail if detail else ''}"
         return Observation(Phase.STOPPED, message, "Stopped", completed_at=end, terminal=True)
     if job_status == "FAILED":
+        detail = failure_detail(detail)
         message = f"training failed{': ' + detail if detail else ''}"
         return Observation(Phase.FAILED, message, "TrainingFailed", completed_at=end, terminal=True)
     message = f"the RayJob failed ({reason}){': ' + detail if detail else ''}"
