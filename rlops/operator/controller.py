@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -23,8 +24,9 @@ from pydantic import ValidationError
 from rlops.api import Phase, RLExperiment, RLExperimentStatus, Sweep, SweepPhase
 from rlops.api.ratelimit import ErrorLog
 from rlops.api.settings import Settings
-from rlops.backends.kuberay import run_dir
-from rlops.lifecycle import metric_value
+from rlops.backends.base import Refused, work_key
+from rlops.backends.kuberay import KubeRayBackend, run_dir
+from rlops.lifecycle import Observation, metric_value
 from rlops.metrics import RlopsMetrics
 from rlops.operator.admission import refuse_invalid
 from rlops.operator.experiments import (
@@ -38,11 +40,10 @@ from rlops.operator.experiments import (
 from rlops.operator.failures import (
     FAILED_FIELDS,
     corrupt_children,
-    create_attempt,
     failed,
     unreadable,
 )
-from rlops.operator.kube import RAYJOBS, RLEXPERIMENTS, SWEEPS, Kind, Kube
+from rlops.operator.kube import RLEXPERIMENTS, SWEEPS, Kind, Kube
 from rlops.operator.progress import Key, Pending
 from rlops.operator.status import (
     PROGRESS_FIELDS,
@@ -133,6 +134,7 @@ class Controller:
         kube: Kube,
         metrics: RlopsMetrics,
         clock: Callable[[], datetime] = now,
+        backend: KubeRayBackend | None = None,
     ) -> None:
         self.settings = settings
         self.kube = kube
@@ -147,6 +149,7 @@ class Controller:
         self.sent: dict[tuple[str, str, str], Sent] = {}
         self.errors = ErrorLog(log)  # a permanently failing object: once per 5 min
         self.tracking = KubeTracking()
+        self.backend = backend or KubeRayBackend(kube, settings)
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
@@ -183,20 +186,19 @@ class Controller:
             await self.write_status(RLEXPERIMENTS, body, unreadable(body, exc, self.clock()),
                                     FAILED_FIELDS)  # fmt: skip
             return
-        rayjob = self.indexes.rayjob(key)
-        if rayjob is None and (expects_rayjob(experiment) or resuming(experiment)):
-            # The index may lag behind a RayJob just created: ask before concluding it is gone
-            # (or, before a resume creates one, that the paused run's is gone).
-            rayjob = await self.call(self.kube.get, RAYJOBS, *key)
-        actions = reconcile_experiment(experiment, dict(rayjob) if rayjob else None, self.clock())
-        if actions.cancel:
-            await self.call(self.kube.delete, RAYJOBS, *key)
+        work = await self._observe(key, experiment)
+        actions = reconcile_experiment(experiment, work, self.clock())
+        ref = experiment.status.backend_ref if experiment.status is not None else None
+        if actions.end is not None:
+            await self.call(self.backend.end, experiment, ref, actions.end)
+        elif actions.cancel:
+            await self.call(self.backend.cancel, experiment, ref)
         if actions.submit_attempt is not None:
-            refused = await create_attempt(
-                self.call, self.kube, experiment, self.settings, actions.submit_attempt
-            )
-            if refused is not None:  # Failed once, with the server's reason; no retry
-                verdict = failed(actions.status, refused, experiment.metadata.generation,
+            try:
+                submit = partial(self.backend.submit, resumed=actions.resumed)
+                await self.call(submit, experiment, actions.submit_attempt)
+            except Refused as exc:  # Failed once, with the server's reason; no retry
+                verdict = failed(actions.status, str(exc), experiment.metadata.generation,
                                  self.clock())  # fmt: skip
                 actions = replace(actions, status=verdict, recheck_after=None)
         if actions.status is not None:
@@ -213,6 +215,19 @@ class Controller:
             await self._track_end(key, experiment, actions.status)
         if actions.recheck_after is not None:
             self._recheck(key, actions.recheck_after)
+
+    async def _observe(self, key: Key, experiment: RLExperiment) -> Observation | None:
+        """The experiment's RayJob as the backend observes it, from the watch's index; the
+        index may lag behind a RayJob just created, so the backend reads it again before
+        concluding it is gone (or, before a resume creates one, that the paused run's is)."""
+        seen = self.indexes.rayjob(key)
+        look = seen is None and (expects_rayjob(experiment) or resuming(experiment))
+        bodies = {} if look else {work_key(experiment): seen}
+        ref = experiment.status.backend_ref if experiment.status is not None else None
+        observed = await self.call(self.backend.observe, [(experiment, ref)], bodies,
+                                   self.clock())  # fmt: skip
+        work: Observation | None = observed.get(work_key(experiment))
+        return work
 
     def _recheck(self, key: Key, delay: float) -> None:
         """Reconcile again after `delay` s (a deadline passes without any event)."""

@@ -1,10 +1,10 @@
 """Reconciling one RLExperiment placed on Kubernetes: a pure state machine.
 
-Given the experiment and its RayJob (or none), `reconcile_experiment` says what
-to do — submit an attempt, cancel the RayJob — and what the status becomes.
-Attempts are requested through the annotation `rlops.dev/attempt` (a sweep
-retrying a trial sets it to the next attempt); a stop through `rlops.dev/stop`
-(its value is the reason). The RayJob carries its attempt in a label, so a
+Given the experiment and what the KubeRay backend observes of its RayJob (or none),
+`reconcile_experiment` says what to do — submit an attempt, end or cancel the RayJob —
+and what the status becomes. Attempts are requested through the annotation
+`rlops.dev/attempt` (a sweep retrying a trial sets it to the next attempt); a stop through
+`rlops.dev/stop` (its value is the reason). The RayJob carries its attempt in a label, so a
 RayJob of an earlier attempt is deleted before the next one is created under
 the same name.
 
@@ -17,14 +17,13 @@ checkpoint. A stop wins over a pause.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from rlops.api import (
     Backend,
     BackendRef,
-    KubernetesPlacement,
     Phase,
     Progress,
     RLExperiment,
@@ -36,7 +35,6 @@ from rlops.api.annotations import ANNOTATION_OBJECTIVE as ANNOTATION_OBJECTIVE
 from rlops.api.annotations import ANNOTATION_PAUSE as ANNOTATION_PAUSE
 from rlops.api.annotations import ANNOTATION_STOP as ANNOTATION_STOP
 from rlops.api.runinfo import ProgressRecord, RunResult
-from rlops.backends.kuberay import LABEL_ATTEMPT, observe_rayjob
 from rlops.lifecycle import (
     Action,
     Observation,
@@ -47,6 +45,7 @@ from rlops.lifecycle import (
     submitted_status,
 )
 from rlops.lifecycle import percent_of_budget as percent_of_budget
+from rlops.lifecycle.machine import EndKind
 from rlops.lifecycle.progress import experiment_result
 from rlops.lifecycle.progress import objective_metric as lifecycle_objective
 
@@ -63,22 +62,15 @@ class ExperimentActions:
 
     status: RLExperimentStatus | None  # None: not the operator's to write
     submit_attempt: int | None = None
-    cancel: bool = False
+    cancel: bool = False  # the RayJob goes (with `end`: ended with a checkpoint first)
+    end: EndKind | None = None
+    resumed: bool = False  # the submission continues a paused attempt
     recheck_after: float | None = None  # seconds after which the status changes without events
 
 
 def requested_attempt(experiment: RLExperiment) -> int:
     value = experiment.metadata.annotations.get(ANNOTATION_ATTEMPT, "1")
     return max(1, int(value)) if value.isdigit() else 1
-
-
-def rayjob_attempt(rayjob: dict[str, Any]) -> int:
-    value = ((rayjob.get("metadata") or {}).get("labels") or {}).get(LABEL_ATTEMPT, "1")
-    return int(value) if str(value).isdigit() else 1
-
-
-def is_deleting(rayjob: dict[str, Any]) -> bool:
-    return bool((rayjob.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def is_ours(experiment: RLExperiment) -> bool:
@@ -114,7 +106,7 @@ def resuming(experiment: RLExperiment) -> bool:
     )
 
 
-def _not_ours(experiment: RLExperiment, rayjob: dict[str, Any] | None) -> ExperimentActions:
+def _not_ours(experiment: RLExperiment, work: Observation | None) -> ExperimentActions:
     """Another backend's experiment (e.g. a trial moved to SLURM): only clean up after us."""
     current = experiment.status
     status = None
@@ -127,30 +119,17 @@ def _not_ours(experiment: RLExperiment, rayjob: dict[str, Any] | None) -> Experi
             progress=current.progress,
             message=f"moved to {backend.value}",
         )
-    return ExperimentActions(status=status, cancel=rayjob is not None)
-
-
-def kubernetes_work(
-    rayjob: dict[str, Any] | None, placement: KubernetesPlacement, now: datetime
-) -> Observation | None:
-    """The RayJob as the lifecycle sees it: it lingers until deleted."""
-    if rayjob is None:
-        return None
-    observed = observe_rayjob(rayjob, placement, now)
-    name = (rayjob.get("metadata") or {}).get("name")
-    return replace(observed, attempt=rayjob_attempt(rayjob), name=f"RayJob {name}",
-                   lingers=True, ending=is_deleting(rayjob))  # fmt: skip
+    return ExperimentActions(status=status, cancel=work is not None)
 
 
 def reconcile_experiment(
-    experiment: RLExperiment, rayjob: dict[str, Any] | None, now: datetime
+    experiment: RLExperiment, work: Observation | None, now: datetime
 ) -> ExperimentActions:
-    """The next step of an experiment on Kubernetes, from what is observed now."""
+    """The next step of an experiment on Kubernetes, from its RayJob as the backend
+    observes it (`KubeRayBackend.observe`; None: there is none)."""
     if not is_ours(experiment):
-        return _not_ours(experiment, rayjob)
+        return _not_ours(experiment, work)
     current = experiment.status or RLExperimentStatus()
-    placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
-    work = kubernetes_work(rayjob, placement, now)
     requests = Requests.from_annotations(experiment.metadata.annotations)
     step = decide(current, requests, work, submitted=current.backend_ref is not None,
                   expected=f"RayJob {experiment.metadata.name}")  # fmt: skip
@@ -164,28 +143,15 @@ def reconcile_experiment(
                                   Backend.KUBERNETES, generation, when)  # fmt: skip
     else:
         status = apply_step(current, step, work, Backend.KUBERNETES, generation, when)
-    recheck = None
-    if step.track and work is not None and work.reason == "Initializing":
-        assert rayjob is not None
-        recheck = _seconds_to_deadline(rayjob, placement, now)
+    cancel = step.cancels and work is not None and not work.ending
     return ExperimentActions(
         status=status,
         submit_attempt=step.attempt if step.action is Action.SUBMIT else None,
-        cancel=step.cancels and work is not None and not work.ending,
-        recheck_after=recheck,
+        cancel=cancel,
+        end=step.end if cancel and step.ends else None,
+        resumed=step.resumed,
+        recheck_after=work.recheck_after if step.track and work is not None else None,
     )
-
-
-def _seconds_to_deadline(
-    rayjob: dict[str, Any], placement: KubernetesPlacement, now: datetime
-) -> float:
-    status = rayjob.get("status") or {}
-    since = status.get("startTime") or (rayjob.get("metadata") or {}).get("creationTimestamp")
-    if not since:
-        return float(placement.pre_running_deadline_seconds)
-    start = datetime.fromisoformat(str(since).replace("Z", "+00:00"))
-    left = placement.pre_running_deadline_seconds - (now - start).total_seconds()
-    return max(1.0, left + 1.0)
 
 
 def objective_metric(experiment: RLExperiment) -> str:
