@@ -17,7 +17,8 @@ class Observation:
     and blocks the next run of the same name (a RayJob), where a SLURM job simply ends;
     `ending`: its deletion is under way. `waited`: seconds the work waited in the
     backend's queue before it started (once it has); `recheck_after`: seconds after which
-    the observation changes without any event (a deadline), for event-driven drivers.
+    the observation changes without any event (a deadline), for event-driven drivers;
+    `exit_code`: the exit status of the runtime's process, where the work has one.
     """
 
     phase: Phase
@@ -33,6 +34,7 @@ class Observation:
     ending: bool = False
     waited: float | None = None
     recheck_after: float | None = None
+    exit_code: int | None = None
 
     @property
     def blocks(self) -> bool:

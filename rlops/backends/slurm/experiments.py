@@ -1,0 +1,134 @@
+"""`SlurmExperiments`: the `ExperimentBackend` the SLURM bridge drives.
+
+It speaks of experiments where `SlurmBackend` speaks of jobs: submit (or adopt) an
+attempt's job in the experiment's run directory, observe every referenced job in one
+batched SLURM call as the lifecycle's `Observation`s (a job SLURM does not report ends
+only when result.json says so, or after `missing_polls` looks in a row: a garbled squeue
+answer, once, is no end; a run directory whose files cannot be read is observed as
+Failed, that experiment alone), end jobs with a checkpoint (SIGTERM to the batch shell; a stop
+or a pause ends every unfinished job of the experiment's name, since a job submitted just
+before a crash has no reference yet) and cancel them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from rlops.api.experiment import BackendRef, Phase, RLExperiment
+from rlops.api.runinfo import RunFileError, read_result
+from rlops.backends.base import EndKind, Observation, Refused, Submission, work_key
+from rlops.backends.slurm.backend import SlurmBackend
+from rlops.backends.slurm.client import JobObservation, SubmitError
+from rlops.backends.slurm.observe import observe_job, queue_wait_seconds
+from rlops.backends.slurm.script import ScriptError, default_run_dir
+
+log = logging.getLogger("rlops.slurm_bridge")
+
+
+class SlurmExperiments:
+    """Experiments as SLURM jobs through one `SlurmBackend` (see the module)."""
+
+    def __init__(self, jobs: SlurmBackend, missing_polls: int = 1) -> None:
+        self.jobs = jobs
+        self.settings = jobs.settings
+        self.missing_polls = missing_polls
+        self._misses: dict[str, int] = {}  # job id -> looks in a row SLURM did not report it
+
+    def run_dir(self, experiment: RLExperiment) -> Path:
+        return default_run_dir(experiment, self.settings)
+
+    def submit(
+        self,
+        experiment: RLExperiment,
+        attempt: int,
+        *,
+        previous: Sequence[str] = (),
+        resumed: bool = False,
+    ) -> BackendRef:
+        """Submit (or adopt the job of) `attempt`. A resumed attempt adopts none of its
+        ended jobs (earlier pauses), nor any in `previous`."""
+        earlier = list(previous)
+        if resumed:
+            earlier += self.jobs.ended_jobs(experiment)
+        try:
+            return self.jobs.submit(
+                experiment, self.run_dir(experiment), attempt=attempt, previous_jobs=earlier
+            )
+        except (ScriptError, SubmitError) as exc:
+            raise Refused(str(exc)) from exc
+
+    def submit_many(self, submissions: Sequence[Submission]) -> list[BackendRef]:
+        return [
+            self.submit(s.experiment, s.attempt, previous=s.previous, resumed=s.resumed)
+            for s in submissions
+        ]
+
+    def observe(
+        self, work: Sequence[tuple[RLExperiment, BackendRef | None]]
+    ) -> dict[str, Observation | None]:
+        """Each referenced job as an Observation (its reason: SLURM's state; `waited`: its
+        queue wait once it started), with one batched call; a job SLURM did not report is
+        left out until it is confirmed gone."""
+        job_ids = [ref.job_id for _, ref in work if ref is not None and ref.job_id]
+        jobs = self.jobs.client.jobs(job_ids) if job_ids else {}
+        for job_id in [j for j in self._misses if j in jobs]:
+            del self._misses[job_id]
+        seen: dict[str, Observation | None] = {}
+        for experiment, ref in work:
+            key = work_key(experiment)
+            if ref is None or not ref.job_id:
+                seen[key] = None
+                continue
+            attempts = experiment.status.attempts if experiment.status is not None else 1
+            try:
+                observed = self._observe(experiment, ref.job_id, jobs.get(ref.job_id), attempts)
+            except (RunFileError, OSError) as exc:  # its own run directory: it alone fails
+                message = f"{type(exc).__name__}: {exc}"[:1000]
+                observed = Observation(Phase.FAILED, message, "RunFileError", terminal=True,
+                                       attempt=attempts, name=f"job {ref.job_id}")  # fmt: skip
+            if observed is not None:
+                seen[key] = observed
+        return seen
+
+    def _observe(
+        self, experiment: RLExperiment, job_id: str, job: JobObservation | None, attempts: int
+    ) -> Observation | None:
+        run_dir = self.run_dir(experiment)
+        if job is None and not self._confirmed_gone(job_id, run_dir):
+            return None
+        observed = observe_job(experiment, job_id, job, run_dir, attempts)
+        if job is not None:
+            observed = replace(observed, reason=job.state, waited=queue_wait_seconds(job))
+        return observed
+
+    def _confirmed_gone(self, job_id: str, run_dir: Path) -> bool:
+        """Whether a job SLURM did not report has ended (see the module)."""
+        misses = self._misses.get(job_id, 0) + 1
+        if read_result(run_dir) is not None or misses >= self.missing_polls:
+            self._misses.pop(job_id, None)
+            return True
+        self._misses[job_id] = misses
+        log.info("job %s not reported by SLURM (%d of %d polls)", job_id, misses,
+                 self.missing_polls)  # fmt: skip
+        return False
+
+    def end(self, experiment: RLExperiment, ref: BackendRef | None, kind: EndKind) -> list[str]:
+        job_id = ref.job_id if ref is not None else None
+        if kind == "replace":
+            ids = [job_id] if job_id else []
+        else:
+            ids = self.jobs.active_jobs(experiment, job_id)
+        self.jobs.end(ids)
+        return ids
+
+    def cancel(self, experiment: RLExperiment | None, ref: BackendRef | None) -> list[str]:
+        job_id = ref.job_id if ref is not None else None
+        if experiment is None:
+            ids = [job_id] if job_id else []
+        else:
+            ids = self.jobs.active_jobs(experiment, job_id)
+        self.jobs.cancel_jobs(ids)
+        return ids
