@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from rlops.api import Backend, ResourcesSpec
+from rlops.api import Backend, Phase, ResourcesSpec
 from rlops.api.experiment import BackendRef, RLExperiment
+from rlops.api.runinfo import ExitCode
 from rlops.lifecycle.machine import EndKind
 from rlops.lifecycle.observation import Observation
 
 __all__ = [
     "EndKind", "Executor", "ExperimentBackend", "Handle", "LaunchRequest", "Observation",
-    "Refused", "StartsMany", "Submission", "start_all", "work_key",
+    "Refused", "StartsMany", "Submission", "exit_observation", "start_all", "work_key",
 ]  # fmt: skip
 
 
@@ -53,6 +54,16 @@ class Handle:
     ref: str
 
 
+def exit_observation(code: int) -> Observation:
+    """A run that ended with the runtime's exit status `code` (the runtime's contract: 0
+    succeeded, 75 ended at a checkpoint and resumes, anything else failed)."""
+    if code == ExitCode.SUCCEEDED:
+        return Observation(Phase.SUCCEEDED, "exit 0", terminal=True, exit_code=code)
+    if code == ExitCode.REQUEUE:
+        return Observation(Phase.PAUSED, "ended at a checkpoint", terminal=True, exit_code=code)
+    return Observation(Phase.FAILED, f"exit {code}", terminal=True, exit_code=code)
+
+
 class Executor(Protocol):
     backend: Backend
 
@@ -64,8 +75,10 @@ class Executor(Protocol):
         """Start it, or return None when there is no room now."""
         ...
 
-    def poll(self, handles: Sequence[Handle]) -> dict[str, int]:
-        """Exit codes of the handles whose work ended, by trial name (one batched look)."""
+    def poll(self, handles: Sequence[Handle]) -> dict[str, Observation]:
+        """How the work of each handle that ended ended, by trial name (one batched look),
+        as the lifecycle's observation of an ended run: Succeeded, Paused (it ended at a
+        checkpoint: a stop, a pause, its pause point, a requeue) or Failed."""
         ...
 
     def stop(self, handle: Handle) -> None:
