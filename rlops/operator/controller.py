@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
+from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -43,6 +43,7 @@ from rlops.operator.failures import (
     failed,
     unreadable,
 )
+from rlops.operator.indexes import Body, Indexes, Sent, before, now, thin_history
 from rlops.operator.kube import RLEXPERIMENTS, SWEEPS, Kind, Kube
 from rlops.operator.progress import Key, Pending
 from rlops.operator.status import (
@@ -62,69 +63,6 @@ from rlops.sweep import LABEL_SWEEP
 from rlops.tracking.drivers import KubeTracking, result_phase, trial_snapshot
 
 log = logging.getLogger(__name__)
-
-Body = Mapping[str, Any]
-
-
-class Lookup(Protocol):
-    """Read access to an index: the one object under a key, or None."""
-
-    def __call__(self, key: Key) -> Body | None: ...
-
-
-def first(values: Iterable[Body] | None) -> Body | None:
-    return next(iter(values), None) if values is not None else None
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def thin_history(points: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
-    """At most `limit` points: halve the older ones until they fit, keep the newest."""
-    while len(points) > limit > 1:
-        points = [*points[:-1][::2], points[-1]]
-    return points
-
-
-@dataclass
-class Sent:
-    """The status this operator last wrote to an object, until the index shows it."""
-
-    status: dict[str, Any] = field(default_factory=dict)
-    version: str | None = None  # the resourceVersion our last write produced
-    older: set[str] = field(default_factory=set)  # versions known to precede it
-
-
-def _before(version: str | None, written: str | None) -> bool:
-    try:
-        return int(version or "") < int(written or "")
-    except ValueError:
-        return False
-
-
-class Indexes:
-    """The kopf indexes the controller reads, bound by the handlers when they run."""
-
-    def __init__(self) -> None:
-        self.experiments: Mapping[Key, Iterable[Body]] = {}
-        self.rayjobs: Mapping[Key, Iterable[Body]] = {}
-        self.sweeps: Mapping[Key, Iterable[Body]] = {}
-        self.trials: Mapping[Key, Iterable[Body]] = {}
-
-    def bind(self, **indexes: Any) -> None:
-        for name in ("experiments", "rayjobs", "sweeps", "trials"):
-            if name in indexes:
-                setattr(self, name, indexes[name])
-
-    def experiment(self, key: Key) -> Body | None:
-        return first(self.experiments.get(key))
-
-    def rayjob(self, key: Key) -> Body | None:
-        return first(self.rayjobs.get(key))
-
-    def sweep(self, key: Key) -> Body | None:
-        return first(self.sweeps.get(key))
 
 
 class Controller:
@@ -253,7 +191,7 @@ class Controller:
         if sent is None:
             return dict(body)
         version = meta.get("resourceVersion")
-        if version in sent.older or _before(version, sent.version):
+        if version in sent.older or before(version, sent.version):
             return {**body, "status": sent.status}
         del self.sent[key]
         return dict(body)

@@ -31,13 +31,19 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _initializing_since(rayjob: Mapping[str, Any]) -> datetime | None:
+    """When the RayJob began to start its cluster (its start, else its creation)."""
+    status = rayjob.get("status") or {}
+    return parse_time(status.get("startTime")) or parse_time(
+        (rayjob.get("metadata") or {}).get("creationTimestamp")
+    )
+
+
 def _initializing(
     rayjob: Mapping[str, Any], placement: KubernetesPlacement, now: datetime
 ) -> Observation:
     status = rayjob.get("status") or {}
-    since = parse_time(status.get("startTime")) or parse_time(
-        (rayjob.get("metadata") or {}).get("creationTimestamp")
-    )
+    since = _initializing_since(rayjob)
     deadline = placement.pre_running_deadline_seconds
     if since is not None and (now - since).total_seconds() > deadline:
         cluster = status.get("rayClusterName") or "its Ray cluster"
@@ -147,10 +153,7 @@ def rayjob_work(
 def _seconds_to_deadline(
     rayjob: Mapping[str, Any], placement: KubernetesPlacement, now: datetime
 ) -> float:
-    status = rayjob.get("status") or {}
-    since = parse_time(status.get("startTime")) or parse_time(
-        (rayjob.get("metadata") or {}).get("creationTimestamp")
-    )
+    since = _initializing_since(rayjob)
     if since is None:
         return float(placement.pre_running_deadline_seconds)
     left = placement.pre_running_deadline_seconds - (now - since).total_seconds()
