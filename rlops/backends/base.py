@@ -141,16 +141,9 @@ class ExperimentBackend(Protocol):
     """Run experiments somewhere: the one protocol the operator and the bridge drive.
     Every method is idempotent."""
 
-    def submit(
-        self,
-        experiment: RLExperiment,
-        attempt: int,
-        *,
-        previous: Sequence[str] = (),
-        resumed: bool = False,
-    ) -> BackendRef:
-        """Start `attempt` of the experiment; submitting twice starts it once. Raises
-        `Refused` when the backend refuses it for good."""
+    def submit(self, submission: Submission) -> BackendRef:
+        """Start the submission's attempt of its experiment; submitting twice starts it
+        once. Raises `Refused` when the backend refuses it for good."""
         ...
 
     def submit_many(self, submissions: Sequence[Submission]) -> list[BackendRef]:

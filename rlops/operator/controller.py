@@ -16,7 +16,6 @@ import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,7 +23,7 @@ from pydantic import ValidationError
 from rlops.api import Phase, RLExperiment, RLExperimentStatus, Sweep, SweepPhase
 from rlops.api.ratelimit import ErrorLog
 from rlops.api.settings import Settings
-from rlops.backends.base import Refused, work_key
+from rlops.backends.base import Refused, Submission, work_key
 from rlops.backends.kuberay import KubeRayBackend, run_dir
 from rlops.lifecycle import Observation, metric_value
 from rlops.metrics import RlopsMetrics
@@ -133,8 +132,8 @@ class Controller:
             await self.call(self.backend.cancel, experiment, ref)
         if actions.submit_attempt is not None:
             try:
-                submit = partial(self.backend.submit, resumed=actions.resumed)
-                await self.call(submit, experiment, actions.submit_attempt)
+                attempt, resumed = actions.submit_attempt, actions.resumed
+                await self.call(self.backend.submit, Submission(experiment, attempt, (), resumed))
             except Refused as exc:  # Failed once, with the server's reason; no retry
                 verdict = failed(actions.status, str(exc), experiment.metadata.generation,
                                  self.clock())  # fmt: skip

@@ -30,7 +30,7 @@ from rlops.api.runinfo import (
     RunResult,
     read_result,
 )
-from rlops.backends.base import ExperimentBackend, Refused
+from rlops.backends.base import ExperimentBackend, Refused, Submission
 from rlops.backends.slurm import SlurmSettings, default_run_dir
 from rlops.lifecycle import (
     Action,
@@ -155,7 +155,7 @@ class BridgeRuns:
                     update={"progress": progress_of(record, experiment.spec.stop)}
                 )
         try:
-            ref = self.backend.submit(experiment, attempt, previous=earlier, resumed=resumed)
+            ref = self.backend.submit(Submission(experiment, attempt, tuple(earlier), resumed))
         except Refused as exc:
             self.fail(body, str(exc), report, attempts=attempt)
             return None

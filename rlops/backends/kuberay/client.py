@@ -69,17 +69,11 @@ class KubeRayBackend:
         self.api = api
         self.settings = settings
 
-    def submit(
-        self,
-        experiment: RLExperiment,
-        attempt: int,
-        *,
-        previous: Sequence[str] = (),
-        resumed: bool = False,
-    ) -> BackendRef:
+    def submit(self, submission: Submission) -> BackendRef:
         """Create the attempt's token Secret, then its RayJob (a resumed attempt is the same
         RayJob again: the runtime continues from its checkpoint). `previous` needs nothing:
         the lifecycle deletes an earlier attempt's RayJob before it submits the next."""
+        experiment, attempt = submission.experiment, submission.attempt
         namespace, name = _where(experiment, None) or ("", "")
         for kind, body in (
             ("Secret", progress_secret(experiment, self.settings)),
@@ -100,10 +94,7 @@ class KubeRayBackend:
 
     def submit_many(self, submissions: Sequence[Submission]) -> list[BackendRef]:
         """One RayJob each: Kubernetes has no batched create."""
-        return [
-            self.submit(s.experiment, s.attempt, previous=s.previous, resumed=s.resumed)
-            for s in submissions
-        ]
+        return [self.submit(submission) for submission in submissions]
 
     def observe(
         self,

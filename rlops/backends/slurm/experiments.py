@@ -40,18 +40,12 @@ class SlurmExperiments:
     def run_dir(self, experiment: RLExperiment) -> Path:
         return default_run_dir(experiment, self.settings)
 
-    def submit(
-        self,
-        experiment: RLExperiment,
-        attempt: int,
-        *,
-        previous: Sequence[str] = (),
-        resumed: bool = False,
-    ) -> BackendRef:
-        """Submit (or adopt the job of) `attempt`. A resumed attempt adopts none of its
+    def submit(self, submission: Submission) -> BackendRef:
+        """Submit (or adopt the job of) the attempt. A resumed attempt adopts none of its
         ended jobs (earlier pauses), nor any in `previous`."""
-        earlier = list(previous)
-        if resumed:
+        experiment, attempt = submission.experiment, submission.attempt
+        earlier = list(submission.previous)
+        if submission.resumed:
             earlier += self.jobs.ended_jobs(experiment)
         try:
             return self.jobs.submit(
@@ -61,10 +55,7 @@ class SlurmExperiments:
             raise Refused(str(exc)) from exc
 
     def submit_many(self, submissions: Sequence[Submission]) -> list[BackendRef]:
-        return [
-            self.submit(s.experiment, s.attempt, previous=s.previous, resumed=s.resumed)
-            for s in submissions
-        ]
+        return [self.submit(submission) for submission in submissions]
 
     def observe(
         self, work: Sequence[tuple[RLExperiment, BackendRef | None]]
