@@ -71,7 +71,6 @@ class Controller:
         kube: Kube,
         metrics: RlopsMetrics,
         clock: Callable[[], datetime] = now,
-        backend: KubeRayBackend | None = None,
     ) -> None:
         self.settings = settings
         self.kube = kube
@@ -86,7 +85,7 @@ class Controller:
         self.sent: dict[tuple[str, str, str], Sent] = {}
         self.errors = ErrorLog(log)  # a permanently failing object: once per 5 min
         self.tracking = KubeTracking()
-        self.backend = backend or KubeRayBackend(kube, settings)
+        self.backend = KubeRayBackend(kube, settings)  # RayJobs through the same client
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
