@@ -11,7 +11,7 @@ exists or deleting what is gone is success.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -20,7 +20,14 @@ from kubernetes.client.exceptions import ApiException
 from rlops.api.experiment import BackendRef, KubernetesPlacement, RLExperiment
 from rlops.api.kinds import Kind
 from rlops.api.settings import Settings
-from rlops.backends.base import EndKind, Observation, Refused, Submission, work_key
+from rlops.backends.base import (
+    EndKind,
+    ExperimentBackend,
+    Observation,
+    Refused,
+    Submission,
+    work_key,
+)
 from rlops.backends.kuberay.builder import build_rayjob, progress_secret
 from rlops.backends.kuberay.status import rayjob_work
 
@@ -129,3 +136,7 @@ class KubeRayBackend:
             return []
         self.api.delete(RAYJOBS, *where)
         return [where[1]]
+
+
+# mypy checks here that KubeRayBackend implements the protocol the drivers drive.
+_IMPLEMENTS: Callable[[ObjectApi, Settings], ExperimentBackend] = KubeRayBackend

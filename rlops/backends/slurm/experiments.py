@@ -13,13 +13,20 @@ before a crash has no reference yet) and cancel them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from rlops.api.experiment import BackendRef, Phase, RLExperiment
 from rlops.api.runinfo import RunFileError, read_result
-from rlops.backends.base import EndKind, Observation, Refused, Submission, work_key
+from rlops.backends.base import (
+    EndKind,
+    ExperimentBackend,
+    Observation,
+    Refused,
+    Submission,
+    work_key,
+)
 from rlops.backends.slurm.backend import SlurmBackend
 from rlops.backends.slurm.client import JobObservation, SubmitError
 from rlops.backends.slurm.observe import observe_job, queue_wait_seconds
@@ -123,3 +130,7 @@ class SlurmExperiments:
             ids = self.jobs.active_jobs(experiment, job_id)
         self.jobs.cancel_jobs(ids)
         return ids
+
+
+# mypy checks here that SlurmExperiments implements the protocol the drivers drive.
+_IMPLEMENTS: Callable[[SlurmBackend, int], ExperimentBackend] = SlurmExperiments
