@@ -3,9 +3,12 @@
 - `Executor`: the runner's protocol (`rlops run`): start launches (several at once where
   the backend can: `StartsMany`), poll which ended, stop (checkpoint first) or kill them.
   `backends.local.LocalExecutor` and `backends.slurm.executor.SlurmExecutor` implement it.
-- `ExperimentBackend`: submit, observe, cancel one experiment, reporting what became of it
-  as the lifecycle's `Observation`. Declared, not yet what the operator and the bridge
-  drive (see docs/architecture.md).
+- `ExperimentBackend`: the protocol the operator and the SLURM bridge drive: submit an
+  attempt (one, or several together), observe experiments' work in one batched look as
+  the lifecycle's `Observation`s, end work with a checkpoint (a stop, a pause, or for a
+  newer attempt) and cancel it. `backends.kuberay.KubeRayBackend` and
+  `backends.slurm.SlurmExperiments` implement it; a refusal that a retry would get again
+  is `Refused`.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from rlops.api import Backend, ResourcesSpec
+from rlops.api import Backend, Phase, ResourcesSpec
 from rlops.api.experiment import BackendRef, RLExperiment
+from rlops.api.runinfo import ExitCode
+from rlops.lifecycle.machine import EndKind
 from rlops.lifecycle.observation import Observation
 
 __all__ = [
-    "Executor", "ExperimentBackend", "Handle", "LaunchRequest", "Observation", "StartsMany",
-    "start_all",
+    "EndKind", "Executor", "ExperimentBackend", "Handle", "LaunchRequest", "Observation",
+    "Refused", "StartsMany", "Submission", "exit_observation", "start_all",
+    "submitted_or_refused", "work_key",
 ]  # fmt: skip
 
 
@@ -49,6 +55,16 @@ class Handle:
     ref: str
 
 
+def exit_observation(code: int) -> Observation:
+    """A run that ended with the runtime's exit status `code` (the runtime's contract: 0
+    succeeded, 75 ended at a checkpoint and resumes, anything else failed)."""
+    if code == ExitCode.SUCCEEDED:
+        return Observation(Phase.SUCCEEDED, "exit 0", terminal=True, exit_code=code)
+    if code == ExitCode.REQUEUE:
+        return Observation(Phase.PAUSED, "ended at a checkpoint", terminal=True, exit_code=code)
+    return Observation(Phase.FAILED, f"exit {code}", terminal=True, exit_code=code)
+
+
 class Executor(Protocol):
     backend: Backend
 
@@ -60,8 +76,10 @@ class Executor(Protocol):
         """Start it, or return None when there is no room now."""
         ...
 
-    def poll(self, handles: Sequence[Handle]) -> dict[str, int]:
-        """Exit codes of the handles whose work ended, by trial name (one batched look)."""
+    def poll(self, handles: Sequence[Handle]) -> dict[str, Observation]:
+        """How the work of each handle that ended ended, by trial name (one batched look),
+        as the lifecycle's observation of an ended run: Succeeded, Paused (it ended at a
+        checkpoint: a stop, a pause, its pause point, a requeue) or Failed."""
         ...
 
     def stop(self, handle: Handle) -> None:
@@ -99,17 +117,68 @@ def start_all(executor: Executor, requests: Sequence[LaunchRequest]) -> Iterator
             return
 
 
+class Refused(Exception):
+    """The backend refuses the submission for good: a retry would be refused again (the
+    API server's 400/403/422, a batch script that cannot be written, sbatch's refusal)."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Submit `attempt` of `experiment`; `previous`: references of its ended work, never
+    adopted; `resumed`: the attempt continues after a pause (its paused work is ended)."""
+
+    experiment: RLExperiment
+    attempt: int = 1
+    previous: tuple[str, ...] = ()
+    resumed: bool = False
+
+
+def work_key(experiment: RLExperiment) -> str:
+    """The key of an experiment in `ExperimentBackend.observe`'s answer."""
+    return f"{experiment.metadata.namespace}/{experiment.metadata.name}"
+
+
 class ExperimentBackend(Protocol):
-    """Run experiments somewhere. Every method is idempotent."""
+    """Run experiments somewhere: the one protocol the operator and the bridge drive.
+    Every method is idempotent."""
 
-    def submit(self, experiment: RLExperiment, attempt: int) -> BackendRef:
-        """Start `attempt` of the experiment; submitting twice starts it once."""
+    def submit(self, submission: Submission) -> BackendRef:
+        """Start the submission's attempt of its experiment; submitting twice starts it
+        once. Raises `Refused` when the backend refuses it for good."""
         ...
 
-    def observe(self, experiment: RLExperiment) -> Observation | None:
-        """What became of the experiment's work; None when there is none."""
+    def submit_many(self, submissions: Sequence[Submission]) -> list[BackendRef | Refused]:
+        """Submit several in one go where the backend can (SLURM packs `trialsPerJob`
+        first attempts into shared jobs): each submission's reference, in order, or the
+        `Refused` that refused it."""
         ...
 
-    def cancel(self, experiment: RLExperiment) -> None:
-        """Stop the experiment's work and release its resources; no work is fine."""
+    def observe(
+        self, work: Sequence[tuple[RLExperiment, BackendRef | None]]
+    ) -> dict[str, Observation | None]:
+        """What became of each experiment's work (its status's reference), in one batched
+        look, by `work_key`: None when it holds no work; an experiment missing from the
+        answer is not known yet (look again later)."""
         ...
+
+    def end(self, experiment: RLExperiment, ref: BackendRef | None, kind: EndKind) -> list[str]:
+        """End the work with a checkpoint first: a stop or a pause ends all of the
+        experiment's unfinished work, a replacement (`replace`) the referenced work.
+        Returns the references ended."""
+        ...
+
+    def cancel(self, experiment: RLExperiment | None, ref: BackendRef | None) -> list[str]:
+        """End the referenced work now, without a checkpoint, and release its resources
+        (with the experiment, any other unfinished work of it too); no work is fine."""
+        ...
+
+
+def submitted_or_refused(
+    backend: ExperimentBackend, submission: Submission
+) -> BackendRef | Refused:
+    """`backend.submit(submission)`, with a refusal as the answer instead of raised (for
+    `submit_many`, where one refused submission must not stop the others)."""
+    try:
+        return backend.submit(submission)
+    except Refused as exc:
+        return exc

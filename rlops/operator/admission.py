@@ -31,11 +31,11 @@ import kopf
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
-from rlops.api import Phase, RLExperimentStatus, SweepPhase, SweepStatus
+from rlops.api import BackendRef, Phase, RLExperimentStatus, SweepPhase, SweepStatus
 from rlops.api.settings import Settings
 from rlops.api.validation import FieldError, validate_manifest
 from rlops.lifecycle.conditions import experiment_conditions
-from rlops.operator.kube import RAYJOBS, RLEXPERIMENTS, Kind
+from rlops.operator.kube import RLEXPERIMENTS, Kind
 
 if TYPE_CHECKING:
     from rlops.operator.controller import Controller
@@ -102,7 +102,8 @@ async def refuse_invalid(controller: Controller, kind: Kind, body: Any) -> bool:
     await controller.write_status(kind, body, refused_status(kind, body, errors, now))
     meta = body["metadata"]
     if kind == RLEXPERIMENTS and controller.indexes.rayjob((meta["namespace"], meta["name"])):
-        await controller.call(controller.kube.delete, RAYJOBS, meta["namespace"], meta["name"])
+        ref = BackendRef(kind="RayJob", name=meta["name"], namespace=meta["namespace"])
+        await controller.call(controller.backend.cancel, None, ref)
     return True
 
 

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
 from rlops.api import Phase, RLExperiment, RLExperimentStatus, Sweep, SweepPhase
 from rlops.api.ratelimit import ErrorLog
 from rlops.api.settings import Settings
-from rlops.backends.kuberay import run_dir
-from rlops.lifecycle import metric_value
+from rlops.backends.base import Refused, Submission, work_key
+from rlops.backends.kuberay import KubeRayBackend, run_dir
+from rlops.lifecycle import Observation, metric_value
 from rlops.metrics import RlopsMetrics
 from rlops.operator.admission import refuse_invalid
 from rlops.operator.experiments import (
@@ -38,11 +39,11 @@ from rlops.operator.experiments import (
 from rlops.operator.failures import (
     FAILED_FIELDS,
     corrupt_children,
-    create_attempt,
     failed,
     unreadable,
 )
-from rlops.operator.kube import RAYJOBS, RLEXPERIMENTS, SWEEPS, Kind, Kube
+from rlops.operator.indexes import Body, Indexes, Sent, before, now, thin_history
+from rlops.operator.kube import RLEXPERIMENTS, SWEEPS, Kind, Kube
 from rlops.operator.progress import Key, Pending
 from rlops.operator.status import (
     PROGRESS_FIELDS,
@@ -61,69 +62,6 @@ from rlops.sweep import LABEL_SWEEP
 from rlops.tracking.drivers import KubeTracking, result_phase, trial_snapshot
 
 log = logging.getLogger(__name__)
-
-Body = Mapping[str, Any]
-
-
-class Lookup(Protocol):
-    """Read access to an index: the one object under a key, or None."""
-
-    def __call__(self, key: Key) -> Body | None: ...
-
-
-def first(values: Iterable[Body] | None) -> Body | None:
-    return next(iter(values), None) if values is not None else None
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def thin_history(points: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
-    """At most `limit` points: halve the older ones until they fit, keep the newest."""
-    while len(points) > limit > 1:
-        points = [*points[:-1][::2], points[-1]]
-    return points
-
-
-@dataclass
-class Sent:
-    """The status this operator last wrote to an object, until the index shows it."""
-
-    status: dict[str, Any] = field(default_factory=dict)
-    version: str | None = None  # the resourceVersion our last write produced
-    older: set[str] = field(default_factory=set)  # versions known to precede it
-
-
-def _before(version: str | None, written: str | None) -> bool:
-    try:
-        return int(version or "") < int(written or "")
-    except ValueError:
-        return False
-
-
-class Indexes:
-    """The kopf indexes the controller reads, bound by the handlers when they run."""
-
-    def __init__(self) -> None:
-        self.experiments: Mapping[Key, Iterable[Body]] = {}
-        self.rayjobs: Mapping[Key, Iterable[Body]] = {}
-        self.sweeps: Mapping[Key, Iterable[Body]] = {}
-        self.trials: Mapping[Key, Iterable[Body]] = {}
-
-    def bind(self, **indexes: Any) -> None:
-        for name in ("experiments", "rayjobs", "sweeps", "trials"):
-            if name in indexes:
-                setattr(self, name, indexes[name])
-
-    def experiment(self, key: Key) -> Body | None:
-        return first(self.experiments.get(key))
-
-    def rayjob(self, key: Key) -> Body | None:
-        return first(self.rayjobs.get(key))
-
-    def sweep(self, key: Key) -> Body | None:
-        return first(self.sweeps.get(key))
 
 
 class Controller:
@@ -147,6 +85,7 @@ class Controller:
         self.sent: dict[tuple[str, str, str], Sent] = {}
         self.errors = ErrorLog(log)  # a permanently failing object: once per 5 min
         self.tracking = KubeTracking()
+        self.backend = KubeRayBackend(kube, settings)  # RayJobs through the same client
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
@@ -183,20 +122,19 @@ class Controller:
             await self.write_status(RLEXPERIMENTS, body, unreadable(body, exc, self.clock()),
                                     FAILED_FIELDS)  # fmt: skip
             return
-        rayjob = self.indexes.rayjob(key)
-        if rayjob is None and (expects_rayjob(experiment) or resuming(experiment)):
-            # The index may lag behind a RayJob just created: ask before concluding it is gone
-            # (or, before a resume creates one, that the paused run's is gone).
-            rayjob = await self.call(self.kube.get, RAYJOBS, *key)
-        actions = reconcile_experiment(experiment, dict(rayjob) if rayjob else None, self.clock())
-        if actions.cancel:
-            await self.call(self.kube.delete, RAYJOBS, *key)
+        work = await self._observe(key, experiment)
+        actions = reconcile_experiment(experiment, work, self.clock())
+        ref = experiment.status.backend_ref if experiment.status is not None else None
+        if actions.end is not None:
+            await self.call(self.backend.end, experiment, ref, actions.end)
+        elif actions.cancel:
+            await self.call(self.backend.cancel, experiment, ref)
         if actions.submit_attempt is not None:
-            refused = await create_attempt(
-                self.call, self.kube, experiment, self.settings, actions.submit_attempt
-            )
-            if refused is not None:  # Failed once, with the server's reason; no retry
-                verdict = failed(actions.status, refused, experiment.metadata.generation,
+            try:
+                attempt, resumed = actions.submit_attempt, actions.resumed
+                await self.call(self.backend.submit, Submission(experiment, attempt, (), resumed))
+            except Refused as exc:  # Failed once, with the server's reason; no retry
+                verdict = failed(actions.status, str(exc), experiment.metadata.generation,
                                  self.clock())  # fmt: skip
                 actions = replace(actions, status=verdict, recheck_after=None)
         if actions.status is not None:
@@ -213,6 +151,19 @@ class Controller:
             await self._track_end(key, experiment, actions.status)
         if actions.recheck_after is not None:
             self._recheck(key, actions.recheck_after)
+
+    async def _observe(self, key: Key, experiment: RLExperiment) -> Observation | None:
+        """The experiment's RayJob as the backend observes it, from the watch's index; the
+        index may lag behind a RayJob just created, so the backend reads it again before
+        concluding it is gone (or, before a resume creates one, that the paused run's is)."""
+        seen = self.indexes.rayjob(key)
+        look = seen is None and (expects_rayjob(experiment) or resuming(experiment))
+        bodies = {} if look else {work_key(experiment): seen}
+        ref = experiment.status.backend_ref if experiment.status is not None else None
+        observed = await self.call(self.backend.observe, [(experiment, ref)], bodies,
+                                   self.clock())  # fmt: skip
+        work: Observation | None = observed.get(work_key(experiment))
+        return work
 
     def _recheck(self, key: Key, delay: float) -> None:
         """Reconcile again after `delay` s (a deadline passes without any event)."""
@@ -238,7 +189,7 @@ class Controller:
         if sent is None:
             return dict(body)
         version = meta.get("resourceVersion")
-        if version in sent.older or _before(version, sent.version):
+        if version in sent.older or before(version, sent.version):
             return {**body, "status": sent.status}
         del self.sent[key]
         return dict(body)

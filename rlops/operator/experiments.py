@@ -1,10 +1,10 @@
 """Reconciling one RLExperiment placed on Kubernetes: a pure state machine.
 
-Given the experiment and its RayJob (or none), `reconcile_experiment` says what
-to do — submit an attempt, cancel the RayJob — and what the status becomes.
-Attempts are requested through the annotation `rlops.dev/attempt` (a sweep
-retrying a trial sets it to the next attempt); a stop through `rlops.dev/stop`
-(its value is the reason). The RayJob carries its attempt in a label, so a
+Given the experiment and what the KubeRay backend observes of its RayJob (or none),
+`reconcile_experiment` says what to do — submit an attempt, end or cancel the RayJob —
+and what the status becomes. Attempts are requested through the annotation
+`rlops.dev/attempt` (a sweep retrying a trial sets it to the next attempt); a stop through
+`rlops.dev/stop` (its value is the reason). The RayJob carries its attempt in a label, so a
 RayJob of an earlier attempt is deleted before the next one is created under
 the same name.
 
@@ -19,14 +19,13 @@ pause point until a promotion moves it (`rlops.lifecycle.pausepoint`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from rlops.api import (
     Backend,
     BackendRef,
-    KubernetesPlacement,
     Phase,
     Progress,
     RLExperiment,
@@ -38,7 +37,6 @@ from rlops.api.annotations import ANNOTATION_OBJECTIVE as ANNOTATION_OBJECTIVE
 from rlops.api.annotations import ANNOTATION_PAUSE as ANNOTATION_PAUSE
 from rlops.api.annotations import ANNOTATION_STOP as ANNOTATION_STOP
 from rlops.api.runinfo import PAUSED_REASON, ProgressRecord, RunResult
-from rlops.backends.kuberay import LABEL_ATTEMPT, observe_rayjob, paused_at
 from rlops.lifecycle import (
     Action,
     Observation,
@@ -49,6 +47,7 @@ from rlops.lifecycle import (
     submitted_status,
 )
 from rlops.lifecycle import percent_of_budget as percent_of_budget
+from rlops.lifecycle.machine import EndKind
 from rlops.lifecycle.pausepoint import at_pause_point, reached_pause_point
 from rlops.lifecycle.progress import experiment_result
 from rlops.lifecycle.progress import objective_metric as lifecycle_objective
@@ -66,22 +65,15 @@ class ExperimentActions:
 
     status: RLExperimentStatus | None  # None: not the operator's to write
     submit_attempt: int | None = None
-    cancel: bool = False
+    cancel: bool = False  # the RayJob goes (with `end`: ended with a checkpoint first)
+    end: EndKind | None = None
+    resumed: bool = False  # the submission continues a paused attempt
     recheck_after: float | None = None  # seconds after which the status changes without events
 
 
 def requested_attempt(experiment: RLExperiment) -> int:
     value = experiment.metadata.annotations.get(ANNOTATION_ATTEMPT, "1")
     return max(1, int(value)) if value.isdigit() else 1
-
-
-def rayjob_attempt(rayjob: dict[str, Any]) -> int:
-    value = ((rayjob.get("metadata") or {}).get("labels") or {}).get(LABEL_ATTEMPT, "1")
-    return int(value) if str(value).isdigit() else 1
-
-
-def is_deleting(rayjob: dict[str, Any]) -> bool:
-    return bool((rayjob.get("metadata") or {}).get("deletionTimestamp"))
 
 
 def is_ours(experiment: RLExperiment) -> bool:
@@ -105,7 +97,7 @@ def expects_rayjob(experiment: RLExperiment) -> bool:
 
 
 def _result_and_iteration(
-    experiment: RLExperiment, rayjob: dict[str, Any] | None = None
+    experiment: RLExperiment, work: Observation | None = None
 ) -> tuple[str | None, int | None]:
     """The stop reason of the result the current run posted (a submission clears the last
     run's) and the last iteration reported; before the result arrives, what the ended
@@ -113,7 +105,7 @@ def _result_and_iteration(
     status = experiment.status
     reason = status.result.stop_reason if status and status.result else None
     iteration = status.progress.iteration if status and status.progress else None
-    said = paused_at(rayjob) if reason is None and rayjob is not None else None
+    said = work.paused_at if reason is None and work is not None else None
     if said is not None:
         return PAUSED_REASON, max(said, iteration or 0)
     return reason, iteration
@@ -125,12 +117,11 @@ def ended_at_pause_point(experiment: RLExperiment) -> int | None:
 
 
 def pause_point_view(
-    experiment: RLExperiment, rayjob: dict[str, Any] | None, requests: Requests,
-    work: Observation | None,
-) -> tuple[Requests, Observation | None]:  # fmt: skip
+    experiment: RLExperiment, requests: Requests, work: Observation | None
+) -> tuple[Requests, Observation | None]:
     """The requests and the RayJob as the lifecycle reads them given the run's pause point."""
     annotations = experiment.metadata.annotations
-    return at_pause_point(requests, work, annotations, *_result_and_iteration(experiment, rayjob))
+    return at_pause_point(requests, work, annotations, *_result_and_iteration(experiment, work))
 
 
 def resuming(experiment: RLExperiment) -> bool:
@@ -147,7 +138,7 @@ def resuming(experiment: RLExperiment) -> bool:
     )
 
 
-def _not_ours(experiment: RLExperiment, rayjob: dict[str, Any] | None) -> ExperimentActions:
+def _not_ours(experiment: RLExperiment, work: Observation | None) -> ExperimentActions:
     """Another backend's experiment (e.g. a trial moved to SLURM): only clean up after us."""
     current = experiment.status
     status = None
@@ -160,32 +151,19 @@ def _not_ours(experiment: RLExperiment, rayjob: dict[str, Any] | None) -> Experi
             progress=current.progress,
             message=f"moved to {backend.value}",
         )
-    return ExperimentActions(status=status, cancel=rayjob is not None)
-
-
-def kubernetes_work(
-    rayjob: dict[str, Any] | None, placement: KubernetesPlacement, now: datetime
-) -> Observation | None:
-    """The RayJob as the lifecycle sees it: it lingers until deleted."""
-    if rayjob is None:
-        return None
-    observed = observe_rayjob(rayjob, placement, now)
-    name = (rayjob.get("metadata") or {}).get("name")
-    return replace(observed, attempt=rayjob_attempt(rayjob), name=f"RayJob {name}",
-                   lingers=True, ending=is_deleting(rayjob))  # fmt: skip
+    return ExperimentActions(status=status, cancel=work is not None)
 
 
 def reconcile_experiment(
-    experiment: RLExperiment, rayjob: dict[str, Any] | None, now: datetime
+    experiment: RLExperiment, work: Observation | None, now: datetime
 ) -> ExperimentActions:
-    """The next step of an experiment on Kubernetes, from what is observed now."""
+    """The next step of an experiment on Kubernetes, from its RayJob as the backend
+    observes it (`KubeRayBackend.observe`; None: there is none)."""
     if not is_ours(experiment):
-        return _not_ours(experiment, rayjob)
+        return _not_ours(experiment, work)
     current = experiment.status or RLExperimentStatus()
-    placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
-    work = kubernetes_work(rayjob, placement, now)
     requests = Requests.from_annotations(experiment.metadata.annotations)
-    requests, work = pause_point_view(experiment, rayjob, requests, work)
+    requests, work = pause_point_view(experiment, requests, work)
     step = decide(current, requests, work, submitted=current.backend_ref is not None,
                   expected=f"RayJob {experiment.metadata.name}")  # fmt: skip
     generation, when = experiment.metadata.generation, timestamp(now)
@@ -198,28 +176,15 @@ def reconcile_experiment(
                                   Backend.KUBERNETES, generation, when)  # fmt: skip
     else:
         status = apply_step(current, step, work, Backend.KUBERNETES, generation, when)
-    recheck = None
-    if step.track and work is not None and work.reason == "Initializing":
-        assert rayjob is not None
-        recheck = _seconds_to_deadline(rayjob, placement, now)
+    cancel = step.cancels and work is not None and not work.ending
     return ExperimentActions(
         status=status,
         submit_attempt=step.attempt if step.action is Action.SUBMIT else None,
-        cancel=step.cancels and work is not None and not work.ending,
-        recheck_after=recheck,
+        cancel=cancel,
+        end=step.end if cancel and step.ends else None,
+        resumed=step.resumed,
+        recheck_after=work.recheck_after if step.track and work is not None else None,
     )
-
-
-def _seconds_to_deadline(
-    rayjob: dict[str, Any], placement: KubernetesPlacement, now: datetime
-) -> float:
-    status = rayjob.get("status") or {}
-    since = status.get("startTime") or (rayjob.get("metadata") or {}).get("creationTimestamp")
-    if not since:
-        return float(placement.pre_running_deadline_seconds)
-    start = datetime.fromisoformat(str(since).replace("Z", "+00:00"))
-    left = placement.pre_running_deadline_seconds - (now - start).total_seconds()
-    return max(1.0, left + 1.0)
 
 
 def objective_metric(experiment: RLExperiment) -> str:

@@ -2,8 +2,9 @@
 
 - An attempt's objects (the token Secret, then the RayJob) that the API server refuses for
   good (400 Bad Request, 403 Forbidden, 422 Invalid: retrying sends the same body and gets
-  the same answer) make the experiment Failed with the server's reason, once; other errors
-  (conflicts, timeouts, 5xx) are retried by the caller.
+  the same answer; `KubeRayBackend.submit` raises `Refused`) make the experiment Failed
+  with the server's reason, once (`failed`); other errors (conflicts, timeouts, 5xx) are
+  retried by the caller.
 - An RLExperiment that cannot be read (a hand-edited status or spec the model refuses)
   becomes Failed with what is wrong, instead of being retried every few seconds.
 - A Sweep's child whose rlops.dev annotations or status cannot be read is marked Failed
@@ -12,55 +13,17 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from rlops.api import Phase, RLExperiment, RLExperimentStatus
-from rlops.api.settings import Settings
-from rlops.backends.kuberay import build_rayjob, progress_secret
+from rlops.api import Phase, RLExperimentStatus
 from rlops.lifecycle.conditions import experiment_conditions, stamp_transitions
-from rlops.operator.kube import RAYJOBS, Kube
 
-REFUSED = frozenset({400, 403, 422})
 # The status fields a Failed verdict writes (progress, result and attempts are left as they are).
 FAILED_FIELDS = ("phase", "message", "completedAt", "observedGeneration", "conditions")
-Call = Callable[..., Awaitable[Any]]
-
-
-def refusal(exc: BaseException) -> str | None:
-    """The API server's reason when `exc` is a refusal that a retry would get again."""
-    if not isinstance(exc, ApiException) or exc.status not in REFUSED:
-        return None
-    try:
-        message = json.loads(exc.body or "{}").get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return str(message or exc.reason or f"HTTP {exc.status}")
-
-
-async def create_attempt(
-    call: Call, kube: Kube, experiment: RLExperiment, settings: Settings, attempt: int
-) -> str | None:
-    """Create the attempt's token Secret and RayJob: None, or why the API server refused."""
-    namespace = experiment.metadata.namespace
-    for kind, create, body in (
-        ("Secret", kube.apply_secret, progress_secret(experiment, settings)),
-        ("RayJob", kube.create, build_rayjob(experiment, settings, attempt)),
-    ):
-        args = (namespace, body) if kind == "Secret" else (RAYJOBS, namespace, body)
-        try:
-            await call(create, *args)
-        except ApiException as exc:
-            reason = refusal(exc)
-            if reason is None:
-                raise
-            return f"the API server refused the {kind} {body['metadata']['name']}: {reason}"
-    return None
 
 
 def timestamp(now: datetime) -> str:

@@ -8,24 +8,18 @@ worker threads so the event loop never blocks on the network.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
+from rlops.api.kinds import Kind
 
-@dataclass(frozen=True)
-class Kind:
-    group: str
-    version: str
-    plural: str
-
+__all__ = ["RLEXPERIMENTS", "SWEEPS", "Kind", "Kube"]
 
 RLEXPERIMENTS = Kind("rlops.dev", "v1alpha1", "rlexperiments")
 SWEEPS = Kind("rlops.dev", "v1alpha1", "sweeps")
-RAYJOBS = Kind("ray.io", "v1", "rayjobs")
 
 
 class Kube:

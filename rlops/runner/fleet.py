@@ -29,7 +29,7 @@ from rlops.api.runinfo import (
     RunResult,
     read_result,
 )
-from rlops.backends.base import Executor, Handle, LaunchRequest, start_all
+from rlops.backends.base import Executor, Handle, LaunchRequest, Observation, start_all
 from rlops.runner.layout import (
     Launch,
     TrialRecord,
@@ -38,7 +38,7 @@ from rlops.runner.layout import (
     write_record,
     write_yaml,
 )
-from rlops.runner.state import next_launch_kind, trial_state
+from rlops.runner.state import ended_launch, next_launch_kind, trial_state
 from rlops.sweep import TrialState
 
 log = logging.getLogger("rlops.runner")
@@ -137,14 +137,15 @@ class Fleet:
 
     # --- observing -------------------------------------------------------------------
 
-    def refresh(self) -> dict[str, int]:
-        """Collect ended processes (recording their exits) and read new progress."""
+    def refresh(self) -> dict[str, Observation]:
+        """Collect ended launches (recording how they ended) and read new progress."""
         running = [t.handle for t in self.trials.values() if t.handle is not None]
         ended = self.executor.poll(running)
-        for name, code in ended.items():
+        for name, work in ended.items():
             trial = self.trials[name]
             launch = trial.record.launches[-1]
-            launch.exit_code, launch.ended_at = code, time.time()
+            launch.outcome, launch.exit_code = work.phase.value, work.exit_code
+            launch.ended_at = time.time()
             trial.handle, trial.stop_sent = None, False
             write_record(trial.run_dir, trial.record)
         for trial in self.trials.values():
@@ -215,7 +216,7 @@ class Fleet:
             attempt=attempt,
             resources=trial.resources,
             log=log_path(trial.run_dir, attempt),
-            previous=tuple(x.ref for x in record.launches if x.exit_code is not None and x.ref),
+            previous=tuple(x.ref for x in record.launches if ended_launch(x) and x.ref),
             pause_at=self.pause_point(self.state(record.name)) if self.pause_point else None,
             uses_ray=trial.uses_ray,
         )

@@ -50,6 +50,11 @@ class Launch(Model):
     ref: str = Field(default="", description="Process id or backend job id.")
     ended_at: float | None = Field(default=None, description="Unix time it ended.")
     exit_code: int | None = Field(default=None, description="Its exit status, when seen.")
+    outcome: str | None = Field(
+        default=None,
+        description="How it ended, as its backend observed it: Succeeded, Paused (at a "
+        "checkpoint) or Failed.",
+    )
     interrupted: bool = Field(
         default=False, description="Stopped by Ctrl-C: however it ended, it resumes next run."
     )

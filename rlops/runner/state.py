@@ -10,13 +10,21 @@ from collections.abc import Sequence
 
 from rlops.api import Backend, Phase
 from rlops.api.runinfo import ExitCode, ProgressRecord, RunResult
+from rlops.backends.base import exit_observation
 from rlops.lifecycle import Observation, Requests, ended_phase, metric_value
 from rlops.runner.layout import Launch, TrialRecord
 from rlops.sweep import TrialState
 
 
+def ended_launch(launch: Launch) -> bool:
+    """The runner saw the launch end (its backend's observation, or an exit status)."""
+    return launch.outcome is not None or launch.exit_code is not None
+
+
 def last_exit(record: TrialRecord, result: RunResult | None) -> int | None:
-    """Exit code of the latest launch: as the runner saw it, else as result.json tells.
+    """Exit code of the latest launch, for a record without its backend's observation of
+    how it ended (written before launches recorded one, or the runner died with it): as
+    the runner saw it, else as result.json tells.
 
     None when the launch never ended in a way anyone recorded (the runner was killed
     and the trial process with it): the trial resumes from its checkpoint. A process
@@ -36,18 +44,24 @@ def last_exit(record: TrialRecord, result: RunResult | None) -> int | None:
 
 
 def launch_observation(record: TrialRecord, result: RunResult | None, running: bool) -> Observation:
-    """The latest launch as the lifecycle sees it: running, succeeded, ended at a checkpoint
-    (Paused: requeued, interrupted, or the runner died with it), failed, or not launched."""
+    """The latest launch as the lifecycle sees it: running, not launched, or ended as its
+    backend observed it (`Launch.outcome`: succeeded, ended at a checkpoint, failed); a
+    launch interrupted by Ctrl-C that did not succeed ended at a checkpoint. A record
+    without an outcome reads the exit code (`last_exit`)."""
     if running:
         return Observation(Phase.RUNNING, "running")
     if not record.launches:
         return Observation(Phase.PENDING, "not launched")
+    last = record.launches[-1]
+    if last.outcome is not None:
+        phase = Phase(last.outcome)
+        if phase is not Phase.SUCCEEDED and last.interrupted:
+            phase = Phase.PAUSED
+        return Observation(phase, last.outcome, terminal=True, exit_code=last.exit_code)
     code = last_exit(record, result)
-    if code == ExitCode.SUCCEEDED:
-        return Observation(Phase.SUCCEEDED, "exit 0", terminal=True)
-    if code is None or code == ExitCode.REQUEUE or record.launches[-1].interrupted:
+    if code is None or (code != ExitCode.SUCCEEDED and last.interrupted):
         return Observation(Phase.PAUSED, "ended at a checkpoint", terminal=True)
-    return Observation(Phase.FAILED, f"exit {code}", terminal=True)
+    return exit_observation(code)
 
 
 def trial_phase(record: TrialRecord, result: RunResult | None, running: bool) -> Phase:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -31,15 +31,14 @@ from pydantic import ValidationError
 from rlops.api.annotations import ANNOTATION_PAUSE
 from rlops.api.experiment import Backend, BackendRef, Phase, RLExperiment, RLExperimentStatus
 from rlops.api.ratelimit import ErrorLog
-from rlops.api.runinfo import RunFileError, read_result
+from rlops.api.runinfo import RunFileError
+from rlops.backends.base import work_key
 from rlops.backends.slurm import (
     FINISHED_STATES,
-    JobObservation,
     SlurmBackend,
+    SlurmExperiments,
     SlurmRefused,
     SlurmUnavailable,
-    default_run_dir,
-    observe_job,
     queue_wait_seconds,
 )
 from rlops.lifecycle import Observation, Requests, decide
@@ -89,7 +88,8 @@ class SlurmBridge(PackingRuns):
         on_submitted: Callable[[RLExperiment, BackendRef], None] | None = None,
         lease: Lease | None = None,
     ) -> None:
-        super().__init__(store, backend, clock, metrics, on_submitted)
+        experiments = SlurmExperiments(backend, settings.missing_polls)
+        super().__init__(store, experiments, backend.settings, clock, metrics, on_submitted)
         self.settings = settings
         self.lease = lease  # with one, only its holder polls and stale claims are taken over
         self.claim = f"{settings.cluster}/{settings.bridge_id}"
@@ -98,7 +98,6 @@ class SlurmBridge(PackingRuns):
         self._stop = threading.Event()
         self._polled = threading.Event()
         self.errors = ErrorLog(log)
-        self._misses: dict[str, int] = {}  # job id -> polls in a row SLURM did not report it
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -156,18 +155,15 @@ class SlurmBridge(PackingRuns):
                 if item is not None:
                     tracked.append(item)
         tracked += [Tracked(*packed) for packed in self.submit_packs(report)]  # trialsPerJob
-        jobs = self.backend.observe(item.ref for item in tracked)
-        seen = {job_id for job_id in self._misses if job_id in jobs}
-        for job_id in seen:
-            del self._misses[job_id]
+        observed = self.backend.observe([(self._as_stored(item), item.ref) for item in tracked])
         for item in tracked:
-            job = jobs.get(item.ref.job_id or "")
-            if job is not None:
-                self._job_states[experiment_key(item.body["metadata"])] = job.state
+            key = work_key(item.experiment)
+            if key not in observed:
+                continue  # SLURM did not report its job, which is not known to be gone yet
+            work = observed[key]
+            self._observe_job(item, work)
             try:
-                if job is None and not self._confirmed_gone(item):
-                    continue
-                self._follow(item, job, report)
+                self._follow(item, work, report)
             except Conflict as exc:
                 log.info("skipped until next poll: %s", exc)
             except SlurmUnavailable:
@@ -180,32 +176,19 @@ class SlurmBridge(PackingRuns):
         if self.metrics is not None:
             states = Counter(self._job_states.values())
             self.metrics.observe_slurm_jobs(self.settings.cluster, states)
-            self._observe_queue_waits(jobs.values())
             self.metrics.mark_bridge_poll(self.settings.cluster)
         self._polled.set()
         return report
 
-    def _confirmed_gone(self, item: Tracked) -> bool:
-        """Whether a job SLURM did not report has ended: its result.json says so, or it was
-        missing `missing_polls` polls in a row (a garbled squeue answer, once, is no end)."""
-        job_id = item.ref.job_id or ""
-        run_dir = default_run_dir(item.experiment, self.backend.settings)
-        misses = self._misses.get(job_id, 0) + 1
-        if read_result(run_dir) is not None or misses >= self.settings.missing_polls:
-            self._misses.pop(job_id, None)
-            return True
-        self._misses[job_id] = misses
-        log.info("job %s not reported by SLURM (%d of %d polls)", job_id, misses,
-                 self.settings.missing_polls)  # fmt: skip
-        return False
-
-    def _follow(self, item: Tracked, job: JobObservation | None, report: PollReport) -> None:
-        experiment = item.experiment
+    @staticmethod
+    def _as_stored(item: Tracked) -> RLExperiment:
+        """The experiment with the status last written (a job submitted in this poll)."""
         status = RLExperimentStatus.model_validate(item.body.get("status") or {})
-        assert item.ref.job_id is not None
-        work = observe_job(experiment, item.ref.job_id, job, self.run_dir(experiment),
-                           status.attempts)  # fmt: skip
-        self._step(item.body, experiment, status, work, report)
+        return item.experiment.model_copy(update={"status": status})
+
+    def _follow(self, item: Tracked, work: Observation | None, report: PollReport) -> None:
+        status = RLExperimentStatus.model_validate(item.body.get("status") or {})
+        self._step(item.body, item.experiment, status, work, report)
 
     def _step(
         self,
@@ -243,15 +226,17 @@ class SlurmBridge(PackingRuns):
         except Exception as again:
             self.errors.log(key, f"{key}: its Failed status was not written: {again!r}")
 
-    def _observe_queue_waits(self, jobs: Iterable[JobObservation]) -> None:
-        """Each job's wait in the queue, once, the first poll that sees it started."""
-        assert self.metrics is not None
-        for job in jobs:
-            wait = queue_wait_seconds(job)
-            if wait is None or job.job_id in self._waited:
-                continue
-            self._waited.add(job.job_id)
-            self.metrics.observe_queue_wait(self.settings.cluster, wait)
+    def _observe_job(self, item: Tracked, work: Observation | None) -> None:
+        """For the metrics: the job's SLURM state (its observation's reason), and its wait
+        in the queue, once, the first poll that sees it started."""
+        if work is None or not work.reason or work.reason == "RunFileError":
+            return
+        self._job_states[experiment_key(item.body["metadata"])] = work.reason
+        job_id = item.ref.job_id or ""
+        if self.metrics is None or work.waited is None or job_id in self._waited:
+            return
+        self._waited.add(job_id)
+        self.metrics.observe_queue_wait(self.settings.cluster, work.waited)
 
     # --- one experiment ----------------------------------------------------------------
 
@@ -310,10 +295,8 @@ class SlurmBridge(PackingRuns):
             experiment: RLExperiment | None = RLExperiment.model_validate(body)
         except ValidationError:
             experiment = None
-        ids = self.backend.active_jobs(experiment, ref)
-        run_dir = self.run_dir(experiment) if experiment is not None else None
-        self.backend.cancel_jobs(ids, run_dir)  # of a pack job, this trial alone
-        report.cancelled += ids
+        job = BackendRef(kind="SlurmJob", job_id=ref) if ref else None
+        report.cancelled += self.backend.cancel(experiment, job)
         remaining = [f for f in finalizers if f != FINALIZER]
         self.store.patch_metadata(meta["namespace"], meta["name"], {"finalizers": remaining},
                                   meta["resourceVersion"])  # fmt: skip

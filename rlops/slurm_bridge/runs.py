@@ -30,12 +30,8 @@ from rlops.api.runinfo import (
     RunResult,
     read_result,
 )
-from rlops.backends.slurm import (
-    ScriptError,
-    SlurmBackend,
-    SubmitError,
-    default_run_dir,
-)
+from rlops.backends.base import ExperimentBackend, Refused, Submission
+from rlops.backends.slurm import SlurmSettings, default_run_dir
 from rlops.lifecycle import (
     Action,
     Observation,
@@ -68,13 +64,15 @@ class BridgeRuns:
     def __init__(
         self,
         store: ExperimentStore,
-        backend: SlurmBackend,
+        backend: ExperimentBackend,
+        slurm: SlurmSettings,
         clock: Callable[[], str],
         metrics: RlopsMetrics | None,
         on_submitted: Callable[[RLExperiment, BackendRef], None] | None,
     ) -> None:
         self.store = store
         self.backend = backend
+        self.slurm = slurm  # where run directories are
         self.clock = clock
         self.metrics = metrics
         self.on_submitted = on_submitted  # a test hook between sbatch and the status write
@@ -102,12 +100,8 @@ class BridgeRuns:
             return None
         update: dict[str, Any] = {}
         if step.ends:
-            job_id = ref.job_id if ref else None
-            ids = [job_id] if step.end == "replace" and job_id else []
-            if step.end != "replace":
-                ids = self.backend.active_jobs(experiment, job_id)
-            self.backend.end(ids, self.run_dir(experiment))  # a packed trial's alone
-            report.cancelled += ids
+            assert step.end is not None
+            report.cancelled += self.backend.end(experiment, ref, step.end)
         if step.end in ("stop", "pause") and step.ends:
             # The last progress: a pause keeps the tail for the run that resumes it.
             paused = step.end == "pause"
@@ -119,7 +113,7 @@ class BridgeRuns:
             if record is not None:
                 update["progress"] = progress_of(record, experiment.spec.stop)
         elif step.action is Action.CANCEL and ref is not None:
-            self.backend.cancel(ref)
+            self.backend.cancel(None, ref)  # the referenced job alone
         new = apply_step(status, step, work, Backend.SLURM, experiment.metadata.generation,
                          self.clock(), **update)  # fmt: skip
         self.write_status(body, new, report)
@@ -134,7 +128,7 @@ class BridgeRuns:
         self.write_status(body, new, report)
 
     def run_dir(self, experiment: RLExperiment) -> Path:
-        return default_run_dir(experiment, self.backend.settings)
+        return default_run_dir(experiment, self.slurm)
 
     def _submit(
         self,
@@ -147,14 +141,13 @@ class BridgeRuns:
         resumed: bool,
     ) -> BackendRef | None:
         """Submit (or adopt the job of) `attempt`; `previous`: the earlier job, or with
-        `resumed` the paused job of this attempt (whose result is set aside, and which is
-        not adopted, nor any other ended job of the attempt: earlier pauses)."""
+        `resumed` the paused job of this attempt (whose result is set aside, and which the
+        backend does not adopt, nor any other ended job of the attempt: earlier pauses)."""
         run_dir = self.run_dir(experiment)
         earlier = [previous.job_id] if previous is not None and previous.job_id else []
         if earlier:
             set_aside_result(run_dir, status.attempts, paused_job=earlier[0] if resumed else None)
         if resumed:
-            earlier += self.backend.ended_jobs(experiment)
             tail = self._tails.pop(tail_key(experiment), None)
             record = (tail or ProgressTail(run_dir / PROGRESS_FILE)).read()
             if record is not None:  # the last iterations of the paused run
@@ -162,8 +155,8 @@ class BridgeRuns:
                     update={"progress": progress_of(record, experiment.spec.stop)}
                 )
         try:
-            ref = self.backend.submit(experiment, run_dir, attempt=attempt, previous_jobs=earlier)
-        except (ScriptError, SubmitError) as exc:
+            ref = self.backend.submit(Submission(experiment, attempt, tuple(earlier), resumed))
+        except Refused as exc:
             self.fail(body, str(exc), report, attempts=attempt)
             return None
         self.submitted(body, experiment, status, ref, attempt, resumed, report)

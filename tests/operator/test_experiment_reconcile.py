@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rlops.api import Backend, Phase, RLExperiment, StopSpec
+from rlops.api import Backend, KubernetesPlacement, Phase, RLExperiment, StopSpec
 from rlops.api.runinfo import ProgressRecord, RunResult
+from rlops.backends.kuberay import rayjob_work
 from rlops.operator.experiments import (
+    ExperimentActions,
     expects_rayjob,
     percent_of_budget,
     reconcile_experiment,
@@ -22,6 +24,14 @@ from rlops.operator.experiments import (
 from tests.builders import experiment, rayjob
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def reconcile(
+    experiment: RLExperiment, rayjob: dict[str, Any] | None, now: datetime
+) -> ExperimentActions:
+    """The step from the RayJob `rayjob` as the KubeRay backend observes it."""
+    placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
+    return reconcile_experiment(experiment, rayjob_work(rayjob, placement, now), now)
 
 
 def stored(
@@ -50,7 +60,7 @@ def conditions(actions: Any) -> dict[str, str]:
 
 
 def test_new_experiment_submits_attempt_one() -> None:
-    actions = reconcile_experiment(stored(), None, NOW)
+    actions = reconcile(stored(), None, NOW)
     assert actions.submit_attempt == 1 and not actions.cancel
     status = actions.status
     assert status.phase is Phase.SUBMITTED and status.attempts == 1
@@ -61,7 +71,7 @@ def test_new_experiment_submits_attempt_one() -> None:
 
 
 def test_running_rayjob_makes_a_running_experiment() -> None:
-    actions = reconcile_experiment(
+    actions = reconcile(
         stored(submitted()), rayjob("Running", "RUNNING", startTime="2025-01-01T11:59:30Z"), NOW
     )
     assert actions.submit_attempt is None
@@ -70,47 +80,47 @@ def test_running_rayjob_makes_a_running_experiment() -> None:
 
 
 def test_success_is_ready_failure_is_stalled() -> None:
-    done = reconcile_experiment(stored(submitted()), rayjob("Complete", "SUCCEEDED"), NOW)
+    done = reconcile(stored(submitted()), rayjob("Complete", "SUCCEEDED"), NOW)
     assert done.status.phase is Phase.SUCCEEDED and done.status.completed_at
     assert conditions(done) == {"Ready": "True", "Reconciling": "False", "Stalled": "False"}
-    failed = reconcile_experiment(stored(submitted()), rayjob("Failed", "FAILED"), NOW)
+    failed = reconcile(stored(submitted()), rayjob("Failed", "FAILED"), NOW)
     assert failed.status.phase is Phase.FAILED
     assert conditions(failed) == {"Ready": "False", "Reconciling": "False", "Stalled": "True"}
     assert not failed.cancel  # KubeRay already tore the cluster down
 
 
 def test_transition_time_kept_while_a_condition_holds() -> None:
-    first = reconcile_experiment(stored(), None, NOW).status
+    first = reconcile(stored(), None, NOW).status
     later = NOW + timedelta(minutes=5)
-    again = reconcile_experiment(stored(first.dump()), rayjob("Initializing"), later).status
+    again = reconcile(stored(first.dump()), rayjob("Initializing"), later).status
     assert [c.last_transition_time for c in again.conditions] == [
         c.last_transition_time for c in first.conditions
     ]
-    running = reconcile_experiment(stored(first.dump()), rayjob("Running", "RUNNING"), later)
+    running = reconcile(stored(first.dump()), rayjob("Running", "RUNNING"), later)
     ready = {c.type: c for c in running.status.conditions}
     assert ready["Reconciling"].last_transition_time == first.conditions[1].last_transition_time
 
 
 def test_stuck_initializing_fails_and_cancels_the_rayjob() -> None:
     stuck = rayjob("Initializing", startTime="2025-01-01T11:40:00Z")
-    actions = reconcile_experiment(stored(submitted(), preRunningDeadlineSeconds=600), stuck, NOW)
+    actions = reconcile(stored(submitted(), preRunningDeadlineSeconds=600), stuck, NOW)
     assert actions.status.phase is Phase.FAILED
     assert "preRunningDeadlineSeconds=600" in (actions.status.message or "")
     assert actions.cancel
     # Once Failed, a RayJob still holding its cluster keeps being cancelled.
-    settled = reconcile_experiment(stored(actions.status.dump()), stuck, NOW)
+    settled = reconcile(stored(actions.status.dump()), stuck, NOW)
     assert settled.cancel and settled.status.phase is Phase.FAILED
 
 
 def test_initializing_asks_to_be_looked_at_when_the_deadline_passes() -> None:
     young = rayjob("Initializing", startTime="2025-01-01T11:58:00Z")
-    actions = reconcile_experiment(stored(submitted(), preRunningDeadlineSeconds=600), young, NOW)
+    actions = reconcile(stored(submitted(), preRunningDeadlineSeconds=600), young, NOW)
     assert actions.status.phase is Phase.SUBMITTED
     assert actions.recheck_after is not None and 480 < actions.recheck_after <= 482
 
 
 def test_kuberay_retries_count_as_attempts() -> None:
-    actions = reconcile_experiment(stored(submitted()), rayjob("Retrying", "FAILED", failed=1), NOW)
+    actions = reconcile(stored(submitted()), rayjob("Retrying", "FAILED", failed=1), NOW)
     assert actions.status.phase is Phase.SUBMITTED
     assert actions.status.attempts == 2
 
@@ -119,14 +129,14 @@ def test_retry_annotation_replaces_the_old_rayjob_then_submits() -> None:
     failed = {**submitted(), "phase": "Failed"}
     old = rayjob("Failed", "FAILED", attempt=1)
     asked = stored(failed, annotations={"rlops.dev/attempt": "2"})
-    first = reconcile_experiment(asked, old, NOW)
+    first = reconcile(asked, old, NOW)
     assert first.cancel and first.submit_attempt is None
     assert first.status.phase is Phase.SUBMITTED
-    second = reconcile_experiment(
+    second = reconcile(
         stored(first.status.dump(), annotations={"rlops.dev/attempt": "2"}), None, NOW
     )
     assert second.submit_attempt == 2 and second.status.attempts == 2
-    third = reconcile_experiment(
+    third = reconcile(
         stored(second.status.dump(), annotations={"rlops.dev/attempt": "2"}),
         rayjob("Running", "RUNNING", attempt=2),
         NOW,
@@ -137,13 +147,13 @@ def test_retry_annotation_replaces_the_old_rayjob_then_submits() -> None:
 
 def test_finished_experiment_is_not_resubmitted() -> None:
     done = {**submitted(), "phase": "Succeeded"}
-    actions = reconcile_experiment(stored(done), None, NOW)  # RayJob gone after its TTL
+    actions = reconcile(stored(done), None, NOW)  # RayJob gone after its TTL
     assert actions.submit_attempt is None and not actions.cancel
     assert actions.status.phase is Phase.SUCCEEDED
 
 
 def test_stop_annotation_cancels_and_marks_stopped() -> None:
-    actions = reconcile_experiment(
+    actions = reconcile(
         stored(submitted(), annotations={"rlops.dev/stop": "stopped by sweep s"}),
         rayjob("Running", "RUNNING"),
         NOW,
@@ -167,9 +177,7 @@ def paused(attempts: int = 1) -> dict[str, Any]:
 
 
 def test_pause_annotation_cancels_the_rayjob_and_marks_paused() -> None:
-    actions = reconcile_experiment(
-        stored(running(), annotations=PAUSE), rayjob("Running", "RUNNING"), NOW
-    )
+    actions = reconcile(stored(running(), annotations=PAUSE), rayjob("Running", "RUNNING"), NOW)
     assert actions.cancel and actions.submit_attempt is None
     status = actions.status
     assert status.phase is Phase.PAUSED and not status.phase.finished
@@ -183,15 +191,15 @@ def test_pause_annotation_cancels_the_rayjob_and_marks_paused() -> None:
 def test_paused_experiment_stays_paused_while_the_annotation_is_there() -> None:
     asked = stored(paused(), annotations=PAUSE)
     assert not expects_rayjob(asked) and not resuming(asked)  # its RayJob is gone on purpose
-    gone = reconcile_experiment(asked, None, NOW)
+    gone = reconcile(asked, None, NOW)
     assert gone.status.phase is Phase.PAUSED and gone.submit_attempt is None and not gone.cancel
     assert gone.status.message == "paused: paused by sweep s at an ASHA rung"
     # The paused run's RayJob, still in the index, is cancelled again; one being deleted is not.
-    seen = reconcile_experiment(asked, rayjob("Running", "RUNNING"), NOW)
+    seen = reconcile(asked, rayjob("Running", "RUNNING"), NOW)
     assert seen.cancel and seen.status.phase is Phase.PAUSED
     deleting = rayjob("Running", "RUNNING")
     deleting["metadata"]["deletionTimestamp"] = "2025-01-01T11:59:59Z"
-    assert not reconcile_experiment(asked, deleting, NOW).cancel
+    assert not reconcile(asked, deleting, NOW).cancel
 
 
 def test_resume_submits_the_same_attempt_once_the_paused_rayjob_is_gone() -> None:
@@ -202,12 +210,12 @@ def test_resume_submits_the_same_attempt_once_the_paused_rayjob_is_gone() -> Non
     assert resuming(resumed)
     deleting = rayjob("Running", "RUNNING", attempt=2)
     deleting["metadata"]["deletionTimestamp"] = "2025-01-01T11:59:59Z"
-    waiting = reconcile_experiment(resumed, deleting, NOW)
+    waiting = reconcile(resumed, deleting, NOW)
     assert waiting.submit_attempt is None and not waiting.cancel
     assert waiting.status.phase is Phase.PAUSED
     assert waiting.status.message == "resuming once RayJob cp has ended"  # as on SLURM
 
-    actions = reconcile_experiment(resumed, None, NOW)
+    actions = reconcile(resumed, None, NOW)
     assert actions.submit_attempt == 2 and not actions.cancel  # the same attempt: no retry
     status = actions.status
     assert status.phase is Phase.SUBMITTED and status.attempts == 2
@@ -217,16 +225,16 @@ def test_resume_submits_the_same_attempt_once_the_paused_rayjob_is_gone() -> Non
     # Then the new RayJob is followed as any other.
     after = stored(status.dump(), annotations={"rlops.dev/attempt": "2"})
     assert expects_rayjob(after) and not resuming(after)
-    run = reconcile_experiment(after, rayjob("Running", "RUNNING", attempt=2), NOW)
+    run = reconcile(after, rayjob("Running", "RUNNING", attempt=2), NOW)
     assert run.submit_attempt is None and run.status.phase is Phase.RUNNING
     assert run.status.attempts == 2
 
 
 def test_stop_wins_over_a_pause() -> None:
     both = {**PAUSE, "rlops.dev/stop": "stopped by sweep s"}
-    running_now = reconcile_experiment(stored(running(), annotations=both), rayjob("Running"), NOW)
+    running_now = reconcile(stored(running(), annotations=both), rayjob("Running"), NOW)
     assert running_now.cancel and running_now.status.phase is Phase.STOPPED
-    stopped_while_paused = reconcile_experiment(stored(paused(), annotations=both), None, NOW)
+    stopped_while_paused = reconcile(stored(paused(), annotations=both), None, NOW)
     assert stopped_while_paused.submit_attempt is None
     status = stopped_while_paused.status
     assert status.phase is Phase.STOPPED and status.message == "stopped: stopped by sweep s"
@@ -240,18 +248,16 @@ def test_stop_wins_over_a_pause() -> None:
 def test_pause_of_a_finished_experiment_is_ignored() -> None:
     for phase in ("Succeeded", "Failed", "Stopped"):
         done = {**submitted(), "phase": phase, "completedAt": "2025-01-01T11:00:00Z"}
-        actions = reconcile_experiment(stored(done, annotations=PAUSE), None, NOW)
+        actions = reconcile(stored(done, annotations=PAUSE), None, NOW)
         assert actions.status.phase is Phase(phase), phase
         assert actions.submit_attempt is None and not actions.cancel
     # A run that ended before the pause was seen keeps its outcome (and its cluster is gone).
-    ended = reconcile_experiment(
-        stored(running(), annotations=PAUSE), rayjob("Complete", "SUCCEEDED"), NOW
-    )
+    ended = reconcile(stored(running(), annotations=PAUSE), rayjob("Complete", "SUCCEEDED"), NOW)
     assert ended.status.phase is Phase.SUCCEEDED and not ended.cancel
 
 
 def test_rayjob_deleted_under_a_running_experiment_fails_it() -> None:
-    actions = reconcile_experiment(stored({**submitted(), "phase": "Running"}), None, NOW)
+    actions = reconcile(stored({**submitted(), "phase": "Running"}), None, NOW)
     assert actions.submit_attempt is None
     assert actions.status.phase is Phase.FAILED
     assert "deleted" in (actions.status.message or "")
@@ -260,7 +266,7 @@ def test_rayjob_deleted_under_a_running_experiment_fails_it() -> None:
 def test_other_backends_are_not_touched() -> None:
     body = experiment("cp", namespace="ns").slurm().obj()
     body["metadata"]["uid"] = "u"
-    actions = reconcile_experiment(RLExperiment.model_validate(body), None, NOW)
+    actions = reconcile(RLExperiment.model_validate(body), None, NOW)
     assert actions.status is None and actions.submit_attempt is None and not actions.cancel
 
 
@@ -268,7 +274,7 @@ def test_moved_to_slurm_cancels_the_rayjob_and_hands_over() -> None:
     body = experiment("cp", namespace="ns").slurm().obj()
     body["metadata"]["uid"] = "u"
     body["status"] = submitted()
-    actions = reconcile_experiment(RLExperiment.model_validate(body), rayjob("Suspended"), NOW)
+    actions = reconcile(RLExperiment.model_validate(body), rayjob("Suspended"), NOW)
     assert actions.cancel
     assert actions.status is not None
     assert actions.status.backend is Backend.SLURM and actions.status.phase is Phase.PENDING

@@ -13,9 +13,9 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry
 
 from rlops.api.settings import Settings
+from rlops.backends.kuberay import refusal
 from rlops.metrics import RlopsMetrics
 from rlops.operator.controller import Controller
-from rlops.operator.failures import refusal
 from rlops.operator.kube import Kind
 from tests.builders import experiment
 from tests.operator.test_controller_pause import KEY, NOW, FakeKube

@@ -15,12 +15,13 @@ from rlops.api import Phase, RLExperiment, Sweep
 from rlops.backends.kuberay import build_rayjob
 from rlops.lifecycle import Observation, Requests, ended_phase
 from rlops.lifecycle.pausepoint import at_pause_point, reached_pause_point
-from rlops.operator.experiments import reconcile_experiment, resuming
+from rlops.operator.experiments import resuming
 from rlops.operator.sweeps import plan_actions, reconcile_sweep, trial_state
 from rlops.sweep import Plan, SweepStatus
 from tests.backends.kuberay_fixtures import settings
 from tests.backends.kuberay_fixtures import stored as stored_experiment
 from tests.builders import child_trial, experiment, rayjob, sweep
+from tests.operator.test_experiment_reconcile import reconcile
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 PAUSE_AT = "rlops.dev/pause-at"
@@ -97,7 +98,7 @@ EXIT_75 = "Job entrypoint command failed with exit code 75"
 
 
 def test_a_run_that_ended_at_its_pause_point_is_paused_not_failed() -> None:
-    actions = reconcile_experiment(trial(ended_at(2)), rayjob("Failed", "FAILED", message=EXIT_75),
+    actions = reconcile(trial(ended_at(2)), rayjob("Failed", "FAILED", message=EXIT_75),
                                    NOW)  # fmt: skip
     assert actions.status is not None and actions.status.phase is Phase.PAUSED
     assert actions.status.message == "paused: ended at its pause point, iteration 2"
@@ -108,28 +109,28 @@ def test_a_run_that_ended_at_its_pause_point_is_paused_not_failed() -> None:
 def test_paused_at_the_pause_point_it_waits_until_a_promotion_moves_it() -> None:
     held = trial(ended_at(2, phase="Paused"))
     assert not resuming(held)
-    waiting = reconcile_experiment(held, None, NOW)
+    waiting = reconcile(held, None, NOW)
     assert waiting.status is not None and waiting.status.phase is Phase.PAUSED
     assert waiting.submit_attempt is None and not waiting.cancel
     promoted = trial(ended_at(2, phase="Paused"), pause_at="6")
     assert resuming(promoted)
-    resumed = reconcile_experiment(promoted, None, NOW)
+    resumed = reconcile(promoted, None, NOW)
     assert resumed.submit_attempt == 1  # the same attempt again, from its checkpoint
     assert resumed.status is not None and resumed.status.attempts == 1
 
 
 def test_a_failure_before_the_pause_point_stays_a_failure() -> None:
     early = {**ended_at(1), "result": {"stopReason": None}}
-    failed = reconcile_experiment(trial(early), rayjob("Failed", "FAILED"), NOW)
+    failed = reconcile(trial(early), rayjob("Failed", "FAILED"), NOW)
     assert failed.status is not None and failed.status.phase is Phase.FAILED
-    short = reconcile_experiment(trial(ended_at(1)), rayjob("Failed", "FAILED"), NOW)
+    short = reconcile(trial(ended_at(1)), rayjob("Failed", "FAILED"), NOW)
     assert short.status is not None and short.status.phase is Phase.FAILED
 
 
 def test_a_stop_wins_over_the_pause_point() -> None:
     body = trial(ended_at(2)).model_dump(by_alias=True, exclude_none=True)
     body["metadata"]["annotations"]["rlops.dev/stop"] = "below the cutoff"
-    actions = reconcile_experiment(RLExperiment.model_validate(body),
+    actions = reconcile(RLExperiment.model_validate(body),
                                    rayjob("Failed", "FAILED"), NOW)  # fmt: skip
     assert actions.status is not None and actions.status.phase is Phase.STOPPED
 
@@ -155,11 +156,11 @@ def test_a_pause_asked_once_the_run_reported_its_pause_point_waits_for_its_own_e
     body = trial({**ended_at(2), "result": None}).model_dump(by_alias=True, exclude_none=True)
     body["metadata"]["annotations"]["rlops.dev/pause"] = "at an ASHA rung"
     asked = RLExperiment.model_validate(body)
-    running = reconcile_experiment(asked, rayjob("Running", "RUNNING"), NOW)
+    running = reconcile(asked, rayjob("Running", "RUNNING"), NOW)
     assert running.status is not None and running.status.phase is Phase.RUNNING
     assert not running.cancel
     body["status"]["progress"]["iteration"] = 1  # before its pause point: ended as asked
-    early = reconcile_experiment(RLExperiment.model_validate(body), rayjob("Running", "RUNNING"),
+    early = reconcile(RLExperiment.model_validate(body), rayjob("Running", "RUNNING"),
                                  NOW)  # fmt: skip
     assert early.cancel and early.status is not None and early.status.phase is Phase.PAUSED
 
@@ -181,14 +182,14 @@ def test_before_its_result_arrives_the_ray_jobs_message_tells_the_pause_point() 
         "20,000 chars):\nrlops: requeue (paused at iteration 2; checkpointed); exit 75\n"
     )
     early = {**ended_at(1), "result": None}
-    actions = reconcile_experiment(trial(early), rayjob("Failed", "FAILED", message=message), NOW)
+    actions = reconcile(trial(early), rayjob("Failed", "FAILED", message=message), NOW)
     assert actions.status is not None and actions.status.phase is Phase.PAUSED
     assert actions.status.message == "paused: ended at its pause point, iteration 2"
     assert actions.cancel
     other = rayjob("Failed", "FAILED", message="exit code 1\nrlops: failed (boom); exit 1")
-    failed = reconcile_experiment(trial(early), other, NOW)
+    failed = reconcile(trial(early), other, NOW)
     assert failed.status is not None and failed.status.phase is Phase.FAILED
     assert failed.status.message == "training failed: boom"
     program = message.replace("; checkpointed", "; the program checkpointed")  # a command trainer
-    said = reconcile_experiment(trial(early), rayjob("Failed", "FAILED", message=program), NOW)
+    said = reconcile(trial(early), rayjob("Failed", "FAILED", message=program), NOW)
     assert said.status is not None and said.status.phase is Phase.PAUSED

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from rlops.api import Backend, Phase, ResourcesSpec, Sweep, SweepStatus
 from rlops.api.runinfo import PROGRESS_FILE, ExitCode, ProgressRecord, RunResult, progress_line
-from rlops.backends.base import Handle, LaunchRequest
+from rlops.backends.base import Handle, LaunchRequest, Observation, exit_observation
 from rlops.runner.display import PlainDisplay, Row, View, trial_table
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import Launch, SweepLayout, TrialRecord, read_record
@@ -114,8 +114,12 @@ class ScriptedExecutor:
         self.started.append(request)
         return Handle(request.name, request.attempt, f"pid-{len(self.started)}")
 
-    def poll(self, handles: Sequence[Handle]) -> dict[str, int]:
-        return {h.name: self.exits.pop(h.name) for h in handles if h.name in self.exits}
+    def poll(self, handles: Sequence[Handle]) -> dict[str, Observation]:
+        return {
+            h.name: exit_observation(self.exits.pop(h.name))
+            for h in handles
+            if h.name in self.exits
+        }
 
     def stop(self, handle: Handle) -> None:
         self.signalled.append(handle.name)

@@ -4,8 +4,8 @@ budget, goes to SLURM as ONE job array (sbatch counted through the client's obse
 second run adopts nothing and re-runs nothing; a runner killed while the array runs is
 replaced by one that adopts the tasks (fake runtime, no second sbatch); --no-slurm-array
 submits one job per trial; a paused trial's job is cancelled (it checkpoints) and its
-resume is a new job in the same run directory (fake runtime). Also the exit codes the
-runner records for finished jobs, and the phases they give with a stop or a pause (pure)."""
+resume is a new job in the same run directory (fake runtime). Also how finished jobs ended
+(the outcome the runner records), and the phases they give with a stop or a pause (pure)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from rich.console import Console
 
 from rlops.api import Phase, Sweep
 from rlops.backends.slurm import CliSlurmClient, SlurmBackend, SlurmSettings
-from rlops.backends.slurm.executor import JOB_RECORD, SlurmExecutor, exit_code, run_uid
+from rlops.backends.slurm.executor import JOB_RECORD, SlurmExecutor, ended_job, run_uid
 from rlops.runner.display import PlainDisplay
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import Launch, SweepLayout, TrialRecord, read_record
@@ -41,31 +41,35 @@ from tests.waiting import wait_until
 RLOPS = str(Path(sys.executable).with_name("rlops"))
 
 
+S, P, F = Phase.SUCCEEDED, Phase.PAUSED, Phase.FAILED
+
+
 @pytest.mark.parametrize(
-    ("phase", "result_code", "stopped", "code"),
+    ("phase", "result_code", "stopped", "outcome"),
     [
-        (Phase.SUCCEEDED, 0, False, 0),
-        (Phase.FAILED, 2, False, 2),
-        (Phase.FAILED, None, False, 1),
-        (Phase.STOPPED, 75, True, 75),  # We cancelled it: it checkpointed.
-        (Phase.FAILED, 75, True, 75),  # We signalled it: it checkpointed and exited 75.
-        (Phase.FAILED, None, True, 75),  # Killed after the stop's grace period.
-        (Phase.FAILED, 1, True, 1),  # Training failed while it was being stopped.
-        (Phase.FAILED, 75, False, 1),  # Exit 75 that nobody asked for.
-        (Phase.STOPPED, None, True, 75),  # An array task cancelled while it was queued.
-        (Phase.STOPPED, 0, True, 0),  # It reached its budget before the cancel.
-        (Phase.STOPPED, None, False, 1),  # Cancelled by someone else.
+        (Phase.SUCCEEDED, 0, False, S),
+        (Phase.FAILED, 2, False, F),
+        (Phase.FAILED, None, False, F),
+        (Phase.STOPPED, 75, True, P),  # We cancelled it: it checkpointed.
+        (Phase.FAILED, 75, True, P),  # We signalled it: it checkpointed and exited 75.
+        (Phase.FAILED, None, True, P),  # Killed after the stop's grace period.
+        (Phase.FAILED, 1, True, F),  # Training failed while it was being stopped.
+        (Phase.FAILED, 75, False, F),  # Exit 75 that nobody asked for.
+        (Phase.STOPPED, None, True, P),  # An array task cancelled while it was queued.
+        (Phase.STOPPED, 0, True, S),  # It reached its budget before the cancel.
+        (Phase.STOPPED, None, False, F),  # Cancelled by someone else.
     ],
 )
-def test_exit_codes_of_finished_jobs(
-    phase: Phase, result_code: int | None, stopped: bool, code: int
+def test_how_finished_jobs_ended(
+    phase: Phase, result_code: int | None, stopped: bool, outcome: Phase
 ) -> None:
-    assert exit_code(phase, result_code, stopped) == code
+    ended = ended_job(phase, result_code, stopped)
+    assert (ended.phase, ended.terminal, ended.exit_code) == (outcome, True, result_code)
 
 
-def test_a_job_that_reached_its_pause_point_exited_75_by_itself() -> None:
-    assert exit_code(Phase.FAILED, 75, stopped=False, paused_itself=True) == 75
-    assert exit_code(Phase.SUCCEEDED, 0, stopped=False, paused_itself=True) == 0
+def test_a_job_that_reached_its_pause_point_ended_at_a_checkpoint_by_itself() -> None:
+    assert ended_job(Phase.FAILED, 75, stopped=False, paused_itself=True).phase is Phase.PAUSED
+    assert ended_job(Phase.SUCCEEDED, 0, stopped=False, paused_itself=True).phase is S
 
 
 @pytest.mark.parametrize(
@@ -81,8 +85,8 @@ def test_a_job_that_reached_its_pause_point_exited_75_by_itself() -> None:
 def test_a_job_we_cancelled_is_stopped_or_paused_as_its_record_says(
     stop: bool, pause: bool, result_code: int | None, phase: Phase
 ) -> None:
-    code = exit_code(Phase.STOPPED, result_code, stopped=True)
-    launch = Launch(attempt=1, kind="start", started_at=0.0, exit_code=code)
+    ended = ended_job(Phase.STOPPED, result_code, stopped=True)
+    launch = Launch(attempt=1, kind="start", started_at=0.0, outcome=ended.phase.value)
     record = TrialRecord(name="t", launches=[launch], stop_requested=stop, pause_requested=pause)
     assert trial_phase(record, None, running=False) == phase
 

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
-from rlops.api import ResourcesSpec, RLExperiment
-from rlops.backends.base import Handle, LaunchRequest
+from rlops.api import Phase, ResourcesSpec, RLExperiment
+from rlops.backends.base import Handle, LaunchRequest, Observation
 from rlops.backends.slurm import (
     ArrayTask,
     CliSlurmClient,
@@ -200,8 +200,15 @@ def counted(settings: SlurmSettings, cluster: SlurmCluster) -> tuple[SlurmExecut
     return SlurmExecutor(SlurmBackend(client, settings), arrays=True), commands
 
 
-def wait_ended(executor: SlurmExecutor, handles: list[Handle], timeout: float) -> dict[str, int]:
-    ended: dict[str, int] = {}
+def exits(ended: dict[str, Observation]) -> dict[str, int | None]:
+    """The exit code of each that succeeded (None: it did not)."""
+    return {n: w.exit_code if w.phase is Phase.SUCCEEDED else None for n, w in ended.items()}
+
+
+def wait_ended(
+    executor: SlurmExecutor, handles: list[Handle], timeout: float
+) -> dict[str, Observation]:
+    ended: dict[str, Observation] = {}
 
     def all_ended() -> bool:
         ended.update(executor.poll([h for h in handles if h.name not in ended]))
@@ -251,7 +258,9 @@ def test_one_task_stops_while_the_others_finish(
     executor.stop(handles[1])
     assert commands == ["squeue", "scancel"]  # its state, then TERM to its batch shell alone
     ended = wait_ended(executor, handles, 120)
-    assert ended == {"t-0": 0, "t-1": 75, "t-2": 0}
+    outcomes = {name: (work.phase, work.exit_code) for name, work in ended.items()}
+    done, paused = Phase.SUCCEEDED, Phase.PAUSED  # t-1 ended at its checkpoint (exit 75)
+    assert outcomes == {"t-0": (done, 0), "t-1": (paused, 75), "t-2": (done, 0)}
     assert len(progress(requests[1].run_dir)) < 10
     for i, request in enumerate(requests):
         out = request.run_dir / f"slurm-{array}_{i}.out"
@@ -274,7 +283,7 @@ def test_usr1_requeues_only_its_task_which_resumes(
     wait_until(running(slurm_cluster, handles[1].ref), 60, "task 1 to run")
     wait_until(lambda: len(progress(requests[1].run_dir)) >= 2, 30, "task 1 to make progress")
     slurm_cluster.run("scancel", "--batch", "--signal=USR1", handles[1].ref)
-    assert wait_ended(executor, handles, 150) == {"t-0": 0, "t-1": 0}
+    assert exits(wait_ended(executor, handles, 150)) == {"t-0": 0, "t-1": 0}
     attempts = [[r["attempt"] for r in progress(req.run_dir)] for req in requests]
     assert set(attempts[0]) == {1}
     assert attempts[1][0] == 1 and attempts[1][-1] == 2 and len(attempts[1]) == 10
@@ -296,7 +305,7 @@ def test_a_new_executor_adopts_running_tasks(
     adopted = [h for h in second.start_many(again) if h is not None]
     assert [h.ref for h in adopted] == [h.ref for h in handles]
     assert commands.count("sbatch") == 0
-    assert wait_ended(second, adopted, 120) == {"t-0": 0, "t-1": 0}
+    assert exits(wait_ended(second, adopted, 120)) == {"t-0": 0, "t-1": 0}
     # A retry (its failed job is `previous`) never adopts: it submits anew.
     retry = [LaunchRequest(r.name, r.run_dir, r.spec, 3, r.resources, r.log, (h.ref,))
              for r, h in zip(requests, handles, strict=True)]  # fmt: skip

@@ -1,7 +1,8 @@
 """The Kubernetes backend: an RLExperiment becomes one KubeRay RayJob.
 
 `build_rayjob` renders it (pure), `observe_rayjob` maps its status (pure),
-`KubeRayBackend` submits, observes and cancels it through the Kubernetes API.
+`KubeRayBackend` (the `ExperimentBackend` the operator drives) submits, observes, ends
+and cancels it through the Kubernetes API.
 """
 
 from rlops.backends.kuberay.builder import (
@@ -12,18 +13,27 @@ from rlops.backends.kuberay.builder import (
     progress_token,
     run_dir,
 )
-from rlops.backends.kuberay.client import KubeRayBackend
-from rlops.backends.kuberay.status import TERMINAL_DEPLOYMENT, observe_rayjob, paused_at
+from rlops.backends.kuberay.client import RAYJOBS, KubeRayBackend, ObjectApi, refusal
+from rlops.backends.kuberay.status import (
+    TERMINAL_DEPLOYMENT,
+    observe_rayjob,
+    paused_at,
+    rayjob_work,
+)
 
 __all__ = [
     "LABEL_ATTEMPT",
     "LABEL_EXPERIMENT",
+    "RAYJOBS",
     "TERMINAL_DEPLOYMENT",
     "KubeRayBackend",
+    "ObjectApi",
     "build_rayjob",
     "observe_rayjob",
     "paused_at",
     "progress_secret",
     "progress_token",
+    "rayjob_work",
+    "refusal",
     "run_dir",
 ]

@@ -1,72 +1,143 @@
-"""The KubeRay backend: RayJobs through the Kubernetes API (the official client)."""
+"""`KubeRayBackend`: an experiment's attempts as RayJobs, through the Kubernetes API.
+
+It implements `rlops.backends.base.ExperimentBackend` over an `ObjectApi` (the operator's
+client of the official `kubernetes` package): submit creates the attempt's progress-token
+Secret and its RayJob, observe maps RayJobs into the lifecycle's `Observation`s (from the
+bodies an event-driven driver already holds, else one GET each), end and cancel delete the
+RayJob (the runtime checkpoints on SIGTERM). Every call is idempotent: creating what
+exists or deleting what is gone is success.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
+
+from kubernetes.client.exceptions import ApiException
 
 from rlops.api.experiment import BackendRef, KubernetesPlacement, RLExperiment
+from rlops.api.kinds import Kind
 from rlops.api.settings import Settings
-from rlops.backends.base import Observation
-from rlops.backends.kuberay.builder import build_rayjob
-from rlops.backends.kuberay.status import observe_rayjob
+from rlops.backends.base import (
+    EndKind,
+    ExperimentBackend,
+    Observation,
+    Refused,
+    Submission,
+    submitted_or_refused,
+    work_key,
+)
+from rlops.backends.kuberay.builder import build_rayjob, progress_secret
+from rlops.backends.kuberay.status import rayjob_work
 
-GROUP, VERSION, PLURAL = "ray.io", "v1", "rayjobs"
+RAYJOBS = Kind("ray.io", "v1", "rayjobs")
+REFUSED = frozenset({400, 403, 422})
+
+Body = Mapping[str, Any]
 
 
-def _status_of(exc: Exception) -> int | None:
-    status = getattr(exc, "status", None)
-    return status if isinstance(status, int) else None
+class ObjectApi(Protocol):
+    """The Kubernetes calls the backend makes (the operator's `Kube` is one)."""
+
+    def create(self, kind: Kind, namespace: str, body: dict[str, Any]) -> bool: ...
+
+    def apply_secret(self, namespace: str, body: dict[str, Any]) -> None: ...
+
+    def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    def delete(self, kind: Kind, namespace: str, name: str) -> None: ...
+
+
+def refusal(exc: BaseException) -> str | None:
+    """The API server's reason when `exc` is a refusal that a retry would get again."""
+    if not isinstance(exc, ApiException) or exc.status not in REFUSED:
+        return None
+    try:
+        message = json.loads(exc.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or exc.reason or f"HTTP {exc.status}")
+
+
+def _where(experiment: RLExperiment | None, ref: BackendRef | None) -> tuple[str, str] | None:
+    if experiment is not None:
+        meta = experiment.metadata
+        return meta.namespace or "", meta.name or ""
+    if ref is not None and ref.name:
+        return ref.namespace or "", ref.name
+    return None
 
 
 class KubeRayBackend:
-    """Submit, observe and cancel an experiment's RayJob. Every call is idempotent."""
+    """Experiments as KubeRay RayJobs (see the module)."""
 
-    def __init__(self, api: Any, settings: Settings) -> None:
-        """`api`: a `kubernetes.client.CustomObjectsApi`."""
+    def __init__(self, api: ObjectApi, settings: Settings) -> None:
         self.api = api
         self.settings = settings
 
-    def _ref(self, experiment: RLExperiment) -> tuple[str, str]:
-        meta = experiment.metadata
-        assert meta.namespace and meta.name
-        return meta.namespace, meta.name
-
-    def submit(self, experiment: RLExperiment, attempt: int) -> BackendRef:
-        namespace, name = self._ref(experiment)
-        body = build_rayjob(experiment, self.settings, attempt)
-        try:
-            self.api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
-        except Exception as exc:
-            if _status_of(exc) != 409:  # AlreadyExists: submitted before.
-                raise
+    def submit(self, submission: Submission) -> BackendRef:
+        """Create the attempt's token Secret, then its RayJob (a resumed attempt is the same
+        RayJob again: the runtime continues from its checkpoint). `previous` needs nothing:
+        the lifecycle deletes an earlier attempt's RayJob before it submits the next."""
+        experiment, attempt = submission.experiment, submission.attempt
+        namespace, name = _where(experiment, None) or ("", "")
+        for kind, body in (
+            ("Secret", progress_secret(experiment, self.settings)),
+            ("RayJob", build_rayjob(experiment, self.settings, attempt)),
+        ):
+            try:
+                if kind == "Secret":
+                    self.api.apply_secret(namespace, body)
+                else:
+                    self.api.create(RAYJOBS, namespace, body)
+            except ApiException as exc:
+                reason = refusal(exc)
+                if reason is None:
+                    raise
+                name_ = body["metadata"]["name"]
+                raise Refused(f"the API server refused the {kind} {name_}: {reason}") from exc
         return BackendRef(kind="RayJob", name=name, namespace=namespace)
 
-    def get(self, experiment: RLExperiment) -> dict[str, Any] | None:
-        namespace, name = self._ref(experiment)
-        try:
-            body: dict[str, Any] = self.api.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name
-            )
-        except Exception as exc:
-            if _status_of(exc) == 404:
-                return None
-            raise
-        return body
+    def submit_many(self, submissions: Sequence[Submission]) -> list[BackendRef | Refused]:
+        """One RayJob each: Kubernetes has no batched create."""
+        return [submitted_or_refused(self, submission) for submission in submissions]
 
-    def observe(self, experiment: RLExperiment) -> Observation | None:
-        rayjob = self.get(experiment)
-        if rayjob is None:
-            return None
-        placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
-        return observe_rayjob(rayjob, placement, datetime.now(UTC))
+    def observe(
+        self,
+        work: Sequence[tuple[RLExperiment, BackendRef | None]],
+        bodies: Mapping[str, Body | None] | None = None,
+        now: datetime | None = None,
+    ) -> dict[str, Observation | None]:
+        """Each experiment's RayJob as the lifecycle sees it. `bodies`: RayJobs the driver
+        already holds by `work_key` (from its watch; None: known to be absent); the others
+        are read with one GET each. `now`: the time the pre-running deadline counts to."""
+        moment = now or datetime.now(UTC)
+        known = bodies or {}
+        seen: dict[str, Observation | None] = {}
+        for experiment, _ in work:
+            key = work_key(experiment)
+            if key in known:
+                rayjob = known[key]
+            else:
+                namespace, name = _where(experiment, None) or ("", "")
+                rayjob = self.api.get(RAYJOBS, namespace, name)
+            placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
+            seen[key] = rayjob_work(rayjob, placement, moment)
+        return seen
 
-    def cancel(self, experiment: RLExperiment) -> None:
-        namespace, name = self._ref(experiment)
-        try:
-            self.api.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name, propagation_policy="Background"
-            )
-        except Exception as exc:
-            if _status_of(exc) != 404:
-                raise
+    def end(self, experiment: RLExperiment, ref: BackendRef | None, kind: EndKind) -> list[str]:
+        """Delete the RayJob: KubeRay stops the Ray job, the runtime checkpoints on SIGTERM."""
+        return self.cancel(experiment, ref)
+
+    def cancel(self, experiment: RLExperiment | None, ref: BackendRef | None) -> list[str]:
+        where = _where(experiment, ref)
+        if where is None:
+            return []
+        self.api.delete(RAYJOBS, *where)
+        return [where[1]]
+
+
+# mypy checks here that KubeRayBackend implements the protocol the drivers drive.
+_IMPLEMENTS: Callable[[ObjectApi, Settings], ExperimentBackend] = KubeRayBackend

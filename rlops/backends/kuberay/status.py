@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from rlops.api.experiment import KubernetesPlacement, Phase
 from rlops.backends.base import Observation
+from rlops.backends.kuberay.builder import LABEL_ATTEMPT
 
 # jobDeploymentStatus values after which KubeRay does nothing more with the RayJob.
 TERMINAL_DEPLOYMENT = frozenset({"Complete", "Failed", "ValidationFailed"})
@@ -31,13 +33,19 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _initializing_since(rayjob: Mapping[str, Any]) -> datetime | None:
+    """When the RayJob began to start its cluster (its start, else its creation)."""
+    status = rayjob.get("status") or {}
+    return parse_time(status.get("startTime")) or parse_time(
+        (rayjob.get("metadata") or {}).get("creationTimestamp")
+    )
+
+
 def _initializing(
     rayjob: Mapping[str, Any], placement: KubernetesPlacement, now: datetime
 ) -> Observation:
     status = rayjob.get("status") or {}
-    since = parse_time(status.get("startTime")) or parse_time(
-        (rayjob.get("metadata") or {}).get("creationTimestamp")
-    )
+    since = _initializing_since(rayjob)
     deadline = placement.pre_running_deadline_seconds
     if since is not None and (now - since).total_seconds() > deadline:
         cluster = status.get("rayClusterName") or "its Ray cluster"
@@ -146,3 +154,35 @@ def observe_rayjob(
         completed_at=observation.completed_at,
         terminal=observation.terminal,
     )
+
+
+def rayjob_attempt(rayjob: Mapping[str, Any]) -> int:
+    value = ((rayjob.get("metadata") or {}).get("labels") or {}).get(LABEL_ATTEMPT, "1")
+    return int(value) if str(value).isdigit() else 1
+
+
+def rayjob_work(
+    rayjob: Mapping[str, Any] | None, placement: KubernetesPlacement, now: datetime
+) -> Observation | None:
+    """The RayJob as the lifecycle sees it (None: there is none): the attempt of its label;
+    it lingers until deleted; while its cluster starts, when the deadline is due."""
+    if rayjob is None:
+        return None
+    observed = observe_rayjob(rayjob, placement, now)
+    meta = rayjob.get("metadata") or {}
+    recheck = None
+    if observed.reason == "Initializing":
+        recheck = _seconds_to_deadline(rayjob, placement, now)
+    return replace(observed, attempt=rayjob_attempt(rayjob), name=f"RayJob {meta.get('name')}",
+                   lingers=True, ending=bool(meta.get("deletionTimestamp")),
+                   recheck_after=recheck, paused_at=paused_at(rayjob))  # fmt: skip
+
+
+def _seconds_to_deadline(
+    rayjob: Mapping[str, Any], placement: KubernetesPlacement, now: datetime
+) -> float:
+    since = _initializing_since(rayjob)
+    if since is None:
+        return float(placement.pre_running_deadline_seconds)
+    left = placement.pre_running_deadline_seconds - (now - since).total_seconds()
+    return max(1.0, left + 1.0)

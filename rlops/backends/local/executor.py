@@ -18,11 +18,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import IO
 
 from rlops.api import Backend, ResourcesSpec
-from rlops.backends.base import Handle, LaunchRequest
+from rlops.api.runinfo import RunFileError, read_result
+from rlops.backends.base import Handle, LaunchRequest, Observation, exit_observation
 from rlops.backends.local.rayhead import RayCluster, RaySource
 from rlops.backends.packing import Allocation, Request, Slots
 
@@ -87,6 +89,21 @@ class _Process:
     popen: subprocess.Popen[bytes]
     allocation: Allocation
     log: IO[bytes]
+    run_dir: Path
+    attempt: int
+
+
+def ended(code: int, run_dir: Path, attempt: int) -> Observation:
+    """How a trial process that exited with `code` ended. One killed by a signal after it
+    wrote its result.json (e.g. Ctrl-C while Ray shut down) ended as that result says."""
+    if code < 0:
+        try:
+            result = read_result(run_dir)
+        except RunFileError:
+            result = None
+        if result is not None and result.attempt == attempt:
+            return replace(exit_observation(result.exit_code), exit_code=code)
+    return exit_observation(code)
 
 
 class LocalExecutor:
@@ -142,11 +159,13 @@ class LocalExecutor:
             log.close()
             self.slots.release(allocation)
             raise
-        self._processes[request.name] = _Process(popen, allocation, log)
+        self._processes[request.name] = _Process(
+            popen, allocation, log, request.run_dir, request.attempt
+        )
         return Handle(request.name, request.attempt, str(popen.pid))
 
-    def poll(self, handles: Sequence[Handle]) -> dict[str, int]:
-        ended = {}
+    def poll(self, handles: Sequence[Handle]) -> dict[str, Observation]:
+        seen = {}
         for handle in handles:
             process = self._processes.get(handle.name)
             if process is None:
@@ -154,11 +173,11 @@ class LocalExecutor:
             code = process.popen.poll()
             if code is None:
                 continue
-            ended[handle.name] = code
+            seen[handle.name] = ended(code, process.run_dir, process.attempt)
             process.log.close()
             self.slots.release(process.allocation)
             del self._processes[handle.name]
-        return ended
+        return seen
 
     def stop(self, handle: Handle) -> None:
         self._signal(handle, signal.SIGTERM, group=False)

@@ -3,7 +3,8 @@
 `render_batch_script` renders an experiment's sbatch script, `job_phase` maps a job's
 state onto the experiment's phase, `CliSlurmClient` and `RestSlurmClient` talk to
 SLURM behind one `SlurmClient` protocol, and `SlurmBackend` submits, observes and
-cancels experiments through either. `render_array_script` and `SlurmBackend.submit_array`
+cancels experiments through either; `SlurmExperiments` is the `ExperimentBackend` over
+it that the bridge drives. `render_array_script` and `SlurmBackend.submit_array`
 carry several experiments with the same directives as one job array, `render_pack_script`
 several side by side in one job; all three render from one core (`render.script_values`)
 with one launcher (templates/launch.sh.j2).
@@ -20,6 +21,7 @@ from rlops.backends.slurm.client import (
     SlurmUnavailable,
     SubmitError,
 )
+from rlops.backends.slurm.experiments import SlurmExperiments
 from rlops.backends.slurm.observe import (
     observe_job,
     queue_wait_seconds,
@@ -39,6 +41,7 @@ from rlops.backends.slurm.script import (
     ScriptError,
     default_run_dir,
     job_name,
+    slurm_placement,
 )
 from rlops.backends.slurm.settings import SlurmSettings
 from rlops.backends.slurm.states import FINISHED_STATES, JobPhase, job_phase, phase_for_missing_job
@@ -56,6 +59,7 @@ __all__ = [
     "ScriptError",
     "SlurmBackend",
     "SlurmClient",
+    "SlurmExperiments",
     "SlurmRefused",
     "SlurmSettings",
     "SlurmUnavailable",
@@ -78,5 +82,6 @@ __all__ = [
     "render_for_manifest",
     "render_pack_script",
     "request_stop",
+    "slurm_placement",
     "slurm_time",
 ]  # fmt: skip

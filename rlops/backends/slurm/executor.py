@@ -43,7 +43,7 @@ import yaml
 from rlops.api import Backend, Phase, ResourcesSpec, RLExperiment
 from rlops.api.experiment import BackendRef
 from rlops.api.runinfo import PAUSED_REASON, ExitCode, RunFileError, read_result
-from rlops.backends.base import Handle, LaunchRequest
+from rlops.backends.base import Handle, LaunchRequest, Observation
 from rlops.backends.slurm import (
     ArrayTask,
     JobObservation,
@@ -67,26 +67,32 @@ def run_uid(run_dir: Path) -> str:
     return str(uuid.UUID(digest[:32]))
 
 
-def exit_code(
+def ended_job(
     phase: Phase, result_code: int | None, stopped: bool, paused_itself: bool = False
-) -> int:
-    """The exit code the runner records for a finished job.
+) -> Observation:
+    """How a finished job ended, as the lifecycle sees an ended run (`result_code`: the
+    exit code its result.json records, kept as the launch's exit code).
 
     A job we ended (a stop or a pause) checkpointed and exited 75, or was cancelled while
-    queued: REQUEUE, which the trial's record turns into Stopped or Paused; unless it
-    reached its budget before the signal (result.json says it succeeded), or its training
-    failed. A job someone else cancelled failed. A job that reached its pause point
-    checkpointed and exited 75 by itself: REQUEUE, which the runner makes Paused.
+    queued: it ended at a checkpoint (Paused), which the trial's record turns into Stopped
+    or Paused; unless it reached its budget before the signal (result.json says it
+    succeeded), or its training failed. A job someone else cancelled failed. A job that
+    reached its pause point checkpointed and ended by itself: Paused.
     """
     if phase == Phase.SUCCEEDED:
-        return int(ExitCode.SUCCEEDED)
+        return _ended(Phase.SUCCEEDED, result_code)
     if paused_itself:
-        return int(ExitCode.REQUEUE)
-    if stopped and result_code not in (ExitCode.INVALID, ExitCode.FAILED):
-        return int(ExitCode.SUCCEEDED if result_code == ExitCode.SUCCEEDED else ExitCode.REQUEUE)
-    if result_code in (ExitCode.INVALID, ExitCode.FAILED):
-        return int(result_code)
-    return int(ExitCode.FAILED)
+        return _ended(Phase.PAUSED, result_code)
+    failed = result_code in (ExitCode.INVALID, ExitCode.FAILED)
+    if stopped and not failed:
+        return _ended(Phase.SUCCEEDED if result_code == ExitCode.SUCCEEDED else Phase.PAUSED,
+                      result_code)  # fmt: skip
+    return _ended(Phase.FAILED, result_code)
+
+
+def _ended(phase: Phase, code: int | None) -> Observation:
+    message = {Phase.SUCCEEDED: "succeeded", Phase.PAUSED: "ended at a checkpoint"}
+    return Observation(phase, message.get(phase, "failed"), terminal=True, exit_code=code)
 
 
 def _task(experiment: RLExperiment, request: LaunchRequest) -> ArrayTask:
@@ -224,7 +230,7 @@ class SlurmExecutor:
                 adopted[i] = BackendRef(kind="SlurmJob", cluster=cluster, job_id=job_id)
         return adopted
 
-    def poll(self, handles: Sequence[Handle]) -> dict[str, int]:
+    def poll(self, handles: Sequence[Handle]) -> dict[str, Observation]:
         jobs = [(h, self._jobs[h.name]) for h in handles if h.name in self._jobs]
         if not jobs:
             return {}
@@ -232,21 +238,21 @@ class SlurmExecutor:
             seen = self.slurm.observe(job.ref for _, job in jobs)
         except SlurmUnavailable:
             return {}  # slurmctld is busy or restarting: look again next poll.
-        ended = {}
+        ended: dict[str, Observation] = {}
         for handle, job in jobs:
             job_id = job.ref.job_id or ""
             observed = seen.get(job_id)
             try:
                 if job.packed:
-                    code = self._packed_end(job, job_id, observed)
-                    if code is not None:
-                        ended[handle.name] = code
+                    outcome = self._packed_end(job, job_id, observed)
+                    if outcome is not None:
+                        ended[handle.name] = outcome
                         del self._jobs[handle.name]
                     continue
                 seen_phase = experiment_phase(job.experiment, job_id, observed, job.run_dir)
             except (RunFileError, OSError) as exc:  # this trial's files alone: it failed
                 log.warning("trial %s: %s", handle.name, exc)
-                ended[handle.name] = ExitCode.FAILED.value
+                ended[handle.name] = Observation(Phase.FAILED, str(exc), terminal=True)
                 del self._jobs[handle.name]
                 continue
             phase = seen_phase.phase
@@ -262,17 +268,19 @@ class SlurmExecutor:
                 and observed is not None
                 and observed.exit_code == ExitCode.REQUEUE
             )
-            ended[handle.name] = exit_code(phase, code, job.stopped, paused)
+            ended[handle.name] = ended_job(phase, code, job.stopped, paused)
             del self._jobs[handle.name]
         return ended
 
-    def _packed_end(self, job: _Job, job_id: str, observed: JobObservation | None) -> int | None:
+    def _packed_end(
+        self, job: _Job, job_id: str, observed: JobObservation | None
+    ) -> Observation | None:
         """A packed trial ends when its job records its exit code (the job may go on with
         the others), or when the job ended without one (killed, cancelled): None until."""
         code = pack_exit(job.run_dir, job_id)
         if code is None:
             if experiment_phase(job.experiment, job_id, observed, job.run_dir).terminal:
-                return exit_code(Phase.STOPPED if job.stopped else Phase.FAILED, None, job.stopped)
+                return ended_job(Phase.STOPPED if job.stopped else Phase.FAILED, None, job.stopped)
             return None
         result = read_result(job.run_dir)
         paused = (
@@ -281,7 +289,7 @@ class SlurmExecutor:
             and (result.stop_reason == PAUSED_REASON)
         )
         phase = Phase.SUCCEEDED if code == ExitCode.SUCCEEDED else Phase.FAILED
-        return exit_code(phase, code, job.stopped, paused)
+        return ended_job(phase, code, job.stopped, paused)
 
     def stop(self, handle: Handle) -> None:
         job = self._jobs.get(handle.name)
