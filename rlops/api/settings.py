@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rlops.api.annotations import HISTORY_POINTS
+
 
 class Settings(BaseSettings):
     """What the operator and the KubeRay builder need to know about their installation."""
@@ -113,7 +115,8 @@ class Settings(BaseSettings):
         default=60, description="A replica silent this long is presumed dead by its peers."
     )
     history_points: int = Field(
-        default=200, description="Progress points kept per sweep trial for early stopping."
+        default=HISTORY_POINTS,
+        description="Progress points kept per sweep trial for early stopping.",
     )
     finished_series_seconds: float = Field(
         default=3600.0,

@@ -21,11 +21,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from rlops.api import Phase, RLExperiment, RLExperimentStatus, Sweep, SweepPhase
+from rlops.api.annotations import ANNOTATION_HISTORY
 from rlops.api.ratelimit import ErrorLog
 from rlops.api.settings import Settings
 from rlops.backends.base import Refused, Submission, work_key
 from rlops.backends.kuberay import KubeRayBackend, run_dir
-from rlops.lifecycle import Observation, metric_value
+from rlops.lifecycle import Observation
+from rlops.lifecycle.history import merged_history
 from rlops.metrics import RlopsMetrics
 from rlops.operator.admission import refuse_invalid
 from rlops.operator.experiments import (
@@ -42,7 +44,7 @@ from rlops.operator.failures import (
     failed,
     unreadable,
 )
-from rlops.operator.indexes import Body, Indexes, Sent, before, now, thin_history
+from rlops.operator.indexes import Body, Indexes, Sent, before, now
 from rlops.operator.kube import RLEXPERIMENTS, SWEEPS, Kind, Kube
 from rlops.operator.progress import Key, Pending
 from rlops.operator.status import (
@@ -51,13 +53,7 @@ from rlops.operator.status import (
     reconciled_fields,
     status_patch,
 )
-from rlops.operator.sweeps import (
-    ANNOTATION_HISTORY,
-    decode_history,
-    encode_history,
-    reconcile_sweep,
-    trial_problem,
-)
+from rlops.operator.sweeps import reconcile_sweep, trial_problem
 from rlops.sweep import LABEL_SWEEP
 from rlops.tracking.drivers import KubeTracking, result_phase, trial_snapshot
 
@@ -292,14 +288,9 @@ class Controller:
 
     async def _append_history(self, key: Key, experiment: RLExperiment, pending: Pending) -> None:
         metric = objective_metric(experiment)
-        known = dict(decode_history(experiment.metadata.annotations.get(ANNOTATION_HISTORY, "")))
-        for record in pending.points:
-            value = metric_value(record, metric)
-            if value is not None:
-                known[record.iteration] = value
-        points = thin_history(sorted(known.items()), self.settings.history_points)
-        text = encode_history(points)
-        if text != experiment.metadata.annotations.get(ANNOTATION_HISTORY):
+        annotations = experiment.metadata.annotations
+        text = merged_history(annotations, pending.points, metric, self.settings.history_points)
+        if text is not None:
             patch = {"metadata": {"annotations": {ANNOTATION_HISTORY: text}}}
             await self.call(self.kube.patch, RLEXPERIMENTS, *key, patch)
 

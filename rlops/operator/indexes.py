@@ -27,13 +27,6 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def thin_history(points: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
-    """At most `limit` points: halve the older ones until they fit, keep the newest."""
-    while len(points) > limit > 1:
-        points = [*points[:-1][::2], points[-1]]
-    return points
-
-
 @dataclass
 class Sent:
     """The status this operator last wrote to an object, until the index shows it."""

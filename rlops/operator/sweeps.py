@@ -26,13 +26,14 @@ plan asks becomes:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from rlops.api import Backend, Phase, PlacementSpec, Sweep, SweepStatus
 from rlops.api.annotations import (
+    ANNOTATION_HISTORY,
     ANNOTATION_PARAMETERS,
     ANNOTATION_PAUSE,
     ANNOTATION_PAUSE_AT,
@@ -40,6 +41,7 @@ from rlops.api.annotations import (
     promotions,
 )
 from rlops.lifecycle.conditions import stamp_transitions
+from rlops.lifecycle.history import decode_history
 from rlops.lifecycle.pausepoint import reached_pause_point
 from rlops.lifecycle.progress import DEFAULT_METRIC
 from rlops.operator.experiments import (
@@ -54,29 +56,11 @@ from rlops.sweep.early_stopping import pause_point, promotes
 from rlops.sweep.pbt import is_pbt
 from rlops.sweep.placement import trial_placement
 
-ANNOTATION_HISTORY = "rlops.dev/history"
 WAITING = (Phase.PENDING, Phase.SUBMITTED)
 
 
 def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def encode_history(points: Iterable[tuple[int, float]]) -> str:
-    """`it:value` pairs, comma-separated: compact enough for hundreds of points."""
-    return ",".join(f"{it}:{value:.6g}" for it, value in points)
-
-
-def decode_history(text: str) -> tuple[tuple[int, float], ...]:
-    points = []
-    for item in text.split(","):
-        it, sep, value = item.partition(":")
-        if sep:
-            try:
-                points.append((int(it), float(value)))
-            except ValueError:
-                continue
-    return tuple(points)
 
 
 # A garbled child is not retried: a retry keeps the object, and so what garbles it.

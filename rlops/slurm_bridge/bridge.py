@@ -42,6 +42,7 @@ from rlops.backends.slurm import (
     queue_wait_seconds,
 )
 from rlops.lifecycle import Observation, Requests, decide
+from rlops.lifecycle.pausepoint import at_pause_point
 from rlops.metrics import RlopsMetrics
 from rlops.slurm_bridge.lease import Lease
 from rlops.slurm_bridge.packs import PackingRuns
@@ -198,8 +199,14 @@ class SlurmBridge(PackingRuns):
         work: Observation | None,
         report: PollReport,
     ) -> Tracked | None:
-        """Decide and carry out the next step; a job just submitted is observed next."""
-        requests = Requests.from_annotations(experiment.metadata.annotations)
+        """Decide and carry out the next step; a job just submitted is observed next. A
+        run told its pause point (`rlops.dev/pause-at`) that ended there is held Paused by
+        it, as on Kubernetes, until its sweep promotes it."""
+        self.flush_history(body, experiment)
+        annotations = experiment.metadata.annotations
+        requests = Requests.from_annotations(annotations)
+        ended = self.run_end(experiment, status, work)
+        requests, work = at_pause_point(requests, work, annotations, *ended)
         step = decide(status, requests, work, submitted=slurm_ref(status) is not None)
         submitted = self.carry_out(body, experiment, step, work, report)
         return Tracked(body, experiment, submitted) if submitted is not None else None

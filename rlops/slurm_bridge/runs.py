@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlops.api.annotations import ANNOTATION_HISTORY
 from rlops.api.experiment import (
     Backend,
     BackendRef,
@@ -43,8 +44,10 @@ from rlops.lifecycle import (
     refused,
     submitted_status,
 )
+from rlops.lifecycle.history import HISTORY_POINTS, merged_history
 from rlops.metrics import RlopsMetrics
-from rlops.slurm_bridge.store import ExperimentStore
+from rlops.slurm_bridge.store import Conflict, ExperimentStore
+from rlops.sweep.trials import LABEL_SWEEP
 from rlops.tracking.drivers import KubeTracking, trial_snapshot
 
 
@@ -79,6 +82,7 @@ class BridgeRuns:
         self.tracking = KubeTracking()
         self._tails: dict[str, ProgressTail] = {}
         self._untracked: dict[str, list[ProgressRecord]] = {}  # Tracking failed: try again.
+        self._unwritten: dict[str, list[ProgressRecord]] = {}  # History not written: again.
 
     def carry_out(
         self,
@@ -110,8 +114,14 @@ class BridgeRuns:
             if paused:
                 self._tails[key] = kept
             record = kept.read()
+            self._write_history(body, experiment, key, kept.fresh)
             if record is not None:
                 update["progress"] = progress_of(record, experiment.spec.stop)
+            result = read_result(self.run_dir(experiment)) if work and work.terminal else None
+            if result is not None:  # it ended by itself (at its pause point): its outcome
+                metric = objective_metric(experiment.metadata.annotations)
+                run_dir = self.run_dir(experiment)
+                update["result"] = experiment_result(result, metric, kept.last, run_dir)
         elif step.action is Action.CANCEL and ref is not None:
             self.backend.cancel(None, ref)  # the referenced job alone
         new = apply_step(status, step, work, Backend.SLURM, experiment.metadata.generation,
@@ -206,6 +216,7 @@ class BridgeRuns:
         if result is not None:
             metric = objective_metric(experiment.metadata.annotations)
             update["result"] = experiment_result(result, metric, tail.last, run_dir)
+        self._write_history(body, experiment, uid, tail.fresh)
         new = apply_step(old, step, work, Backend.SLURM, experiment.metadata.generation,
                          self.clock(), **update)  # fmt: skip
         self.write_status(body, new, report)
@@ -216,6 +227,49 @@ class BridgeRuns:
             meta = experiment.metadata
             sweep = meta.labels.get("rlops.dev/sweep")
             self.metrics.observe_experiment(meta.namespace or "", meta.name or "", new, sweep)
+
+    def run_end(
+        self, experiment: RLExperiment, status: RLExperimentStatus, work: Observation | None
+    ) -> tuple[str | None, int | None]:
+        """The stop reason and last iteration of the current run: its result.json once its
+        job ended (a new submission sets the last run's aside), else what the status holds."""
+        if work is not None and work.terminal:
+            result = read_result(self.run_dir(experiment))
+            if result is not None:
+                return result.stop_reason, result.iteration
+        reason = status.result.stop_reason if status.result is not None else None
+        iteration = status.progress.iteration if status.progress is not None else None
+        return reason, iteration
+
+    def flush_history(self, body: dict[str, Any], experiment: RLExperiment) -> None:
+        """History that a conflict held back, written now (its run may have ended since)."""
+        uid = tail_key(experiment)
+        if uid in self._unwritten:
+            self._write_history(body, experiment, uid, [])
+
+    def _write_history(
+        self, body: dict[str, Any], experiment: RLExperiment, uid: str, fresh: list[ProgressRecord]
+    ) -> None:
+        """A sweep trial's objective history (`rlops.dev/history`), which its Sweep's early
+        stopping and PBT plan from, as the operator writes it for trials on Kubernetes;
+        the records are kept for the next poll when the write conflicts."""
+        records = self._unwritten.pop(uid, []) + fresh
+        annotations = experiment.metadata.annotations
+        if LABEL_SWEEP not in experiment.metadata.labels or not records:
+            return
+        metric = objective_metric(annotations)
+        meta = body["metadata"]
+        text = merged_history(meta.get("annotations") or {}, records, metric, HISTORY_POINTS)
+        if text is None:
+            return
+        patch = {"annotations": {ANNOTATION_HISTORY: text}}
+        try:
+            written = self.store.patch_metadata(meta["namespace"], meta["name"], patch,
+                                                meta["resourceVersion"])  # fmt: skip
+        except Conflict:
+            self._unwritten[uid] = records[-HISTORY_POINTS:]
+            return
+        body["metadata"] = written.get("metadata") or meta
 
     def _track_progress(
         self,
@@ -249,8 +303,10 @@ class BridgeRuns:
         if not patch:
             return
         meta = body["metadata"]
-        self.store.patch_status(meta["namespace"], meta["name"], patch)
+        version = self.store.patch_status(meta["namespace"], meta["name"], patch)
         body["status"] = new
+        if version is not None:  # a metadata patch later in this poll is not refused for it
+            meta["resourceVersion"] = version
         report.status_writes += 1
 
 

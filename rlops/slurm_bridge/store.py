@@ -29,8 +29,8 @@ class ExperimentStore(Protocol):
         """Merge `metadata` if the object is still at `resource_version`; else Conflict."""
         ...
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch the status subresource."""
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> str | None:
+        """Merge-patch the status subresource; the object's new resourceVersion."""
         ...
 
 
@@ -59,12 +59,14 @@ class KubeExperimentStore:
             raise
         return body
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> str | None:
         try:
-            self.api.patch_namespaced_custom_object_status(
+            body = self.api.patch_namespaced_custom_object_status(
                 GROUP, VERSION, namespace, PLURAL, name, {"status": status}
             )
         except Exception as exc:
             if getattr(exc, "status", None) == 404:
                 raise Conflict(f"{namespace}/{name} is gone") from exc
             raise
+        version = ((body or {}).get("metadata") or {}).get("resourceVersion")
+        return str(version) if version else None

@@ -59,9 +59,12 @@ class MemoryStore:
         body["metadata"]["resourceVersion"] = str(self.version)
         return copy.deepcopy(body)
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> str | None:
         body = self.objects[namespace, name]
         body["status"] = merged(body.get("status"), status)
+        self.version += 1  # as the API server: a status write is a new version too
+        body["metadata"]["resourceVersion"] = str(self.version)
+        return str(self.version)
 
 
 class FakeSlurm:

@@ -11,10 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rlops.api import Backend, Phase, Sweep, SweepPhase, SweepStatus
+from rlops.lifecycle.history import decode_history, encode_history
 from rlops.operator.sweeps import (
     child_manifest,
-    decode_history,
-    encode_history,
     plan_actions,
     reconcile_sweep,
     trial_state,

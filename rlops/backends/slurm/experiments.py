@@ -9,6 +9,7 @@ Failed, that experiment alone), end jobs with a checkpoint (SIGTERM to the batch
 or a pause ends every unfinished job of the experiment's name, since a job submitted just
 before a crash has no reference yet) and cancel them. `submit_many` packs a sweep's first
 attempts K to a job (`trialsPerJob`); a packed trial's end or cancel ends that trial alone.
+A job is told its experiment's pause point (`rlops.dev/pause-at`, a sweep's rung).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from rlops.api.annotations import pause_at
 from rlops.api.experiment import BackendRef, Phase, RLExperiment
 from rlops.api.runinfo import RunFileError, read_result
 from rlops.backends.base import (
@@ -62,8 +64,9 @@ class SlurmExperiments:
             earlier += self.jobs.ended_jobs(experiment)
         try:
             return self.jobs.submit(
-                experiment, self.run_dir(experiment), attempt=attempt, previous_jobs=earlier
-            )
+                experiment, self.run_dir(experiment), attempt=attempt, previous_jobs=earlier,
+                pause_at=pause_at(experiment.metadata.annotations),
+            )  # fmt: skip
         except (ScriptError, SubmitError) as exc:
             raise Refused(str(exc)) from exc
 
@@ -98,7 +101,8 @@ class SlurmExperiments:
 
     def _task(self, submission: Submission) -> ArrayTask:
         experiment = submission.experiment
-        return ArrayTask(experiment, self.run_dir(experiment), attempt=submission.attempt)
+        at = pause_at(experiment.metadata.annotations)
+        return ArrayTask(experiment, self.run_dir(experiment), submission.attempt, at)
 
     def _pack_key(self, submission: Submission) -> object | None:
         """What a submission's pack job must share with its packmates; None: it runs alone
