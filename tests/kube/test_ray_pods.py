@@ -63,9 +63,11 @@ def test_the_head_and_each_worker_replica_run_ray_start_as_kuberay_generates_it(
     assert gcs == f"{ips[0]}:{gcs.rsplit(':', 1)[1]}"
     head = start_args(ray_pods[0])
     assert head[:3] == ["ray", "start", "--head"] and head[-1] == "--block"
-    for flag in ("--num-cpus=0", "--dashboard-host=0.0.0.0", f"--node-ip-address={ips[0]}",
-                 f"--port={gcs.rsplit(':', 1)[1]}"):  # fmt: skip
+    for flag in ("--num-cpus=0", f"--node-ip-address={ips[0]}", f"--port={gcs.rsplit(':', 1)[1]}",
+                 f"--dashboard-port={ray_pods[0].dashboard_port}"):  # fmt: skip
         assert flag in head, flag
+    # `0.0.0.0` (every address of the pod) is the pod's own address here, never the host's.
+    assert [a for a in head if a.startswith("--dashboard-host")] == [f"--dashboard-host={ips[0]}"]
     ports = []
     for pod in ray_pods[1:]:
         worker = start_args(pod)
