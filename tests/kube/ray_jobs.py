@@ -50,11 +50,11 @@ def submit_command(dashboard_port: int, job_id: str, entrypoint: str, runtime_en
     runtime_env = yaml.safe_load(runtime_env_yaml or "") or {}
     if runtime_env:
         argv += ["--runtime-env-json", json.dumps(runtime_env)]
-    argv += ["--submission-id", job_id, "--", entrypoint.strip()]
+    argv += ["--submission-id", job_id]
     waiting = shlex.quote(f"Waiting for Ray Dashboard GCS to become healthy at {address} ...")
-    return (
-        f"until {health} >/dev/null 2>&1 ; do echo {waiting} ; sleep 2 ; done ; {shlex.join(argv)}"
-    )
+    # The entrypoint goes in as the shell words it is (KubeRay joins it unquoted).
+    submit = f"{shlex.join(argv)} -- {entrypoint.strip()}"
+    return f"until {health} >/dev/null 2>&1 ; do echo {waiting} ; sleep 2 ; done ; {submit}"
 
 
 def submitter_pod(head_pod: Obj, command: str) -> Obj:
