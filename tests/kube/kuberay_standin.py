@@ -60,7 +60,7 @@ from tests.kube.pod_containers import (
     podman_run_args,
     secret_names,
 )
-from tests.kube.ray_jobs import SUBMITTER, SubmittedJob, submit_command, submitter_pod
+from tests.kube.ray_jobs import SUBMITTER, TERMINAL, SubmittedJob, submit_command, submitter_pod
 from tests.kube.ray_pods import RayPod, RayPodSet, cluster_pods
 from tests.kube.volume_claims import claim_names
 
@@ -69,7 +69,6 @@ logger = logging.getLogger(__name__)
 FINALIZER = "ray.io/rayjob-stopjob-finalizer"
 HOLD_ANNOTATION = "kuberay-standin.rlops.dev/hold"
 RAYJOBS = "/apis/ray.io/v1/rayjobs"
-TERMINAL_JOB = ("STOPPED", "SUCCEEDED", "FAILED")
 # How long a stopped Ray job may take to end before its pods go. On a cluster the head pod's
 # processes outlive the pod's deletion by its grace period (30 s): the kubelet's SIGTERM
 # reaches only PID 1, `bash -lc`, which ignores it. Here podman's init would end the head at
@@ -471,7 +470,7 @@ class KubeRayStandIn:
         if process.ended is not None:
             info["endTime"] = _stamp(process.ended)
         status["rayJobInfo"] = info
-        if job_status in TERMINAL_JOB:
+        if job_status in TERMINAL:
             status["jobDeploymentStatus"] = "Failed" if job_status == "FAILED" else "Complete"
             submission = isinstance(process, SubmittedJob) and process.submission_failed()
             failed = "SubmissionFailed" if submission else "AppFailed"

@@ -6,8 +6,10 @@ submitter container beside the head container, from the head's image, running th
 KubeRay generates (`BuildJobSubmitCommand`): wait until the dashboard answers
 `/api/gcs_healthz`, then `ray job submit --address http://127.0.0.1:<dashboard port>
 --runtime-env-json ... --submission-id <jobId> -- <entrypoint>`, which follows the job until
-it ends. In the stand-in each pod's loopback is its own address (127.151.x.y, pods share the
-host's network), so "127.0.0.1" of the head pod is the head's address here.
+it ends (a submitter that fails while the job has not ended, e.g. when the head pod dies,
+fails the RayJob with reason SubmissionFailed). In the stand-in each pod's loopback is its
+own address (127.151.x.y, pods share the host's network), so "127.0.0.1" of the head pod
+is the head's address here.
 
 Ray's job supervisor, an actor on the head node, then runs the entrypoint in the head
 container. The RayJob's `jobStatus`, `message` and `rayJobInfo` come from the dashboard's job
@@ -31,6 +33,7 @@ import yaml
 
 Obj = dict[str, Any]
 SUBMITTER = "ray-job-submitter"
+TERMINAL = ("STOPPED", "SUCCEEDED", "FAILED")
 # KubeRay's default submitter container resources.
 SUBMITTER_RESOURCES = {"limits": {"cpu": "1", "memory": "1Gi"},
                        "requests": {"cpu": "500m", "memory": "200Mi"}}  # fmt: skip
@@ -107,9 +110,11 @@ class SubmittedJob:
             pass
 
     def submission_failed(self) -> bool:
-        """The submitter container ended in failure before the job was known."""
+        """The submitter container ended in failure while the job was not known to have
+        ended: it was never submitted, or the head (its dashboard) went away under it."""
         code = self.submitter.returncode
-        return self.info is None and code is not None and code != 0
+        known = str((self.info or {}).get("status", ""))
+        return code is not None and code != 0 and known not in TERMINAL
 
     def job_status(self) -> str:
         if self.submission_failed():
@@ -117,7 +122,7 @@ class SubmittedJob:
         return str((self.info or {}).get("status", ""))
 
     def terminal(self) -> bool:
-        return self.job_status() in ("STOPPED", "SUCCEEDED", "FAILED")
+        return self.job_status() in TERMINAL
 
     def message(self) -> str:
         if self.submission_failed():
