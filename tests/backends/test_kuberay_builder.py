@@ -20,6 +20,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from rlops.backends.kuberay import build_rayjob, progress_secret, progress_token
+from rlops.backends.kuberay.builder import JOB_STOP_WAIT
 from tests.backends.kuberay_fixtures import crd_violations, settings, stored
 from tests.builders import experiment
 from tests.golden import Golden
@@ -228,7 +229,8 @@ def test_the_token_is_in_the_experiments_secret_and_nowhere_in_the_rayjob() -> N
     assert secret["metadata"]["ownerReferences"][0]["kind"] == "RLExperiment"
     head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
     ref = {"name": secret["metadata"]["name"], "key": "token"}
-    assert head["env"] == [{"name": "RLOPS_PROGRESS_TOKEN", "valueFrom": {"secretKeyRef": ref}}]
+    token_env = {"name": "RLOPS_PROGRESS_TOKEN", "valueFrom": {"secretKeyRef": ref}}
+    assert head["env"] == [token_env, JOB_STOP_WAIT]
     other = progress_secret(stored(CASES["cpu-single-node"], uid="u-2"), settings())
     assert other["data"] != secret["data"]  # a recreated experiment gets a new token
 

@@ -17,8 +17,11 @@ with `shutdownAfterJobFinishes`) or the RayJob stops it.
 
 In container mode (`run_in_containers`, tests/kube/ray_pods.py) every Ray pod of the cluster
 (the head and each worker replica) runs as a podman container of its pod spec instead; the
-cluster is ready when all their Ray nodes joined, and the entrypoint runs in the head's
-container. A pod a kubelet refuses, or whose container exits, keeps the cluster not ready.
+cluster is ready when all their Ray nodes joined. The entrypoint is then submitted to the
+head's dashboard by a submitter container, and `jobStatus` read from Ray's job API, as
+KubeRay's SidecarMode does (tests/kube/ray_jobs.py); deleting the RayJob stops the Ray job
+through that API first. A pod a kubelet refuses, or whose container exits, keeps the cluster
+not ready.
 
 `hold()` keeps new RayJobs in Initializing (the cluster never becomes ready:
 an image pull or a quota that never comes) until `release()`; the annotation
@@ -57,6 +60,7 @@ from tests.kube.pod_containers import (
     podman_run_args,
     secret_names,
 )
+from tests.kube.ray_jobs import SUBMITTER, TERMINAL, SubmittedJob, submit_command, submitter_pod
 from tests.kube.ray_pods import RayPod, RayPodSet, cluster_pods
 from tests.kube.volume_claims import claim_names
 
@@ -65,7 +69,11 @@ logger = logging.getLogger(__name__)
 FINALIZER = "ray.io/rayjob-stopjob-finalizer"
 HOLD_ANNOTATION = "kuberay-standin.rlops.dev/hold"
 RAYJOBS = "/apis/ray.io/v1/rayjobs"
-TERMINAL_JOB = ("STOPPED", "SUCCEEDED", "FAILED")
+# How long a stopped Ray job may take to end before its pods go. On a cluster the head pod's
+# processes outlive the pod's deletion by its grace period (30 s): the kubelet's SIGTERM
+# reaches only PID 1, `bash -lc`, which ignores it. Here podman's init would end the head at
+# once, so the stand-in waits for the job (Ray SIGKILLs the driver after its own wait).
+STOP_GRACE = 30.0
 
 Obj = dict[str, Any]
 
@@ -145,12 +153,13 @@ class KubeRayStandIn:
         self._pod_sets: dict[tuple[str, str], RayPodSet] = {}
         self.requeue_seconds = requeue_seconds
         self._hold = hold
-        self._processes: dict[tuple[str, str], RayProcess] = {}
+        self._processes: dict[tuple[str, str], RayProcess | SubmittedJob] = {}
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._wakes: dict[tuple[str, str], asyncio.Event] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._dashboards: aiohttp.ClientSession | None = None  # Ray's job API of the heads
         self._thread = threading.Thread(target=self._run, name="kuberay-standin", daemon=True)
         self._started = threading.Event()
         self.workroot = Path(tempfile.mkdtemp(prefix="kuberay-standin-"))
@@ -229,8 +238,9 @@ class KubeRayStandIn:
         await asyncio.gather(self._main, *self._workers.values(), return_exceptions=True)
         for key in {*self._processes, *self._pod_sets}:
             await self._stop_process(key)
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._dashboards):
+            if session is not None:
+                await session.close()
 
     def _wake_all(self) -> None:
         for wake in self._wakes.values():
@@ -244,6 +254,7 @@ class KubeRayStandIn:
 
     async def _watch_forever(self) -> None:
         self._session = aiohttp.ClientSession(self.url)
+        self._dashboards = aiohttp.ClientSession()
         while True:
             try:
                 async with self._session.get(RAYJOBS) as response:
@@ -318,6 +329,7 @@ class KubeRayStandIn:
         if spec.get("managedBy") not in (None, "ray.io/kuberay-operator"):
             return 5.0
         if meta.get("deletionTimestamp"):
+            await self._stop_job(key)  # KubeRay's StopJob, then the cluster goes
             await self._stop_process(key)
             finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
             patch = {
@@ -371,7 +383,7 @@ class KubeRayStandIn:
                 status["jobDeploymentStatus"] = "Running"
         elif phase == "Running":
             if not self._to_suspending(spec, status) and not self._past_deadline(spec, status):
-                self._observe_job(key, status)
+                await self._observe_job(key, status)
                 current = await self._get(
                     _path(key[0], "rayclusters", status.get("rayClusterName", ""))
                 )
@@ -443,19 +455,26 @@ class KubeRayStandIn:
         )
         return True
 
-    def _observe_job(self, key: tuple[str, str], status: Obj) -> None:
+    async def _observe_job(self, key: tuple[str, str], status: Obj) -> None:
         process = self._processes.get(key)
         if process is None or process.job_id != status.get("jobId"):
             return
+        if isinstance(process, SubmittedJob):
+            assert self._dashboards is not None
+            await process.refresh(self._dashboards)
         job_status = process.job_status()
         status.update(jobStatus=job_status, message=process.message())
-        info: Obj = {"startTime": _stamp(process.started)}
+        if not job_status:
+            return  # not submitted yet (the submitter waits for the dashboard)
+        info: Obj = {"startTime": _stamp(process.started)} if process.started else {}
         if process.ended is not None:
             info["endTime"] = _stamp(process.ended)
         status["rayJobInfo"] = info
-        if job_status in TERMINAL_JOB:
+        if job_status in TERMINAL:
             status["jobDeploymentStatus"] = "Failed" if job_status == "FAILED" else "Complete"
-            status["reason"] = "AppFailed" if job_status == "FAILED" else ""
+            submission = isinstance(process, SubmittedJob) and process.submission_failed()
+            failed = "SubmissionFailed" if submission else "AppFailed"
+            status["reason"] = failed if job_status == "FAILED" else ""
             if not status["reason"]:
                 status.pop("reason")
 
@@ -570,25 +589,43 @@ class KubeRayStandIn:
         workdir = Path(tempfile.mkdtemp(prefix=f"{key[1]}-", dir=self.workroot))
         given = runtime_env.get("working_dir")
         cwd = given if isinstance(given, str) and Path(given).is_dir() else str(workdir)
-        pod_set = self._pod_sets.get(key)
-        if pod_set is not None and self.pods(key[0]) is not None:
-            env_vars = {str(k): str(v) for k, v in (runtime_env.get("env_vars") or {}).items()}
-            process = await pod_set.exec_driver(
-                spec.get("entrypoint") or "true", env_vars, workdir / "driver.log"
+        pod_set, pods = self._pod_sets.get(key), self.pods(key[0])
+        if pod_set is not None and pods is not None:
+            submitted = await self._submit(pods, key[0], pod_set, job, status, workdir)
+            self._processes[key] = submitted
+            asyncio.get_running_loop().create_task(self._await_exit(key, submitted))
+            return
+        with open(workdir / "driver.log", "wb") as log:
+            process = await asyncio.create_subprocess_shell(
+                spec.get("entrypoint") or "true",
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
             )
-        else:
-            with open(workdir / "driver.log", "wb") as log:
-                process = await asyncio.create_subprocess_shell(
-                    spec.get("entrypoint") or "true",
-                    stdout=log,
-                    stderr=asyncio.subprocess.STDOUT,
-                    cwd=cwd,
-                    env=env,
-                    start_new_session=True,
-                )
         ray_process = RayProcess(status["jobId"], status["rayClusterName"], process, workdir)
         self._processes[key] = ray_process
         asyncio.get_running_loop().create_task(self._await_exit(key, ray_process))
+
+    async def _submit(
+        self, pods: PodmanPods, namespace: str, pod_set: RayPodSet, job: Obj, status: Obj,
+        workdir: Path,
+    ) -> SubmittedJob:  # fmt: skip
+        """Start KubeRay's SidecarMode submitter container beside the head."""
+        spec = job.get("spec") or {}
+        head = pod_set.head
+        assert head.dashboard_port is not None
+        command = submit_command(head.dashboard_port, status["jobId"],
+                                 spec.get("entrypoint") or "true",
+                                 spec.get("runtimeEnvYAML") or "", host=head.ip)  # fmt: skip
+        submitter = RayPod(f"{head.name}-{SUBMITTER}", "headgroup", head.ip,
+                           submitter_pod(head.spec, command))  # fmt: skip
+        args = await self._pod_args(pods, namespace, submitter)
+        log = workdir / "submitter.log"
+        process = await pod_set.start_submitter(pod_set.container(submitter), args, log)
+        return SubmittedJob(status["jobId"], status["rayClusterName"], pod_set.dashboard,
+                            process, workdir)  # fmt: skip
 
     async def _head_env(self, job: Obj, status: Obj) -> dict[str, str]:
         """The head container's env (Secret values resolved), as its processes see it."""
@@ -666,9 +703,14 @@ class KubeRayStandIn:
             self._image_users[image] = out.decode().strip()
         return self._image_users[image]
 
-    async def _await_exit(self, key: tuple[str, str], ray_process: RayProcess) -> None:
-        await ray_process.process.wait()
-        ray_process.ended = _now()
+    async def _await_exit(
+        self, key: tuple[str, str], ray_process: RayProcess | SubmittedJob
+    ) -> None:
+        if isinstance(ray_process, SubmittedJob):
+            await ray_process.submitter.wait()  # `ray job submit` follows the job to its end
+        else:
+            await ray_process.process.wait()
+            ray_process.ended = _now()
         if key in self._wakes:
             self._wakes[key].set()
 
@@ -677,8 +719,17 @@ class KubeRayStandIn:
         await self._stop_driver(key)
         await self._stop_pods(key)
 
+    async def _stop_job(self, key: tuple[str, str]) -> None:
+        """Stop the Ray job through the dashboard's job API, as KubeRay does for a RayJob
+        being deleted (container mode; Ray's supervisor SIGTERMs the driver)."""
+        submitted = self._processes.get(key)
+        if isinstance(submitted, SubmittedJob) and self._dashboards is not None:
+            await submitted.stop(self._dashboards, STOP_GRACE)
+
     async def _stop_driver(self, key: tuple[str, str]) -> None:
         ray_process = self._processes.get(key)
+        if isinstance(ray_process, SubmittedJob):
+            return  # it goes with the head pod
         if ray_process is not None and ray_process.process.returncode is None:
             for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
                 with contextlib.suppress(ProcessLookupError):

@@ -15,11 +15,11 @@ nodes apart) and its own free ports for Ray's services, as hostNetwork pods shar
 need.
 
 The cluster is ready when Ray's own node table (the head's GCS) lists every pod's node alive,
-the condition KubeRay's readiness probes amount to. The RayJob's entrypoint then runs in the
-head container (`podman exec`) with the runtime environment's variables and `RAY_ADDRESS` of
-the cluster: where Ray's job supervisor runs a submitted entrypoint. There is no submitter pod
-(K8sJobMode) or HTTP submission: both need Ray's dashboard (`ray[default]`), which the image
-does not have.
+the condition KubeRay's readiness probes amount to. The head's dashboard listens on the head's
+own address and a free port: `dashboard-host: 127.0.0.1` (the pod's loopback) and `0.0.0.0`
+(every address of the pod) both mean that one address here, never the host's. The RayJob's
+entrypoint is then submitted through the dashboard's job API by a submitter container beside
+the head (tests/kube/ray_jobs.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ NODE_PORTS = (
     "dashboard-agent-listen-port", "metrics-export-port", "runtime-env-agent-port",
 )  # fmt: skip
 # Flags the stand-in sets itself: a `rayStartParams` entry for them is not passed twice.
-OWN_FLAGS = {*NODE_PORTS, "port", "address", "node-ip-address", "block", "dashboard-port"}
+OWN_FLAGS = {*NODE_PORTS, "port", "address", "node-ip-address", "block", "dashboard-port",
+             "dashboard-host"}  # fmt: skip
 _clusters = itertools.count(1)
 # The test bed's own setting for every Ray pod: on a loaded shared machine the dashboard
 # agent can take longer than the raylet's default wait for it (the raylet then aborts).
@@ -69,6 +70,7 @@ class RayPod:
     spec: Obj
     process: asyncio.subprocess.Process | None = None
     log: Path | None = None
+    dashboard_port: int | None = None  # the head's
 
     def exited(self) -> str | None:
         """Why the pod is not running (its container exited), if it is not."""
@@ -90,6 +92,7 @@ def ray_start(params: Obj, head: bool, ip: str, gcs: str, ports: list[int]) -> s
     if head:
         flags["port"] = gcs.rsplit(":", 1)[1]
         flags["dashboard-port"] = str(ports[len(NODE_PORTS)])
+        flags["dashboard-host"] = ip  # the pod's own address (see the module's docstring)
     else:
         flags["address"] = gcs
     flags["min-worker-port"] = flags["max-worker-port"] = "0"  # workers: ports the OS picks
@@ -128,6 +131,7 @@ def cluster_pods(cluster: str, spec: Obj) -> tuple[list[RayPod], str]:
             kuberay_pod(head.get("template") or {},
                         ray_start(head.get("rayStartParams") or {}, True, head_ip, gcs, ports),
                         env),
+            dashboard_port=ports[len(NODE_PORTS)],
         )
     ]  # fmt: skip
     for group in spec.get("workerGroupSpecs") or []:
@@ -166,6 +170,8 @@ class RayPodSet:
     started_at: float = 0.0
     ready_after: float | None = None  # seconds from the first `podman run` to ready
     ready: bool = field(default=False)
+    submitter: asyncio.subprocess.Process | None = None
+    submitter_name: str | None = None  # its container's name
 
     @property
     def head(self) -> RayPod:
@@ -203,20 +209,28 @@ class RayPodSet:
                 self.ready_after = asyncio.get_running_loop().time() - self.started_at
         return self.ready
 
-    async def exec_driver(self, command: str, env: dict[str, str], log: Path) -> Any:
-        """Run the entrypoint in the head container, as Ray's job supervisor would."""
-        variables = [f"--env={k}={v}" for k, v in {**env, "RAY_ADDRESS": self.gcs}.items()]
+    @property
+    def dashboard(self) -> str:
+        """The head's dashboard (Ray's job API)."""
+        return f"http://{self.head.ip}:{self.head.dashboard_port}"
+
+    async def start_submitter(
+        self, name: str, args: list[str], log: Path
+    ) -> asyncio.subprocess.Process:
+        """Start the submitter container `name` beside the head (`podman run` arguments)."""
+        self.submitter_name = name
         with open(log, "wb") as out:
-            return await asyncio.create_subprocess_exec(
-                "podman", "exec", *variables, self.container(self.head), "/bin/sh", "-c",
-                command, stdout=out, stderr=asyncio.subprocess.STDOUT, env=self.podman_env,
-                start_new_session=True,
+            self.submitter = await asyncio.create_subprocess_exec(
+                "podman", "run", *args, stdout=out, stderr=asyncio.subprocess.STDOUT,
+                env=self.podman_env, start_new_session=True,
             )  # fmt: skip
+        return self.submitter
 
     async def stop(self) -> None:
         """Delete the pods: SIGTERM to each container, SIGKILL 10 s later (a kubelet's grace),
         then the `podman run` processes end."""
         names = [self.container(pod) for pod in self.pods]
+        names += [self.submitter_name] if self.submitter_name else []
         remove = await asyncio.create_subprocess_exec(
             # --ignore: without it podman skips the rest after a container already gone
             "podman", "rm", "--force", "--ignore", "--time=10", *names,
@@ -224,7 +238,7 @@ class RayPodSet:
             env=self.podman_env,
         )  # fmt: skip
         await remove.wait()
-        for pod in self.pods:
-            if pod.process is not None and pod.process.returncode is None:
+        for process in [pod.process for pod in self.pods] + [self.submitter]:
+            if process is not None and process.returncode is None:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(pod.process.wait(), 10)
+                    await asyncio.wait_for(process.wait(), 10)

@@ -9,7 +9,8 @@ reason (runAsNonRoot for root, a missing Secret or key, a mount of an undeclared
 With podman (marker containers): a RayJob in the API emulator whose head pod runs as 10001
 with a read-only root, all capabilities dropped, a token from a Secret, an emptyDir at /tmp and
 a claim at /data (a PersistentVolumeClaim of the emulator) starts Ray there and trains an
-RLExperiment in the image (the entrypoint run in the head's container), reporting progress
+RLExperiment in the image (the entrypoint submitted to the head's dashboard by a submitter
+container, run by Ray's job supervisor in the head's container), reporting progress
 to a loopback URL;
 a pod that runs as root under runAsNonRoot never starts (the RayJob stays Initializing and the
 refusal names the reason); a driver writing where no volume is mounted fails with a read-only
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -222,10 +224,13 @@ def test_a_rayjob_trains_in_its_head_pods_container(
     image = build_image()
     manifest = experiment("exp").set("spec.stop", {"iterations": 1}).obj()
     spec = base64.b64encode(json.dumps(manifest).encode()).decode()
-    entrypoint = (
-        "printenv TOKEN > /data/token && python -m rlops.runtime --spec-b64 "
-        f"{spec} --run-dir /data/exp"
-    )
+    # KubeRay puts the entrypoint unquoted into the submitter's shell line: shell operators
+    # go inside a shell of the entrypoint's own.
+    entrypoint = shlex.join([
+        "/bin/sh", "-c",
+        f"printenv TOKEN > /data/token && python -m rlops.runtime --spec-b64 {spec} "
+        "--run-dir /data/exp",
+    ])  # fmt: skip
     env = {"RLOPS_PROGRESS_URL": progress_url, "RLOPS_PROGRESS_TOKEN": "tkn"}
     api.create_namespaced_custom_object(
         "ray.io", "v1", kube_namespace, "rayjobs", rayjob("exp", entrypoint, head_pod(image), env)
@@ -280,11 +285,13 @@ def test_writing_where_no_volume_is_mounted_fails_on_a_read_only_root(
     head = head_pod(build_image())
     api.create_namespaced_custom_object(
         "ray.io", "v1", kube_namespace, "rayjobs",
-        rayjob("nowhere", "echo x > /home/rlops/out", head, {}),
+        rayjob("nowhere", shlex.join(["/bin/sh", "-c", "echo x > /home/rlops/out"]), head, {}),
     )  # fmt: skip
     wait_until(
         lambda: job_status(api, kube_namespace, "nowhere").get("jobStatus") == "FAILED",
         timeout=120,
         interval=0.5,
     )
-    assert "Read-only file system" in kuberay.driver_log(kube_namespace, "nowhere")
+    # The job's message, from Ray's job API, ends with the driver's output.
+    message = job_status(api, kube_namespace, "nowhere")["message"]
+    assert "Read-only file system" in message, message

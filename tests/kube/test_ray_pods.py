@@ -22,6 +22,7 @@ from typing import Any
 import kubernetes.client
 import pytest
 
+from tests.kube.ray_jobs import submit_command
 from tests.kube.ray_pods import cluster_pods
 from tests.kube.test_pod_containers import api, head_pod, job_status, pods, rayjob  # noqa: F401
 from tests.waiting import wait_until
@@ -63,9 +64,11 @@ def test_the_head_and_each_worker_replica_run_ray_start_as_kuberay_generates_it(
     assert gcs == f"{ips[0]}:{gcs.rsplit(':', 1)[1]}"
     head = start_args(ray_pods[0])
     assert head[:3] == ["ray", "start", "--head"] and head[-1] == "--block"
-    for flag in ("--num-cpus=0", "--dashboard-host=0.0.0.0", f"--node-ip-address={ips[0]}",
-                 f"--port={gcs.rsplit(':', 1)[1]}"):  # fmt: skip
+    for flag in ("--num-cpus=0", f"--node-ip-address={ips[0]}", f"--port={gcs.rsplit(':', 1)[1]}",
+                 f"--dashboard-port={ray_pods[0].dashboard_port}"):  # fmt: skip
         assert flag in head, flag
+    # `0.0.0.0` (every address of the pod) is the pod's own address here, never the host's.
+    assert [a for a in head if a.startswith("--dashboard-host")] == [f"--dashboard-host={ips[0]}"]
     ports = []
     for pod in ray_pods[1:]:
         worker = start_args(pod)
@@ -145,3 +148,16 @@ def test_a_pod_whose_claim_does_not_exist_never_starts(
         'persistentvolumeclaim "nowhere" not found'
     )
     assert kuberay.ray_pods(kube_namespace, "noclaim") is None  # no pod was started
+
+
+def test_the_submitter_runs_ray_job_submit_as_kuberay_sidecar_mode_generates_it() -> None:
+    command = submit_command(
+        8265, "job-1", "python -m x --a 'b c'", "env_vars:\n  A: '1'\n", host="127.151.1.1"
+    )
+    wait, submit = command.rsplit(" ; ", 1)
+    assert wait.startswith("until python3 -c") and "http://127.151.1.1:8265/api/gcs_healthz" in wait
+    assert shlex.split(submit) == [
+        "ray", "job", "submit", "--address", "http://127.151.1.1:8265",
+        "--runtime-env-json", '{"env_vars": {"A": "1"}}', "--submission-id", "job-1",
+        "--", "python", "-m", "x", "--a", "b c",
+    ]  # fmt: skip

@@ -19,7 +19,7 @@ import pytest
 
 from rlops.api.validation import validate_manifest
 from rlops.backends.kuberay import build_rayjob
-from rlops.backends.kuberay.builder import STORE_VARIABLES
+from rlops.backends.kuberay.builder import JOB_STOP_WAIT, STORE_VARIABLES
 from tests.backends.kuberay_fixtures import crd_violations, settings, stored
 from tests.builders import experiment
 
@@ -99,8 +99,8 @@ def test_the_storage_secret_gives_object_store_pods_their_credentials() -> None:
         env = {
             e["name"]: e["valueFrom"]["secretKeyRef"]
             for e in pod["containers"][0]["env"]
-            if e["name"] != "RLOPS_PROGRESS_TOKEN"
-        }  # the head's own token, from its Secret
+            if e["name"] not in ("RLOPS_PROGRESS_TOKEN", JOB_STOP_WAIT["name"])
+        }  # the head's own token, from its Secret, and Ray's job stop wait
         assert sorted(env) == sorted(STORE_VARIABLES)
         assert env["AWS_ENDPOINT_URL"] == {
             "name": "bucket-creds",
@@ -109,9 +109,9 @@ def test_the_storage_secret_gives_object_store_pods_their_credentials() -> None:
         }
     assert crd_violations(job) == []
     on_a_claim = build_rayjob(stored(two_nodes({"path": "/mnt/runs"})), ops)
-    for pod in pods(on_a_claim):  # no store variables (the head keeps its token's)
+    for pod in pods(on_a_claim):  # no store variables (the head keeps its own two)
         names = {e["name"] for e in pod["containers"][0].get("env", [])}
-        assert names <= {"RLOPS_PROGRESS_TOKEN"}
+        assert names <= {"RLOPS_PROGRESS_TOKEN", JOB_STOP_WAIT["name"]}
 
 
 def test_no_claim_no_submitter_template() -> None:

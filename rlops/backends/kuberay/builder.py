@@ -44,6 +44,11 @@ PROPAGATED_LABELS = ("rlops.dev/sweep", "rlops.dev/trial", "rlops.dev/seed")
 HEAD_PORTS = (("gcs-server", 6379), ("dashboard", 8265), ("client", 10001))
 SIDECAR_MODE = "SidecarMode"
 SUBMITTER_RESOURCES = {"cpu": "500m", "memory": "256Mi"}
+# A stopped Ray job (KubeRay stops it when its RayJob is deleted: a stop or a pause) gets
+# SIGTERM from Ray's job supervisor, then SIGKILL after this many seconds (Ray's default: 3).
+# The driver finishes its iteration and checkpoints in that time; it stays within the head
+# pod's termination grace period (30 s), during which the pod's processes still run.
+JOB_STOP_WAIT = {"name": "RAY_JOB_STOP_WAIT_TIME_S", "value": "25"}
 
 
 def progress_token(secret: str, namespace: str, name: str, uid: str) -> str:
@@ -219,7 +224,7 @@ def cluster_spec(
         "image": image,
         "resources": resources,
         "ports": [{"name": name, "containerPort": port} for name, port in HEAD_PORTS],
-        "env": [token_env(experiment.metadata.name or "")],
+        "env": [token_env(experiment.metadata.name or ""), dict(JOB_STOP_WAIT)],
     }
     head_template = pod_template(head, experiment, labels, settings)
     if submission_mode(placement, settings) == SIDECAR_MODE:
