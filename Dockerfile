@@ -27,6 +27,9 @@ RUN if [ -n "$TORCH_INDEX_URL" ]; then export PIP_INDEX_URL="$TORCH_INDEX_URL"; 
     && pip install torch==2.13.0
 COPY requirements/lock.txt /src/requirements/lock.txt
 RUN pip install -r /src/requirements/lock.txt
+# The rest of ray[default]: the dashboard and its job API, which KubeRay submits through.
+COPY requirements/image.txt /src/requirements/image.txt
+RUN pip install -r /src/requirements/image.txt
 COPY pyproject.toml README.md /src/
 COPY rlops /src/rlops
 RUN pip wheel --no-deps --wheel-dir /wheels /src \

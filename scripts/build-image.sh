@@ -4,9 +4,9 @@
 #   scripts/build-image.sh            # -> localhost/rlops:<version>
 #   RLOPS_IMAGE=reg/rlops:x scripts/build-image.sh
 #
-# - Rebuilds only when the build's inputs changed: the Dockerfile, .dockerignore, the lock
-#   file, pyproject.toml, README.md, rlops/ and the build arguments. Their hash is a label
-#   of the image, read back with `podman image inspect`.
+# - Rebuilds only when the build's inputs changed: the Dockerfile, .dockerignore, the
+#   requirements (lock.txt, image.txt), pyproject.toml, README.md, rlops/ and the build
+#   arguments. Their hash is a label of the image, read back with `podman image inspect`.
 # - The base: RLOPS_BASE_IMAGE, else python:3.11-slim when present or pullable, else a
 #   Debian bookworm base made here with debootstrap from the mirror apt already uses
 #   (localhost/rlops-base:bookworm, made once).
@@ -108,7 +108,7 @@ BASE=$(base_image)
 inputs_hash=$(
   {
     printf 'format=docker base=%s version=%s torch-index=%s\n' "$BASE" "$VERSION" "$torch_index"
-    find Dockerfile .dockerignore requirements/lock.txt pyproject.toml README.md rlops -type f \
+    find Dockerfile .dockerignore requirements/lock.txt requirements/image.txt pyproject.toml README.md rlops -type f \
       ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
   } | sha256sum | cut -d' ' -f1
 )
