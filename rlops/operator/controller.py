@@ -58,6 +58,7 @@ from rlops.operator.sweeps import (
     reconcile_sweep,
     trial_problem,
 )
+from rlops.operator.writes import HeldWrites, can_wait, worth_an_event
 from rlops.sweep import LABEL_SWEEP
 from rlops.tracking.drivers import KubeTracking, result_phase, trial_snapshot
 
@@ -83,6 +84,7 @@ class Controller:
         self.rechecks: dict[Key, asyncio.TimerHandle] = {}
         self.create_limit = asyncio.Semaphore(16)
         self.sent: dict[tuple[str, str, str], Sent] = {}
+        self.held = HeldWrites(settings.status_flush_seconds, self._flush_held)
         self.errors = ErrorLog(log)  # a permanently failing object: once per 5 min
         self.tracking = KubeTracking()
         self.backend = KubeRayBackend(kube, settings)  # RayJobs through the same client
@@ -185,6 +187,9 @@ class Controller:
         """
         meta = body["metadata"]
         key = (kind.plural, meta["namespace"], meta["name"])
+        held = self.held.status(key)
+        if held is not None:
+            return {**body, "status": held}
         sent = self.sent.get(key)
         if sent is None:
             return dict(body)
@@ -205,6 +210,7 @@ class Controller:
 
         The index may still hold the version this operator last patched: then what it
         wrote is the status to compare with, so a lagging index causes no second write.
+        A change that can wait (`writes.can_wait`) is held and sent with the next write.
         """
         meta = body["metadata"]
         key = (kind.plural, meta["namespace"], meta["name"])
@@ -214,6 +220,25 @@ class Controller:
         patch = status_patch(old, status, fields)
         if patch is None:
             return False
+        new = applied(old, patch)
+        if kind is RLEXPERIMENTS and can_wait(old, patch["status"]):
+            self.held.hold(key, old, new, patch["status"])
+            return True
+        held = self.held.take(key)
+        changed = set(patch["status"]) | (held.fields if held is not None else set())
+        await self._send(kind, body, held.base if held is not None else old, new, changed)
+        return True
+
+    async def _send(
+        self, kind: Kind, body: Body, old: Mapping[str, Any], new: Mapping[str, Any],
+        fields: Collection[str],
+    ) -> None:  # fmt: skip
+        """One status patch turning `old` (what the server has) into `new`, and its Event."""
+        meta = body["metadata"]
+        key = (kind.plural, meta["namespace"], meta["name"])
+        patch = status_patch(old, new, fields)
+        if patch is None:
+            return
         log.debug(
             "status of %s %s/%s (at %s): %s",
             kind.plural, meta["namespace"], meta["name"], meta.get("resourceVersion"), patch,
@@ -224,20 +249,34 @@ class Controller:
         sent = self.sent.setdefault(key, Sent())
         sent.older.update(v for v in (meta.get("resourceVersion"), sent.version) if v)
         sent.version, sent.status = version, applied(old, patch)
-        old_phase = old.get("phase")
-        new_phase = status.get("phase")
-        if new_phase != old_phase and new_phase is not None:
-            failed = new_phase in (Phase.FAILED.value, SweepPhase.FAILED.value)
-            message = str(status.get("message") or new_phase)
+        if worth_an_event(old, new):
+            phase = str(new["phase"])
+            failed = phase in (Phase.FAILED.value, SweepPhase.FAILED.value)
+            message = str(new.get("message") or phase)
             await self.call(
-                self.kube.event, dict(body), "Warning" if failed else "Normal", new_phase, message
+                self.kube.event, dict(body), "Warning" if failed else "Normal", phase, message
             )
-        return True
+
+    async def _flush_held(self, key: tuple[str, str, str]) -> None:
+        """Write an experiment's held changes once their window ends (retried on failure)."""
+        async with self.lock(key[1:]):
+            held = self.held.take(key)
+            body = self.indexes.experiment(key[1:])
+            if held is None or body is None:
+                return
+            try:
+                await self._send(RLEXPERIMENTS, body, held.base, held.status, held.fields)
+            except Exception as exc:
+                self.errors.log(f"status of {key[1]}/{key[2]}",
+                                f"writing the status of {key[1]}/{key[2]} failed; retrying: "
+                                f"{exc!r}", exc=exc)  # fmt: skip
+                self.held.hold(key, held.base, held.status, held.fields)
 
     def forget_experiment(self, key: Key) -> None:
         self.errors.forget(f"experiment {key[0]}/{key[1]}")
         self.metrics.forget_experiment(*key)
         self.sent.pop((RLEXPERIMENTS.plural, *key), None)
+        self.held.forget((RLEXPERIMENTS.plural, *key))
         self.locks.pop(key, None)
         handle = self.rechecks.pop(key, None)
         if handle is not None:
