@@ -42,7 +42,7 @@ from rlops.operator.failures import (
     failed,
     unreadable,
 )
-from rlops.operator.indexes import Body, Indexes, Sent, before, now, thin_history
+from rlops.operator.indexes import Body, Creations, Indexes, Sent, before, now, thin_history
 from rlops.operator.kube import RLEXPERIMENTS, SWEEPS, Kind, Kube
 from rlops.operator.progress import Key, Pending
 from rlops.operator.status import (
@@ -84,6 +84,7 @@ class Controller:
         self.rechecks: dict[Key, asyncio.TimerHandle] = {}
         self.create_limit = asyncio.Semaphore(16)
         self.sent: dict[tuple[str, str, str], Sent] = {}
+        self.creations = Creations()  # children created, until the index shows them
         self.held = HeldWrites(settings.status_flush_seconds, self._flush_held)
         self.errors = ErrorLog(log)  # a permanently failing object: once per 5 min
         self.tracking = KubeTracking()
@@ -378,12 +379,14 @@ class Controller:
                 return
             sweep = Sweep.model_validate(self.effective(SWEEPS, body))
             children = list(self.indexes.trials.get(key) or [])
+            children += self.creations.unseen(key, children)
             await self._fail_corrupt(key[0], children)
             actions = reconcile_sweep(sweep, children, self.clock())
 
             async def create(manifest: dict[str, Any]) -> None:
                 async with self.create_limit:
                     await self.call(self.kube.create, RLEXPERIMENTS, key[0], manifest)
+                self.creations.remember(key, manifest)
 
             await asyncio.gather(*(create(m) for m in actions.create))
             for name, patch in actions.patches:
@@ -408,4 +411,5 @@ class Controller:
         self.errors.forget(f"sweep {key[0]}/{key[1]}")
         self.metrics.forget_sweep(*key)
         self.sent.pop((SWEEPS.plural, *key), None)
+        self.creations.forget(key)
         self.sweep_dirty.discard(key)
