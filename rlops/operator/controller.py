@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rlops.api import Phase, RLExperiment, RLExperimentStatus, Sweep, SweepPhase
+from rlops.api import RLExperiment, RLExperimentStatus, Sweep
 from rlops.api.ratelimit import ErrorLog
 from rlops.api.settings import Settings
 from rlops.backends.base import Refused, Submission, work_key
@@ -42,15 +42,14 @@ from rlops.operator.failures import (
     failed,
     unreadable,
 )
-from rlops.operator.indexes import Body, Creations, Indexes, Sent, before, now, thin_history
+from rlops.operator.indexes import Body, Creations, Indexes, now, thin_history
 from rlops.operator.kube import RLEXPERIMENTS, SWEEPS, Kind, Kube
 from rlops.operator.progress import Key, Pending
 from rlops.operator.status import (
     PROGRESS_FIELDS,
-    applied,
     reconciled_fields,
-    status_patch,
 )
+from rlops.operator.statuswriter import StatusWriter
 from rlops.operator.sweeps import (
     ANNOTATION_HISTORY,
     decode_history,
@@ -58,7 +57,6 @@ from rlops.operator.sweeps import (
     reconcile_sweep,
     trial_problem,
 )
-from rlops.operator.writes import HeldWrites, can_wait, worth_an_event
 from rlops.sweep import LABEL_SWEEP
 from rlops.tracking.drivers import KubeTracking, result_phase, trial_snapshot
 
@@ -83,10 +81,10 @@ class Controller:
         self.sweep_dirty: set[Key] = set()
         self.rechecks: dict[Key, asyncio.TimerHandle] = {}
         self.create_limit = asyncio.Semaphore(16)
-        self.sent: dict[tuple[str, str, str], Sent] = {}
-        self.creations = Creations()  # children created, until the index shows them
-        self.held = HeldWrites(settings.status_flush_seconds, self._flush_held)
         self.errors = ErrorLog(log)  # a permanently failing object: once per 5 min
+        self.creations = Creations()  # children created, until the index shows them
+        self.writer = StatusWriter(kube, self.call, self.lock, self.indexes.experiment,
+                                   self.errors, settings.status_flush_seconds)  # fmt: skip
         self.tracking = KubeTracking()
         self.backend = KubeRayBackend(kube, settings)  # RayJobs through the same client
 
@@ -179,105 +177,18 @@ class Controller:
         )
 
     def effective(self, kind: Kind, body: Body) -> dict[str, Any]:
-        """`body`, with the status this operator wrote if the index has not caught up yet.
-
-        The index lags behind writes, sometimes by several versions. A version older than
-        our last write's still shows the status we wrote; resourceVersions are opaque, but
-        every etcd-backed API server issues them as increasing integers, so they are
-        compared as such (and any version we saw before writing counts as older).
-        """
-        meta = body["metadata"]
-        key = (kind.plural, meta["namespace"], meta["name"])
-        held = self.held.status(key)
-        if held is not None:
-            return {**body, "status": held}
-        sent = self.sent.get(key)
-        if sent is None:
-            return dict(body)
-        version = meta.get("resourceVersion")
-        if version in sent.older or before(version, sent.version):
-            return {**body, "status": sent.status}
-        del self.sent[key]
-        return dict(body)
+        return self.writer.effective(kind, body)
 
     async def write_status(
-        self,
-        kind: Kind,
-        body: Body,
-        status: Mapping[str, Any],
+        self, kind: Kind, body: Body, status: Mapping[str, Any],
         fields: Collection[str] | None = None,
-    ) -> bool:
-        """Write the fields of `status` that differ from `body`'s; False when none do.
-
-        The index may still hold the version this operator last patched: then what it
-        wrote is the status to compare with, so a lagging index causes no second write.
-        A change that can wait (`writes.can_wait`) is held and sent with the next write.
-        """
-        meta = body["metadata"]
-        key = (kind.plural, meta["namespace"], meta["name"])
-        old = self.effective(kind, body).get("status") or {}
-        if fields is None:
-            fields = reconciled_fields(status, old)
-        patch = status_patch(old, status, fields)
-        if patch is None:
-            return False
-        new = applied(old, patch)
-        if kind is RLEXPERIMENTS and can_wait(old, patch["status"]):
-            self.held.hold(key, old, new, patch["status"])
-            return True
-        held = self.held.take(key)
-        changed = set(patch["status"]) | (held.fields if held is not None else set())
-        await self._send(kind, body, held.base if held is not None else old, new, changed)
-        return True
-
-    async def _send(
-        self, kind: Kind, body: Body, old: Mapping[str, Any], new: Mapping[str, Any],
-        fields: Collection[str],
-    ) -> None:  # fmt: skip
-        """One status patch turning `old` (what the server has) into `new`, and its Event."""
-        meta = body["metadata"]
-        key = (kind.plural, meta["namespace"], meta["name"])
-        patch = status_patch(old, new, fields)
-        if patch is None:
-            return
-        log.debug(
-            "status of %s %s/%s (at %s): %s",
-            kind.plural, meta["namespace"], meta["name"], meta.get("resourceVersion"), patch,
-        )  # fmt: skip
-        version = await self.call(
-            self.kube.patch_status, kind, meta["namespace"], meta["name"], patch
-        )
-        sent = self.sent.setdefault(key, Sent())
-        sent.older.update(v for v in (meta.get("resourceVersion"), sent.version) if v)
-        sent.version, sent.status = version, applied(old, patch)
-        if worth_an_event(old, new):
-            phase = str(new["phase"])
-            failed = phase in (Phase.FAILED.value, SweepPhase.FAILED.value)
-            message = str(new.get("message") or phase)
-            await self.call(
-                self.kube.event, dict(body), "Warning" if failed else "Normal", phase, message
-            )
-
-    async def _flush_held(self, key: tuple[str, str, str]) -> None:
-        """Write an experiment's held changes once their window ends (retried on failure)."""
-        async with self.lock(key[1:]):
-            held = self.held.take(key)
-            body = self.indexes.experiment(key[1:])
-            if held is None or body is None:
-                return
-            try:
-                await self._send(RLEXPERIMENTS, body, held.base, held.status, held.fields)
-            except Exception as exc:
-                self.errors.log(f"status of {key[1]}/{key[2]}",
-                                f"writing the status of {key[1]}/{key[2]} failed; retrying: "
-                                f"{exc!r}", exc=exc)  # fmt: skip
-                self.held.hold(key, held.base, held.status, held.fields)
+    ) -> bool:  # fmt: skip
+        return await self.writer.write(kind, body, status, fields)
 
     def forget_experiment(self, key: Key) -> None:
         self.errors.forget(f"experiment {key[0]}/{key[1]}")
         self.metrics.forget_experiment(*key)
-        self.sent.pop((RLEXPERIMENTS.plural, *key), None)
-        self.held.forget((RLEXPERIMENTS.plural, *key))
+        self.writer.forget((RLEXPERIMENTS.plural, *key))
         self.locks.pop(key, None)
         handle = self.rechecks.pop(key, None)
         if handle is not None:
@@ -410,6 +321,6 @@ class Controller:
     def forget_sweep(self, key: Key) -> None:
         self.errors.forget(f"sweep {key[0]}/{key[1]}")
         self.metrics.forget_sweep(*key)
-        self.sent.pop((SWEEPS.plural, *key), None)
+        self.writer.forget((SWEEPS.plural, *key))
         self.creations.forget(key)
         self.sweep_dirty.discard(key)
