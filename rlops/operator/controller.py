@@ -2,8 +2,8 @@
 
 It reads the latest objects from kopf's in-memory indexes (filled from watches,
 so reading costs no request), calls `reconcile_experiment` / `reconcile_sweep`,
-makes the API calls they ask for in worker threads, and writes status through
-`status_patch` only — the one place that writes status, and only when it changed.
+makes the API calls they ask for in worker threads, and writes status through its
+`StatusWriter` only (`status_patch`: only what changed; what can wait rides with the next write).
 One asyncio lock per experiment keeps its RayJob events, its own events and its
 progress from being handled at the same time. Sweeps are re-planned by one task
 per sweep that coalesces bursts of child events into one plan.
