@@ -6,7 +6,6 @@ children it created does not create them again."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -20,17 +19,10 @@ from rlops.operator.kube import RLEXPERIMENTS, Kind
 from rlops.operator.progress import Pending
 from rlops.operator.writes import can_wait, worth_an_event
 from tests.builders import experiment, rayjob, sweep
-from tests.operator.test_controller_pause import FakeKube
+from tests.operator.test_controller_pause import KEY, NOW, PAUSED, FakeKube
 
-NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
-KEY = ("ns", "cp")
-RUNNING = {
-    "phase": "Running",
-    "backend": "kubernetes",
-    "attempts": 1,
-    "message": "training",
-    "backendRef": {"kind": "RayJob", "name": "cp", "namespace": "ns"},
-}
+RUNNING = {k: v for k, v in PAUSED.items() if k != "progress"} | {
+    "phase": "Running", "message": "training"}  # fmt: skip
 RECORD = ProgressRecord(iteration=3, timesteps=600, time_seconds=6.0, timestamp=0.0,
                         episode_return_mean=25.0)  # fmt: skip
 
