@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,9 @@ BENCH_AGENT = "rlops-bench"
 COUNTS: collections.Counter[tuple[str, str]] = collections.Counter()
 
 
-def count_requests() -> None:
-    """Count every request the emulator serves that does not come from this bench."""
+def count_requests() -> Callable[[], None]:
+    """Count every request the emulator serves that does not come from this bench, into
+    COUNTS; the function returned stops counting."""
     original = apiserver.ApiServer.handle
 
     async def handle(self: apiserver.ApiServer, request: Any) -> Any:
@@ -75,6 +77,11 @@ def count_requests() -> None:
         return await original(self, request)
 
     apiserver.ApiServer.handle = handle  # type: ignore[method-assign]
+
+    def stop() -> None:
+        apiserver.ApiServer.handle = original  # type: ignore[method-assign]
+
+    return stop
 
 
 class Api:

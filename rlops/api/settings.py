@@ -106,7 +106,9 @@ class Settings(BaseSettings):
         default="rlops-system", description="The operator's own namespace (of secretName)."
     )
     status_flush_seconds: float = Field(
-        default=5.0, description="Progress is written to an object's status at most this often."
+        default=5.0,
+        description="Progress is written to an object's status at most this often; a status "
+        "change that can wait (message, conditions, progress, result) is held this long at most.",
     )
     resync_seconds: float = Field(
         default=30.0, description="Sweeps are re-planned at least this often."

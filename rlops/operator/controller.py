@@ -2,8 +2,8 @@
 
 It reads the latest objects from kopf's in-memory indexes (filled from watches,
 so reading costs no request), calls `reconcile_experiment` / `reconcile_sweep`,
-makes the API calls they ask for in worker threads, and writes status through
-`status_patch` only — the one place that writes status, and only when it changed.
+makes the API calls they ask for in worker threads, and writes status through its
+`StatusWriter` only (`status_patch`: only what changed; what can wait rides with the next write).
 One asyncio lock per experiment keeps its RayJob events, its own events and its
 progress from being handled at the same time. Sweeps are re-planned by one task
 per sweep that coalesces bursts of child events into one plan.
@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rlops.api import Phase, RLExperiment, RLExperimentStatus, Sweep, SweepPhase
+from rlops.api import RLExperiment, RLExperimentStatus, Sweep
 from rlops.api.annotations import ANNOTATION_HISTORY
 from rlops.api.ratelimit import ErrorLog
 from rlops.api.settings import Settings
@@ -44,15 +44,14 @@ from rlops.operator.failures import (
     failed,
     unreadable,
 )
-from rlops.operator.indexes import Body, Indexes, Sent, before, now
+from rlops.operator.indexes import Body, Creations, Indexes, now
 from rlops.operator.kube import RLEXPERIMENTS, SWEEPS, Kind, Kube
 from rlops.operator.progress import Key, Pending
 from rlops.operator.status import (
     PROGRESS_FIELDS,
-    applied,
     reconciled_fields,
-    status_patch,
 )
+from rlops.operator.statuswriter import StatusWriter
 from rlops.operator.sweeps import reconcile_sweep, trial_problem
 from rlops.sweep import LABEL_SWEEP
 from rlops.tracking.drivers import KubeTracking, result_phase, trial_snapshot
@@ -78,8 +77,10 @@ class Controller:
         self.sweep_dirty: set[Key] = set()
         self.rechecks: dict[Key, asyncio.TimerHandle] = {}
         self.create_limit = asyncio.Semaphore(16)
-        self.sent: dict[tuple[str, str, str], Sent] = {}
         self.errors = ErrorLog(log)  # a permanently failing object: once per 5 min
+        self.creations = Creations()  # children created, until the index shows them
+        self.writer = StatusWriter(kube, self.call, self.lock, self.indexes.experiment,
+                                   self.errors, settings.status_flush_seconds)  # fmt: skip
         self.tracking = KubeTracking()
         self.backend = KubeRayBackend(kube, settings)  # RayJobs through the same client
 
@@ -172,68 +173,18 @@ class Controller:
         )
 
     def effective(self, kind: Kind, body: Body) -> dict[str, Any]:
-        """`body`, with the status this operator wrote if the index has not caught up yet.
-
-        The index lags behind writes, sometimes by several versions. A version older than
-        our last write's still shows the status we wrote; resourceVersions are opaque, but
-        every etcd-backed API server issues them as increasing integers, so they are
-        compared as such (and any version we saw before writing counts as older).
-        """
-        meta = body["metadata"]
-        key = (kind.plural, meta["namespace"], meta["name"])
-        sent = self.sent.get(key)
-        if sent is None:
-            return dict(body)
-        version = meta.get("resourceVersion")
-        if version in sent.older or before(version, sent.version):
-            return {**body, "status": sent.status}
-        del self.sent[key]
-        return dict(body)
+        return self.writer.effective(kind, body)
 
     async def write_status(
-        self,
-        kind: Kind,
-        body: Body,
-        status: Mapping[str, Any],
+        self, kind: Kind, body: Body, status: Mapping[str, Any],
         fields: Collection[str] | None = None,
-    ) -> bool:
-        """Write the fields of `status` that differ from `body`'s; False when none do.
-
-        The index may still hold the version this operator last patched: then what it
-        wrote is the status to compare with, so a lagging index causes no second write.
-        """
-        meta = body["metadata"]
-        key = (kind.plural, meta["namespace"], meta["name"])
-        old = self.effective(kind, body).get("status") or {}
-        if fields is None:
-            fields = reconciled_fields(status, old)
-        patch = status_patch(old, status, fields)
-        if patch is None:
-            return False
-        log.debug(
-            "status of %s %s/%s (at %s): %s",
-            kind.plural, meta["namespace"], meta["name"], meta.get("resourceVersion"), patch,
-        )  # fmt: skip
-        version = await self.call(
-            self.kube.patch_status, kind, meta["namespace"], meta["name"], patch
-        )
-        sent = self.sent.setdefault(key, Sent())
-        sent.older.update(v for v in (meta.get("resourceVersion"), sent.version) if v)
-        sent.version, sent.status = version, applied(old, patch)
-        old_phase = old.get("phase")
-        new_phase = status.get("phase")
-        if new_phase != old_phase and new_phase is not None:
-            failed = new_phase in (Phase.FAILED.value, SweepPhase.FAILED.value)
-            message = str(status.get("message") or new_phase)
-            await self.call(
-                self.kube.event, dict(body), "Warning" if failed else "Normal", new_phase, message
-            )
-        return True
+    ) -> bool:  # fmt: skip
+        return await self.writer.write(kind, body, status, fields)
 
     def forget_experiment(self, key: Key) -> None:
         self.errors.forget(f"experiment {key[0]}/{key[1]}")
         self.metrics.forget_experiment(*key)
-        self.sent.pop((RLEXPERIMENTS.plural, *key), None)
+        self.writer.forget((RLEXPERIMENTS.plural, *key))
         self.locks.pop(key, None)
         handle = self.rechecks.pop(key, None)
         if handle is not None:
@@ -330,12 +281,14 @@ class Controller:
                 return
             sweep = Sweep.model_validate(self.effective(SWEEPS, body))
             children = list(self.indexes.trials.get(key) or [])
+            children += self.creations.unseen(key, children)
             await self._fail_corrupt(key[0], children)
             actions = reconcile_sweep(sweep, children, self.clock())
 
             async def create(manifest: dict[str, Any]) -> None:
                 async with self.create_limit:
                     await self.call(self.kube.create, RLEXPERIMENTS, key[0], manifest)
+                self.creations.remember(key, manifest)
 
             await asyncio.gather(*(create(m) for m in actions.create))
             for name, patch in actions.patches:
@@ -359,5 +312,6 @@ class Controller:
     def forget_sweep(self, key: Key) -> None:
         self.errors.forget(f"sweep {key[0]}/{key[1]}")
         self.metrics.forget_sweep(*key)
-        self.sent.pop((SWEEPS.plural, *key), None)
+        self.writer.forget((SWEEPS.plural, *key))
+        self.creations.forget(key)
         self.sweep_dirty.discard(key)

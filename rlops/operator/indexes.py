@@ -3,7 +3,8 @@ the status it last wrote to each object until the index shows it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -65,3 +66,38 @@ class Indexes:
 
     def sweep(self, key: Key) -> Body | None:
         return first(self.sweeps.get(key))
+
+
+class Creations:
+    """The children each sweep's plans created, until the trials index shows them.
+
+    The index lags behind creates (a big fan-out by seconds): a plan made meanwhile counts
+    these as the Pending trials they are, instead of planning (and creating) them again.
+    One the index never shows (deleted at once) is forgotten after `ttl` seconds.
+    """
+
+    def __init__(self, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self.made: dict[Key, dict[str, tuple[Body, float]]] = {}
+
+    def remember(self, sweep: Key, manifest: Body) -> None:
+        name = manifest["metadata"]["name"]
+        self.made.setdefault(sweep, {})[name] = (manifest, self.clock())
+
+    def unseen(self, sweep: Key, children: Iterable[Body]) -> list[Body]:
+        """The created children missing from `children` (the index's), as their manifests."""
+        made = self.made.get(sweep)
+        if not made:
+            return []
+        shown = {(c.get("metadata") or {}).get("name") for c in children}
+        expired = self.clock() - self.ttl
+        for name, (_, when) in list(made.items()):
+            if name in shown or when < expired:
+                del made[name]
+        if not made:
+            del self.made[sweep]
+        return [manifest for manifest, _ in made.values()]
+
+    def forget(self, sweep: Key) -> None:
+        self.made.pop(sweep, None)

@@ -114,6 +114,8 @@ async def run_operator(
             ready_flag=ready,
         )
     finally:
+        with contextlib.suppress(Exception):  # held status changes: written, not lost
+            await asyncio.wait_for(controller.writer.flush(), 10)
         await runner.cleanup()
         metrics_server.stop()
         api.close()  # type: ignore[no-untyped-call]
