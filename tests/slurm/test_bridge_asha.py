@@ -14,9 +14,7 @@ would land iterations late.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,10 +23,10 @@ from rlops.api.annotations import ANNOTATION_HISTORY, ANNOTATION_PROMOTIONS
 from rlops.api.runinfo import read_progress
 from rlops.backends.slurm import default_run_dir
 from rlops.lifecycle.history import decode_history
-from rlops.operator.sweeps import reconcile_sweep
 from tests.builders import sweep
 from tests.slurm.fake_runtime import fake_python
-from tests.slurm.test_bridge import GROUP, PLURAL, VERSION, World, sbatch_calls, world
+from tests.slurm.test_bridge import World, sbatch_calls, world
+from tests.slurm.test_bridge_packing import reconcile
 
 pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
 __all__ = ["world"]  # the fixture, shared with test_bridge
@@ -54,17 +52,6 @@ def asha_sweep(tmp_path: Path, namespace: str) -> Sweep:
     )
     body["metadata"].update(uid="rungs-uid", generation=1)
     return Sweep.model_validate(body)
-
-
-def reconcile(w: World, spec: Sweep) -> bool:
-    """One reconcile of the sweep as the operator does it; True once the sweep is done."""
-    listed: Any = w.api.list_namespaced_custom_object(GROUP, VERSION, w.namespace, PLURAL)
-    actions = reconcile_sweep(spec, listed["items"], datetime.now(UTC))
-    for child in actions.create:
-        w.api.create_namespaced_custom_object(GROUP, VERSION, w.namespace, PLURAL, child)
-    for name, patch in actions.patches:
-        w.api.patch_namespaced_custom_object(GROUP, VERSION, w.namespace, PLURAL, name, patch)
-    return actions.done
 
 
 def test_asha_trials_on_slurm_end_at_their_rungs_and_resume_when_promoted(
