@@ -116,13 +116,13 @@ RAY_MESSAGE = (
 def test_the_failed_phase_carries_the_runtimes_account() -> None:
     from datetime import UTC, datetime
 
-    from rlops.operator.experiments import reconcile_experiment
+    from tests.operator.test_experiment_reconcile import reconcile
 
     status = {"phase": "Running", "backend": "kubernetes", "attempts": 1,
               "backendRef": {"kind": "RayJob", "name": "cp", "namespace": "ns"}}  # fmt: skip
     job = rayjob("Failed", "FAILED", message=RAY_MESSAGE)
     now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
-    actions = reconcile_experiment(trial(status), job, now)
+    actions = reconcile(trial(status), job, now)  # the RayJob as the KubeRay backend sees it
     assert actions.status is not None and actions.status.phase is Phase.FAILED
     assert actions.status.message == (
         "training failed: storage.path s3://runs/ns/cp: the object store cannot be reached or "
