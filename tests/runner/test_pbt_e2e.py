@@ -58,7 +58,12 @@ def check_exploits(layout: SweepLayout) -> list[dict[str, Any]]:
 def test_the_pbt_example_exploits_and_reaches_the_goal(tmp_path: Path) -> None:
     manifest = yaml.safe_load((EXAMPLES / "pbt-sweep.yaml").read_text())
     goal = manifest["spec"]["objective"]["goal"]
-    done = rlops_run(EXAMPLES / "pbt-sweep.yaml", tmp_path / "runs", timeout=600)
+    # The whole population at once: the bottom trial is due for its exploit at the first
+    # perturbation interval while the others train, not only once a slot frees (with two
+    # slots a lucky first trial could reach the goal, ending the sweep, before any exploit).
+    parallel = f"spec.parallelism={manifest['spec']['maxTrials']}"
+    done = rlops_run(EXAMPLES / "pbt-sweep.yaml", tmp_path / "runs", "--set", parallel,
+                     timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     layout = SweepLayout(tmp_path / "runs" / manifest["metadata"]["name"])
     results = json.loads(layout.results.read_text())
