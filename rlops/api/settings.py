@@ -49,9 +49,10 @@ class Settings(BaseSettings):
     submission_mode: Literal["K8sJobMode", "HTTPMode", "SidecarMode"] = Field(
         default="K8sJobMode",
         description=(
-            "How KubeRay submits the training job of an experiment whose dashboard is exposed "
-            "(`exposeDashboard`); otherwise the dashboard listens on 127.0.0.1 and the job "
-            "is submitted from inside the head pod (SidecarMode)."
+            "How KubeRay submits the training job: K8sJobMode (a submitter pod rendered "
+            "restricted), HTTPMode (KubeRay's operator posts it to the dashboard) or "
+            "SidecarMode (KubeRay adds a submitter container without a securityContext to "
+            "the head pod, which a namespace enforcing Pod Security `restricted` refuses)."
         ),
     )
     deadline_margin_seconds: int = Field(
