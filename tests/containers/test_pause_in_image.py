@@ -1,9 +1,11 @@
 """A paused RLExperiment checkpoints at the pause, in the image: `rlops operator` (a real
 process) runs the experiment as a RayJob whose head pod the KubeRay stand-in runs as a podman
-container; the entrypoint is submitted through the head's dashboard (Ray's job API) by a
-submitter container, as KubeRay's SidecarMode does. The pause annotation makes the operator
-delete the RayJob; the stand-in stops the Ray job through the job API first, as KubeRay does
-for a RayJob being deleted, so Ray's job supervisor SIGTERMs the driver, which finishes its
+container; the entrypoint is submitted through the head's dashboard (Ray's job API) by the
+rendered submitter pod, as KubeRay's K8sJobMode does, at the head's address, with the token of
+KubeRay's `authOptions: {mode: token}` (the dashboard refuses requests without it). The pause
+annotation makes the operator delete the RayJob; the stand-in stops the Ray job through the
+job API first (with the token, from outside the head pod), as KubeRay does for a RayJob being
+deleted, so Ray's job supervisor SIGTERMs the driver, which finishes its
 iteration and checkpoints before the pod goes. The experiment checkpoints nowhere else before
 its end (`checkpoint.frequency: 0`), so the resumed run going on from the last iteration
 before the pause shows the pause's checkpoint.
@@ -52,7 +54,8 @@ def test_a_paused_trial_checkpoints_at_the_pause_and_resumes_from_there(
 
     wait_until(lambda: iteration() >= 2, 600, "two iterations", interval=1.0)
     rayjob = get(kube, "rayjobs", ns, name)
-    assert rayjob is not None and rayjob["spec"]["submissionMode"] == "SidecarMode"
+    assert rayjob is not None and rayjob["spec"]["submissionMode"] == "K8sJobMode"
+    assert rayjob["spec"]["rayClusterSpec"]["authOptions"] == {"mode": "token"}
     assert rayjob["status"]["jobStatus"] == "RUNNING"  # read from Ray's job API
     submitted = kuberay.driver_log(ns, name)  # the submitter container's output
     assert f"Job '{rayjob['status']['jobId']}' submitted successfully" in submitted, submitted
