@@ -134,6 +134,7 @@ class SubmittedJob:
     info: Obj | None = None  # the job API's answer, once the job is known
     failing_since: float | None = None  # when reading the job's status began to fail
     submitter_ended: float | None = None  # when the submitter was first seen finished
+    http_spec: Obj | None = None  # HTTPMode: the RayJob's spec, posted again while unknown
 
     @property
     def log(self) -> Path:
@@ -159,6 +160,8 @@ class SubmittedJob:
                                    timeout=aiohttp.ClientTimeout(total=5)) as response:  # fmt: skip
                 if response.status == 200:
                     self.info = await response.json()
+                elif response.status == 404 and self.http_spec is not None:
+                    await self.post(session, self.http_spec)  # KubeRay resubmits (HTTPMode)
                 if response.status in (200, 404):
                     self.failing_since = None
                     return
@@ -207,8 +210,9 @@ class SubmittedJob:
         return str((self.info or {}).get("message") or "")
 
     async def post(self, session: aiohttp.ClientSession, spec: Obj) -> None:
-        """HTTPMode: submit the job to the dashboard as KubeRay's operator does (retried by
-        the caller while the dashboard does not answer)."""
+        """HTTPMode: submit the job to the dashboard as KubeRay's operator does (again while
+        the dashboard does not know it)."""
+        self.http_spec = spec
         runtime_env = yaml.safe_load(spec.get("runtimeEnvYAML") or "") or {}
         body = {"entrypoint": spec.get("entrypoint") or "true", "submission_id": self.job_id,
                 "runtime_env": runtime_env}  # fmt: skip
