@@ -11,7 +11,8 @@ authentication (tests/kube/kuberay_pods.py, ray_jobs.py, ray_pods.py), without c
   SidecarMode one is KubeRay's bare container at the pod's loopback;
 - the stand-in's own dashboard calls (job status, stop) send the token, and a dashboard it
   cannot reach or that refuses it fails the RayJob as KubeRay's operator does
-  (JobStatusCheckTimeoutExceeded), while a stop leaves the job running.
+  (JobStatusCheckTimeoutExceeded), while a stop leaves the job running;
+- in HTTPMode the stand-in posts the job (with the token) while the dashboard does not know it.
 The dashboard here is a small aiohttp server that answers Ray's job API only with the token.
 """
 
@@ -202,3 +203,42 @@ async def test_a_finished_submitter_whose_job_is_not_seen_ending_fails_the_rayjo
     job.submitter_ended -= 31  # KubeRay waits 30 s after the submitter finished
     reason, _ = job.operator_failure(status_check_timeout=300) or ("", "")
     assert reason == "JobDeploymentStatusTransitionGracePeriodExceeded"
+
+
+async def test_http_mode_posts_the_job_with_the_token_until_the_dashboard_knows_it(
+    session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    posted: list[dict[str, Any]] = []
+
+    async def get_job(request: web.Request) -> web.Response:
+        if not posted:
+            return web.json_response({}, status=404)
+        return web.json_response({"status": "RUNNING"})
+
+    async def submit(request: web.Request) -> web.Response:
+        if request.headers.get("x-ray-authorization") != f"Bearer {TOKEN}":
+            return web.json_response({}, status=401)
+        posted.append(await request.json())
+        return web.json_response({"submission_id": posted[-1]["submission_id"]})
+
+    app = web.Application()
+    app.router.add_get("/api/jobs/{job}", get_job)
+    app.router.add_post("/api/jobs/", submit)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_ports(1)[0]
+    await web.TCPSite(runner, "127.151.250.1", port).start()
+    try:
+        job = SubmittedJob("j", "c", f"http://127.151.250.1:{port}", None, tmp_path, token=TOKEN)
+        spec = rendered("HTTPMode")["spec"]
+        await job.refresh(session)
+        assert job.info is None and job.failing_since is None  # 404: not known yet
+        job.http_spec = spec
+        await job.refresh(session)  # KubeRay posts it when the dashboard does not know it
+        assert posted[0]["submission_id"] == "j"
+        assert posted[0]["entrypoint"] == spec["entrypoint"]
+        assert "RLOPS_PROGRESS_URL" in posted[0]["runtime_env"]["env_vars"]
+        await job.refresh(session)
+        assert job.job_status() == "RUNNING" and len(posted) == 1
+    finally:
+        await runner.cleanup()
