@@ -297,3 +297,15 @@ def test_a_storage_claim_is_mounted_at_the_storage_path_in_every_ray_pod() -> No
     assert crd_violations(job) == []
     without = build_rayjob(stored(exp), settings())["spec"]["rayClusterSpec"]["headGroupSpec"]
     assert "volumes" not in without["template"]["spec"]
+
+
+def test_the_operator_refuses_a_ray_too_old_for_kuberay_s_token_authentication() -> None:
+    from pydantic import ValidationError
+
+    from rlops.api.settings import Settings
+
+    assert Settings(ray_version="2.52.0").ray_version == "2.52.0"
+    with pytest.raises(ValidationError) as refused:
+        Settings(ray_version="2.51.1")
+    error = refused.value.errors()[0]
+    assert error["loc"] == ("ray_version",) and "needs Ray 2.52.0 or later" in error["msg"]
