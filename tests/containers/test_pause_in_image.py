@@ -16,8 +16,12 @@ RLlib. The Kubernetes API is the test bed's emulator; the KubeRay operator is th
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -25,6 +29,7 @@ import pytest
 from rlops.api.runinfo import read_progress, read_result
 from tests.builders import experiment
 from tests.kube.fixtures import KubeTestBed
+from tests.kube.kuberay_pods import auth_headers
 from tests.operator.harness import OperatorProcess, get, status_of
 from tests.operator.test_operator_e2e import apply, tiny_training
 from tests.waiting import wait_until
@@ -32,6 +37,16 @@ from tests.waiting import wait_until
 pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.training]
 
 RESUMED = re.compile(r"resuming from \S+ \(iteration (\d+)\)")
+
+
+def job_api(url: str, token: str | None) -> tuple[int, str | None]:
+    """GET a job from Ray's job API as KubeRay's dashboard client does: HTTP status, job's."""
+    try:
+        request = urllib.request.Request(url, headers=auth_headers(token))
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())["status"]
+    except urllib.error.HTTPError as refused:
+        return refused.code, None
 
 
 def test_a_paused_trial_checkpoints_at_the_pause_and_resumes_from_there(
@@ -57,6 +72,15 @@ def test_a_paused_trial_checkpoints_at_the_pause_and_resumes_from_there(
     assert rayjob is not None and rayjob["spec"]["submissionMode"] == "K8sJobMode"
     assert rayjob["spec"]["rayClusterSpec"]["authOptions"] == {"mode": "token"}
     assert rayjob["status"]["jobStatus"] == "RUNNING"  # read from Ray's job API
+    # The head's real dashboard answers its job API at the head's address only with KubeRay's
+    # token, which the stand-in keeps in KubeRay's Secret of the RayCluster.
+    pod_set = kuberay.ray_pods(ns, name)
+    secret = get(kube, "secrets", ns, rayjob["status"]["rayClusterName"])
+    assert secret is not None
+    assert base64.b64decode(secret["data"]["auth_token"]).decode() == pod_set.auth_token
+    url = f"{pod_set.dashboard}/api/jobs/{rayjob['status']['jobId']}"
+    assert job_api(url, None)[0] == 401 and job_api(url, "wrong")[0] in (401, 403)
+    assert job_api(url, pod_set.auth_token) == (200, "RUNNING")
     submitted = kuberay.driver_log(ns, name)  # the submitter container's output
     assert f"Job '{rayjob['status']['jobId']}' submitted successfully" in submitted, submitted
     paused_at = time.monotonic()
