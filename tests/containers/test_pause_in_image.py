@@ -1,8 +1,9 @@
 """A paused RLExperiment checkpoints at the pause, in the image: `rlops operator` (a real
 process) runs the experiment as a RayJob whose head pod the KubeRay stand-in runs as a podman
-container; the entrypoint is submitted through the head's dashboard (Ray's job API) by the
-rendered submitter pod, as KubeRay's K8sJobMode does, at the head's address, with the token of
-KubeRay's `authOptions: {mode: token}` (the dashboard refuses requests without it). The pause
+container, in a namespace that enforces Pod Security `restricted`; the entrypoint is
+submitted through the head's dashboard (Ray's job API) by the rendered submitter pod, as
+KubeRay's K8sJobMode does, at the head's address, with the token of KubeRay's
+`authOptions: {mode: token}` (the dashboard refuses requests without it). The pause
 annotation makes the operator delete the RayJob; the stand-in stops the Ray job through the
 job API first (with the token, from outside the head pod), as KubeRay does for a RayJob being
 deleted, so Ray's job supervisor SIGTERMs the driver, which finishes its
@@ -61,6 +62,11 @@ def test_a_paused_trial_checkpoints_at_the_pause_and_resumes_from_there(
         .kubernetes()
         .obj()
     )
+    # The namespace enforces Pod Security `restricted`, as docs/install/namespace.yaml's does:
+    # the RayJob's pods as KubeRay makes them (no submitter container of KubeRay's in the head
+    # pod, the rendered submitter pod) pass it.
+    kube.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted",
+                 check=True)  # fmt: skip
     started = time.monotonic()
     apply(kube, ns, manifest)
 
