@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import shlex
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from tests.kube.ray_jobs import SubmittedJob, submitter_pod
 from tests.kube.ray_pods import cluster_pods, free_ports
 
 TOKEN = "s3cret"
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def rendered(mode: str = "K8sJobMode") -> dict[str, Any]:
@@ -137,9 +138,16 @@ async def job_api(host: str) -> tuple[web.AppRunner, str]:
         stopped.append(request.match_info["job"])
         return web.json_response({"stopped": True})
 
+    return await serve(host, get_job, ("/api/jobs/{job}/stop", stop_job))
+
+
+async def serve(
+    host: str, get_job: Handler, post: tuple[str, Handler]
+) -> tuple[web.AppRunner, str]:
+    """A job API at `host` on a free port: GET /api/jobs/<id> and one POST route."""
     app = web.Application()
     app.router.add_get("/api/jobs/{job}", get_job)
-    app.router.add_post("/api/jobs/{job}/stop", stop_job)
+    app.router.add_post(*post)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_ports(1)[0]
@@ -221,13 +229,7 @@ async def test_http_mode_posts_the_job_with_the_token_until_the_dashboard_knows_
         posted.append(await request.json())
         return web.json_response({"submission_id": posted[-1]["submission_id"]})
 
-    app = web.Application()
-    app.router.add_get("/api/jobs/{job}", get_job)
-    app.router.add_post("/api/jobs/", submit)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_ports(1)[0]
-    await web.TCPSite(runner, "127.151.250.1", port).start()
+    runner, port = await serve("127.151.250.1", get_job, ("/api/jobs/", submit))
     try:
         job = SubmittedJob("j", "c", f"http://127.151.250.1:{port}", None, tmp_path, token=TOKEN)
         spec = rendered("HTTPMode")["spec"]
