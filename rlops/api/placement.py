@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from rlops.api.base import Model
 
@@ -50,12 +50,13 @@ class KubernetesPlacement(Model):
             "(rlops's own pods need no Kubernetes rights)."
         ),
     )
-    expose_dashboard: bool = Field(
-        default=False,
+    expose_dashboard: bool | None = Field(
+        default=None,
         description=(
-            "Serve the Ray dashboard (and its unauthenticated job API) on the head pod's "
-            "network address instead of 127.0.0.1; the job is then submitted by the "
-            "operator's `submissionMode` rather than from inside the head pod."
+            "Retired: the Ray dashboard always listens on the head pod's address, where "
+            "KubeRay's operator and its submitter pod reach it, and answers only requests "
+            "carrying the cluster's token (KubeRay's `authOptions: {mode: token}`). Leave "
+            "it out."
         ),
     )
     ttl_seconds_after_finished: int = Field(
@@ -72,6 +73,18 @@ class KubernetesPlacement(Model):
         default=None,
         description="Sweeps with `burst` placement: trials running or waiting here at most.",
     )
+
+    @field_validator("expose_dashboard")
+    @classmethod
+    def _retired(cls, value: bool | None) -> bool | None:
+        if value is not None:
+            raise ValueError(
+                "is retired: the Ray dashboard now always listens on the head pod's address "
+                "and answers only with the cluster's token (KubeRay's authOptions token "
+                "mode), so KubeRay's operator and its submitter pod reach it; remove "
+                "exposeDashboard"
+            )
+        return value
 
 
 class ContainerRuntime(enum.StrEnum):

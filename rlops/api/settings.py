@@ -6,13 +6,17 @@ passed down; nothing reads the environment behind a caller's back.
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rlops.api.annotations import HISTORY_POINTS
+
+# KubeRay v1.7 refuses `authOptions.mode: token` with an older `rayVersion` (validation.go).
+MIN_TOKEN_AUTH_RAY = (2, 52, 0)
 
 
 class Settings(BaseSettings):
@@ -24,7 +28,14 @@ class Settings(BaseSettings):
         default="ghcr.io/rlops/rlops:0.1.0",
         description="Image of the Ray pods when an RLExperiment names none.",
     )
-    ray_version: str = Field(default="2.60.0", description="Ray version of the image.")
+    ray_version: str = Field(
+        default="2.60.0",
+        pattern=r"^\d+\.\d+\.\d+",
+        description=(
+            "Ray version of the image; 2.52.0 or later (KubeRay refuses token "
+            "authentication, `authOptions.mode: token`, with an older Ray)."
+        ),
+    )
     python: str = Field(default="python", description="Interpreter of the image that runs rlops.")
     storage_path: str = Field(
         default="/data/rlops",
@@ -49,9 +60,10 @@ class Settings(BaseSettings):
     submission_mode: Literal["K8sJobMode", "HTTPMode", "SidecarMode"] = Field(
         default="K8sJobMode",
         description=(
-            "How KubeRay submits the training job of an experiment whose dashboard is exposed "
-            "(`exposeDashboard`); otherwise the dashboard listens on 127.0.0.1 and the job "
-            "is submitted from inside the head pod (SidecarMode)."
+            "How KubeRay submits the training job: K8sJobMode (a submitter pod rendered "
+            "restricted), HTTPMode (KubeRay's operator posts it to the dashboard) or "
+            "SidecarMode (KubeRay adds a submitter container without a securityContext to "
+            "the head pod, which a namespace enforcing Pod Security `restricted` refuses)."
         ),
     )
     deadline_margin_seconds: int = Field(
@@ -124,3 +136,14 @@ class Settings(BaseSettings):
         default=3600.0,
         description="Metrics series of a finished experiment are dropped this long after it ended.",
     )
+
+    @field_validator("ray_version")
+    @classmethod
+    def _token_auth_ray(cls, value: str) -> str:
+        found = re.match(r"(\d+)\.(\d+)\.(\d+)", value)
+        if found and tuple(int(part) for part in found.groups()) < MIN_TOKEN_AUTH_RAY:
+            raise ValueError(
+                f"{value}: RayJobs ask KubeRay for token authentication (authOptions.mode: "
+                "token), which needs Ray 2.52.0 or later"
+            )
+        return value

@@ -235,23 +235,40 @@ def test_the_token_is_in_the_experiments_secret_and_nowhere_in_the_rayjob() -> N
     assert other["data"] != secret["data"]  # a recreated experiment gets a new token
 
 
-def test_the_dashboard_listens_on_localhost_unless_exposed() -> None:
-    quiet = build_rayjob(stored(CASES["cpu-single-node"]), settings())["spec"]
-    assert quiet["rayClusterSpec"]["headGroupSpec"]["rayStartParams"]["dashboard-host"] == (
-        "127.0.0.1"
-    )
-    assert quiet["submissionMode"] == "SidecarMode" and "submitterPodTemplate" not in quiet
-    head = quiet["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
-    assert head["restartPolicy"] == "Never"
+def test_the_dashboard_is_reachable_with_kuberay_s_token_and_a_submitter_pod() -> None:
+    job = build_rayjob(stored(CASES["cpu-single-node"]), settings())["spec"]
+    cluster = job["rayClusterSpec"]
+    assert cluster["authOptions"] == {"mode": "token"}  # KubeRay's token Secret and env
+    assert cluster["headGroupSpec"]["rayStartParams"]["dashboard-host"] == "0.0.0.0"
+    assert job["submissionMode"] == "K8sJobMode"
+    submitter = job["submitterPodTemplate"]["spec"]
+    assert submitter["restartPolicy"] == "Never"
+    assert [c["name"] for c in submitter["containers"]] == ["ray-job-submitter"]
+    assert "command" not in submitter["containers"][0]  # KubeRay writes `ray job submit`
+    head = cluster["headGroupSpec"]["template"]["spec"]
+    assert "restartPolicy" not in head
+    http = build_rayjob(stored(CASES["cpu-single-node"]), settings(submission_mode="HTTPMode"))
+    assert http["spec"]["submissionMode"] == "HTTPMode"
+    assert "submitterPodTemplate" not in http["spec"]
+    sidecar = build_rayjob(
+        stored(CASES["cpu-single-node"]), settings(submission_mode="SidecarMode")
+    )["spec"]
+    assert sidecar["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["restartPolicy"] == (
+        "Never"
+    )  # as KubeRay's SidecarMode requires
+
+
+def test_expose_dashboard_is_retired_with_a_clear_message() -> None:
+    from pydantic import ValidationError
+
+    from rlops.api import RLExperiment
+
     manifest = experiment("open").kubernetes(exposeDashboard=True).obj()
-    open_ = build_rayjob(stored(manifest), settings())["spec"]
-    assert open_["rayClusterSpec"]["headGroupSpec"]["rayStartParams"]["dashboard-host"] == (
-        "0.0.0.0"
-    )
-    assert open_["submissionMode"] == "K8sJobMode"
-    assert open_["submitterPodTemplate"]["spec"]["restartPolicy"] == "Never"
-    http = build_rayjob(stored(manifest), settings(submission_mode="HTTPMode"))["spec"]
-    assert http["submissionMode"] == "HTTPMode" and "submitterPodTemplate" not in http
+    with pytest.raises(ValidationError) as refused:
+        RLExperiment.model_validate(manifest)
+    error = refused.value.errors()[0]
+    assert error["loc"][-1] == "exposeDashboard"
+    assert "is retired" in error["msg"] and "authOptions token" in error["msg"]
 
 
 def test_a_rayjob_needs_a_stored_experiment() -> None:
@@ -280,3 +297,15 @@ def test_a_storage_claim_is_mounted_at_the_storage_path_in_every_ray_pod() -> No
     assert crd_violations(job) == []
     without = build_rayjob(stored(exp), settings())["spec"]["rayClusterSpec"]["headGroupSpec"]
     assert "volumes" not in without["template"]["spec"]
+
+
+def test_the_operator_refuses_a_ray_too_old_for_kuberay_s_token_authentication() -> None:
+    from pydantic import ValidationError
+
+    from rlops.api.settings import Settings
+
+    assert Settings(ray_version="2.52.0").ray_version == "2.52.0"
+    with pytest.raises(ValidationError) as refused:
+        Settings(ray_version="2.51.1")
+    error = refused.value.errors()[0]
+    assert error["loc"] == ("ray_version",) and "needs Ray 2.52.0 or later" in error["msg"]

@@ -27,7 +27,6 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     .set("spec.resources", {"envRunners": 4, "nodes": 3})
     .kubernetes(nodeSelector={"pool": "cpu"})
     .obj(),
-    "exposed-k8sjob": experiment("open").kubernetes(exposeDashboard=True).obj(),
     "service-account": experiment("sa").kubernetes(serviceAccount="trainer").obj(),
 }
 
@@ -40,12 +39,14 @@ def rendered(name: str, **overrides: Any) -> dict[str, Any]:
 def test_every_rendered_pod_meets_restricted(name: str) -> None:
     pods = list(rayjob_pods(rendered(name)))
     roles = [role for role, _ in pods]
-    assert roles[0] == "head"
-    assert ("submitter" in roles) == (name == "exposed-k8sjob")
+    assert roles[0] == "head" and roles[-1] == "submitter"  # K8sJobMode: a submitter pod
     if name == "multi-node":
-        assert roles == ["head", "workers workers"]
+        assert roles == ["head", "workers workers", "submitter"]
     for role, pod in pods:
         assert violations(pod) == [], role
+        assert [c["name"] for c in pod["containers"]] == [
+            {"head": "ray-head", "submitter": "ray-job-submitter"}.get(role, "ray-worker")
+        ]  # KubeRay adds no container of its own to the head pod
         wanted = EXPERIMENTS[name]["spec"]["placement"]["kubernetes"].get("serviceAccount")
         if wanted:
             assert pod["serviceAccountName"] == wanted
@@ -121,3 +122,50 @@ def test_a_restricted_namespace_refuses_what_breaks_the_profile(
             'pods "loose" is forbidden: violates PodSecurity "restricted:latest"'
             in (json.loads(refused.value.body)["message"])
         )
+
+
+def test_kuberay_s_own_submitter_breaks_restricted_in_sidecar_mode() -> None:
+    """KubeRay v1.7 appends its `ray-job-submitter` container, without a securityContext, to
+    the head pod in SidecarMode, and uses a bare default submitter pod in K8sJobMode without
+    `submitterPodTemplate`: both break `restricted`; rlops's K8sJobMode rendering does not."""
+    sidecar = rendered("single-node", submission_mode="SidecarMode")
+    head = dict(rayjob_pods(sidecar))["head"]
+    assert [c["name"] for c in head["containers"]] == ["ray-head", "ray-job-submitter"]
+    found = " | ".join(violations(head))
+    assert 'allowPrivilegeEscalation != false (container "ray-job-submitter"' in found
+    assert "ray-head" not in found
+    bare = rendered("single-node")
+    del bare["spec"]["submitterPodTemplate"]
+    assert 'container "ray-job-submitter"' in " | ".join(
+        violations(dict(rayjob_pods(bare))["submitter"])
+    )
+    http = rendered("single-node", submission_mode="HTTPMode")
+    assert [role for role, _ in rayjob_pods(http)] == ["head"]
+    assert all(violations(pod) == [] for _, pod in rayjob_pods(http))
+
+
+def test_a_restricted_namespace_refuses_sidecar_mode_and_accepts_k8s_job_mode(
+    kube: KubeTestBed, restricted_ns: str
+) -> None:
+    if not kube.emulated:
+        pytest.skip("RayJob pod templates are checked at create time only on the test bed")
+    with kube.api_client() as api:
+        custom = kubernetes.client.CustomObjectsApi(api)
+        sidecar = rendered("single-node", submission_mode="SidecarMode")
+        sidecar["metadata"]["namespace"] = restricted_ns
+        with pytest.raises(ApiException) as refused:
+            custom.create_namespaced_custom_object(
+                "ray.io", "v1", restricted_ns, "rayjobs", sidecar
+            )
+        assert refused.value.status == 403
+        assert json.loads(refused.value.body)["message"].startswith(
+            'rayjobs.ray.io "one" is forbidden: violates PodSecurity "restricted:latest": '
+            'head: allowPrivilegeEscalation != false (container "ray-job-submitter"'
+        )
+        job = rendered("single-node")
+        job["metadata"]["namespace"] = restricted_ns
+        assert job["spec"]["submissionMode"] == "K8sJobMode"
+        created = custom.create_namespaced_custom_object(
+            "ray.io", "v1", restricted_ns, "rayjobs", job
+        )
+        assert created["metadata"]["name"] == "one"

@@ -1,9 +1,12 @@
 """A paused RLExperiment checkpoints at the pause, in the image: `rlops operator` (a real
 process) runs the experiment as a RayJob whose head pod the KubeRay stand-in runs as a podman
-container; the entrypoint is submitted through the head's dashboard (Ray's job API) by a
-submitter container, as KubeRay's SidecarMode does. The pause annotation makes the operator
-delete the RayJob; the stand-in stops the Ray job through the job API first, as KubeRay does
-for a RayJob being deleted, so Ray's job supervisor SIGTERMs the driver, which finishes its
+container, in a namespace that enforces Pod Security `restricted`; the entrypoint is
+submitted through the head's dashboard (Ray's job API) by the rendered submitter pod, as
+KubeRay's K8sJobMode does, at the head's address, with the token of KubeRay's
+`authOptions: {mode: token}` (the dashboard refuses requests without it). The pause
+annotation makes the operator delete the RayJob; the stand-in stops the Ray job through the
+job API first (with the token, from outside the head pod), as KubeRay does for a RayJob being
+deleted, so Ray's job supervisor SIGTERMs the driver, which finishes its
 iteration and checkpoints before the pod goes. The experiment checkpoints nowhere else before
 its end (`checkpoint.frequency: 0`), so the resumed run going on from the last iteration
 before the pause shows the pause's checkpoint.
@@ -14,8 +17,12 @@ RLlib. The Kubernetes API is the test bed's emulator; the KubeRay operator is th
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -23,6 +30,7 @@ import pytest
 from rlops.api.runinfo import read_progress, read_result
 from tests.builders import experiment
 from tests.kube.fixtures import KubeTestBed
+from tests.kube.kuberay_pods import auth_headers
 from tests.operator.harness import OperatorProcess, get, status_of
 from tests.operator.test_operator_e2e import apply, tiny_training
 from tests.waiting import wait_until
@@ -30,6 +38,16 @@ from tests.waiting import wait_until
 pytestmark = [pytest.mark.containers, pytest.mark.e2e, pytest.mark.training]
 
 RESUMED = re.compile(r"resuming from \S+ \(iteration (\d+)\)")
+
+
+def job_api(url: str, token: str | None) -> tuple[int, str | None]:
+    """GET a job from Ray's job API as KubeRay's dashboard client does: HTTP status, job's."""
+    try:
+        request = urllib.request.Request(url, headers=auth_headers(token))
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())["status"]
+    except urllib.error.HTTPError as refused:
+        return refused.code, None
 
 
 def test_a_paused_trial_checkpoints_at_the_pause_and_resumes_from_there(
@@ -44,6 +62,11 @@ def test_a_paused_trial_checkpoints_at_the_pause_and_resumes_from_there(
         .kubernetes()
         .obj()
     )
+    # The namespace enforces Pod Security `restricted`, as docs/install/namespace.yaml's does:
+    # the RayJob's pods as KubeRay makes them (no submitter container of KubeRay's in the head
+    # pod, the rendered submitter pod) pass it.
+    kube.kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted",
+                 check=True)  # fmt: skip
     started = time.monotonic()
     apply(kube, ns, manifest)
 
@@ -52,8 +75,18 @@ def test_a_paused_trial_checkpoints_at_the_pause_and_resumes_from_there(
 
     wait_until(lambda: iteration() >= 2, 600, "two iterations", interval=1.0)
     rayjob = get(kube, "rayjobs", ns, name)
-    assert rayjob is not None and rayjob["spec"]["submissionMode"] == "SidecarMode"
+    assert rayjob is not None and rayjob["spec"]["submissionMode"] == "K8sJobMode"
+    assert rayjob["spec"]["rayClusterSpec"]["authOptions"] == {"mode": "token"}
     assert rayjob["status"]["jobStatus"] == "RUNNING"  # read from Ray's job API
+    # The head's real dashboard answers its job API at the head's address only with KubeRay's
+    # token, which the stand-in keeps in KubeRay's Secret of the RayCluster.
+    pod_set = kuberay.ray_pods(ns, name)
+    secret = get(kube, "secrets", ns, rayjob["status"]["rayClusterName"])
+    assert secret is not None
+    assert base64.b64decode(secret["data"]["auth_token"]).decode() == pod_set.auth_token
+    url = f"{pod_set.dashboard}/api/jobs/{rayjob['status']['jobId']}"
+    assert job_api(url, None)[0] == 401 and job_api(url, "wrong")[0] in (401, 403)
+    assert job_api(url, pod_set.auth_token) == (200, "RUNNING")
     submitted = kuberay.driver_log(ns, name)  # the submitter container's output
     assert f"Job '{rayjob['status']['jobId']}' submitted successfully" in submitted, submitted
     paused_at = time.monotonic()

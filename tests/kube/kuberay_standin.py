@@ -18,10 +18,14 @@ with `shutdownAfterJobFinishes`) or the RayJob stops it.
 In container mode (`run_in_containers`, tests/kube/ray_pods.py) every Ray pod of the cluster
 (the head and each worker replica) runs as a podman container of its pod spec instead; the
 cluster is ready when all their Ray nodes joined. The entrypoint is then submitted to the
-head's dashboard by a submitter container, and `jobStatus` read from Ray's job API, as
-KubeRay's SidecarMode does (tests/kube/ray_jobs.py); deleting the RayJob stops the Ray job
-through that API first. A pod a kubelet refuses, or whose container exits, keeps the cluster
-not ready.
+head's dashboard as the RayJob's `submissionMode` has KubeRay do it (a container beside the
+head in SidecarMode, the `submitterPodTemplate` pod in K8sJobMode, the stand-in itself in
+HTTPMode), and `jobStatus` read from Ray's job API at the head service's address, as KubeRay's
+operator reads it (tests/kube/ray_jobs.py); deleting the RayJob stops the Ray job through that
+API first. With `authOptions.mode: token` the stand-in creates KubeRay's token Secret, every
+Ray container and the submitter get the token, and its own dashboard calls send it
+(tests/kube/kuberay_pods.py). A pod a kubelet refuses, or whose container exits, keeps the
+cluster not ready; a submitter pod the namespace's Pod Security level refuses never starts.
 
 `hold()` keeps new RayJobs in Initializing (the cluster never becomes ready:
 an image pull or a quota that never comes) until `release()`; the annotation
@@ -52,6 +56,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from tests.kube.kuberay_pods import AUTH_TOKEN_KEY, SUBMITTER, auth_secret, submission_mode
 from tests.kube.pod_containers import (
     PodContext,
     PodmanPods,
@@ -60,7 +65,8 @@ from tests.kube.pod_containers import (
     podman_run_args,
     secret_names,
 )
-from tests.kube.ray_jobs import SUBMITTER, TERMINAL, SubmittedJob, submit_command, submitter_pod
+from tests.kube.podsecurity import refusal as pod_security_refusal
+from tests.kube.ray_jobs import STATUS_CHECK_TIMEOUT, TERMINAL, SubmittedJob, submitter_pod
 from tests.kube.ray_pods import RayPod, RayPodSet, cluster_pods
 from tests.kube.volume_claims import claim_names
 
@@ -152,6 +158,8 @@ class KubeRayStandIn:
         self._image_users: dict[str, str] = {}
         self._pod_sets: dict[tuple[str, str], RayPodSet] = {}
         self.requeue_seconds = requeue_seconds
+        # KubeRay's RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS: how long reading a job may fail.
+        self.status_check_timeout = STATUS_CHECK_TIMEOUT
         self._hold = hold
         self._processes: dict[tuple[str, str], RayProcess | SubmittedJob] = {}
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -462,6 +470,12 @@ class KubeRayStandIn:
         if isinstance(process, SubmittedJob):
             assert self._dashboards is not None
             await process.refresh(self._dashboards)
+            failure = process.operator_failure(self.status_check_timeout)
+            if failure is not None:  # KubeRay's operator cannot follow the job
+                status.update(jobDeploymentStatus="Failed", reason=failure[0], message=failure[1])
+                if failure[0] != "JobStatusCheckTimeoutExceeded":
+                    status["jobStatus"] = "FAILED"
+                return
         job_status = process.job_status()
         status.update(jobStatus=job_status, message=process.message())
         if not job_status:
@@ -494,7 +508,7 @@ class KubeRayStandIn:
             status.get("jobDeploymentStatus") == "Failed"
             and limit is not None
             and failed < limit + 1
-            and status.get("reason") != "DeadlineExceeded"
+            and status.get("reason") not in ("DeadlineExceeded", "JobStatusCheckTimeoutExceeded")
         ):
             status["jobDeploymentStatus"] = "Retrying"
 
@@ -544,7 +558,8 @@ class KubeRayStandIn:
         head_ip = "127.0.0.1"
         if not held and pods is not None:
             try:
-                held = not await self._pods_ready(pods, (namespace, meta["name"]), cluster)
+                token = await self._auth_token(namespace, cluster)
+                held = not await self._pods_ready(pods, (namespace, meta["name"]), cluster, token)
             except PodRefused as refused:
                 self._refusals[(namespace, meta["name"])] = str(refused)
                 held = True
@@ -592,8 +607,9 @@ class KubeRayStandIn:
         pod_set, pods = self._pod_sets.get(key), self.pods(key[0])
         if pod_set is not None and pods is not None:
             submitted = await self._submit(pods, key[0], pod_set, job, status, workdir)
-            self._processes[key] = submitted
-            asyncio.get_running_loop().create_task(self._await_exit(key, submitted))
+            if submitted is not None:
+                self._processes[key] = submitted
+                asyncio.get_running_loop().create_task(self._await_exit(key, submitted))
             return
         with open(workdir / "driver.log", "wb") as log:
             process = await asyncio.create_subprocess_shell(
@@ -611,21 +627,35 @@ class KubeRayStandIn:
     async def _submit(
         self, pods: PodmanPods, namespace: str, pod_set: RayPodSet, job: Obj, status: Obj,
         workdir: Path,
-    ) -> SubmittedJob:  # fmt: skip
-        """Start KubeRay's SidecarMode submitter container beside the head."""
-        spec = job.get("spec") or {}
-        head = pod_set.head
-        assert head.dashboard_port is not None
-        command = submit_command(head.dashboard_port, status["jobId"],
-                                 spec.get("entrypoint") or "true",
-                                 spec.get("runtimeEnvYAML") or "", host=head.ip)  # fmt: skip
-        submitter = RayPod(f"{head.name}-{SUBMITTER}", "headgroup", head.ip,
-                           submitter_pod(head.spec, command))  # fmt: skip
+    ) -> SubmittedJob | None:  # fmt: skip
+        """Submit the job as KubeRay's `submissionMode` does (tests/kube/ray_jobs.py); None
+        when the namespace's Pod Security level refuses the submitter pod."""
+        spec, key = job.get("spec") or {}, (namespace, job["metadata"]["name"])
+        mode = submission_mode(spec)
+        submitted = SubmittedJob(status["jobId"], status["rayClusterName"], pod_set.dashboard,
+                                 None, workdir, token=pod_set.auth_token)  # fmt: skip
+        if mode == "HTTPMode":
+            assert self._dashboards is not None
+            await submitted.post(self._dashboards, spec)
+            return submitted
+        sidecar = mode == "SidecarMode"
+        address = pod_set.local_dashboard if sidecar else pod_set.dashboard
+        pod = submitter_pod(spec, pod_set.head.spec, status["rayClusterName"], address,
+                            status["jobId"], mode)  # fmt: skip
+        name = f"{pod_set.head.name}-{SUBMITTER}" if sidecar else f"{key[1]}-submitter"
+        ns = await self._get(f"/api/v1/namespaces/{namespace}") or {}
+        refused = None if sidecar else pod_security_refusal(
+            "Pod", {"spec": pod}, (ns.get("metadata") or {}).get("labels") or {}
+        )  # fmt: skip
+        if refused is not None:  # the Job's pod is refused: the job is never submitted
+            self._refusals[key] = f'pods "{name}" is forbidden: {refused}'
+            return None
+        submitter = RayPod(name, "submitter", pod_set.head.ip, pod)
         args = await self._pod_args(pods, namespace, submitter)
-        log = workdir / "submitter.log"
-        process = await pod_set.start_submitter(pod_set.container(submitter), args, log)
-        return SubmittedJob(status["jobId"], status["rayClusterName"], pod_set.dashboard,
-                            process, workdir)  # fmt: skip
+        submitted.submitter = await pod_set.start_submitter(
+            pod_set.container(submitter), args, workdir / "submitter.log"
+        )
+        return submitted
 
     async def _head_env(self, job: Obj, status: Obj) -> dict[str, str]:
         """The head container's env (Secret values resolved), as its processes see it."""
@@ -654,7 +684,22 @@ class KubeRayStandIn:
             }  # fmt: skip
         return secrets
 
-    async def _pods_ready(self, pods: PodmanPods, key: tuple[str, str], cluster: Obj) -> bool:
+    async def _auth_token(self, namespace: str, cluster: Obj) -> str | None:
+        """KubeRay's token Secret of the cluster (created once, as KubeRay's RayCluster
+        controller does) and its token; None without token authentication."""
+        body = auth_secret(cluster)
+        if body is None:
+            return None
+        path = f"/api/v1/namespaces/{namespace}/secrets/{body['metadata']['name']}"
+        if await self._get(path) is None:
+            await self._send("POST", path.rsplit("/", 1)[0], body)
+        found = await self._get(path) or {}
+        token = (found.get("data") or {}).get(AUTH_TOKEN_KEY)
+        return base64.b64decode(token).decode() if token else None
+
+    async def _pods_ready(
+        self, pods: PodmanPods, key: tuple[str, str], cluster: Obj, token: str | None = None
+    ) -> bool:
         """Start the cluster's Ray pods once; whether all run and joined the head."""
         name = cluster["metadata"]["name"]
         current = self._pod_sets.get(key)
@@ -662,7 +707,7 @@ class KubeRayStandIn:
             await self._stop_pods(key)
             ray_pods, gcs = cluster_pods(name, cluster.get("spec") or {})
             workdir = Path(tempfile.mkdtemp(prefix=f"{name}-pods-", dir=self.workroot))
-            current = RayPodSet(key[0], name, ray_pods, gcs, pods.env, workdir)
+            current = RayPodSet(key[0], name, ray_pods, gcs, pods.env, workdir, auth_token=token)
             await current.start(lambda pod: self._pod_args(pods, key[0], pod))
             self._pod_sets[key] = current
         failure = current.failure()
@@ -707,6 +752,8 @@ class KubeRayStandIn:
         self, key: tuple[str, str], ray_process: RayProcess | SubmittedJob
     ) -> None:
         if isinstance(ray_process, SubmittedJob):
+            if ray_process.submitter is None:
+                return  # HTTPMode: nothing to wait for
             await ray_process.submitter.wait()  # `ray job submit` follows the job to its end
         else:
             await ray_process.process.wait()

@@ -12,8 +12,10 @@ RuntimeDefault or Localhost, capabilities drop ALL and add at most NET_BIND_SERV
 `admit(store, rt, namespace, obj)` is called by the emulator's store on create: a namespace
 labelled `pod-security.kubernetes.io/enforce: restricted` (or `baseline`) refuses a Pod that
 breaks its level with 403 Forbidden and the API server's message. The test bed goes one step
-further than a real API server: it checks a RayJob's pod templates (head, worker groups,
-submitter) the same way, and refuses the RayJob, where a real cluster accepts the RayJob and
+further than a real API server: it checks the pods KubeRay would make of a RayJob the same
+way (tests/kube/kuberay_pods.py: the head with KubeRay's own submitter container in
+SidecarMode, the worker groups, the K8sJobMode submitter from `submitterPodTemplate` or
+KubeRay's bare default), and refuses the RayJob, where a real cluster accepts the RayJob and
 KubeRay's pods are refused later.
 """
 
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+from tests.kube.kuberay_pods import head_pod_spec, submitter_pod_spec
 
 Obj = dict[str, Any]
 ENFORCE = "pod-security.kubernetes.io/enforce"
@@ -186,17 +190,17 @@ def violations(pod: Obj, level: str = "restricted") -> list[str]:
 
 
 def rayjob_pods(rayjob: Obj) -> Iterator[tuple[str, Obj]]:
-    """(role, PodSpec) of each pod template a RayJob carries."""
+    """(role, PodSpec) of each pod KubeRay makes of a RayJob: the head (in SidecarMode with
+    KubeRay's own submitter container), each worker group, and the K8sJobMode submitter."""
     spec = rayjob.get("spec") or {}
     cluster = spec.get("rayClusterSpec") or {}
-    head = (cluster.get("headGroupSpec") or {}).get("template")
-    if head:
-        yield "head", head.get("spec") or {}
+    if (cluster.get("headGroupSpec") or {}).get("template"):
+        yield "head", head_pod_spec(spec)
     for group in cluster.get("workerGroupSpecs") or []:
         yield f"workers {group.get('groupName')}", (group.get("template") or {}).get("spec") or {}
-    submitter = spec.get("submitterPodTemplate")
-    if submitter:
-        yield "submitter", submitter.get("spec") or {}
+    submitter = submitter_pod_spec(spec)
+    if submitter is not None:
+        yield "submitter", submitter
 
 
 def refusal(kind: str, obj: Obj, namespace_labels: dict[str, str]) -> str | None:

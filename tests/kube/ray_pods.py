@@ -15,11 +15,17 @@ nodes apart) and its own free ports for Ray's services, as hostNetwork pods shar
 need.
 
 The cluster is ready when Ray's own node table (the head's GCS) lists every pod's node alive,
-the condition KubeRay's readiness probes amount to. The head's dashboard listens on the head's
-own address and a free port: `dashboard-host: 127.0.0.1` (the pod's loopback) and `0.0.0.0`
-(every address of the pod) both mean that one address here, never the host's. The RayJob's
-entrypoint is then submitted through the dashboard's job API by a submitter container beside
-the head (tests/kube/ray_jobs.py).
+the condition KubeRay's readiness probes amount to. The head's dashboard listens on a free
+port: with `dashboard-host: 0.0.0.0` (or none: KubeRay's default) on the head's own address,
+which stands for the head pod's address and its service, where KubeRay's operator and a
+K8sJobMode submitter pod reach it; with `127.0.0.1` (the pod's loopback) on the host's
+127.0.0.1, which a connection to the head's address does not reach, as on a cluster: only a
+container beside the head (KubeRay's SidecarMode submitter) addresses it there.
+
+With token authentication (`authOptions.mode: token`, tests/kube/kuberay_pods.py) every Ray
+container gets `RAY_AUTH_MODE` and `RAY_AUTH_TOKEN` from KubeRay's token Secret, and the
+readiness check reads the node table with the token. The RayJob's entrypoint is then
+submitted through the dashboard's job API (tests/kube/ray_jobs.py).
 """
 
 from __future__ import annotations
@@ -28,12 +34,16 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import shlex
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.kube.kuberay_pods import add_auth_env
 
 Obj = dict[str, Any]
 
@@ -49,6 +59,8 @@ _clusters = itertools.count(1)
 # The test bed's own setting for every Ray pod: on a loaded shared machine the dashboard
 # agent can take longer than the raylet's default wait for it (the raylet then aborts).
 TEST_BED_ENV = {"RAY_agent_register_timeout_ms": "120000"}
+LOOPBACK = ("127.0.0.1", "localhost")
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def free_ports(count: int) -> list[int]:
@@ -71,6 +83,7 @@ class RayPod:
     process: asyncio.subprocess.Process | None = None
     log: Path | None = None
     dashboard_port: int | None = None  # the head's
+    dashboard_host: str | None = None  # where the head's dashboard listens
 
     def exited(self) -> str | None:
         """Why the pod is not running (its container exited), if it is not."""
@@ -92,13 +105,20 @@ def ray_start(params: Obj, head: bool, ip: str, gcs: str, ports: list[int]) -> s
     if head:
         flags["port"] = gcs.rsplit(":", 1)[1]
         flags["dashboard-port"] = str(ports[len(NODE_PORTS)])
-        flags["dashboard-host"] = ip  # the pod's own address (see the module's docstring)
+        # The pod's loopback or its own address (see the module's docstring).
+        flags["dashboard-host"] = dashboard_host(params, ip)
     else:
         flags["address"] = gcs
     flags["min-worker-port"] = flags["max-worker-port"] = "0"  # workers: ports the OS picks
     argv = ["ray", "start", *(["--head"] if head else [])]
     argv += [f"--{k}={v}" for k, v in flags.items()]
     return "ulimit -n 65536; " + shlex.join([*argv, "--block"])
+
+
+def dashboard_host(params: Obj, ip: str) -> str:
+    """Where the head's dashboard listens here: the host's loopback for the pod's loopback,
+    else the pod's address."""
+    return "127.0.0.1" if str(params.get("dashboard-host", "")) in LOOPBACK else ip
 
 
 def kuberay_pod(template: Obj, command: str, env: dict[str, str]) -> Obj:
@@ -125,13 +145,14 @@ def cluster_pods(cluster: str, spec: Obj) -> tuple[list[RayPod], str]:
     head = spec.get("headGroupSpec") or {}
     ports = free_ports(len(NODE_PORTS) + 1)
     env = {**common, "RAY_ADDRESS": gcs, "RAY_NODE_TYPE_NAME": "headgroup"}
+    params = head.get("rayStartParams") or {}
     pods = [
         RayPod(
             f"{cluster}-head", "headgroup", head_ip,
             kuberay_pod(head.get("template") or {},
-                        ray_start(head.get("rayStartParams") or {}, True, head_ip, gcs, ports),
-                        env),
+                        ray_start(params, True, head_ip, gcs, ports), env),
             dashboard_port=ports[len(NODE_PORTS)],
+            dashboard_host=dashboard_host(params, head_ip),
         )
     ]  # fmt: skip
     for group in spec.get("workerGroupSpecs") or []:
@@ -143,6 +164,8 @@ def cluster_pods(cluster: str, spec: Obj) -> tuple[list[RayPod], str]:
                               free_ports(len(NODE_PORTS)))  # fmt: skip
             pod_spec = kuberay_pod(group.get("template") or {}, start, env)
             pods.append(RayPod(f"{cluster}-{name}-worker-{i}", name, ip, pod_spec))
+    for pod in pods:  # KubeRay's token env in every Ray container
+        add_auth_env(pod.spec["containers"][0], cluster, spec)
     return pods, gcs
 
 
@@ -155,6 +178,22 @@ def alive_nodes(gcs: str) -> int:
         pass  # the GCS listens (else Ray's client would retry and log for seconds)
     info = GcsClient(address=gcs).get_all_node_info(timeout=5)
     return sum(1 for node in info.values() if node.state == 0)  # 0: ALIVE
+
+
+async def alive_nodes_with_token(gcs: str, token: str) -> int:
+    """`alive_nodes` in a process of its own that holds the cluster's token (Ray's client
+    reads it from its environment, once per process)."""
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
+           "PYTHONPATH": str(REPOSITORY)}  # fmt: skip
+    code = "import sys; from tests.kube import ray_pods; print(ray_pods.alive_nodes(sys.argv[1]))"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, gcs, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"the GCS at {gcs} does not answer")
+    return int(out.decode().split()[-1])
 
 
 @dataclass
@@ -172,6 +211,7 @@ class RayPodSet:
     ready: bool = field(default=False)
     submitter: asyncio.subprocess.Process | None = None
     submitter_name: str | None = None  # its container's name
+    auth_token: str | None = None  # the cluster's token (authOptions.mode: token)
 
     @property
     def head(self) -> RayPod:
@@ -201,7 +241,10 @@ class RayPodSet:
         """Whether every pod's Ray node has joined (remembered once true)."""
         if not self.ready:
             try:
-                alive = await asyncio.to_thread(alive_nodes, self.gcs)
+                if self.auth_token:
+                    alive = await alive_nodes_with_token(self.gcs, self.auth_token)
+                else:
+                    alive = await asyncio.to_thread(alive_nodes, self.gcs)
             except Exception:  # the head's GCS is not up yet
                 return False
             if alive >= len(self.pods):
@@ -211,8 +254,15 @@ class RayPodSet:
 
     @property
     def dashboard(self) -> str:
-        """The head's dashboard (Ray's job API)."""
+        """The head's dashboard (Ray's job API) at the head's address, as its service: where
+        KubeRay's operator and a K8sJobMode submitter address it."""
         return f"http://{self.head.ip}:{self.head.dashboard_port}"
+
+    @property
+    def local_dashboard(self) -> str:
+        """The dashboard as a container of the head pod addresses it (SidecarMode): the pod's
+        loopback, which is where it listens here when bound to 127.0.0.1."""
+        return f"http://{self.head.dashboard_host or self.head.ip}:{self.head.dashboard_port}"
 
     async def start_submitter(
         self, name: str, args: list[str], log: Path

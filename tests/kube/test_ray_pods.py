@@ -152,12 +152,12 @@ def test_a_pod_whose_claim_does_not_exist_never_starts(
 
 def test_the_submitter_runs_ray_job_submit_as_kuberay_sidecar_mode_generates_it() -> None:
     command = submit_command(
-        8265, "job-1", "python -m x --a 'b c'", "env_vars:\n  A: '1'\n", host="127.151.1.1"
+        "http://127.0.0.1:8265", "job-1", "python -m x --a 'b c'", "env_vars:\n  A: '1'\n"
     )
     wait, submit = command.rsplit(" ; ", 1)
-    assert wait.startswith("until python3 -c") and "http://127.151.1.1:8265/api/gcs_healthz" in wait
+    assert wait.startswith("until python3 -c") and "http://127.0.0.1:8265/api/gcs_healthz" in wait
     assert shlex.split(submit) == [
-        "ray", "job", "submit", "--address", "http://127.151.1.1:8265",
+        "ray", "job", "submit", "--address", "http://127.0.0.1:8265",
         "--runtime-env-json", '{"env_vars": {"A": "1"}}', "--submission-id", "job-1",
         "--", "python", "-m", "x", "--a", "b c",
     ]  # fmt: skip

@@ -53,8 +53,6 @@ def two_nodes(storage: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_spec_claim_is_mounted_at_the_spec_path_in_every_pod() -> None:
     exp = two_nodes({"path": "/mnt/runs", "persistentVolumeClaim": "team-runs"})
-    # An exposed dashboard is submitted to from a K8sJobMode submitter pod (else SidecarMode).
-    exp["spec"]["placement"]["kubernetes"] = {"exposeDashboard": True}
     job = build_rayjob(stored(exp), settings(storage_claim="operator-runs"))
     assert len(pods(job)) == 3  # head, worker, submitter
     for pod in pods(job):
@@ -86,7 +84,7 @@ def test_the_operator_claim_follows_the_spec_path() -> None:
 def test_an_object_store_path_mounts_nothing() -> None:
     exp = two_nodes({"path": "s3://bucket/runs"})
     job = build_rayjob(stored(exp), settings(storage_claim="operator-runs"))
-    assert "submitterPodTemplate" not in job["spec"]
+    assert len(pods(job)) == 3  # head, worker, submitter
     for pod in pods(job):
         assert "volumes" not in pod and "volumeMounts" not in pod["containers"][0]
     assert run_dir_of(job) == "s3://bucket/runs/team-a/multi"
@@ -114,9 +112,9 @@ def test_the_storage_secret_gives_object_store_pods_their_credentials() -> None:
         assert names <= {"RLOPS_PROGRESS_TOKEN", JOB_STOP_WAIT["name"]}
 
 
-def test_no_claim_no_submitter_template() -> None:
+def test_no_claim_no_volume_in_any_pod() -> None:
     job = build_rayjob(stored(two_nodes({"path": "/mnt/runs"})), settings())
-    assert "submitterPodTemplate" not in job["spec"]
+    assert len(pods(job)) == 3  # head, worker, submitter
     assert all("volumes" not in pod for pod in pods(job))
 
 

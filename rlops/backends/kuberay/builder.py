@@ -8,11 +8,16 @@ the entrypoint; it reports progress to the operator with a per-experiment token
 that the head container reads from the experiment's own Secret (`progress_secret`), so
 training pods need no Kubernetes rights and the RayJob holds no credential.
 
-Every pod meets Pod Security `restricted` (see `security.py`). The Ray dashboard, which
-serves Ray's job API without authentication, listens on 127.0.0.1 unless
-`placement.kubernetes.exposeDashboard` asks otherwise; the job is then submitted from
-inside the head pod (KubeRay's `SidecarMode`), since no other pod can reach it. A pause
-point in `rlops.dev/pause-at` reaches the runtime as RLOPS_PAUSE_AT_ITERATION.
+Every pod meets Pod Security `restricted` (see `security.py`). The cluster asks KubeRay
+for Ray's token authentication (`authOptions: {mode: token}`): KubeRay then keeps a random
+token in a Secret of the RayCluster, gives it to every Ray container and to its submitter
+(`RAY_AUTH_MODE=token`, `RAY_AUTH_TOKEN`), and its own dashboard client sends it. So the
+dashboard listens on the head pod's address, where KubeRay's operator (job status, stop)
+and the submitter pod reach it, and refuses requests without the token. The job is
+submitted by the rendered, restricted submitter pod (`K8sJobMode`, the settings' default):
+in `SidecarMode` KubeRay would add a submitter container of its own, without a
+securityContext, to the head pod. A pause point in `rlops.dev/pause-at` reaches the runtime
+as RLOPS_PAUSE_AT_ITERATION.
 """
 
 from __future__ import annotations
@@ -43,6 +48,12 @@ PROPAGATED_LABELS = ("rlops.dev/sweep", "rlops.dev/trial", "rlops.dev/seed")
 
 HEAD_PORTS = (("gcs-server", 6379), ("dashboard", 8265), ("client", 10001))
 SIDECAR_MODE = "SidecarMode"
+K8S_JOB_MODE = "K8sJobMode"
+# Ray's token authentication, managed by KubeRay (v1.7): the token Secret, its env in every
+# Ray container and the submitter, and its dashboard client's `x-ray-authorization` header.
+AUTH_OPTIONS = {"mode": "token"}
+# Where the dashboard listens: every address of the head pod (the token guards it).
+DASHBOARD_HOST = "0.0.0.0"
 SUBMITTER_RESOURCES = {"cpu": "500m", "memory": "256Mi"}
 # A stopped Ray job (KubeRay stops it when its RayJob is deleted: a stop or a pause) gets
 # SIGTERM from Ray's job supervisor, then SIGKILL after this many seconds (Ray's default: 3).
@@ -198,25 +209,19 @@ def ray_cpus(cpus: float, driver_cpus: float, head: bool, workers: int) -> int:
     return max(1, math.ceil(cpus))
 
 
-def ray_start_params(cpus: int, gpus: int, head: bool, expose: bool = False) -> dict[str, str]:
+def ray_start_params(cpus: int, gpus: int, head: bool) -> dict[str, str]:
     params = {"num-cpus": str(cpus)}
     if gpus:
         params["num-gpus"] = str(gpus)
     if head:
-        params["dashboard-host"] = "0.0.0.0" if expose else "127.0.0.1"
+        params["dashboard-host"] = DASHBOARD_HOST
     return params
-
-
-def submission_mode(placement: KubernetesPlacement, settings: Settings) -> str:
-    """The settings' mode when the dashboard is reachable from other pods, else SidecarMode."""
-    return settings.submission_mode if placement.expose_dashboard else SIDECAR_MODE
 
 
 def cluster_spec(
     experiment: RLExperiment, settings: Settings, labels: dict[str, str]
 ) -> dict[str, Any]:
     image = experiment.spec.image or settings.image
-    placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
     cpus, gpus, memory = node_resources(experiment)
     resources = container_resources(cpus, gpus, memory)
     head = {
@@ -227,18 +232,16 @@ def cluster_spec(
         "env": [token_env(experiment.metadata.name or ""), dict(JOB_STOP_WAIT)],
     }
     head_template = pod_template(head, experiment, labels, settings)
-    if submission_mode(placement, settings) == SIDECAR_MODE:
+    if settings.submission_mode == SIDECAR_MODE:
         head_template["spec"]["restartPolicy"] = "Never"  # as KubeRay's SidecarMode requires
     workers = max(experiment.spec.resources.nodes, 1) - 1
     driver = experiment.spec.resources.driver_cpus
     spec: dict[str, Any] = {
         "rayVersion": settings.ray_version,
+        "authOptions": dict(AUTH_OPTIONS),
         "headGroupSpec": {
             "rayStartParams": ray_start_params(
-                ray_cpus(cpus, driver, True, workers),
-                gpus,
-                head=True,
-                expose=placement.expose_dashboard,
+                ray_cpus(cpus, driver, True, workers), gpus, head=True
             ),
             "template": head_template,
         },
@@ -331,14 +334,14 @@ def build_rayjob(experiment: RLExperiment, settings: Settings, attempt: int = 1)
     rayjob_spec: dict[str, Any] = {
         "entrypoint": entrypoint(experiment, settings),
         "runtimeEnvYAML": runtime_env_yaml(experiment, settings),
-        "submissionMode": submission_mode(placement, settings),
+        "submissionMode": settings.submission_mode,
         "shutdownAfterJobFinishes": True,
         "ttlSecondsAfterFinished": placement.ttl_seconds_after_finished,
         "preRunningDeadlineSeconds": placement.pre_running_deadline_seconds,
         "backoffLimit": 0,
         "rayClusterSpec": cluster_spec(experiment, settings, pod_labels),
     }
-    if rayjob_spec["submissionMode"] == "K8sJobMode":
+    if rayjob_spec["submissionMode"] == K8S_JOB_MODE:
         rayjob_spec["submitterPodTemplate"] = submitter_template(experiment, settings, pod_labels)
     if spec.stop.wall_time_seconds is not None:
         deadline = math.ceil(spec.stop.wall_time_seconds) + settings.deadline_margin_seconds
