@@ -67,8 +67,9 @@ def test_the_pbt_example_exploits_and_reaches_the_goal(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     layout = SweepLayout(tmp_path / "runs" / manifest["metadata"]["name"])
     results = json.loads(layout.results.read_text())
-    assert results["status"]["phase"] == "Succeeded"
-    assert results["leaderboard"][0]["objective"] >= goal  # a real goal: CartPole return 150
+    assert results["status"]["phase"] == "Succeeded", done.stdout
+    # A real goal: CartPole return 150.
+    assert results["leaderboard"][0]["objective"] >= goal, done.stdout
     assert len(results["trials"]) <= manifest["spec"]["maxTrials"]
     exploited = check_exploits(layout)
     assert exploited, done.stdout
