@@ -47,7 +47,7 @@ def on_cluster(name: str, cluster: str, entrypoint: str, **spec: Any) -> dict[st
             "clusterSelector": {"ray.io/cluster": cluster},
             "submissionMode": "HTTPMode",
             **spec,
-        },  # fmt: skip
+        },
     }
 
 
