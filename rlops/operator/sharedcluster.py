@@ -19,7 +19,7 @@ from rlops.sweep.placement import trial_placement
 
 def shares_cluster(sweep: Sweep) -> bool:
     k8s = sweep.spec.placement.kubernetes
-    return k8s is not None and k8s.shared_cluster
+    return k8s is not None and bool(k8s.shared_cluster)
 
 
 class SharedClusters:
