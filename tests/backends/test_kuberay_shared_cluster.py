@@ -172,40 +172,21 @@ def errors_of(manifest: dict[str, Any]) -> dict[str, str]:
     return {e.path: e.message for e in validate_manifest(manifest)}
 
 
+def shared_error(**placement: Any) -> str:
+    """The error on sharedCluster of a sweep placed so (with a SLURM cluster named)."""
+    body = sweep("grid").set("spec.placement", {
+        "slurm": {"cluster": "hpc"}, "kubernetes": {"sharedCluster": True, "maxParallel": 2},
+        **placement,
+    })  # fmt: skip
+    return errors_of(body.obj())["spec.placement.kubernetes.sharedCluster"]
+
+
 def test_only_a_kubernetes_sweep_shares_a_cluster() -> None:
     base = sweep("grid").template("placement", {"backend": "kubernetes"})
-    assert (
-        errors_of(base.set("spec.placement", {"kubernetes": {"sharedCluster": True}}).obj()) == {}
-    )
-    on_slurm = (
-        sweep("grid")
-        .set(
-            "spec.placement",
-            {
-                "backend": "slurm",
-                "slurm": {"cluster": "hpc"},
-                "kubernetes": {"sharedCluster": True},
-            },
-        )
-        .obj()
-    )
-    assert (
-        "only for trials on Kubernetes"
-        in errors_of(on_slurm)["spec.placement.kubernetes.sharedCluster"]
-    )
-    burst = (
-        sweep("grid")
-        .set(
-            "spec.placement",
-            {
-                "backend": "burst",
-                "slurm": {"cluster": "hpc"},
-                "kubernetes": {"sharedCluster": True, "maxParallel": 2},
-            },
-        )
-        .obj()
-    )
-    assert "burst" in errors_of(burst)["spec.placement.kubernetes.sharedCluster"]
+    on_kubernetes = base.set("spec.placement", {"kubernetes": {"sharedCluster": True}})
+    assert errors_of(on_kubernetes.obj()) == {}
+    assert "only for trials on Kubernetes" in shared_error(backend="slurm")
+    assert "burst" in shared_error(backend="burst")
     in_template = base.template("placement.kubernetes", {"sharedCluster": True}).obj()
     assert (
         "set it on the Sweep"

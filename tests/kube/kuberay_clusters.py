@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from tests.kube.pod_containers import PodRefused
@@ -30,6 +31,30 @@ logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
 RAYCLUSTERS = "/apis/ray.io/v1/rayclusters"
 SELECTOR_KEY = "ray.io/cluster"
+
+
+async def list_and_watch(session: Any, path: str, on_object: Callable[[Obj], None]) -> None:
+    """List `path`, then watch it, calling `on_object` with each object listed or changed;
+    when the API server restarts or goes away, list and watch again."""
+    while True:
+        try:
+            async with session.get(path) as response:
+                listing = await response.json()
+            for item in listing["items"]:
+                on_object(item)
+            version = listing["metadata"]["resourceVersion"]
+            params = {"watch": "true", "resourceVersion": version, "timeoutSeconds": "300"}
+            async with session.get(path, params=params, timeout=None) as response:
+                async for line in response.content:
+                    event = json.loads(line)
+                    if event["type"] == "ERROR":
+                        break
+                    on_object(event["object"])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("kuberay stand-in: the watch of %s failed", path)
+            await asyncio.sleep(0.5)
 
 
 def selected_cluster(spec: Obj) -> str | None:
@@ -89,25 +114,7 @@ class StandaloneClusters:
 
     async def _watch_clusters(self: Any) -> None:
         self._cluster_workers, self._cluster_wakes = {}, {}
-        while True:
-            try:
-                async with self._session.get(RAYCLUSTERS) as response:
-                    listing = await response.json()
-                for cluster in listing["items"]:
-                    self._wake_cluster(cluster)
-                version = listing["metadata"]["resourceVersion"]
-                params = {"watch": "true", "resourceVersion": version, "timeoutSeconds": "300"}
-                async with self._session.get(RAYCLUSTERS, params=params, timeout=None) as response:
-                    async for line in response.content:
-                        event = json.loads(line)
-                        if event["type"] == "ERROR":
-                            break
-                        self._wake_cluster(event["object"])
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the API server restarts or goes away: list and watch again
-                logger.exception("kuberay stand-in: the RayCluster watch failed")
-                await asyncio.sleep(0.5)
+        await list_and_watch(self._session, RAYCLUSTERS, self._wake_cluster)
 
     def _wake_cluster(self: Any, cluster: Obj) -> None:
         if not standalone(cluster):

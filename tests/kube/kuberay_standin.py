@@ -58,6 +58,7 @@ import yaml
 
 from tests.kube.kuberay_clusters import (
     StandaloneClusters,
+    list_and_watch,
     pods_key,
     ready_status,
     selected_cluster,
@@ -279,27 +280,10 @@ class KubeRayStandIn(StandaloneClusters):
             clusters.cancel()
 
     async def _watch_jobs(self) -> None:
-        assert self._session is not None
-        while True:
-            try:
-                async with self._session.get(RAYJOBS) as response:
-                    listing = await response.json()
-                for job in listing["items"]:
-                    self._wake((job["metadata"]["namespace"], job["metadata"]["name"]))
-                version = listing["metadata"]["resourceVersion"]
-                params = {"watch": "true", "resourceVersion": version, "timeoutSeconds": "300"}
-                async with self._session.get(RAYJOBS, params=params, timeout=None) as response:
-                    async for line in response.content:
-                        event = json.loads(line)
-                        if event["type"] == "ERROR":
-                            break
-                        meta = event["object"]["metadata"]
-                        self._wake((meta["namespace"], meta["name"]))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the API server restarts or goes away: list and watch again
-                logger.exception("kuberay stand-in: watch failed")
-                await asyncio.sleep(0.5)
+        def wake(job: Obj) -> None:
+            self._wake((job["metadata"]["namespace"], job["metadata"]["name"]))
+
+        await list_and_watch(self._session, RAYJOBS, wake)
 
     async def _worker(self, key: tuple[str, str]) -> None:
         wake = self._wakes[key]

@@ -16,24 +16,20 @@ from typing import Any
 import pytest
 
 from tests.kube.fixtures import KubeTestBed
-from tests.kube.test_kuberay_standin import RayJobs, jobs  # noqa: F401 (the fixture)
+from tests.kube.test_kuberay_standin import RayJobs, jobs, rayjob  # noqa: F401 (the fixture)
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 def raycluster(name: str, **spec: Any) -> dict[str, Any]:
-    head = {
-        "rayStartParams": {},
-        "template": {
-            "spec": {"containers": [{"name": "ray-head", "image": "rayproject/ray:2.50.0"}]}
-        },
-    }
+    """A small valid RayCluster: the cluster of test_kuberay_standin's RayJob."""
+    cluster_spec = rayjob(name, "true")["spec"]["rayClusterSpec"]
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayCluster",
         "metadata": {"name": name},
-        "spec": {"headGroupSpec": head, **spec},
+        "spec": {**cluster_spec, **spec},
     }
 
 
