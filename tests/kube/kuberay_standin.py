@@ -27,6 +27,9 @@ Ray container and the submitter get the token, and its own dashboard calls send 
 (tests/kube/kuberay_pods.py). A pod a kubelet refuses, or whose container exits, keeps the
 cluster not ready; a submitter pod the namespace's Pod Security level refuses never starts.
 
+RayClusters of their own (a Sweep's shared cluster) and RayJobs with `clusterSelector` that
+run on them are handled as KubeRay v1.7 does in tests/kube/kuberay_clusters.py.
+
 `hold()` keeps new RayJobs in Initializing (the cluster never becomes ready:
 an image pull or a quota that never comes) until `release()`; the annotation
 `kuberay-standin.rlops.dev/hold: "true"` does the same for one RayJob.

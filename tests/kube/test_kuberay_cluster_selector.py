@@ -34,17 +34,11 @@ def raycluster(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def on_cluster(name: str, cluster: str, entrypoint: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "ray.io/v1",
-        "kind": "RayJob",
-        "metadata": {"name": name},
-        "spec": {
-            "entrypoint": entrypoint,
-            "clusterSelector": {"ray.io/cluster": cluster},
-            "submissionMode": "HTTPMode",
-            **spec,
-        },
-    }
+    """test_kuberay_standin's RayJob, on the RayCluster `cluster` instead of its own."""
+    job = rayjob(name, entrypoint, clusterSelector={"ray.io/cluster": cluster},
+                 submissionMode="HTTPMode", **spec)  # fmt: skip
+    del job["spec"]["rayClusterSpec"]
+    return job
 
 
 def test_rayjobs_share_a_cluster_that_waited_for_admission(
