@@ -73,6 +73,15 @@ class KubernetesPlacement(Model):
         default=None,
         description="Sweeps with `burst` placement: trials running or waiting here at most.",
     )
+    shared_cluster: bool | None = Field(
+        default=None,
+        description=(
+            "true, on Sweeps only (`spec.placement.kubernetes`): one RayCluster for the whole "
+            "sweep, sized for `parallelism` trials and admitted by Kueue as a whole; each trial "
+            "runs as a RayJob on it (`clusterSelector`), so no trial waits for a cluster of "
+            "its own. The cluster is deleted when the sweep ends."
+        ),
+    )
 
     @field_validator("expose_dashboard")
     @classmethod

@@ -47,6 +47,7 @@ from rlops.operator.failures import (
 from rlops.operator.indexes import Body, Creations, Indexes, now
 from rlops.operator.kube import RLEXPERIMENTS, SWEEPS, Kind, Kube
 from rlops.operator.progress import Key, Pending
+from rlops.operator.sharedcluster import SharedClusters
 from rlops.operator.status import (
     PROGRESS_FIELDS,
     reconciled_fields,
@@ -83,6 +84,7 @@ class Controller:
                                    self.errors, settings.status_flush_seconds)  # fmt: skip
         self.tracking = KubeTracking()
         self.backend = KubeRayBackend(kube, settings)  # RayJobs through the same client
+        self.shared_clusters = SharedClusters(kube, settings)  # sweeps with sharedCluster
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
@@ -284,6 +286,8 @@ class Controller:
             children += self.creations.unseen(key, children)
             await self._fail_corrupt(key[0], children)
             actions = reconcile_sweep(sweep, children, self.clock())
+            if self.shared_clusters.wanted(sweep, actions.done):
+                await self.call(self.shared_clusters.sync, sweep, actions.done)
 
             async def create(manifest: dict[str, Any]) -> None:
                 async with self.create_limit:
@@ -315,3 +319,4 @@ class Controller:
         self.writer.forget((SWEEPS.plural, *key))
         self.creations.forget(key)
         self.sweep_dirty.discard(key)
+        self.shared_clusters.forget(key)

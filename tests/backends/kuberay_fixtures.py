@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -39,17 +40,21 @@ def stored(
     return RLExperiment.model_validate(body)
 
 
+RAYCLUSTER_CRD = KUBERAY_CRDS / "ray.io_rayclusters.yaml"
+
+
 @functools.cache
-def rayjob_schema() -> StructuralSchema:
-    crd = yaml.safe_load(RAYJOB_CRD.read_text())
+def rayjob_schema(crd_file: Path = RAYJOB_CRD) -> StructuralSchema:
+    crd = yaml.safe_load(crd_file.read_text())
     (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     return StructuralSchema(version["schema"]["openAPIV3Schema"])
 
 
-def crd_violations(rayjob: dict[str, Any]) -> list[str]:
-    """Fields KubeRay's v1.7.0 schema would prune (unknown) or reject, as `path: message`."""
+def crd_violations(rayjob: dict[str, Any], crd_file: Path = RAYJOB_CRD) -> list[str]:
+    """Fields KubeRay's v1.7.0 schema (of RayJobs, or of `crd_file`'s kind) would prune
+    (unknown) or reject, as `path: message`."""
     body = copy.deepcopy(rayjob)
-    schema = rayjob_schema()
+    schema = rayjob_schema(crd_file)
     unknown = schema.prune(body)
     schema.default(body)
     causes: list[Cause] = schema.validate(body)

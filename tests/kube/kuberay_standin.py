@@ -27,6 +27,9 @@ Ray container and the submitter get the token, and its own dashboard calls send 
 (tests/kube/kuberay_pods.py). A pod a kubelet refuses, or whose container exits, keeps the
 cluster not ready; a submitter pod the namespace's Pod Security level refuses never starts.
 
+RayClusters of their own (a Sweep's shared cluster) and RayJobs with `clusterSelector` that
+run on them are handled as KubeRay v1.7 does in tests/kube/kuberay_clusters.py.
+
 `hold()` keeps new RayJobs in Initializing (the cluster never becomes ready:
 an image pull or a quota that never comes) until `release()`; the annotation
 `kuberay-standin.rlops.dev/hold: "true"` does the same for one RayJob.
@@ -56,6 +59,14 @@ from typing import Any
 import aiohttp
 import yaml
 
+from tests.kube.kuberay_clusters import (
+    StandaloneClusters,
+    list_and_watch,
+    pods_key,
+    ready_status,
+    selected_cluster,
+    selector_problem,
+)
 from tests.kube.kuberay_pods import AUTH_TOKEN_KEY, SUBMITTER, auth_secret, submission_mode
 from tests.kube.pod_containers import (
     PodContext,
@@ -138,8 +149,9 @@ class RayProcess:
         )
 
 
-class KubeRayStandIn:
-    """Reconciles every RayJob of the API server at `url`, from a thread of its own."""
+class KubeRayStandIn(StandaloneClusters):
+    """Reconciles every RayJob of the API server at `url`, and every RayCluster of its own
+    (tests/kube/kuberay_clusters.py), from a thread of its own."""
 
     emulated = True
 
@@ -244,6 +256,7 @@ class KubeRayStandIn:
         for task in self._workers.values():
             task.cancel()
         await asyncio.gather(self._main, *self._workers.values(), return_exceptions=True)
+        await self._stop_cluster_workers()
         for key in {*self._processes, *self._pod_sets}:
             await self._stop_process(key)
         for session in (self._session, self._dashboards):
@@ -263,26 +276,17 @@ class KubeRayStandIn:
     async def _watch_forever(self) -> None:
         self._session = aiohttp.ClientSession(self.url)
         self._dashboards = aiohttp.ClientSession()
-        while True:
-            try:
-                async with self._session.get(RAYJOBS) as response:
-                    listing = await response.json()
-                for job in listing["items"]:
-                    self._wake((job["metadata"]["namespace"], job["metadata"]["name"]))
-                version = listing["metadata"]["resourceVersion"]
-                params = {"watch": "true", "resourceVersion": version, "timeoutSeconds": "300"}
-                async with self._session.get(RAYJOBS, params=params, timeout=None) as response:
-                    async for line in response.content:
-                        event = json.loads(line)
-                        if event["type"] == "ERROR":
-                            break
-                        meta = event["object"]["metadata"]
-                        self._wake((meta["namespace"], meta["name"]))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the API server restarts or goes away: list and watch again
-                logger.exception("kuberay stand-in: watch failed")
-                await asyncio.sleep(0.5)
+        clusters = asyncio.get_running_loop().create_task(self._watch_clusters())
+        try:
+            await self._watch_jobs()
+        finally:
+            clusters.cancel()
+
+    async def _watch_jobs(self) -> None:
+        def wake(job: Obj) -> None:
+            self._wake((job["metadata"]["namespace"], job["metadata"]["name"]))
+
+        await list_and_watch(self._session, RAYJOBS, wake)
 
     async def _worker(self, key: tuple[str, str]) -> None:
         wake = self._wakes[key]
@@ -357,6 +361,15 @@ class KubeRayStandIn:
         before = copy.deepcopy(status)
         phase = status.get("jobDeploymentStatus", "")
         delay = self.requeue_seconds
+        problem = selector_problem(spec)
+        if problem is not None and phase != "ValidationFailed":
+            status.update(jobDeploymentStatus="ValidationFailed", reason="ValidationFailed",
+                          message=problem)  # fmt: skip
+            await self._send("PUT", _path(*self._ns_name(key, "rayjobs"), "status"),
+                             {**job, "status": status})  # fmt: skip
+            return delay
+        if phase == "ValidationFailed":
+            return 5.0
         if phase == "":
             if FINALIZER not in (meta.get("finalizers") or []):
                 patch = {
@@ -374,7 +387,9 @@ class KubeRayStandIn:
                 return 0.0
             status.update(
                 jobId=status.get("jobId") or spec.get("jobId") or f"{meta['name']}-{_suffix()}",
-                rayClusterName=status.get("rayClusterName") or f"{meta['name']}-{_suffix()}",
+                rayClusterName=status.get("rayClusterName")
+                or selected_cluster(spec)
+                or f"{meta['name']}-{_suffix()}",
                 jobStatus=status.get("jobStatus", ""),
                 jobDeploymentStatus="Initializing",
                 startTime=_stamp(),
@@ -398,7 +413,10 @@ class KubeRayStandIn:
                 if current is not None:
                     status["rayClusterStatus"] = current.get("status") or {}
         elif phase in ("Suspending", "Retrying"):
-            await self._delete_cluster(key, status)
+            if selected_cluster(spec) is None:
+                await self._delete_cluster(key, status)
+            else:  # KubeRay leaves a selected cluster alone
+                await self._stop_process(key)
             for dropped in (
                 "rayClusterStatus",
                 "rayClusterName",
@@ -527,6 +545,8 @@ class KubeRayStandIn:
     # -- the RayCluster and the process -------------------------------------------------
     async def _ensure_cluster(self, job: Obj, status: Obj) -> Obj:
         meta = job["metadata"]
+        if selected_cluster(job.get("spec") or {}) is not None:
+            return await self._selected(meta["namespace"], job.get("spec") or {}) or {}
         namespace, name = meta["namespace"], status["rayClusterName"]
         cluster = await self._get(_path(namespace, "rayclusters", name))
         if cluster is None:
@@ -566,21 +586,7 @@ class KubeRayStandIn:
             pod_set = self._pod_sets.get((namespace, meta["name"]))
             head_ip = pod_set.head.ip if pod_set else head_ip
         if not held and (cluster.get("status") or {}).get("state") != "ready":
-            workers = sum(
-                int(g.get("replicas", 0)) for g in cluster["spec"].get("workerGroupSpecs") or []
-            )
-            cluster["status"] = {
-                "state": "ready",
-                "desiredWorkerReplicas": workers,
-                "readyWorkerReplicas": workers,
-                "availableWorkerReplicas": workers,
-                "head": {
-                    "podIP": head_ip,
-                    "serviceIP": head_ip,
-                    "serviceName": f"{name}-head-svc",
-                },
-                "lastUpdateTime": _stamp(),
-            }
+            cluster["status"] = ready_status(cluster, head_ip, _stamp())
             await self._send("PUT", _path(namespace, "rayclusters", name, "status"), cluster)
         return cluster
 
@@ -604,7 +610,9 @@ class KubeRayStandIn:
         workdir = Path(tempfile.mkdtemp(prefix=f"{key[1]}-", dir=self.workroot))
         given = runtime_env.get("working_dir")
         cwd = given if isinstance(given, str) and Path(given).is_dir() else str(workdir)
-        pod_set, pods = self._pod_sets.get(key), self.pods(key[0])
+        selected = selected_cluster(spec)
+        pod_set = self._pod_sets.get(key if selected is None else pods_key(key[0], selected))
+        pods = self.pods(key[0])
         if pod_set is not None and pods is not None:
             submitted = await self._submit(pods, key[0], pod_set, job, status, workdir)
             if submitted is not None:
@@ -640,8 +648,12 @@ class KubeRayStandIn:
             return submitted
         sidecar = mode == "SidecarMode"
         address = pod_set.local_dashboard if sidecar else pod_set.dashboard
+        cluster_spec = None  # a selected cluster's own (its token): KubeRay reads it
+        if selected_cluster(spec) is not None:
+            found = await self._get(_path(namespace, "rayclusters", status["rayClusterName"]))
+            cluster_spec = (found or {}).get("spec") or {}
         pod = submitter_pod(spec, pod_set.head.spec, status["rayClusterName"], address,
-                            status["jobId"], mode)  # fmt: skip
+                            status["jobId"], mode, cluster_spec)  # fmt: skip
         name = f"{pod_set.head.name}-{SUBMITTER}" if sidecar else f"{key[1]}-submitter"
         ns = await self._get(f"/api/v1/namespaces/{namespace}") or {}
         refused = None if sidecar else pod_security_refusal(

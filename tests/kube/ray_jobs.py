@@ -88,11 +88,13 @@ def submit_command(address: str, job_id: str, entrypoint: str, runtime_env_yaml:
 
 
 def submitter_pod(rayjob_spec: Obj, head_pod: Obj, cluster: str, address: str, job_id: str,
-                  mode: str) -> Obj:  # fmt: skip
+                  mode: str, cluster_spec: Obj | None = None) -> Obj:  # fmt: skip
     """The submitter's pod: in SidecarMode the head pod's settings with KubeRay's default
     container only, in K8sJobMode the submitter pod template (or KubeRay's default); its
-    container gets KubeRay's command (unless a K8sJobMode template sets one) and env."""
-    cluster_spec = rayjob_spec.get("rayClusterSpec") or {}
+    container gets KubeRay's command (unless a K8sJobMode template sets one) and env.
+    `cluster_spec`: the RayCluster's spec when it is not the RayJob's (a clusterSelector)."""
+    if cluster_spec is None:
+        cluster_spec = rayjob_spec.get("rayClusterSpec") or {}
     command = submit_command(address, job_id, rayjob_spec.get("entrypoint") or "true",
                              rayjob_spec.get("runtimeEnvYAML") or "", mode)  # fmt: skip
     if mode == K8S_JOB_MODE:

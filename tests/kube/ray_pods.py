@@ -211,6 +211,8 @@ class RayPodSet:
     ready: bool = field(default=False)
     submitter: asyncio.subprocess.Process | None = None
     submitter_name: str | None = None  # its container's name
+    # Every submitter started here (several on a shared cluster, one RayJob each).
+    submitters: list[tuple[str, asyncio.subprocess.Process]] = field(default_factory=list)
     auth_token: str | None = None  # the cluster's token (authOptions.mode: token)
 
     @property
@@ -274,13 +276,14 @@ class RayPodSet:
                 "podman", "run", *args, stdout=out, stderr=asyncio.subprocess.STDOUT,
                 env=self.podman_env, start_new_session=True,
             )  # fmt: skip
+        self.submitters.append((name, self.submitter))
         return self.submitter
 
     async def stop(self) -> None:
         """Delete the pods: SIGTERM to each container, SIGKILL 10 s later (a kubelet's grace),
         then the `podman run` processes end."""
         names = [self.container(pod) for pod in self.pods]
-        names += [self.submitter_name] if self.submitter_name else []
+        names += [name for name, _ in self.submitters]
         remove = await asyncio.create_subprocess_exec(
             # --ignore: without it podman skips the rest after a container already gone
             "podman", "rm", "--force", "--ignore", "--time=10", *names,
@@ -288,7 +291,7 @@ class RayPodSet:
             env=self.podman_env,
         )  # fmt: skip
         await remove.wait()
-        for process in [pod.process for pod in self.pods] + [self.submitter]:
+        for process in [pod.process for pod in self.pods] + [p for _, p in self.submitters]:
             if process is not None and process.returncode is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(process.wait(), 10)

@@ -197,6 +197,8 @@ def test_rbac_grants_what_the_operator_reconciles_and_nothing_sensitive(
             ("rlops.dev", "sweeps/finalizers", "update"),
             ("ray.io", "rayjobs", "create"),
             ("ray.io", "rayjobs", "watch"),
+            ("ray.io", "rayclusters", "create"),
+            ("ray.io", "rayclusters", "delete"),
             ("", "events", "create"),
         ]:
             assert needed in granted, f"{role['kind']} lacks {needed}"

@@ -70,6 +70,10 @@ No pods, no pods/exec: KubeRay runs the pods.
 - apiGroups: [ray.io]
   resources: [rayjobs]
   verbs: [get, list, watch, create, update, patch, delete]
+# A Sweep's shared RayCluster (sharedCluster): created while it runs, deleted at its end.
+- apiGroups: [ray.io]
+  resources: [rayclusters]
+  verbs: [create, delete]
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]

@@ -13,6 +13,7 @@ from rlops.api.experiment import RLExperiment
 from rlops.api.sweep import Sweep
 from rlops.api.validation.errors import FieldError, check_name, pydantic_errors
 from rlops.api.validation.experiment import validate_experiment_spec
+from rlops.api.validation.shared import check_shared_experiment, check_shared_sweep
 from rlops.api.validation.sweep import validate_sweep_spec
 
 KINDS = ("RLExperiment", "Sweep")
@@ -61,8 +62,10 @@ def validate_manifest(obj: Any, catalog: Catalog | None = None) -> list[FieldErr
         errors += check_name("metadata.name", name, limit)
     if isinstance(parsed, RLExperiment):
         errors += validate_experiment_spec(parsed.spec, "spec", catalog)
+        errors += check_shared_experiment(parsed, "spec")
     else:
         errors += validate_sweep_spec(parsed.spec, "spec", catalog)
+        errors += check_shared_sweep(parsed.spec, "spec")
     return _unique(errors)
 
 

@@ -36,7 +36,8 @@ import yaml
 from rlops.api.annotations import pause_at
 from rlops.api.experiment import KubernetesPlacement, RLExperiment
 from rlops.api.settings import Settings
-from rlops.backends.kuberay.security import restrict, token_env, token_secret
+from rlops.backends.kuberay.security import TOKEN_ENV, restrict, token_env, token_secret
+from rlops.backends.kuberay.shared import SWEEP_LABEL, on_shared_cluster, shared_cluster_of
 
 RAYJOB_API_VERSION = "ray.io/v1"
 LABEL_EXPERIMENT = "rlops.dev/experiment"
@@ -94,10 +95,13 @@ def run_dir(experiment: RLExperiment, settings: Settings) -> str:
 def spec_b64(experiment: RLExperiment) -> str:
     """The experiment as the runtime reads it: a compact, key-sorted manifest in base64."""
     meta = experiment.metadata
+    metadata: dict[str, Any] = {"name": meta.name, "namespace": meta.namespace}
+    if shared_cluster_of(experiment):  # a sweep's trial: its validation asks for the label
+        metadata["labels"] = {SWEEP_LABEL: meta.labels[SWEEP_LABEL]}
     manifest = {
         "apiVersion": experiment.api_version,
         "kind": experiment.kind,
-        "metadata": {"name": meta.name, "namespace": meta.namespace},
+        "metadata": metadata,
         "spec": experiment.spec.dump(),
     }
     text = json.dumps(manifest, sort_keys=True, separators=(",", ":"))
@@ -270,6 +274,9 @@ def runtime_env_yaml(experiment: RLExperiment, settings: Settings) -> str:
         "RLOPS_PROGRESS_URL": progress_url(settings, meta.namespace, meta.name),
         "RLOPS_DRIVER_LOG": "true",  # attempts/<n>.log in the run directory outlives the pods
     }
+    if shared_cluster_of(experiment):  # the shared head reads no trial's Secret (shared.py)
+        secret = settings.secret.get_secret_value()
+        env[TOKEN_ENV] = progress_token(secret, meta.namespace, meta.name, meta.uid)
     at = pause_at(meta.annotations)
     if at is not None:  # the run checkpoints and ends by itself there (a sweep's ASHA rung)
         env["RLOPS_PAUSE_AT_ITERATION"] = str(at)
@@ -327,14 +334,17 @@ def build_rayjob(experiment: RLExperiment, settings: Settings, attempt: int = 1)
         raise ValueError("metadata: name, namespace and uid are needed to render a RayJob")
     spec = experiment.spec
     placement = spec.placement.kubernetes or KubernetesPlacement()
+    shared = shared_cluster_of(experiment)
     labels = rayjob_labels(experiment, attempt)
-    if placement.queue:
+    if placement.queue and not shared:  # a shared cluster is admitted as a whole
         labels[LABEL_KUEUE_QUEUE] = placement.queue
     pod_labels = {LABEL_EXPERIMENT: meta.name}
+    mode = settings.submission_mode
     rayjob_spec: dict[str, Any] = {
         "entrypoint": entrypoint(experiment, settings),
         "runtimeEnvYAML": runtime_env_yaml(experiment, settings),
-        "submissionMode": settings.submission_mode,
+        # KubeRay runs no clusterSelector RayJob in SidecarMode: its submitter pod does.
+        "submissionMode": K8S_JOB_MODE if shared and mode == SIDECAR_MODE else mode,
         "shutdownAfterJobFinishes": True,
         "ttlSecondsAfterFinished": placement.ttl_seconds_after_finished,
         "preRunningDeadlineSeconds": placement.pre_running_deadline_seconds,
@@ -348,6 +358,8 @@ def build_rayjob(experiment: RLExperiment, settings: Settings, attempt: int = 1)
         rayjob_spec["activeDeadlineSeconds"] = deadline
     if placement.queue:
         rayjob_spec["suspend"] = True
+    if shared:
+        rayjob_spec = on_shared_cluster(rayjob_spec, shared)
     return {
         "apiVersion": RAYJOB_API_VERSION,
         "kind": "RayJob",

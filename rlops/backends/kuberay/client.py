@@ -30,6 +30,7 @@ from rlops.backends.base import (
     work_key,
 )
 from rlops.backends.kuberay.builder import build_rayjob, progress_secret
+from rlops.backends.kuberay.shared import shared_cluster_of
 from rlops.backends.kuberay.status import rayjob_work
 
 RAYJOBS = Kind("ray.io", "v1", "rayjobs")
@@ -83,10 +84,11 @@ class KubeRayBackend:
         the lifecycle deletes an earlier attempt's RayJob before it submits the next."""
         experiment, attempt = submission.experiment, submission.attempt
         namespace, name = _where(experiment, None) or ("", "")
-        for kind, body in (
-            ("Secret", progress_secret(experiment, self.settings)),
-            ("RayJob", build_rayjob(experiment, self.settings, attempt)),
-        ):
+        # A trial on a shared cluster brings its token in its job's runtime env (shared.py).
+        secret = [] if shared_cluster_of(experiment) else [
+            ("Secret", progress_secret(experiment, self.settings))
+        ]  # fmt: skip
+        for kind, body in (*secret, ("RayJob", build_rayjob(experiment, self.settings, attempt))):
             try:
                 if kind == "Secret":
                     self.api.apply_secret(namespace, body)
