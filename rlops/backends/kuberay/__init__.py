@@ -13,7 +13,14 @@ from rlops.backends.kuberay.builder import (
     progress_token,
     run_dir,
 )
-from rlops.backends.kuberay.client import RAYJOBS, KubeRayBackend, ObjectApi, refusal
+from rlops.backends.kuberay.client import (
+    RAYJOBS,
+    KubeRayBackend,
+    ObjectApi,
+    Seen,
+    Watched,
+    refusal,
+)
 from rlops.backends.kuberay.status import (
     TERMINAL_DEPLOYMENT,
     observe_rayjob,
@@ -28,6 +35,8 @@ __all__ = [
     "TERMINAL_DEPLOYMENT",
     "KubeRayBackend",
     "ObjectApi",
+    "Seen",
+    "Watched",
     "build_rayjob",
     "observe_rayjob",
     "paused_at",
