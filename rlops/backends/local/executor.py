@@ -107,6 +107,11 @@ class _Process:
     def ref(self) -> BackendRef:
         return BackendRef(kind="Process", pid=self.popen.pid)
 
+    @property
+    def running(self) -> Observation:
+        return Observation(Phase.RUNNING, "running", attempt=self.attempt,
+                           name=f"process {self.popen.pid}")  # fmt: skip
+
 
 def ended(code: int, run_dir: Path, attempt: int) -> Observation:
     """How a trial process that exited with `code` ended. One killed by a signal after it
@@ -208,8 +213,7 @@ class LocalBackend:
                 continue
             code = process.popen.poll()
             if code is None:
-                name = f"process {process.popen.pid}"
-                seen[key] = Observation(Phase.RUNNING, "running", attempt=process.attempt, name=name)
+                seen[key] = process.running
                 continue
             seen[key] = self._ended[key] = ended(code, process.run_dir, process.attempt)
             process.log.close()
