@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rlops.api import Phase
-from rlops.backends.local.executor import LocalExecutor
+from rlops.backends.local.executor import LocalBackend
 from rlops.backends.packing import Slots
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import TrialRecord
@@ -30,7 +30,7 @@ def test_a_paused_trial_resumes_from_its_checkpoint_and_finishes(tmp_path: Path)
         .set("spec.seed", 1)
         .obj()
     )
-    executor = LocalExecutor(Slots(2, ()))  # The real runtime, each launch with its own Ray.
+    executor = LocalBackend(Slots(2, ()))  # The real runtime, each launch with its own Ray.
     fleet = Fleet(executor, "episode_return_mean")
     run_dir = tmp_path / "promoted"
     trial = fleet.create(run_dir, TrialRecord(name="promoted"), manifest)
