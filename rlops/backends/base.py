@@ -13,10 +13,10 @@ that a retry would get again is `Refused`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from rlops.api import Backend, Phase, ResourcesSpec
 from rlops.api.experiment import BackendRef, RLExperiment
@@ -24,9 +24,12 @@ from rlops.api.runinfo import ExitCode
 from rlops.lifecycle.machine import EndKind
 from rlops.lifecycle.observation import Observation
 
+T = TypeVar("T")
+
 __all__ = [
     "EndKind", "ExperimentBackend", "NoRoom", "Observation", "Refused", "Submission",
-    "exit_observation", "ref_id", "submitted_or_refused", "submitted_until_full", "work_key",
+    "exit_observation", "ref_id", "submitted_or_refused", "submitted_until_full", "tracked",
+    "work_key",
 ]  # fmt: skip
 
 
@@ -78,6 +81,20 @@ def ref_id(ref: BackendRef) -> str:
         if value is not None:
             return str(value)
     return ""
+
+
+def tracked(
+    work: Mapping[str, T],
+    experiment: RLExperiment | None,
+    ref: BackendRef | None,
+    ref_of: Callable[[T], BackendRef],
+) -> T | None:
+    """An adapter's record of the work to end: the experiment's (its `work_key`), else the
+    one `ref` names; None when it tracks neither."""
+    if experiment is not None:
+        return work.get(work_key(experiment))
+    wanted = ref_id(ref) if ref is not None else None
+    return next((item for item in work.values() if ref_id(ref_of(item)) == wanted), None)
 
 
 class ExperimentBackend(Protocol):

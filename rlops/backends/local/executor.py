@@ -34,6 +34,7 @@ from rlops.backends.base import (
     Submission,
     exit_observation,
     submitted_until_full,
+    tracked,
     work_key,
 )
 from rlops.backends.local.rayhead import RayCluster, RaySource
@@ -253,11 +254,7 @@ class LocalBackend:
         ref: BackendRef | None,
         send: Callable[[_Process], None],
     ) -> list[str]:
-        if experiment is not None:
-            process = self._processes.get(work_key(experiment))
-        else:
-            pids = {p.popen.pid: p for p in self._processes.values()}
-            process = pids.get(ref.pid) if ref is not None and ref.pid is not None else None
+        process = tracked(self._processes, experiment, ref, lambda p: p.ref)
         if process is None or process.popen.poll() is not None:
             return []
         with contextlib.suppress(ProcessLookupError):

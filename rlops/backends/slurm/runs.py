@@ -49,6 +49,7 @@ from rlops.backends.base import (
     Observation,
     Refused,
     Submission,
+    tracked,
     work_key,
 )
 from rlops.backends.slurm import (
@@ -332,11 +333,7 @@ class SlurmRunBackend:
         ref: BackendRef | None,
         alone: Callable[[BackendRef], object],
     ) -> list[str]:
-        if experiment is not None:
-            job = self._jobs.get(work_key(experiment))
-        else:
-            ids = {j.ref.job_id: j for j in self._jobs.values()}
-            job = ids.get(ref.job_id) if ref is not None else None
+        job = tracked(self._jobs, experiment, ref, lambda j: j.ref)
         if job is None:
             return []
         job.stopped = True
