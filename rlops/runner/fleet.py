@@ -151,14 +151,13 @@ class Fleet:
 
     def refresh(self) -> dict[str, Observation]:
         """Collect ended launches (recording how they ended) and read new progress."""
-        running = {work_key(t.work.experiment): t for t in self.running if t.work is not None}
-        seen = self.backend.observe([(t.work.experiment, t.work.ref) for t in running.values()
-                                     if t.work is not None])  # fmt: skip
+        running = {work_key(t.work.experiment): (t, t.work) for t in self.trials.values() if t.work}
+        seen = self.backend.observe([(w.experiment, w.ref) for _, w in running.values()])
         ended: dict[str, Observation] = {}
         for key, work in seen.items():
             if work is None or not work.terminal or key not in running:
                 continue
-            trial = running[key]
+            trial = running[key][0]
             ended[trial.record.name] = work
             launch = trial.record.launches[-1]
             launch.outcome, launch.exit_code = work.phase.value, work.exit_code
