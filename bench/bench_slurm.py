@@ -10,7 +10,7 @@ jobs: one `squeue`; plus one batched `sacct` when some ids are no longer held by
 slurmctld (half of them here: ids it never had, as after MinJobAge); or one
 `scontrol -o show job` alone when squeue is unusable (a bin_dir without squeue).
 Submitting each experiment twice must still cost one sbatch (target: <= 1). A sweep round
-through the runner's SLURM executor (`rlops run --backend slurm`) costs one sbatch per
+through the runner's SLURM backend (`rlops run --backend slurm`) costs one sbatch per
 array: 8 trials with parallelism 8 -> 0.125 per trial, against 1.00 with --no-slurm-array,
 in the same run; a second runner adopting them costs none.
 
@@ -34,11 +34,11 @@ from figures import add_json_argument, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rlops.api import ResourcesSpec, RLExperiment
+from rlops.api import RLExperiment
 from rlops.api.experiment import BackendRef
-from rlops.backends.base import LaunchRequest
+from rlops.backends.base import Submission
 from rlops.backends.slurm import CliSlurmClient, SlurmBackend, SlurmSettings
-from rlops.backends.slurm.executor import SlurmExecutor
+from rlops.backends.slurm.runs import SlurmRunBackend
 from tests.builders import experiment
 from tests.slurm.slurm_cluster import running_cluster
 
@@ -131,7 +131,7 @@ def sbatch_per_trial(client: CliSlurmClient, counter: Counter, settings: SlurmSe
     return per_trial
 
 
-def sweep_round(settings: SlurmSettings, name: str, trials: int) -> list[LaunchRequest]:
+def sweep_round(settings: SlurmSettings, name: str, trials: int) -> list[Submission]:
     """One round of a sweep as the runner hands it over: held trials with equal directives."""
     requests = []
     for i in range(trials):
@@ -139,9 +139,7 @@ def sweep_round(settings: SlurmSettings, name: str, trials: int) -> list[LaunchR
         run_dir.mkdir(parents=True)
         body = experiment(f"{name}-{i}").slurm(extraDirectives=["--hold"]).obj()
         (run_dir / "spec.yaml").write_text(yaml.safe_dump(body))
-        log = run_dir / "attempts" / "1.log"
-        requests.append(LaunchRequest(f"{name}-{i}", run_dir, run_dir / "spec.yaml", 1,
-                                      ResourcesSpec(), log))  # fmt: skip
+        requests.append(Submission(RLExperiment.model_validate(body), 1, run_dir=run_dir))
     return requests
 
 
@@ -152,15 +150,15 @@ def sweep_sbatch_per_trial(
     for arrays, name in ((True, "arrays"), (False, "no-arrays")):
         requests = sweep_round(settings, name, trials)
         counter.calls.clear()
-        executor = SlurmExecutor(SlurmBackend(client, settings), arrays=arrays)
-        handles = [h for h in executor.start_many(requests) if h is not None]
+        runs = SlurmRunBackend(SlurmBackend(client, settings), arrays=arrays)
+        refs = runs.submit_many(requests)
         submitted = counter.count("sbatch")
         counter.calls.clear()
-        executor.poll(handles)
+        runs.observe([(r.experiment, None) for r in requests])
         polled = len(counter.calls)
         counter.calls.clear()
-        again = SlurmExecutor(SlurmBackend(client, settings), arrays=arrays)
-        again.start_many(requests)  # a second `rlops run` while they are queued
+        again = SlurmRunBackend(SlurmBackend(client, settings), arrays=arrays)
+        again.submit_many(requests)  # a second `rlops run` while they are queued
         label = "arrays" if arrays else "--no-slurm-array"
         print(
             f"sweep of {trials} trials (parallelism {trials}), {label}: "
@@ -168,8 +166,8 @@ def sweep_sbatch_per_trial(
             f"{counter.count('sbatch')} sbatch on resume"
         )
         figures[name] = submitted / trials
-        for handle in handles:
-            executor.kill(handle)
+        for request, ref in zip(requests, refs, strict=True):
+            runs.cancel(request.experiment, ref if isinstance(ref, BackendRef) else None)
     return figures
 
 

@@ -33,6 +33,12 @@ RESULT_FILE = "result.json"
 SPEC_FILE = "spec.yaml"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
+ATTEMPTS_DIR = "attempts"  # a local run's launch logs: attempts/<attempt>.log
+
+
+def log_path(run_dir: Path, attempt: int) -> Path:
+    """Where a local launch of `attempt` in `run_dir` writes its output."""
+    return run_dir / ATTEMPTS_DIR / f"{attempt}.log"
 
 
 # The longest string the progress endpoint takes in a record or result (a message is cut).

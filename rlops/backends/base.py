@@ -1,22 +1,22 @@
-"""What the drivers see of a backend.
+"""What the drivers see of a backend: `ExperimentBackend`, the one protocol.
 
-- `Executor`: the runner's protocol (`rlops run`): start launches (several at once where
-  the backend can: `StartsMany`), poll which ended, stop (checkpoint first) or kill them.
-  `backends.local.LocalExecutor` and `backends.slurm.executor.SlurmExecutor` implement it.
-- `ExperimentBackend`: the protocol the operator and the SLURM bridge drive: submit an
-  attempt (one, or several together), observe experiments' work in one batched look as
-  the lifecycle's `Observation`s, end work with a checkpoint (a stop, a pause, or for a
-  newer attempt) and cancel it. `backends.kuberay.KubeRayBackend` and
-  `backends.slurm.SlurmExperiments` implement it; a refusal that a retry would get again
-  is `Refused`.
+The operator, the SLURM bridge and the local runner (`rlops run`) drive it: check that
+an experiment could run here, submit an attempt (one, or several together: `submit_many`;
+a backend that is full says `NoRoom`), observe experiments' work in one batched look as
+the lifecycle's `Observation`s, end work with a checkpoint (a stop, a pause, or for a
+newer attempt), cancel it without one, and close what the driver started. Adapters:
+`backends.kuberay.KubeRayBackend` (RayJobs), `backends.slurm.SlurmExperiments` (the
+bridge's jobs), `backends.slurm.runs.SlurmRunBackend` (the runner's jobs, in its run
+directories) and `backends.local.LocalBackend` (processes on this machine). A refusal
+that a retry would get again is `Refused`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar
 
 from rlops.api import Backend, Phase, ResourcesSpec
 from rlops.api.experiment import BackendRef, RLExperiment
@@ -24,35 +24,13 @@ from rlops.api.runinfo import ExitCode
 from rlops.lifecycle.machine import EndKind
 from rlops.lifecycle.observation import Observation
 
+T = TypeVar("T")
+
 __all__ = [
-    "EndKind", "Executor", "ExperimentBackend", "Handle", "LaunchRequest", "Observation",
-    "Refused", "StartsMany", "Submission", "exit_observation", "start_all",
-    "submitted_or_refused", "work_key",
+    "EndKind", "ExperimentBackend", "NoRoom", "Observation", "Refused", "Submission",
+    "exit_observation", "ref_id", "submitted_or_refused", "submitted_until_full", "tracked",
+    "work_key",
 ]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class LaunchRequest:
-    """Run the runtime on `spec` in `run_dir` as launch number `attempt`."""
-
-    name: str
-    run_dir: Path
-    spec: Path
-    attempt: int
-    resources: ResourcesSpec
-    log: Path
-    previous: tuple[str, ...] = ()  # Backend references of its earlier, ended launches.
-    pause_at: int | None = None  # The iteration at which it checkpoints and ends as paused.
-    uses_ray: bool = True  # False: a command trainer, started without the run's Ray cluster.
-
-
-@dataclass(frozen=True)
-class Handle:
-    """A started trial: its name, launch number and the backend's reference."""
-
-    name: str
-    attempt: int
-    ref: str
 
 
 def exit_observation(code: int) -> Observation:
@@ -65,72 +43,30 @@ def exit_observation(code: int) -> Observation:
     return Observation(Phase.FAILED, f"exit {code}", terminal=True, exit_code=code)
 
 
-class Executor(Protocol):
-    backend: Backend
-
-    def check(self, name: str, resources: ResourcesSpec) -> None:
-        """Raise ValueError when such a trial could never run here."""
-        ...
-
-    def start(self, request: LaunchRequest) -> Handle | None:
-        """Start it, or return None when there is no room now."""
-        ...
-
-    def poll(self, handles: Sequence[Handle]) -> dict[str, Observation]:
-        """How the work of each handle that ended ended, by trial name (one batched look),
-        as the lifecycle's observation of an ended run: Succeeded, Paused (it ended at a
-        checkpoint: a stop, a pause, its pause point, a requeue) or Failed."""
-        ...
-
-    def stop(self, handle: Handle) -> None:
-        """Ask it to checkpoint and end (it exits 75)."""
-        ...
-
-    def kill(self, handle: Handle) -> None:
-        """End it now, without a checkpoint."""
-        ...
-
-    def close(self) -> None:
-        """The run is over: end what is still running and what was started for it."""
-        ...
-
-
-@runtime_checkable
-class StartsMany(Protocol):
-    """An executor that starts several launches better together (SLURM: one job array)."""
-
-    def start_many(self, requests: Sequence[LaunchRequest]) -> list[Handle | None]:
-        """Start them in order; a None (no room) ends the list: later ones did not start."""
-        ...
-
-
-def start_all(executor: Executor, requests: Sequence[LaunchRequest]) -> Iterator[Handle | None]:
-    """Start `requests` in order through `executor`: all at once where it can (StartsMany),
-    else one by one as the caller consumes the handles, until one finds no room."""
-    if isinstance(executor, StartsMany):
-        yield from executor.start_many(requests)
-        return
-    for request in requests:
-        handle = executor.start(request)
-        yield handle
-        if handle is None:
-            return
-
-
 class Refused(Exception):
     """The backend refuses the submission for good: a retry would be refused again (the
     API server's 400/403/422, a batch script that cannot be written, sbatch's refusal)."""
 
 
+class NoRoom(Exception):
+    """The backend has no room for the submission now (the local machine's CPUs and GPUs
+    are taken); submitted again once work ended, it starts."""
+
+
 @dataclass(frozen=True)
 class Submission:
     """Submit `attempt` of `experiment`; `previous`: references of its ended work, never
-    adopted; `resumed`: the attempt continues after a pause (its paused work is ended)."""
+    adopted; `resumed`: the attempt continues after a pause (its paused work is ended).
+    `run_dir`: where it runs, when the driver owns the run directories (the runner; its
+    spec.yaml is there), else the backend's own layout; `pause_at`: the iteration at
+    which it checkpoints and ends as paused by itself (else its `rlops.dev/pause-at`)."""
 
     experiment: RLExperiment
     attempt: int = 1
     previous: tuple[str, ...] = ()
     resumed: bool = False
+    run_dir: Path | None = None
+    pause_at: int | None = None
 
 
 def work_key(experiment: RLExperiment) -> str:
@@ -138,19 +74,55 @@ def work_key(experiment: RLExperiment) -> str:
     return f"{experiment.metadata.namespace}/{experiment.metadata.name}"
 
 
+def ref_id(ref: BackendRef) -> str:
+    """The reference as one string (a run's records, `Submission.previous`): a SLURM job
+    id, a process id or a RayJob name."""
+    for value in (ref.job_id, ref.pid, ref.name):
+        if value is not None:
+            return str(value)
+    return ""
+
+
+def tracked(
+    work: Mapping[str, T],
+    experiment: RLExperiment | None,
+    ref: BackendRef | None,
+    ref_of: Callable[[T], BackendRef],
+) -> T | None:
+    """An adapter's record of the work to end: the experiment's (its `work_key`), else the
+    one `ref` names; None when it tracks neither."""
+    if experiment is not None:
+        return work.get(work_key(experiment))
+    wanted = ref_id(ref) if ref is not None else None
+    return next((item for item in work.values() if ref_id(ref_of(item)) == wanted), None)
+
+
 class ExperimentBackend(Protocol):
-    """Run experiments somewhere: the one protocol the operator and the bridge drive.
-    Every method is idempotent."""
+    """Run experiments somewhere: the one protocol the operator, the bridge and the
+    runner drive. Every method but `close` is idempotent."""
+
+    @property
+    def backend(self) -> Backend:
+        """The placement backend its experiments run on."""
+        ...
+
+    def check(self, name: str, resources: ResourcesSpec) -> None:
+        """Raise ValueError when work of `name` needing `resources` could never run here
+        (a backend that schedules for itself accepts all: its own checks refuse later)."""
+        ...
 
     def submit(self, submission: Submission) -> BackendRef:
         """Start the submission's attempt of its experiment; submitting twice starts it
-        once. Raises `Refused` when the backend refuses it for good."""
+        once. Raises `Refused` when the backend refuses it for good, `NoRoom` when it has
+        no room for it now."""
         ...
 
     def submit_many(self, submissions: Sequence[Submission]) -> list[BackendRef | Refused]:
         """Submit several in one go where the backend can (SLURM packs `trialsPerJob`
-        first attempts into shared jobs): each submission's reference, in order, or the
-        `Refused` that refused it."""
+        first attempts into shared jobs, or puts equal ones in one job array): each
+        submission's reference, in order, or the `Refused` that refused it. A shorter
+        list: the next submission found no room (`NoRoom`); it and those after it were
+        not submitted."""
         ...
 
     def observe(
@@ -172,6 +144,12 @@ class ExperimentBackend(Protocol):
         (with the experiment, any other unfinished work of it too); no work is fine."""
         ...
 
+    def close(self) -> None:
+        """The driver is done: end what the backend started for it and still runs (the
+        local processes and their Ray head); work that outlives its driver (a RayJob, a
+        SLURM job) is left to a later driver."""
+        ...
+
 
 def submitted_or_refused(
     backend: ExperimentBackend, submission: Submission
@@ -182,3 +160,16 @@ def submitted_or_refused(
         return backend.submit(submission)
     except Refused as exc:
         return exc
+
+
+def submitted_until_full(
+    backend: ExperimentBackend, submissions: Sequence[Submission]
+) -> list[BackendRef | Refused]:
+    """`submit_many` one by one: each answer in order, until one finds no room."""
+    answers: list[BackendRef | Refused] = []
+    for submission in submissions:
+        try:
+            answers.append(submitted_or_refused(backend, submission))
+        except NoRoom:
+            break
+    return answers

@@ -143,7 +143,7 @@ def execute(args: argparse.Namespace, manifest: dict[str, Any]) -> int:
 
     settings = RunnerSettings()
     share_import_paths(args.file)
-    factory = executor_factory(args, settings)
+    factory = backend_factory(args, settings)
     display = PlainDisplay(settings.quiet_interval_seconds) if args.quiet else LiveDisplay()
     return _run(args, manifest, settings, factory, display)
 
@@ -182,9 +182,9 @@ def share_import_paths(manifest_file: Path) -> None:
     os.environ["RLOPS_PYTHONPATH"] = os.pathsep.join(paths)
 
 
-def executor_factory(args: argparse.Namespace, settings: Any) -> Any:
+def backend_factory(args: argparse.Namespace, settings: Any) -> Any:
     """Local processes packed onto --cpus/--gpus, or SLURM jobs with --backend slurm."""
-    from rlops.backends.local.executor import LocalExecutor
+    from rlops.backends.local.executor import LocalBackend
     from rlops.backends.local.rayhead import ExistingCluster, RaySource, SharedHead
     from rlops.backends.packing import Slots, parse_gpus
     from rlops.runner.session import HeldLock
@@ -195,7 +195,7 @@ def executor_factory(args: argparse.Namespace, settings: Any) -> Any:
         args.cpus if args.cpus is not None else float(os.cpu_count() or 1), parse_gpus(args.gpus)
     )
 
-    def make(lock: HeldLock) -> LocalExecutor:
+    def make(lock: HeldLock) -> LocalBackend:
         ray: RaySource | None = None
         if args.ray_address:
             ray = ExistingCluster(args.ray_address)
@@ -207,7 +207,7 @@ def executor_factory(args: argparse.Namespace, settings: Any) -> Any:
                 log=lock.path.parent / "ray-head.log",
                 orphan_grace_seconds=settings.stop_grace_seconds + 60,
             )
-        return LocalExecutor(
+        return LocalBackend(
             slots, shlex.split(settings.trial_command), inherit_fds=(lock.fd,), ray=ray
         )
 
@@ -216,7 +216,7 @@ def executor_factory(args: argparse.Namespace, settings: Any) -> Any:
 
 def _slurm_factory(arrays: bool | None) -> Any:
     from rlops.backends.slurm import CliSlurmClient, RestSlurmClient, SlurmBackend, SlurmSettings
-    from rlops.backends.slurm.executor import SlurmExecutor
+    from rlops.backends.slurm.runs import SlurmRunBackend
 
     slurm = SlurmSettings()
     client = (
@@ -226,7 +226,7 @@ def _slurm_factory(arrays: bool | None) -> Any:
     )
     backend = SlurmBackend(client, slurm)
 
-    def make(lock: Any) -> SlurmExecutor:
-        return SlurmExecutor(backend, arrays=arrays)
+    def make(lock: Any) -> SlurmRunBackend:
+        return SlurmRunBackend(backend, arrays=arrays)
 
     return make

@@ -24,8 +24,8 @@ from rlops.api import RLExperiment, RLExperimentStatus, Sweep
 from rlops.api.annotations import ANNOTATION_HISTORY
 from rlops.api.ratelimit import ErrorLog
 from rlops.api.settings import Settings
-from rlops.backends.base import Refused, Submission, work_key
-from rlops.backends.kuberay import KubeRayBackend, run_dir
+from rlops.backends.base import ExperimentBackend, Refused, Submission, work_key
+from rlops.backends.kuberay import KubeRayBackend, Seen, run_dir
 from rlops.lifecycle import Observation
 from rlops.lifecycle.history import merged_history
 from rlops.metrics import RlopsMetrics
@@ -83,7 +83,8 @@ class Controller:
         self.writer = StatusWriter(kube, self.call, self.lock, self.indexes.experiment,
                                    self.errors, settings.status_flush_seconds)  # fmt: skip
         self.tracking = KubeTracking()
-        self.backend = KubeRayBackend(kube, settings)  # RayJobs through the same client
+        # RayJobs through the same client, observed from the watch's index.
+        self.backend: ExperimentBackend = KubeRayBackend(kube, settings, self._watched, clock)
         self.shared_clusters = SharedClusters(kube, settings)  # sweeps with sharedCluster
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -152,17 +153,21 @@ class Controller:
             self._recheck(key, actions.recheck_after)
 
     async def _observe(self, key: Key, experiment: RLExperiment) -> Observation | None:
-        """The experiment's RayJob as the backend observes it, from the watch's index; the
-        index may lag behind a RayJob just created, so the backend reads it again before
-        concluding it is gone (or, before a resume creates one, that the paused run's is)."""
-        seen = self.indexes.rayjob(key)
-        look = seen is None and (expects_rayjob(experiment) or resuming(experiment))
-        bodies = {} if look else {work_key(experiment): seen}
+        """The experiment's RayJob as the backend observes it (from the watch's index)."""
         ref = experiment.status.backend_ref if experiment.status is not None else None
-        observed = await self.call(self.backend.observe, [(experiment, ref)], bodies,
-                                   self.clock())  # fmt: skip
+        observed = await self.call(self.backend.observe, [(experiment, ref)])
         work: Observation | None = observed.get(work_key(experiment))
         return work
+
+    def _watched(self, experiment: RLExperiment) -> Seen | None:
+        """The experiment's RayJob from the watch's index; the index may lag behind a
+        RayJob just created, so the backend reads it again (None) before concluding it is
+        gone (or, before a resume creates one, that the paused run's is)."""
+        meta = experiment.metadata
+        seen = self.indexes.rayjob((meta.namespace or "", meta.name or ""))
+        if seen is None and (expects_rayjob(experiment) or resuming(experiment)):
+            return None
+        return Seen(seen)
 
     def _recheck(self, key: Key, delay: float) -> None:
         """Reconcile again after `delay` s (a deadline passes without any event)."""

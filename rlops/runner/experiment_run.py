@@ -6,16 +6,16 @@ import json
 from typing import Any
 
 from rlops.api import Phase, RLExperiment
-from rlops.api.runinfo import RunResult
+from rlops.api.runinfo import RunResult, log_path
 from rlops.lifecycle import percent_of_budget
 from rlops.runner.display import Display, Row, View
 from rlops.runner.fleet import Fleet, Trial
-from rlops.runner.layout import ExperimentLayout, TrialRecord, log_path, write_atomic
+from rlops.runner.layout import ExperimentLayout, TrialRecord, write_atomic
 from rlops.runner.report import make_report
 from rlops.runner.session import (
     INTERRUPTED,
+    BackendFactory,
     DirectoryRun,
-    ExecutorFactory,
     Interrupts,
     RunnerSettings,
     RunOptions,
@@ -64,20 +64,20 @@ class ExperimentRun(DirectoryRun):
         options: RunOptions,
         settings: RunnerSettings,
         display: Display,
-        executor_factory: ExecutorFactory,
+        backend_factory: BackendFactory,
     ) -> None:
         assert experiment.metadata.name is not None
         self.name = experiment.metadata.name
         self.spec = experiment.spec
         self.layout = ExperimentLayout(options.root / self.name)
-        super().__init__(self.layout, manifest, options, settings, display, executor_factory)
+        super().__init__(self.layout, manifest, options, settings, display, backend_factory)
         self.tracking = RunTracking(
             experiment.spec.tracking, self.name, self.layout.root, display.message
         )
 
     def run(self) -> int:
-        with self.open() as (reopened, executor):
-            fleet = Fleet(executor, "episode_return_mean", parallelism=1)
+        with self.open() as (reopened, backend):
+            fleet = Fleet(backend, "episode_return_mean", parallelism=1)
             trial = fleet.load(self.layout.root) if reopened.resumed else None
             for run_dir, why in fleet.unreadable.items():
                 self.display.message(
@@ -85,7 +85,7 @@ class ExperimentRun(DirectoryRun):
                 )
             if trial is None or reopened.changed:
                 record = trial.record if trial else TrialRecord(name=self.name, seed=self.spec.seed)
-                record.backend = fleet.executor.backend.value
+                record.backend = fleet.placed_on.value
                 trial = fleet.create(self.layout.root, record, self.manifest)
             if reopened.changed and record.launches:
                 fleet.retry(self.name)  # Train on under the changed spec, from the checkpoint.

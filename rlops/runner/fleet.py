@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rlops.api import Exploit, Phase, ResourcesSpec, RLExperimentSpec
+from rlops.api import Backend, Exploit, Phase, ResourcesSpec, RLExperiment, RLExperimentSpec
+from rlops.api.experiment import BackendRef
 from rlops.api.runinfo import (
     PAUSED_REASON,
     PROGRESS_FILE,
@@ -29,19 +30,27 @@ from rlops.api.runinfo import (
     RunResult,
     read_result,
 )
-from rlops.backends.base import Executor, Handle, LaunchRequest, Observation, start_all
-from rlops.runner.layout import (
-    Launch,
-    TrialRecord,
-    log_path,
-    read_record,
-    write_record,
-    write_yaml,
+from rlops.backends.base import (
+    ExperimentBackend,
+    Observation,
+    Refused,
+    Submission,
+    ref_id,
+    work_key,
 )
+from rlops.runner.layout import Launch, TrialRecord, read_record, write_record, write_yaml
 from rlops.runner.state import ended_launch, next_launch_kind, trial_state
 from rlops.sweep import TrialState
 
 log = logging.getLogger("rlops.runner")
+
+
+@dataclass(frozen=True)
+class Work:
+    """A running launch of a trial: the experiment submitted and the backend's reference."""
+
+    experiment: RLExperiment
+    ref: BackendRef
 
 
 @dataclass
@@ -52,10 +61,9 @@ class Trial:
     progress: ProgressTail
     result: RunResult | None = None
     result_mtime: int = -1
-    handle: Handle | None = None
+    work: Work | None = None  # its running launch
     stop_sent: bool = False  # Its process was asked to end: a stop, pause or Ctrl-C.
     pause_at: int | None = None  # The running launch's pause point, if it has one.
-    uses_ray: bool = True  # False for a command trainer: it needs no Ray cluster.
     problem: str | None = None  # A run file it cannot read: the trial is Failed with it.
 
     def observe(self) -> None:
@@ -81,23 +89,28 @@ class Trial:
 
 
 class Fleet:
-    """Trials by name; launches, observes and stops them through an Executor."""
+    """Trials by name; launches, observes and stops them through an `ExperimentBackend`."""
 
     def __init__(
         self,
-        executor: Executor,
+        backend: ExperimentBackend,
         metric: str,
         parallelism: int | None = None,
         pause_point: Callable[[TrialState], int | None] | None = None,
     ) -> None:
         """`pause_point`: the iteration at which a launch of the trial should checkpoint
         and end as paused by itself (ASHA's promotion variant: its rung), if any."""
-        self.executor = executor
+        self.backend = backend
         self.metric = metric
         self.parallelism = parallelism
         self.pause_point = pause_point
         self.trials: dict[str, Trial] = {}
         self.unreadable: dict[str, str] = {}  # run directory -> why its trial was left out
+
+    @property
+    def placed_on(self) -> Backend:
+        """The backend its trials run on (their placement)."""
+        return self.backend.backend
 
     # --- registering -----------------------------------------------------------------
 
@@ -126,11 +139,10 @@ class Fleet:
         return self._register(run_dir, record, spec)
 
     def _register(self, run_dir: Path, record: TrialRecord, spec: RLExperimentSpec) -> Trial:
-        self.executor.check(record.name, spec.resources)
+        self.backend.check(record.name, spec.resources)
         trial = Trial(
             run_dir, record, spec.resources, ProgressTail(run_dir / PROGRESS_FILE, keep=True)
         )
-        trial.uses_ray = spec.command is None
         trial.observe()
         self.trials[record.name] = trial
         return trial
@@ -139,14 +151,18 @@ class Fleet:
 
     def refresh(self) -> dict[str, Observation]:
         """Collect ended launches (recording how they ended) and read new progress."""
-        running = [t.handle for t in self.trials.values() if t.handle is not None]
-        ended = self.executor.poll(running)
-        for name, work in ended.items():
-            trial = self.trials[name]
+        running = {work_key(t.work.experiment): (t, t.work) for t in self.trials.values() if t.work}
+        seen = self.backend.observe([(w.experiment, w.ref) for _, w in running.values()])
+        ended: dict[str, Observation] = {}
+        for key, work in seen.items():
+            if work is None or not work.terminal or key not in running:
+                continue
+            trial = running[key][0]
+            ended[trial.record.name] = work
             launch = trial.record.launches[-1]
             launch.outcome, launch.exit_code = work.phase.value, work.exit_code
             launch.ended_at = time.time()
-            trial.handle, trial.stop_sent = None, False
+            trial.work, trial.stop_sent = None, False
             write_record(trial.run_dir, trial.record)
         for trial in self.trials.values():
             trial.observe()
@@ -169,11 +185,11 @@ class Fleet:
             t.record,
             t.result,
             t.progress.records,
-            running=t.handle is not None,
+            running=t.work is not None,
             metric=self.metric,
             stop_sent=t.stop_sent and not t.record.pause_requested,
         )
-        if t.problem is not None and t.handle is None and not state.phase.finished:
+        if t.problem is not None and t.work is None and not state.phase.finished:
             return replace(state, phase=Phase.FAILED)
         return state
 
@@ -182,13 +198,13 @@ class Fleet:
 
     @property
     def running(self) -> list[Trial]:
-        return [t for t in self.trials.values() if t.handle is not None]
+        return [t for t in self.trials.values() if t.work is not None]
 
     # --- acting ----------------------------------------------------------------------
 
     def launch_pending(self, names: Iterable[str] | None = None) -> list[str]:
         """Start Pending trials in order (index, seed) while there is room, handing them to
-        the executor together (SLURM submits a round as one job array)."""
+        the backend together (SLURM submits a round as one job array)."""
         order = sorted(
             (self.trials[n] for n in (names if names is not None else self.trials)),
             key=lambda t: (t.record.index, t.record.seed_index, t.record.name),
@@ -196,40 +212,36 @@ class Fleet:
         room = len(order) if self.parallelism is None else self.parallelism - len(self.running)
         room = max(0, room)
         chosen = [t for t in order if self.state(t.record.name).phase == Phase.PENDING][:room]
-        requests = [self._request(trial) for trial in chosen]
+        submissions = [self._submission(trial) for trial in chosen]
         started = []
-        handles = start_all(self.executor, requests)  # Lazily, one by one, where it can't batch.
-        for trial, request, handle in zip(chosen, requests, handles, strict=False):
-            if handle is None:
-                break  # No room: first come, first served.
-            self._record_launch(trial, request, handle)
+        # A shorter answer: no room for the next one (first come, first served).
+        answers = self.backend.submit_many(submissions)
+        for trial, submission, answer in zip(chosen, submissions, answers, strict=False):
+            if isinstance(answer, Refused):
+                raise answer  # A trial no retry would start: the run stops with the reason.
+            self._record_launch(trial, submission, answer)
             started.append(trial.record.name)
         return started
 
-    def _request(self, trial: Trial) -> LaunchRequest:
+    def _submission(self, trial: Trial) -> Submission:
+        """The trial's next launch, of the spec in its run directory (an exploit rewrites it)."""
         record = trial.record
-        attempt = max((launch.attempt for launch in record.launches), default=0) + 1
-        return LaunchRequest(
-            name=record.name,
-            run_dir=trial.run_dir,
-            spec=trial.run_dir / SPEC_FILE,
-            attempt=attempt,
-            resources=trial.resources,
-            log=log_path(trial.run_dir, attempt),
+        return Submission(
+            experiment=_read_experiment(trial.run_dir),
+            attempt=max((launch.attempt for launch in record.launches), default=0) + 1,
             previous=tuple(x.ref for x in record.launches if ended_launch(x) and x.ref),
+            run_dir=trial.run_dir,
             pause_at=self.pause_point(self.state(record.name)) if self.pause_point else None,
-            uses_ray=trial.uses_ray,
         )
 
-    def _record_launch(self, trial: Trial, request: LaunchRequest, handle: Handle) -> None:
+    def _record_launch(self, trial: Trial, submission: Submission, ref: BackendRef) -> None:
         record = trial.record
         kind = next_launch_kind(record)
-        record.launches.append(
-            Launch(attempt=request.attempt, kind=kind, started_at=time.time(), ref=handle.ref)
-        )
+        record.launches.append(Launch(attempt=submission.attempt, kind=kind,
+                                      started_at=time.time(), ref=ref_id(ref)))  # fmt: skip
         record.retry_pending = False
         write_record(trial.run_dir, record)
-        trial.handle, trial.pause_at = handle, request.pause_at
+        trial.work, trial.pause_at = Work(submission.experiment, ref), submission.pause_at
 
     def retry(self, name: str) -> None:
         """Run a Failed trial again as its next attempt (a pause it failed during is over)."""
@@ -242,7 +254,7 @@ class Fleet:
         """Stop for good (early stopping, sweep finished): it checkpoints and stays Stopped.
         A Paused trial has no process: it is Stopped at once."""
         trial = self.trials[name]
-        if trial.record.stop_requested and (trial.handle is None or trial.stop_sent):
+        if trial.record.stop_requested and (trial.work is None or trial.stop_sent):
             return
         trial.record.stop_requested = True
         write_record(trial.run_dir, trial.record)
@@ -293,27 +305,30 @@ class Fleet:
         """Ask its process, if any, to checkpoint and end (once: a second signal aborts the
         checkpoint). One that has reported its pause point checkpoints and ends by itself
         and is not signalled: the signal would cross its exit."""
-        if trial.handle is None or trial.stop_sent:
+        work = trial.work
+        if work is None or trial.stop_sent:
             return
         last = trial.progress.last
         if trial.pause_at is None or last is None or last.iteration < trial.pause_at:
-            self.executor.stop(trial.handle)
+            self.backend.end(work.experiment, work.ref,
+                             "pause" if trial.record.pause_requested else "stop")  # fmt: skip
         trial.stop_sent = True
 
     def interrupt(self) -> None:
         """Stop every process so that it resumes next time (Ctrl-C). One being paused was
         signalled already; marked interrupted too, it stays Paused however it ends."""
         for trial in self.running:
-            if trial.handle is None or (trial.stop_sent and not trial.record.pause_requested):
+            if trial.work is None or (trial.stop_sent and not trial.record.pause_requested):
                 continue
             trial.record.launches[-1].interrupted = True
             write_record(trial.run_dir, trial.record)
             self._signal_end(trial)
 
     def kill(self) -> None:
+        """End every process now, without a checkpoint (a second Ctrl-C)."""
         for trial in self.running:
-            if trial.handle is not None:
-                self.executor.kill(trial.handle)
+            if trial.work is not None:
+                self.backend.cancel(trial.work.experiment, trial.work.ref)
 
 
 def _read_spec(run_dir: Path) -> RLExperimentSpec:
@@ -321,3 +336,9 @@ def _read_spec(run_dir: Path) -> RLExperimentSpec:
 
     manifest = yaml.safe_load((run_dir / SPEC_FILE).read_text())
     return RLExperimentSpec.model_validate(manifest["spec"])
+
+
+def _read_experiment(run_dir: Path) -> RLExperiment:
+    import yaml
+
+    return RLExperiment.model_validate(yaml.safe_load((run_dir / SPEC_FILE).read_text()))

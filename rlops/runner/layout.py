@@ -35,7 +35,6 @@ from rlops.api.sweep import Exploit
 
 SWEEP_MANIFEST = "sweep.yaml"
 TRIAL_RECORD = "trial.json"
-ATTEMPTS_DIR = "attempts"
 LOCK_FILE = ".lock"
 
 
@@ -152,10 +151,6 @@ class ExperimentLayout:
     @property
     def report(self) -> Path:
         return self.root / "report"
-
-
-def log_path(run_dir: Path, attempt: int) -> Path:
-    return run_dir / ATTEMPTS_DIR / f"{attempt}.log"
 
 
 def write_atomic(path: Path, text: str) -> None:

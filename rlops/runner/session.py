@@ -1,5 +1,5 @@
 """What every `rlops run` needs around its loop: settings, the run directory opened
-and locked with an executor for it, Ctrl-C.
+and locked with a backend for it, Ctrl-C.
 
 The lock is an flock on `<run dir>/.lock`, inherited by the trial processes: a
 second runner on the same directory waits until the first one *and* every trial it
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from rlops.backends.base import Executor
+from rlops.backends.base import ExperimentBackend
 from rlops.runner.display import Display
 from rlops.runner.fleet import Fleet
 from rlops.runner.rundir import Reopened, prepare
@@ -48,7 +48,7 @@ class HeldLock:
     path: Path
 
 
-ExecutorFactory = Callable[[HeldLock], Executor]
+BackendFactory = Callable[[HeldLock], ExperimentBackend]
 
 
 class RunnerSettings(BaseSettings):
@@ -136,17 +136,17 @@ def open_run(
     options: RunOptions,
     settings: RunnerSettings,
     say: Callable[[str], None],
-    executor_factory: ExecutorFactory,
-) -> Iterator[tuple[Reopened, Executor]]:
-    """Prepare the run directory, lock it, and give an executor that is closed at the end
+    backend_factory: BackendFactory,
+) -> Iterator[tuple[Reopened, ExperimentBackend]]:
+    """Prepare the run directory, lock it, and give a backend that is closed at the end
     (however the run ends: its trials and the Ray head it started are stopped)."""
     reopened = prepare(layout.root, layout.manifest, manifest, options.force, options.new, say)
     with run_lock(layout.lock, settings.lock_wait_seconds, say) as lock:
-        executor = executor_factory(lock)
+        backend = backend_factory(lock)
         try:
-            yield reopened, executor
+            yield reopened, backend
         finally:
-            executor.close()
+            backend.close()
 
 
 class DirectoryRun:
@@ -160,23 +160,23 @@ class DirectoryRun:
         options: RunOptions,
         settings: RunnerSettings,
         display: Display,
-        executor_factory: ExecutorFactory,
+        backend_factory: BackendFactory,
     ) -> None:
         self.manifest = manifest
         self.options = options
         self.settings = settings
         self.display = display
-        self.executor_factory = executor_factory
+        self.backend_factory = backend_factory
         self.run_layout = layout
 
-    def open(self) -> AbstractContextManager[tuple[Reopened, Executor]]:
+    def open(self) -> AbstractContextManager[tuple[Reopened, ExperimentBackend]]:
         return open_run(
             self.run_layout,
             self.manifest,
             self.options,
             self.settings,
             self.display.message,
-            self.executor_factory,
+            self.backend_factory,
         )
 
 

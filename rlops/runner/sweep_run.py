@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from rlops.api import Backend, Phase, SlurmPlacement, Sweep, SweepPhase, SweepStatus
-from rlops.backends.base import Executor
 from rlops.runner.display import Display, Row, View, format_parameters
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import SweepLayout, TrialRecord, write_yaml
@@ -15,8 +14,8 @@ from rlops.runner.report import make_report
 from rlops.runner.results import write_results
 from rlops.runner.session import (
     INTERRUPTED,
+    BackendFactory,
     DirectoryRun,
-    ExecutorFactory,
     Interrupts,
     RunnerSettings,
     RunOptions,
@@ -28,10 +27,10 @@ from rlops.sweep import ExploitPlan, Plan, TrialPlan, leaderboard, plan
 from rlops.sweep.early_stopping import pause_point
 
 
-def trial_manifest(trial: TrialPlan, executor: Executor) -> dict[str, Any]:
-    """The RLExperiment the runtime trains for one trial, placed on the executor's backend."""
-    placement = trial.spec.placement.model_copy(update={"backend": executor.backend})
-    if executor.backend == Backend.SLURM and placement.slurm is None:
+def trial_manifest(trial: TrialPlan, backend: Backend) -> dict[str, Any]:
+    """The RLExperiment the runtime trains for one trial, placed on `backend`."""
+    placement = trial.spec.placement.model_copy(update={"backend": backend})
+    if backend == Backend.SLURM and placement.slurm is None:
         placement = placement.model_copy(update={"slurm": SlurmPlacement()})
     spec = trial.spec.model_copy(update={"placement": placement})
     return {
@@ -53,10 +52,10 @@ def exploit_trial(fleet: Fleet, exploit: ExploitPlan, message: Callable[[str], N
             seed=exploit.spec.seed or 0,
             parameters=dict(exploit.exploit.parameters),
             spec=exploit.spec,
-            backend=fleet.executor.backend,
+            backend=fleet.placed_on,
             labels=dict(trial.record.labels),
         ),
-        fleet.executor,
+        fleet.placed_on,
     )
     if fleet.exploit(exploit.name, exploit.exploit, manifest):
         e = exploit.exploit
@@ -94,25 +93,25 @@ class SweepRun(DirectoryRun):
         options: RunOptions,
         settings: RunnerSettings,
         display: Display,
-        executor_factory: ExecutorFactory,
+        backend_factory: BackendFactory,
     ) -> None:
         assert sweep.metadata.name is not None
         self.sweep = sweep
         self.name = sweep.metadata.name
         self.spec = sweep.spec
         self.layout = SweepLayout(options.root / self.name)
-        super().__init__(self.layout, manifest, options, settings, display, executor_factory)
+        super().__init__(self.layout, manifest, options, settings, display, backend_factory)
         self.warned_moves = False
         tracking = sweep.spec.tracking or sweep.spec.template.tracking
         self.tracking = RunTracking(tracking, self.name, self.layout.root, display.message)
 
     def run(self) -> int:
-        with self.open() as (reopened, executor):
-            executor.check(f"{self.name} (template)", self.spec.template.resources)
+        with self.open() as (reopened, backend):
+            backend.check(f"{self.name} (template)", self.spec.template.resources)
             write_yaml(self.layout.manifest, self.manifest)
             spec = self.spec
             fleet = Fleet(
-                executor,
+                backend,
                 spec.objective.metric,
                 parallelism=spec.parallelism,
                 pause_point=lambda trial: pause_point(spec, trial.promotions),
@@ -186,10 +185,10 @@ class SweepRun(DirectoryRun):
                 seed_index=trial.seed_index,
                 seed=trial.seed,
                 parameters=trial.parameters,
-                backend=fleet.executor.backend.value,
+                backend=fleet.placed_on.value,
                 labels=trial.labels,
             )
-            manifest = trial_manifest(trial, fleet.executor)
+            manifest = trial_manifest(trial, fleet.placed_on)
             fleet.create(self.layout.trial(trial.name), record, manifest)
         if current.move and not self.warned_moves:
             self.warned_moves = True

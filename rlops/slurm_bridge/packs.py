@@ -87,7 +87,8 @@ class PackingRuns(BridgeRuns):
             members.sort(key=lambda d: d.experiment.metadata.name or "")
             answers = self.backend.submit_many([Submission(d.experiment) for d in members])
             shared = Counter(a.job_id for a in answers if isinstance(a, BackendRef))
-            for item, answer in zip(members, answers, strict=True):
+            self._deferred.extend(members[len(answers) :])  # no room now: the next poll's
+            for item, answer in zip(members, answers, strict=False):
                 if isinstance(answer, Refused):
                     self.fail(item.body, str(answer), report, attempts=1)
                     continue

@@ -24,7 +24,7 @@ import yaml
 from rlops.api import RLExperiment
 from rlops.api.runinfo import read_result
 from rlops.backends.slurm import SCRIPT_FILE, CliSlurmClient, SlurmSettings, default_run_dir
-from rlops.backends.slurm.executor import JOB_RECORD
+from rlops.backends.slurm.runs import JOB_RECORD
 from tests.containers.podman import IMAGE_PYTHON
 from tests.kube.fixtures import KubeTestBed
 from tests.slurm.slurm_cluster import SlurmCluster

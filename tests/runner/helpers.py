@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from rlops.api import RLExperiment, Sweep
-from rlops.backends.local.executor import LocalExecutor
+from rlops.backends.local.executor import LocalBackend
 from rlops.backends.packing import Slots
 from rlops.runner.experiment_run import ExperimentRun
 from rlops.runner.layout import SweepLayout, TrialRecord, read_record
@@ -59,8 +59,8 @@ def run_manifest(
     display = PlainDisplay(console=Console(file=out, width=200, no_color=True))
     slots = Slots(cpus, gpus)
 
-    def factory(lock: HeldLock) -> LocalExecutor:
-        return LocalExecutor(slots, shlex.split(command), inherit_fds=(lock.fd,))
+    def factory(lock: HeldLock) -> LocalBackend:
+        return LocalBackend(slots, shlex.split(command), inherit_fds=(lock.fd,))
 
     run_options = RunOptions(root=root, report=options.pop("report", False), **options)
     name = manifest["metadata"]["name"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rlops.api import Phase
-from rlops.backends.local.executor import LocalExecutor
+from rlops.backends.local.executor import LocalBackend
 from rlops.backends.packing import Slots
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import TrialRecord
@@ -30,8 +30,8 @@ def test_a_paused_trial_resumes_from_its_checkpoint_and_finishes(tmp_path: Path)
         .set("spec.seed", 1)
         .obj()
     )
-    executor = LocalExecutor(Slots(2, ()))  # The real runtime, each launch with its own Ray.
-    fleet = Fleet(executor, "episode_return_mean")
+    backend = LocalBackend(Slots(2, ()))  # The real runtime, each launch with its own Ray.
+    fleet = Fleet(backend, "episode_return_mean")
     run_dir = tmp_path / "promoted"
     trial = fleet.create(run_dir, TrialRecord(name="promoted"), manifest)
 
@@ -61,7 +61,7 @@ def test_a_paused_trial_resumes_from_its_checkpoint_and_finishes(tmp_path: Path)
         assert fleet.launch_pending() == ["promoted"]
         wait_until(lambda: phase_is(*(p for p in Phase if p.finished)), 300, "the budget")
     finally:
-        executor.close()
+        backend.close()
 
     state = fleet.state("promoted")
     assert (state.phase, state.attempts, state.promotions) == (Phase.SUCCEEDED, 1, 1)

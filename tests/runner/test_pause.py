@@ -1,6 +1,6 @@
 """Pausing and resuming trials in `rlops run` (ASHA's promotion variant): the phase a
 trial's record and its process's end give (Paused, and what stands over a pause), the
-fleet's pause / resume / stop-while-paused with a scripted executor (record first, one
+fleet's pause / resume / stop-while-paused with a scripted backend (record first, one
 signal, no automatic relaunch, a resume is a new launch of the same attempt), records read
 back by a new runner, a sweep run carrying out a plan's pauses and resumes, and Paused in
 the table and the results. Real training through a pause: test_e2e_pause.py."""
@@ -16,8 +16,16 @@ import pytest
 from rich.console import Console
 
 from rlops.api import Backend, Phase, ResourcesSpec, Sweep, SweepStatus
+from rlops.api.experiment import BackendRef, RLExperiment
 from rlops.api.runinfo import PROGRESS_FILE, ExitCode, ProgressRecord, RunResult, progress_line
-from rlops.backends.base import Handle, LaunchRequest, Observation, exit_observation
+from rlops.backends.base import (
+    EndKind,
+    Observation,
+    Refused,
+    Submission,
+    exit_observation,
+    work_key,
+)
 from rlops.runner.display import PlainDisplay, Row, View, trial_table
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import Launch, SweepLayout, TrialRecord, read_record
@@ -92,17 +100,17 @@ def test_a_paused_trial_has_no_objective_yet() -> None:
     assert state.phase == Phase.PAUSED and state.objective is None
 
 
-# --- the fleet, with a scripted executor --------------------------------------------------
+# --- the fleet, with a scripted backend --------------------------------------------------
 
 
-class ScriptedExecutor:
-    """Processes that end when the test says so; it notes starts and signals, and what the
-    trial's record on disk said at each signal."""
+class ScriptedBackend:
+    """Processes that end when the test says so (`exit`); it notes submissions and
+    signals, and what the trial's record on disk said at each signal."""
 
     backend = Backend.LOCAL
 
     def __init__(self) -> None:
-        self.started: list[LaunchRequest] = []
+        self.started: list[Submission] = []
         self.signalled: list[str] = []
         self.record_at_signal: list[TrialRecord] = []
         self.exits: dict[str, int] = {}
@@ -110,31 +118,46 @@ class ScriptedExecutor:
     def check(self, name: str, resources: ResourcesSpec) -> None:
         return None
 
-    def start(self, request: LaunchRequest) -> Handle | None:
-        self.started.append(request)
-        return Handle(request.name, request.attempt, f"pid-{len(self.started)}")
+    def submit(self, submission: Submission) -> BackendRef:
+        self.started.append(submission)
+        return BackendRef(kind="Process", pid=len(self.started))
 
-    def poll(self, handles: Sequence[Handle]) -> dict[str, Observation]:
+    def submit_many(self, submissions: Sequence[Submission]) -> list[BackendRef | Refused]:
+        return [self.submit(s) for s in submissions]
+
+    def observe(
+        self, work: Sequence[tuple[RLExperiment, BackendRef | None]]
+    ) -> dict[str, Observation | None]:
         return {
-            h.name: exit_observation(self.exits.pop(h.name))
-            for h in handles
-            if h.name in self.exits
+            work_key(e): exit_observation(self.exits.pop(e.metadata.name or ""))
+            for e, _ in work
+            if e.metadata.name in self.exits
         }
 
-    def stop(self, handle: Handle) -> None:
-        self.signalled.append(handle.name)
-        run_dir = next(r.run_dir for r in self.started if r.name == handle.name)
+    def end(self, experiment: RLExperiment, ref: BackendRef | None, kind: EndKind) -> list[str]:
+        name = experiment.metadata.name or ""
+        self.signalled.append(name)
+        run_dir = next(s.run_dir for s in self.started if s.experiment.metadata.name == name)
+        assert run_dir is not None
         record = read_record(run_dir)
         assert record is not None
         self.record_at_signal.append(record)
+        return [name]
 
-    def kill(self, handle: Handle) -> None:
-        self.signalled.append(f"kill {handle.name}")
+    def cancel(self, experiment: RLExperiment | None, ref: BackendRef | None) -> list[str]:
+        assert experiment is not None
+        self.signalled.append(f"kill {experiment.metadata.name}")
+        return [str(experiment.metadata.name)]
 
     def close(self) -> None:
         return None
 
-    def end(self, name: str, code: int) -> None:
+    @property
+    def names(self) -> list[str | None]:
+        """The trial of each submission, in order."""
+        return [s.experiment.metadata.name for s in self.started]
+
+    def exit(self, name: str, code: int) -> None:
         self.exits[name] = code
 
 
@@ -159,50 +182,50 @@ def write_progress(run_dir: Path, iterations: range, attempt: int) -> None:
 
 
 @pytest.fixture
-def executor() -> ScriptedExecutor:
-    return ScriptedExecutor()
+def backend() -> ScriptedBackend:
+    return ScriptedBackend()
 
 
 @pytest.fixture
-def fleet(executor: ScriptedExecutor, tmp_path: Path) -> Fleet:
-    fleet = Fleet(executor, "episode_return_mean")
+def fleet(backend: ScriptedBackend, tmp_path: Path) -> Fleet:
+    fleet = Fleet(backend, "episode_return_mean")
     add_trial(fleet, tmp_path, "t")
     assert fleet.launch_pending() == ["t"]
     return fleet
 
 
-def paused(fleet: Fleet, executor: ScriptedExecutor) -> Fleet:
+def paused(fleet: Fleet, backend: ScriptedBackend) -> Fleet:
     fleet.pause("t")
-    executor.end("t", REQUEUE)
+    backend.exit("t", REQUEUE)
     fleet.refresh()
     return fleet
 
 
 def test_a_pause_is_recorded_then_signalled_once_and_ends_paused_for_good(
-    fleet: Fleet, executor: ScriptedExecutor
+    fleet: Fleet, backend: ScriptedBackend
 ) -> None:
     assert fleet.pause("t")
     assert not fleet.pause("t")  # Asked again before the trial ended: nothing more to do.
-    assert executor.signalled == ["t"]
-    assert executor.record_at_signal[0].pause_requested
+    assert backend.signalled == ["t"]
+    assert backend.record_at_signal[0].pause_requested
     state = fleet.state("t")
     assert state.phase == Phase.RUNNING and state.pause_requested and not state.stop_requested
-    executor.end("t", REQUEUE)
+    backend.exit("t", REQUEUE)
     fleet.refresh()
     assert fleet.state("t").phase == Phase.PAUSED
     # The requeue exit was the pause, not a preemption: nothing launches it again.
     assert fleet.launch_pending() == []
-    assert len(executor.started) == 1
+    assert len(backend.started) == 1
     fleet.pause("t")
-    assert executor.signalled == ["t"]
+    assert backend.signalled == ["t"]
 
 
 @pytest.mark.parametrize(("code", "phase"), [(0, Phase.SUCCEEDED), (1, Phase.FAILED)])
 def test_what_a_trial_being_paused_ended_with_stands(
-    fleet: Fleet, executor: ScriptedExecutor, code: int, phase: Phase
+    fleet: Fleet, backend: ScriptedBackend, code: int, phase: Phase
 ) -> None:
     fleet.pause("t")
-    executor.end("t", code)
+    backend.exit("t", code)
     fleet.refresh()
     assert fleet.state("t").phase == phase
     fleet.resume("t")
@@ -210,35 +233,35 @@ def test_what_a_trial_being_paused_ended_with_stands(
 
 
 def test_a_retry_of_a_trial_that_failed_while_pausing_is_not_paused(
-    fleet: Fleet, executor: ScriptedExecutor
+    fleet: Fleet, backend: ScriptedBackend
 ) -> None:
     fleet.pause("t")
-    executor.end("t", 1)
+    backend.exit("t", 1)
     fleet.refresh()
     fleet.retry("t")
     assert fleet.launch_pending() == ["t"]
-    executor.end("t", REQUEUE)  # Preempted: it runs again.
+    backend.exit("t", REQUEUE)  # Preempted: it runs again.
     fleet.refresh()
     assert fleet.state("t").phase == Phase.PENDING
     assert fleet.state("t").attempts == 2
 
 
 def test_a_resume_is_a_new_launch_of_the_same_attempt_in_the_same_run_dir(
-    fleet: Fleet, executor: ScriptedExecutor, tmp_path: Path
+    fleet: Fleet, backend: ScriptedBackend, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "t"
     write_progress(run_dir, range(1, 4), attempt=1)
-    paused(fleet, executor)
+    paused(fleet, backend)
     fleet.resume("t")
     record = read_record(run_dir)
     assert record is not None and not record.pause_requested and record.promotions == 1
     assert fleet.state("t").phase == Phase.PENDING
     assert fleet.launch_pending() == ["t"]
-    first, second = executor.started
+    first, second = backend.started
     assert second.run_dir == first.run_dir == run_dir
-    assert second.attempt == 2 and second.previous == ("pid-1",)
+    assert second.attempt == 2 and second.previous == ("1",)
     write_progress(run_dir, range(4, 7), attempt=2)
-    executor.end("t", 0)
+    backend.exit("t", 0)
     fleet.refresh()
     state = fleet.state("t")
     assert (state.phase, state.attempts, state.promotions) == (Phase.SUCCEEDED, 1, 1)
@@ -249,50 +272,50 @@ def test_a_resume_is_a_new_launch_of_the_same_attempt_in_the_same_run_dir(
 
 
 def test_stopping_a_paused_trial_stops_it_at_once_without_a_signal(
-    fleet: Fleet, executor: ScriptedExecutor
+    fleet: Fleet, backend: ScriptedBackend
 ) -> None:
-    paused(fleet, executor)
+    paused(fleet, backend)
     fleet.stop("t")
     assert fleet.state("t").phase == Phase.STOPPED
-    assert executor.signalled == ["t"]  # Only the pause's.
+    assert backend.signalled == ["t"]  # Only the pause's.
     assert fleet.launch_pending() == []
     fleet.resume("t")
     assert fleet.state("t").phase == Phase.STOPPED
 
 
 def test_a_stop_while_pausing_sends_no_second_signal(
-    fleet: Fleet, executor: ScriptedExecutor
+    fleet: Fleet, backend: ScriptedBackend
 ) -> None:
     fleet.pause("t")
     fleet.stop("t")  # A second SIGTERM would abort the checkpoint.
-    assert executor.signalled == ["t"]
-    executor.end("t", REQUEUE)
+    assert backend.signalled == ["t"]
+    backend.exit("t", REQUEUE)
     fleet.refresh()
     assert fleet.state("t").phase == Phase.STOPPED
 
 
 def test_ctrl_c_while_pausing_leaves_the_trial_paused_however_it_ends(
-    fleet: Fleet, executor: ScriptedExecutor
+    fleet: Fleet, backend: ScriptedBackend
 ) -> None:
     fleet.pause("t")
     fleet.interrupt()
-    assert executor.signalled == ["t"]
+    assert backend.signalled == ["t"]
     fleet.kill()  # Ctrl-C twice.
-    executor.end("t", -9)
+    backend.exit("t", -9)
     fleet.refresh()
     assert fleet.state("t").phase == Phase.PAUSED
 
 
 def test_a_new_runner_reads_paused_trials_back(
-    fleet: Fleet, executor: ScriptedExecutor, tmp_path: Path
+    fleet: Fleet, backend: ScriptedBackend, tmp_path: Path
 ) -> None:
-    paused(fleet, executor)
+    paused(fleet, backend)
     fleet.resume("t")
     fleet.launch_pending()
     fleet.pause("t")  # Signalled; the runner dies before it sees the process end.
     add_trial(fleet, tmp_path, "u", index=1)
     fleet.pause("u")  # Paused before it ever ran.
-    again = Fleet(ScriptedExecutor(), "episode_return_mean")
+    again = Fleet(ScriptedBackend(), "episode_return_mean")
     for name in ("t", "u"):
         again.load(tmp_path / name)
     t, u = again.state("t"), again.state("u")
@@ -335,15 +358,15 @@ def test_a_sweep_run_pauses_and_resumes_within_parallelism(tmp_path: Path) -> No
         RunOptions(root=tmp_path),
         RunnerSettings(),
         display,
-        lambda lock: ScriptedExecutor(),
+        lambda lock: ScriptedBackend(),
     )
-    executor = ScriptedExecutor()
-    fleet = Fleet(executor, "episode_return_mean", parallelism=1)
+    backend = ScriptedBackend()
+    fleet = Fleet(backend, "episode_return_mean", parallelism=1)
     for i, name in enumerate(("a", "b", "c")):
         add_trial(fleet, SweepLayout(tmp_path / "s").trials, name, index=i)
     fleet.launch_pending()
     fleet.pause("a")
-    executor.end("a", REQUEUE)
+    backend.exit("a", REQUEUE)
     fleet.refresh()
     fleet.launch_pending()  # b runs; a is Paused; c waits.
 
@@ -355,12 +378,15 @@ def test_a_sweep_run_pauses_and_resumes_within_parallelism(tmp_path: Path) -> No
         "a: promoted; resuming from its checkpoint",
     ]
     assert [s.phase for s in fleet.states()] == [Phase.PENDING, Phase.RUNNING, Phase.STOPPED]
-    assert [r.name for r in executor.started] == ["a", "b"]  # b still holds the one slot.
-    executor.end("b", REQUEUE)
+    assert backend.names == [
+        "a",
+        "b",
+    ]  # b still holds the one slot.
+    backend.exit("b", REQUEUE)
     fleet.refresh()
     run._act(fleet, plan(stop=["b"]))
     assert display.said[-1] == "b: stopped while paused (not promoted)"
-    assert [r.name for r in executor.started] == ["a", "b", "a"]
+    assert backend.names == ["a", "b", "a"]
     assert [s.phase for s in fleet.states()] == [Phase.RUNNING, Phase.STOPPED, Phase.STOPPED]
     assert fleet.state("a").attempts == 1
 
@@ -404,37 +430,37 @@ def write_result(run_dir: Path, result: RunResult) -> None:
 
 
 def test_a_launch_gets_its_pause_point_and_ending_there_is_a_pause(
-    executor: ScriptedExecutor, tmp_path: Path
+    backend: ScriptedBackend, tmp_path: Path
 ) -> None:
     """The runtime that reached RLOPS_PAUSE_AT_ITERATION ends with exit 75 and stop reason
     paused: the trial is Paused without a pause having been asked, and stays so."""
-    fleet = Fleet(executor, "episode_return_mean", pause_point=lambda t: 3 * 3**t.promotions)
+    fleet = Fleet(backend, "episode_return_mean", pause_point=lambda t: 3 * 3**t.promotions)
     add_trial(fleet, tmp_path, "t")
     fleet.launch_pending()
-    assert executor.started[-1].pause_at == 3
+    assert backend.started[-1].pause_at == 3
     run_dir = tmp_path / "t"
     write_progress(run_dir, range(1, 4), attempt=1)
     write_result(run_dir, RunResult(status="requeue", exit_code=REQUEUE, stop_reason="paused",
                                     iteration=3, attempt=1))  # fmt: skip
-    executor.end("t", REQUEUE)
+    backend.exit("t", REQUEUE)
     fleet.refresh()
     state = fleet.state("t")
     assert (state.phase, state.pause_requested, state.promotions) == (Phase.PAUSED, True, 0)
     assert fleet.launch_pending() == []
     assert fleet.resume("t")
     assert fleet.launch_pending() == ["t"]
-    assert executor.started[-1].pause_at == 9  # the next rung
+    assert backend.started[-1].pause_at == 9  # the next rung
 
 
 @pytest.mark.parametrize("ask", ["pause", "stop"])
 def test_a_launch_that_reported_its_pause_point_is_not_signalled(
-    executor: ScriptedExecutor, tmp_path: Path, ask: str
+    backend: ScriptedBackend, tmp_path: Path, ask: str
 ) -> None:
     """The engine pauses (or, after the goal, stops) a trial once it reports its rung; the
     runtime, told the same rung, is already checkpointing and ending by itself. A signal
     then would cross its exit: none is sent, and it ends Paused or Stopped all the same.
     One short of its pause point is signalled as before."""
-    fleet = Fleet(executor, "episode_return_mean", parallelism=2, pause_point=lambda t: 3)
+    fleet = Fleet(backend, "episode_return_mean", parallelism=2, pause_point=lambda t: 3)
     add_trial(fleet, tmp_path, "short", index=0)
     add_trial(fleet, tmp_path, "there", index=1)
     assert fleet.launch_pending() == ["short", "there"]
@@ -443,23 +469,23 @@ def test_a_launch_that_reported_its_pause_point_is_not_signalled(
     fleet.refresh()
     for name in ("short", "there"):
         getattr(fleet, ask)(name)
-    assert executor.signalled == ["short"]
+    assert backend.signalled == ["short"]
     at_rung = RunResult(status="requeue", exit_code=REQUEUE, stop_reason="paused", iteration=3,
                         attempt=1)  # fmt: skip
     write_result(tmp_path / "there", at_rung)
-    executor.end("there", REQUEUE)
+    backend.exit("there", REQUEUE)
     fleet.refresh()
     assert fleet.state("there").phase == (Phase.PAUSED if ask == "pause" else Phase.STOPPED)
 
 
 def test_a_requeue_that_is_not_a_pause_point_still_runs_again(
-    executor: ScriptedExecutor, tmp_path: Path
+    backend: ScriptedBackend, tmp_path: Path
 ) -> None:
-    fleet = Fleet(executor, "episode_return_mean", pause_point=lambda t: 3)
+    fleet = Fleet(backend, "episode_return_mean", pause_point=lambda t: 3)
     add_trial(fleet, tmp_path, "t")
     fleet.launch_pending()
     write_result(tmp_path / "t", RunResult(status="requeue", exit_code=REQUEUE, attempt=1))
-    executor.end("t", REQUEUE)
+    backend.exit("t", REQUEUE)
     fleet.refresh()
     assert fleet.state("t").phase == Phase.PENDING
     assert fleet.launch_pending() == ["t"]

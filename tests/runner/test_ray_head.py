@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from rlops.api import RLExperiment
-from rlops.backends.base import Executor, LaunchRequest
-from rlops.backends.local.executor import LocalExecutor
+from rlops.backends.base import ExperimentBackend, Submission
+from rlops.backends.local.executor import LocalBackend
 from rlops.backends.local.rayhead import SharedHead, ray_processes
 from rlops.backends.packing import Slots
 from rlops.runner.layout import ExperimentLayout
@@ -36,15 +36,13 @@ def test_an_error_stops_the_running_trial_then_the_head(tmp_path: Path) -> None:
     layout = ExperimentLayout(tmp_path / "err")
     heads: list[SharedHead] = []
 
-    def factory(lock: HeldLock) -> LocalExecutor:
+    def factory(lock: HeldLock) -> LocalBackend:
         heads.append(SharedHead(1, (), lock.path, layout.root / "ray-head.log"))
-        return LocalExecutor(Slots(1), FAKE_COMMAND.split(), inherit_fds=(lock.fd,), ray=heads[0])
+        return LocalBackend(Slots(1), FAKE_COMMAND.split(), inherit_fds=(lock.fd,), ray=heads[0])
 
-    def train_then_break(executor: Executor) -> None:
+    def train_then_break(backend: ExperimentBackend) -> None:
         layout.manifest.write_text(json.dumps(manifest))
-        resources = RLExperiment.model_validate(manifest).spec.resources
-        log = layout.root / "attempts" / "1.log"
-        executor.start(LaunchRequest("err", layout.root, layout.manifest, 1, resources, log))
+        backend.submit(Submission(RLExperiment.model_validate(manifest), run_dir=layout.root))
         wait_until((layout.root / "progress.jsonl").exists, 120, "the trial to train")
         assert heads[0].temp_dir is not None and ray_processes(heads[0].temp_dir)
         temp_dirs.append(heads[0].temp_dir)
@@ -53,8 +51,8 @@ def test_an_error_stops_the_running_trial_then_the_head(tmp_path: Path) -> None:
     temp_dirs: list[Path] = []
     settings = RunnerSettings(lock_wait_seconds=5)
     opened = open_run(layout, manifest, RunOptions(tmp_path), settings, print, factory)
-    with pytest.raises(RuntimeError, match="the loop broke"), opened as (_, executor):
-        train_then_break(executor)
+    with pytest.raises(RuntimeError, match="the loop broke"), opened as (_, backend):
+        train_then_break(backend)
     result = json.loads((layout.root / "result.json").read_text())
     assert result["exit_code"] == 75  # SIGTERM first: it checkpointed and exited "resume me".
     given = json.loads((layout.root / "env-1.json").read_text())["ray_address"]

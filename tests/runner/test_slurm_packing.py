@@ -27,7 +27,7 @@ from rlops.backends.slurm import (
     pack_slots,
     render_pack_script,
 )
-from rlops.backends.slurm.executor import SlurmExecutor
+from rlops.backends.slurm.runs import SlurmRunBackend
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import SweepLayout, TrialRecord, read_record
 from tests.builders import experiment, sweep
@@ -109,7 +109,7 @@ def slurm_fleet(slurm: SlurmCluster) -> tuple[Fleet, CliSlurmClient, list[str]]:
     settings = SlurmSettings(python=sys.executable)
     client = CliSlurmClient(settings, env=slurm.env, observer=lambda c, s, ok: commands.append(c))
     return (
-        Fleet(SlurmExecutor(SlurmBackend(client, settings)), "episode_return_mean"),
+        Fleet(SlurmRunBackend(SlurmBackend(client, settings)), "episode_return_mean"),
         client,
         commands,
     )

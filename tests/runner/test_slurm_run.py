@@ -25,7 +25,7 @@ from rich.console import Console
 
 from rlops.api import Phase, Sweep
 from rlops.backends.slurm import CliSlurmClient, SlurmBackend, SlurmSettings
-from rlops.backends.slurm.executor import JOB_RECORD, SlurmExecutor, ended_job, run_uid
+from rlops.backends.slurm.runs import JOB_RECORD, SlurmRunBackend, ended_job, run_uid
 from rlops.runner.display import PlainDisplay
 from rlops.runner.fleet import Fleet
 from rlops.runner.layout import Launch, SweepLayout, TrialRecord, read_record
@@ -116,8 +116,8 @@ def run_in_process(
     settings = SlurmSettings(python=sys.executable)
     client = CliSlurmClient(settings, env=cluster.env, observer=lambda c, s, ok: commands.append(c))
 
-    def factory(lock: HeldLock) -> SlurmExecutor:
-        return SlurmExecutor(SlurmBackend(client, settings), arrays=arrays)
+    def factory(lock: HeldLock) -> SlurmRunBackend:
+        return SlurmRunBackend(SlurmBackend(client, settings), arrays=arrays)
 
     display = PlainDisplay(console=Console(file=io.StringIO(), width=200, no_color=True))
     runner = RunnerSettings(poll_seconds=0.3, lock_wait_seconds=60)
@@ -259,7 +259,7 @@ def test_a_paused_trial_is_cancelled_and_resumed_as_a_new_job(
     commands: list[str] = []
     settings = SlurmSettings(python=sys.executable)
     client = CliSlurmClient(settings, env=cluster.env, observer=lambda c, s, ok: commands.append(c))
-    fleet = Fleet(SlurmExecutor(SlurmBackend(client, settings)), "episode_return_mean")
+    fleet = Fleet(SlurmRunBackend(SlurmBackend(client, settings)), "episode_return_mean")
     run_dir = Path(os.path.realpath(tmp_path)) / "paused"
     trial = fleet.create(run_dir, TrialRecord(name="paused", backend="slurm"), manifest)
 
@@ -310,7 +310,7 @@ def test_trials_pause_themselves_at_their_rungs_in_one_array_and_resume(
     def pause_point(state: TrialState) -> int | None:
         return rungs[state.name] if state.promotions == 0 else None
 
-    executor = SlurmExecutor(SlurmBackend(client, settings), arrays=True)
+    executor = SlurmRunBackend(SlurmBackend(client, settings), arrays=True)
     fleet = Fleet(executor, "episode_return_mean", parallelism=2, pause_point=pause_point)
     root = Path(os.path.realpath(tmp_path))
     trials = {

@@ -7,7 +7,7 @@ parsers' array task ids (`123_4`) from squeue, scontrol and pending ranges.
 On the real cluster (fake runtime, see fake_runtime.py): one sbatch for three trials, each
 task in its own run directory with its own `slurm-<array>_<task>.out`; stopping one task
 cancels only it while the others finish; USR1 before the time limit requeues only the
-signalled task, which resumes as the next attempt; a new executor adopts running tasks
+signalled task, which resumes as the next attempt; a new runner backend adopts running tasks
 from the run directories' records instead of submitting again.
 """
 
@@ -18,14 +18,16 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from rlops.api import Phase, ResourcesSpec, RLExperiment
-from rlops.backends.base import Handle, LaunchRequest, Observation
+from rlops.api import Phase, RLExperiment
+from rlops.api.experiment import BackendRef
+from rlops.backends.base import Observation, Submission, work_key
 from rlops.backends.slurm import (
     ArrayTask,
     CliSlurmClient,
@@ -36,8 +38,8 @@ from rlops.backends.slurm import (
     array_name,
     render_array_script,
 )
-from rlops.backends.slurm.executor import JOB_RECORD, SlurmExecutor
 from rlops.backends.slurm.parsers import SQUEUE_FIELDS, parse_scontrol, parse_squeue, task_ids
+from rlops.backends.slurm.runs import JOB_RECORD, SlurmRunBackend
 from tests.builders import experiment
 from tests.golden import Golden
 from tests.slurm.fake_runtime import fake_python
@@ -178,7 +180,7 @@ def test_parsers_name_array_tasks_by_array_job_and_task() -> None:
 # --- on the real cluster ----------------------------------------------------------------
 
 
-def launch_requests(root: Path, python: Path, count: int, **stop: int) -> list[LaunchRequest]:
+def launch_requests(root: Path, python: Path, count: int, **stop: int) -> list[Submission]:
     requests = []
     for i in range(count):
         run_dir = root / "trials" / f"t-{i}"
@@ -187,17 +189,30 @@ def launch_requests(root: Path, python: Path, count: int, **stop: int) -> list[L
         body["spec"]["stop"] = stop or {"iterations": 10}
         body["spec"]["environment"]["config"] = {"seconds_per_iteration": 0.3}
         (run_dir / "spec.yaml").write_text(yaml.safe_dump(body))
-        log = run_dir / "attempts" / "1.log"
-        requests.append(
-            LaunchRequest(f"t-{i}", run_dir, run_dir / "spec.yaml", 1, ResourcesSpec(), log)
-        )
+        requests.append(Submission(RLExperiment.model_validate(body), 1, run_dir=run_dir))
     return requests
 
 
-def counted(settings: SlurmSettings, cluster: SlurmCluster) -> tuple[SlurmExecutor, list[str]]:
+def counted(settings: SlurmSettings, cluster: SlurmCluster) -> tuple[SlurmRunBackend, list[str]]:
     commands: list[str] = []
     client = CliSlurmClient(settings, env=cluster.env, observer=lambda c, s, ok: commands.append(c))
-    return SlurmExecutor(SlurmBackend(client, settings), arrays=True), commands
+    return SlurmRunBackend(SlurmBackend(client, settings), arrays=True), commands
+
+
+def job_ids(backend: SlurmRunBackend, requests: list[Submission]) -> list[str]:
+    """Submit them together: the job (array task) id of each."""
+    refs = backend.submit_many(requests)
+    assert all(isinstance(ref, BackendRef) for ref in refs), refs
+    return [ref.job_id or "" for ref in refs if isinstance(ref, BackendRef)]
+
+
+def run_dir(request: Submission) -> Path:
+    assert request.run_dir is not None
+    return request.run_dir
+
+
+def job(job_id: str) -> BackendRef:
+    return BackendRef(kind="SlurmJob", job_id=job_id)
 
 
 def exits(ended: dict[str, Observation]) -> dict[str, int | None]:
@@ -206,13 +221,18 @@ def exits(ended: dict[str, Observation]) -> dict[str, int | None]:
 
 
 def wait_ended(
-    executor: SlurmExecutor, handles: list[Handle], timeout: float
+    backend: SlurmRunBackend, requests: list[Submission], timeout: float
 ) -> dict[str, Observation]:
+    """How each one's job ended, by trial name."""
     ended: dict[str, Observation] = {}
 
     def all_ended() -> bool:
-        ended.update(executor.poll([h for h in handles if h.name not in ended]))
-        return len(ended) == len(handles)
+        seen = backend.observe([(r.experiment, None) for r in requests])
+        for r in requests:
+            work = seen.get(work_key(r.experiment))
+            if work is not None and work.terminal:
+                ended.setdefault(r.experiment.metadata.name or "", work)
+        return len(ended) == len(requests)
 
     wait_until(all_ended, timeout, "every array task to end")
     return ended
@@ -241,31 +261,31 @@ def test_one_task_stops_while_the_others_finish(
     slurm_cluster: SlurmCluster, slurm_settings: SlurmSettings, tmp_path: Path
 ) -> None:
     root = slurm_settings.run_root
-    executor, commands = counted(slurm_settings, slurm_cluster)
+    runs, commands = counted(slurm_settings, slurm_cluster)
     requests = launch_requests(root, fake_python(tmp_path), 3)
     started = time.monotonic()
-    handles = [h for h in executor.start_many(requests) if h is not None]
+    ids = job_ids(runs, requests)
     assert commands.count("sbatch") == 1
-    array = handles[0].ref.partition("_")[0]
-    assert [h.ref for h in handles] == [f"{array}_{i}" for i in range(3)]
-    for request, handle in zip(requests, handles, strict=True):
-        record = json.loads((request.run_dir / JOB_RECORD).read_text())
-        assert record == {"jobId": handle.ref, "attempt": 1}
+    array = ids[0].partition("_")[0]
+    assert ids == [f"{array}_{i}" for i in range(3)]
+    for request, job_id in zip(requests, ids, strict=True):
+        record = json.loads((run_dir(request) / JOB_RECORD).read_text())
+        assert record == {"jobId": job_id, "attempt": 1}
 
-    wait_until(running(slurm_cluster, handles[1].ref), 60, "task 1 to run")
-    wait_until(lambda: len(progress(requests[1].run_dir)) >= 1, 30, "task 1 to make progress")
+    wait_until(running(slurm_cluster, ids[1]), 60, "task 1 to run")
+    wait_until(lambda: len(progress(run_dir(requests[1]))) >= 1, 30, "task 1 to make progress")
     commands.clear()
-    executor.stop(handles[1])
+    runs.end(requests[1].experiment, job(ids[1]), "stop")
     assert commands == ["squeue", "scancel"]  # its state, then TERM to its batch shell alone
-    ended = wait_ended(executor, handles, 120)
+    ended = wait_ended(runs, requests, 120)
     outcomes = {name: (work.phase, work.exit_code) for name, work in ended.items()}
     done, paused = Phase.SUCCEEDED, Phase.PAUSED  # t-1 ended at its checkpoint (exit 75)
     assert outcomes == {"t-0": (done, 0), "t-1": (paused, 75), "t-2": (done, 0)}
-    assert len(progress(requests[1].run_dir)) < 10
+    assert len(progress(run_dir(requests[1]))) < 10
     for i, request in enumerate(requests):
-        out = request.run_dir / f"slurm-{array}_{i}.out"
+        out = run_dir(request) / f"slurm-{array}_{i}.out"
         assert f"trains t-{i}" in out.read_text()  # SLURM wrote it into the trial's directory.
-    assert [len(progress(r.run_dir)) for r in (requests[0], requests[2])] == [10, 10]
+    assert [len(progress(run_dir(r))) for r in (requests[0], requests[2])] == [10, 10]
     states = squeue(slurm_cluster, array, "ArrayTaskID:|,State:|")
     # Task 1's runtime got the signal, checkpointed and exited 75; SLURM cancelled nothing.
     assert sorted(states.stdout.split()) == ["0|COMPLETED|", "1|FAILED|", "2|COMPLETED|"]
@@ -277,39 +297,37 @@ def test_usr1_requeues_only_its_task_which_resumes(
     slurm_cluster: SlurmCluster, slurm_settings: SlurmSettings, tmp_path: Path
 ) -> None:
     """What the time limit does (`--signal=B:USR1@...`), sent by hand to one task."""
-    executor, commands = counted(slurm_settings, slurm_cluster)
+    runs, commands = counted(slurm_settings, slurm_cluster)
     requests = launch_requests(slurm_settings.run_root, fake_python(tmp_path), 2)
-    handles = [h for h in executor.start_many(requests) if h is not None]
-    wait_until(running(slurm_cluster, handles[1].ref), 60, "task 1 to run")
-    wait_until(lambda: len(progress(requests[1].run_dir)) >= 2, 30, "task 1 to make progress")
-    slurm_cluster.run("scancel", "--batch", "--signal=USR1", handles[1].ref)
-    assert exits(wait_ended(executor, handles, 150)) == {"t-0": 0, "t-1": 0}
-    attempts = [[r["attempt"] for r in progress(req.run_dir)] for req in requests]
+    ids = job_ids(runs, requests)
+    wait_until(running(slurm_cluster, ids[1]), 60, "task 1 to run")
+    wait_until(lambda: len(progress(run_dir(requests[1]))) >= 2, 30, "task 1 to make progress")
+    slurm_cluster.run("scancel", "--batch", "--signal=USR1", ids[1])
+    assert exits(wait_ended(runs, requests, 150)) == {"t-0": 0, "t-1": 0}
+    attempts = [[r["attempt"] for r in progress(run_dir(req))] for req in requests]
     assert set(attempts[0]) == {1}
     assert attempts[1][0] == 1 and attempts[1][-1] == 2 and len(attempts[1]) == 10
-    restarts = squeue(slurm_cluster, handles[0].ref.split("_")[0], "ArrayTaskID:|,RestartCnt:|")
+    restarts = squeue(slurm_cluster, ids[0].split("_")[0], "ArrayTaskID:|,RestartCnt:|")
     assert sorted(restarts.stdout.split()) == ["0|0|", "1|1|"]
     assert commands.count("sbatch") == 1
 
 
 @pytest.mark.slurm
-def test_a_new_executor_adopts_running_tasks(
+def test_a_new_runner_backend_adopts_running_tasks(
     slurm_cluster: SlurmCluster, slurm_settings: SlurmSettings, tmp_path: Path
 ) -> None:
     first, _ = counted(slurm_settings, slurm_cluster)
     requests = launch_requests(slurm_settings.run_root, fake_python(tmp_path), 2)
-    handles = [h for h in first.start_many(requests) if h is not None]
+    ids = job_ids(first, requests)
     # A runner killed after recording: its next launches are attempt 2 of each trial.
     second, commands = counted(slurm_settings, slurm_cluster)
-    again = [LaunchRequest(r.name, r.run_dir, r.spec, 2, r.resources, r.log) for r in requests]
-    adopted = [h for h in second.start_many(again) if h is not None]
-    assert [h.ref for h in adopted] == [h.ref for h in handles]
+    again = [replace(r, attempt=2) for r in requests]
+    assert job_ids(second, again) == ids
     assert commands.count("sbatch") == 0
-    assert exits(wait_ended(second, adopted, 120)) == {"t-0": 0, "t-1": 0}
+    assert exits(wait_ended(second, again, 120)) == {"t-0": 0, "t-1": 0}
     # A retry (its failed job is `previous`) never adopts: it submits anew.
-    retry = [LaunchRequest(r.name, r.run_dir, r.spec, 3, r.resources, r.log, (h.ref,))
-             for r, h in zip(requests, handles, strict=True)]  # fmt: skip
-    fresh = [h for h in second.start_many(retry) if h is not None]
-    assert commands.count("sbatch") == 1 and fresh[0].ref != handles[0].ref
-    for handle in fresh:
-        second.kill(handle)
+    retry = [replace(r, attempt=3, previous=(i,)) for r, i in zip(requests, ids, strict=True)]
+    fresh = job_ids(second, retry)
+    assert commands.count("sbatch") == 1 and fresh[0] != ids[0]
+    for request, job_id in zip(retry, fresh, strict=True):
+        second.cancel(request.experiment, job(job_id))

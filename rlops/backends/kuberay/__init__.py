@@ -14,7 +14,14 @@ from rlops.backends.kuberay.builder import (
     progress_token,
     run_dir,
 )
-from rlops.backends.kuberay.client import RAYJOBS, KubeRayBackend, ObjectApi, refusal
+from rlops.backends.kuberay.client import (
+    RAYJOBS,
+    KubeRayBackend,
+    ObjectApi,
+    Seen,
+    Watched,
+    refusal,
+)
 from rlops.backends.kuberay.shared import shared_cluster_name
 from rlops.backends.kuberay.status import (
     TERMINAL_DEPLOYMENT,
@@ -32,6 +39,8 @@ __all__ = [
     "TERMINAL_DEPLOYMENT",
     "KubeRayBackend",
     "ObjectApi",
+    "Seen",
+    "Watched",
     "build_rayjob",
     "build_shared_cluster",
     "observe_rayjob",

@@ -5,19 +5,27 @@ client of the official `kubernetes` package): submit creates the attempt's progr
 Secret and its RayJob, observe maps RayJobs into the lifecycle's `Observation`s (from the
 bodies an event-driven driver already holds, else one GET each), end and cancel delete the
 RayJob (the runtime checkpoints on SIGTERM). Every call is idempotent: creating what
-exists or deleting what is gone is success.
+exists or deleting what is gone is success. An event-driven driver hands it a `Watched`
+reader of the RayJobs its watch holds, so observing reads no more than the watch did.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 
-from rlops.api.experiment import BackendRef, KubernetesPlacement, RLExperiment
+from rlops.api.experiment import (
+    Backend,
+    BackendRef,
+    KubernetesPlacement,
+    ResourcesSpec,
+    RLExperiment,
+)
 from rlops.api.kinds import Kind
 from rlops.api.settings import Settings
 from rlops.backends.base import (
@@ -37,6 +45,22 @@ RAYJOBS = Kind("ray.io", "v1", "rayjobs")
 REFUSED = frozenset({400, 403, 422})
 
 Body = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a driver's watch holds of an experiment's RayJob: its body, or None (absent)."""
+
+    body: Body | None
+
+
+# A driver's reader of its watch: what it holds of the experiment's RayJob, or None when
+# that may lag (the backend reads the RayJob itself).
+Watched = Callable[[RLExperiment], Seen | None]
+
+
+def _unwatched(experiment: RLExperiment) -> Seen | None:
+    return None
 
 
 class ObjectApi(Protocol):
@@ -74,9 +98,27 @@ def _where(experiment: RLExperiment | None, ref: BackendRef | None) -> tuple[str
 class KubeRayBackend:
     """Experiments as KubeRay RayJobs (see the module)."""
 
-    def __init__(self, api: ObjectApi, settings: Settings) -> None:
+    backend = Backend.KUBERNETES
+
+    def __init__(
+        self,
+        api: ObjectApi,
+        settings: Settings,
+        watched: Watched = _unwatched,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """`watched`: the RayJobs the driver's watch holds; `clock`: the time the
+        pre-running deadline counts to."""
         self.api = api
         self.settings = settings
+        self.watched = watched
+        self.clock = clock
+
+    def check(self, name: str, resources: ResourcesSpec) -> None:
+        return None  # the API server's admission and the scheduler decide.
+
+    def close(self) -> None:
+        return None  # RayJobs outlive the driver.
 
     def submit(self, submission: Submission) -> BackendRef:
         """Create the attempt's token Secret, then its RayJob (a resumed attempt is the same
@@ -107,26 +149,21 @@ class KubeRayBackend:
         return [submitted_or_refused(self, submission) for submission in submissions]
 
     def observe(
-        self,
-        work: Sequence[tuple[RLExperiment, BackendRef | None]],
-        bodies: Mapping[str, Body | None] | None = None,
-        now: datetime | None = None,
+        self, work: Sequence[tuple[RLExperiment, BackendRef | None]]
     ) -> dict[str, Observation | None]:
-        """Each experiment's RayJob as the lifecycle sees it. `bodies`: RayJobs the driver
-        already holds by `work_key` (from its watch; None: known to be absent); the others
-        are read with one GET each. `now`: the time the pre-running deadline counts to."""
-        moment = now or datetime.now(UTC)
-        known = bodies or {}
+        """Each experiment's RayJob as the lifecycle sees it: the body the driver's watch
+        holds (`watched`), else one GET each."""
+        moment = self.clock()
         seen: dict[str, Observation | None] = {}
         for experiment, _ in work:
-            key = work_key(experiment)
-            if key in known:
-                rayjob = known[key]
+            known = self.watched(experiment)
+            if known is not None:
+                rayjob = known.body
             else:
                 namespace, name = _where(experiment, None) or ("", "")
                 rayjob = self.api.get(RAYJOBS, namespace, name)
             placement = experiment.spec.placement.kubernetes or KubernetesPlacement()
-            seen[key] = rayjob_work(rayjob, placement, moment)
+            seen[work_key(experiment)] = rayjob_work(rayjob, placement, moment)
         return seen
 
     def end(self, experiment: RLExperiment, ref: BackendRef | None, kind: EndKind) -> list[str]:
@@ -142,4 +179,4 @@ class KubeRayBackend:
 
 
 # mypy checks here that KubeRayBackend implements the protocol the drivers drive.
-_IMPLEMENTS: Callable[[ObjectApi, Settings], ExperimentBackend] = KubeRayBackend
+_IMPLEMENTS: Callable[[ObjectApi, Settings, Watched], ExperimentBackend] = KubeRayBackend

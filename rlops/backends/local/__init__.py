@@ -1,2 +1,3 @@
-"""The local backend: trials as processes on this machine (`LocalExecutor`), placed on its
-CPUs and GPUs (`rlops.backends.packing`), sharing one Ray head per run (`rayhead`)."""
+"""The local backend: trials as processes on this machine (`LocalBackend`, an
+`ExperimentBackend`), placed on its CPUs and GPUs (`rlops.backends.packing`), sharing one
+Ray head per run (`rayhead`)."""

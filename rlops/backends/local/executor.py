@@ -1,11 +1,11 @@
-"""The local executor: trial processes on this machine (the `Executor` protocol is in
-`rlops.backends.base`).
+"""The local backend: trial processes on this machine, as an `ExperimentBackend`.
 
-An Executor starts a trial's runtime in its run directory, reports which ones
-ended (with their exit codes, all at once), and stops them (SIGTERM: the runtime
-checkpoints and exits 75). The local executor packs processes onto this machine's
-CPUs and GPUs; given a RaySource, its trials connect to that one Ray cluster
-(`--ray-address`) instead of each starting its own.
+Submitting starts a trial's runtime in its run directory (`Submission.run_dir`, where its
+spec.yaml is; output to `attempts/<attempt>.log`), observing reports how the ones that
+ended ended (their exit codes, all at once), ending asks them to checkpoint and end
+(SIGTERM: the runtime exits 75) and cancelling kills them. It packs processes onto this
+machine's CPUs and GPUs (no room: `NoRoom`); given a RaySource, its trials connect to that
+one Ray cluster (`--ray-address`) instead of each starting its own.
 """
 
 from __future__ import annotations
@@ -17,14 +17,26 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from rlops.api import Backend, ResourcesSpec
-from rlops.api.runinfo import RunFileError, read_result
-from rlops.backends.base import Handle, LaunchRequest, Observation, exit_observation
+from rlops.api import Backend, Phase, ResourcesSpec
+from rlops.api.experiment import BackendRef, RLExperiment
+from rlops.api.runinfo import SPEC_FILE, RunFileError, log_path, read_result
+from rlops.backends.base import (
+    EndKind,
+    ExperimentBackend,
+    NoRoom,
+    Observation,
+    Refused,
+    Submission,
+    exit_observation,
+    submitted_until_full,
+    tracked,
+    work_key,
+)
 from rlops.backends.local.rayhead import RayCluster, RaySource
 from rlops.backends.packing import Allocation, Request, Slots
 
@@ -36,17 +48,17 @@ def default_command() -> list[str]:
 
 
 def runtime_command(
-    command: Sequence[str], request: LaunchRequest, cluster: RayCluster | None = None
+    command: Sequence[str], run_dir: Path, attempt: int, cluster: RayCluster | None = None
 ) -> list[str]:
     connect = ["--ray-address", cluster.address] if cluster is not None else []
     return [
         *command,
         "--spec",
-        str(request.spec.resolve()),
+        str((run_dir / SPEC_FILE).resolve()),
         "--run-dir",
-        str(request.run_dir.resolve()),
+        str(run_dir.resolve()),
         "--attempt",
-        str(request.attempt),
+        str(attempt),
         *connect,
     ]
 
@@ -92,6 +104,15 @@ class _Process:
     run_dir: Path
     attempt: int
 
+    @property
+    def ref(self) -> BackendRef:
+        return BackendRef(kind="Process", pid=self.popen.pid)
+
+    @property
+    def running(self) -> Observation:
+        return Observation(Phase.RUNNING, "running", attempt=self.attempt,
+                           name=f"process {self.popen.pid}")  # fmt: skip
+
 
 def ended(code: int, run_dir: Path, attempt: int) -> Observation:
     """How a trial process that exited with `code` ended. One killed by a signal after it
@@ -106,8 +127,8 @@ def ended(code: int, run_dir: Path, attempt: int) -> Observation:
     return exit_observation(code)
 
 
-class LocalExecutor:
-    """Trial processes on this machine, packed onto its CPUs and GPUs."""
+class LocalBackend:
+    """Trial processes on this machine, packed onto its CPUs and GPUs (see the module)."""
 
     backend = Backend.LOCAL
 
@@ -126,30 +147,42 @@ class LocalExecutor:
         self.env = dict(os.environ if env is None else env)
         self.ray = ray  # None: each trial starts a Ray of its own.
         self.close_grace_seconds = close_grace_seconds
-        self._processes: dict[str, _Process] = {}
+        self._processes: dict[str, _Process] = {}  # by work_key
+        self._ended: dict[str, Observation] = {}  # how each one's last process ended
 
     def check(self, name: str, resources: ResourcesSpec) -> None:
         self.slots.check(Request.of(resources), name)
 
-    def start(self, request: LaunchRequest) -> Handle | None:
-        allocation = self.slots.allocate(Request.of(request.resources))
+    def submit(self, submission: Submission) -> BackendRef:
+        """Start the attempt's process (the one already running it, if any); `NoRoom`
+        when its CPUs and GPUs are taken."""
+        experiment, run_dir, attempt = submission.experiment, submission.run_dir, submission.attempt
+        if run_dir is None:
+            raise Refused(f"{experiment.metadata.name}: a local run needs its run directory")
+        key = work_key(experiment)
+        running = self._processes.get(key)
+        if running is not None and running.attempt == attempt:
+            return running.ref
+        allocation = self.slots.allocate(Request.of(experiment.spec.resources))
         if allocation is None:
-            return None
+            raise NoRoom(key)
         try:
-            cluster = self.ray.cluster() if self.ray is not None and request.uses_ray else None
+            uses_ray = experiment.spec.command is None  # a command trainer needs no Ray
+            cluster = self.ray.cluster() if self.ray is not None and uses_ray else None
         except BaseException:
             self.slots.release(allocation)
             raise
-        request.log.parent.mkdir(parents=True, exist_ok=True)
-        log = request.log.open("ab")
+        path = log_path(run_dir, attempt)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = path.open("ab")
         try:
             popen = subprocess.Popen(
-                runtime_command(self.command, request, cluster),
+                runtime_command(self.command, run_dir, attempt, cluster),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=trial_environment(self.env, allocation, cluster, request.pause_at),
-                cwd=request.run_dir,
+                env=trial_environment(self.env, allocation, cluster, submission.pause_at),
+                cwd=run_dir,
                 # Its own session: Ctrl-C reaches the runner, which stops trials gracefully.
                 start_new_session=True,
                 pass_fds=self.inherit_fds,
@@ -159,31 +192,43 @@ class LocalExecutor:
             log.close()
             self.slots.release(allocation)
             raise
-        self._processes[request.name] = _Process(
-            popen, allocation, log, request.run_dir, request.attempt
-        )
-        return Handle(request.name, request.attempt, str(popen.pid))
+        process = _Process(popen, allocation, log, run_dir, attempt)
+        self._processes[key] = process
+        self._ended.pop(key, None)
+        return process.ref
 
-    def poll(self, handles: Sequence[Handle]) -> dict[str, Observation]:
-        seen = {}
-        for handle in handles:
-            process = self._processes.get(handle.name)
+    def submit_many(self, submissions: Sequence[Submission]) -> list[BackendRef | Refused]:
+        """One by one, in order, until one finds no room."""
+        return submitted_until_full(self, submissions)
+
+    def observe(
+        self, work: Sequence[tuple[RLExperiment, BackendRef | None]]
+    ) -> dict[str, Observation | None]:
+        """Running, or how its process ended (its CPUs and GPUs are free again)."""
+        seen: dict[str, Observation | None] = {}
+        for experiment, _ in work:
+            key = work_key(experiment)
+            process = self._processes.get(key)
             if process is None:
+                seen[key] = self._ended.get(key)
                 continue
             code = process.popen.poll()
             if code is None:
+                seen[key] = process.running
                 continue
-            seen[handle.name] = ended(code, process.run_dir, process.attempt)
+            seen[key] = self._ended[key] = ended(code, process.run_dir, process.attempt)
             process.log.close()
             self.slots.release(process.allocation)
-            del self._processes[handle.name]
+            del self._processes[key]
         return seen
 
-    def stop(self, handle: Handle) -> None:
-        self._signal(handle, signal.SIGTERM, group=False)
+    def end(self, experiment: RLExperiment, ref: BackendRef | None, kind: EndKind) -> list[str]:
+        """Ask its process to checkpoint and end (SIGTERM to the runtime alone)."""
+        return self._signal(experiment, ref, lambda p: p.popen.send_signal(signal.SIGTERM))
 
-    def kill(self, handle: Handle) -> None:
-        self._signal(handle, signal.SIGKILL, group=True)
+    def cancel(self, experiment: RLExperiment | None, ref: BackendRef | None) -> list[str]:
+        """Kill its process group now."""
+        return self._signal(experiment, ref, lambda p: os.killpg(p.popen.pid, signal.SIGKILL))
 
     def close(self) -> None:
         """Stop trials still running (an error ended the run), then the run's Ray."""
@@ -203,14 +248,19 @@ class LocalExecutor:
         if self.ray is not None:
             self.ray.close()
 
-    def _signal(self, handle: Handle, sig: signal.Signals, group: bool) -> None:
-        process = self._processes.get(handle.name)
+    def _signal(
+        self,
+        experiment: RLExperiment | None,
+        ref: BackendRef | None,
+        send: Callable[[_Process], None],
+    ) -> list[str]:
+        process = tracked(self._processes, experiment, ref, lambda p: p.ref)
         if process is None or process.popen.poll() is not None:
-            return
-        try:
-            if group:
-                os.killpg(process.popen.pid, sig)
-            else:
-                process.popen.send_signal(sig)
-        except ProcessLookupError:
-            pass
+            return []
+        with contextlib.suppress(ProcessLookupError):
+            send(process)
+        return [str(process.popen.pid)]
+
+
+# mypy checks here that LocalBackend implements the protocol the drivers drive.
+_IMPLEMENTS: Callable[[Slots], ExperimentBackend] = LocalBackend

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rlops.api.annotations import pause_at
-from rlops.api.experiment import BackendRef, Phase, RLExperiment
+from rlops.api.experiment import Backend, BackendRef, Phase, ResourcesSpec, RLExperiment
 from rlops.api.runinfo import RunFileError, read_result
 from rlops.backends.base import (
     EndKind,
@@ -46,6 +46,8 @@ log = logging.getLogger("rlops.slurm_bridge")
 class SlurmExperiments:
     """Experiments as SLURM jobs through one `SlurmBackend` (see the module)."""
 
+    backend = Backend.SLURM
+
     def __init__(self, jobs: SlurmBackend, missing_polls: int = 1) -> None:
         self.jobs = jobs
         self.settings = jobs.settings
@@ -54,6 +56,12 @@ class SlurmExperiments:
 
     def run_dir(self, experiment: RLExperiment) -> Path:
         return default_run_dir(experiment, self.settings)
+
+    def check(self, name: str, resources: ResourcesSpec) -> None:
+        return None  # SLURM decides what fits.
+
+    def close(self) -> None:
+        return None  # Jobs belong to SLURM; the next poll picks them up again.
 
     def submit(self, submission: Submission) -> BackendRef:
         """Submit (or adopt the job of) the attempt. A resumed attempt adopts none of its
