@@ -61,17 +61,26 @@ def slim_rayjob(body: kopf.Body) -> dict[str, Any]:
 
 
 def experiment_entry(body: kopf.Body) -> Packed:
-    """The experiments index's entry; kopf's raw body keeps its spec (the trials index
-    reads it next) but sheds what nothing reads."""
+    """The experiments index's entry. kopf's raw body sheds what nothing reads; a sweep's
+    trial keeps spec and status for the trials index, which kopf calls next (indexes run
+    in the order they are registered), and sheds them there."""
     entry = Packed(slim(body))
-    shed(body)
+    shed(body, content=LABEL_SWEEP not in body.metadata.labels)
+    return entry
+
+
+def trial_entry(body: kopf.Body) -> Packed:
+    """The trials index's entry; the last index of an RLExperiment, so its raw body sheds
+    spec and status."""
+    entry = Packed(compact_trial(body))
+    shed(body, content=True)
     return entry
 
 
 def rayjob_entry(body: kopf.Body) -> Packed:
-    """The rayjobs index's entry; kopf's raw body sheds its spec too."""
+    """The rayjobs index's entry; kopf's raw body sheds spec and status too."""
     entry = Packed(slim_rayjob(body))
-    shed(body, spec=True)
+    shed(body, content=True)
     return entry
 
 
@@ -113,7 +122,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, hub: Progr
         registry=registry,
     )
     def trials(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
-        return {(ns(namespace), labels[LABEL_SWEEP]): Packed(compact_trial(body))}
+        return {(ns(namespace), labels[LABEL_SWEEP]): trial_entry(body)}
 
     @kopf.index(
         "ray.io",

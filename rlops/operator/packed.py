@@ -9,7 +9,8 @@ kopf also keeps each event's raw body referenced until every object of every wat
 kind has been indexed (its workers wait for that before calling any other handler), so
 at start-up with 20,000 trials every raw body is held at once. `shed` removes from the
 raw body what nothing reads (managedFields, kubectl's last applied configuration, a
-RayJob's spec) as soon as the index function has seen it.
+RayJob's spec; spec and status once the last index of the kind has read them) as soon
+as the index functions have seen it.
 """
 
 from __future__ import annotations
@@ -55,10 +56,11 @@ def slim_metadata(meta: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def shed(body: Any, spec: bool = False) -> None:
+def shed(body: Any, content: bool = False) -> None:
     """Drop from kopf's raw body what no handler reads: managedFields, the last applied
-    configuration and, with `spec`, the spec. kopf's `Body` is a read-only view of the
-    raw dict (`_src`); the dict itself is what kopf keeps until the event is done."""
+    configuration and, with `content` (once every index has read it), spec and status.
+    kopf's `Body` is a read-only view of the raw dict (`_src`); the dict itself is what
+    kopf keeps until the event is done. The event handlers read only names and labels."""
     raw = getattr(body, "_src", None)
     if not isinstance(raw, dict):
         return
@@ -68,5 +70,6 @@ def shed(body: Any, spec: bool = False) -> None:
         annotations = meta.get("annotations")
         if isinstance(annotations, dict):
             annotations.pop(UNREAD_ANNOTATION, None)
-    if spec:
+    if content:
         raw.pop("spec", None)
+        raw.pop("status", None)

@@ -16,7 +16,7 @@ import kopf
 from rlops.api import RLExperiment
 from rlops.api.settings import Settings
 from rlops.backends.kuberay import build_rayjob
-from rlops.operator.handlers import compact_trial, experiment_entry, rayjob_entry
+from rlops.operator.handlers import compact_trial, experiment_entry, rayjob_entry, trial_entry
 from rlops.operator.indexes import Indexes
 from rlops.operator.packed import UNREAD_ANNOTATION, Packed
 from tests.builders import experiment
@@ -63,13 +63,18 @@ def test_rayjob_entry_keeps_metadata_and_status_only() -> None:
 def test_kopfs_raw_body_sheds_what_nothing_reads() -> None:
     experiment_raw, rayjob_raw = stored_trial()
     experiment_entry(kopf.Body(experiment_raw))
+    assert "spec" in experiment_raw  # the trials index, called next, reads it
+    trial = trial_entry(kopf.Body(experiment_raw)).body()
+    assert trial["spec"]["placement"] == stored_trial()[0]["spec"].get("placement", {})
     rayjob_entry(kopf.Body(rayjob_raw))
     for raw in (experiment_raw, rayjob_raw):
+        assert set(raw) == {"apiVersion", "kind", "metadata"}
         assert "managedFields" not in raw["metadata"]
         assert UNREAD_ANNOTATION not in (raw["metadata"].get("annotations") or {})
         assert raw["metadata"]["name"] == "t-0"
-    assert "spec" in experiment_raw  # the trials index reads it after the experiments index
-    assert "spec" not in rayjob_raw
+    lone = experiment("alone", "team").obj()
+    experiment_entry(kopf.Body(lone))  # no sweep: no trials index reads it after
+    assert set(lone) == {"apiVersion", "kind", "metadata"}
 
 
 def test_indexes_read_packed_entries_as_plain_bodies() -> None:
@@ -78,7 +83,7 @@ def test_indexes_read_packed_entries_as_plain_bodies() -> None:
     key = ("team", "t-0")
     child = Packed(compact_trial(kopf.Body(raw)))
     indexes.bind(experiments={key: [experiment_entry(kopf.Body(copy.deepcopy(raw)))]},
-                 rayjobs={key: [rayjob_entry(kopf.Body(rayjob))]},
+                 rayjobs={key: [rayjob_entry(kopf.Body(copy.deepcopy(rayjob)))]},
                  trials={("team", "s"): [child]})  # fmt: skip
     body = indexes.experiment(key)
     assert body is not None and body["metadata"]["name"] == "t-0"
@@ -98,7 +103,7 @@ def test_entries_of_a_trial_stay_under_3_kib() -> None:
     try:
         base = tracemalloc.get_traced_memory()[0]
         kept = [
-            (experiment_entry(kopf.Body(b)), Packed(compact_trial(kopf.Body(b))),
+            (experiment_entry(kopf.Body(b)), trial_entry(kopf.Body(b)),
              rayjob_entry(kopf.Body(r)))
             for b, r in trials
         ]  # fmt: skip
