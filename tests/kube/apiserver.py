@@ -231,10 +231,14 @@ class ApiServer:
     def _list(
         self, request: web.Request, rt: ResourceType, namespace: str | None
     ) -> web.StreamResponse:
-        items = self.store.list_objects(rt, namespace, self._predicate(request))
         meta: dict[str, Any] = {"resourceVersion": str(self.store.rv)}
-        items, meta["continue"] = page(items, request.query.get("limit"),
-                                       request.query.get("continue"))  # fmt: skip
+
+        def window(items: list[Any]) -> list[Any]:
+            shown, meta["continue"] = page(items, request.query.get("limit"),
+                                           request.query.get("continue"))  # fmt: skip
+            return shown
+
+        items = self.store.list_objects(rt, namespace, self._predicate(request), window)
         listing = {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta,
                    "items": items}  # fmt: skip
         return self._maybe_table(request, rt, items, listing)
