@@ -272,8 +272,8 @@ def seed(emulator: apiserver.Emulator, namespace: str, trials: int) -> None:
                 stored = store.create(kind, namespace, body)
                 stored["status"] = status
                 store.update(kind, namespace, stored["metadata"]["name"], stored, "status")
-            if i % 500 == 0:
-                await asyncio.sleep(0)  # let the emulator serve meanwhile
+            if i % 50 == 0:  # let the emulator serve meanwhile (watch events included)
+                await asyncio.sleep(0.005)
 
     asyncio.run_coroutine_threadsafe(write(), emulator._loop).result(timeout=1800)
 
