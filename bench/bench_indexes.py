@@ -7,7 +7,9 @@ progress and conditions, rlops labels and annotations, the label-selected RayJob
 Ray cluster's pod templates, and managedFields as the API server adds them for three
 field managers), runs the operator's index functions over them (experiments, trials,
 rayjobs), drops the raw bodies and measures what the indexes still hold (tracemalloc),
-then the same with whole bodies (`dict(body)`, what the indexes kept before).
+then the same with whole bodies (`dict(body)`, what the indexes kept before). The
+slim entries are those of `rlops.operator.handlers` (`experiment_entry`, `trial_entry`,
+`rayjob_entry`: compact JSON of what the controller reads).
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ import kopf  # noqa: E402
 from rlops.api import RLExperiment  # noqa: E402
 from rlops.api.settings import Settings  # noqa: E402
 from rlops.backends.kuberay import build_rayjob  # noqa: E402
-from rlops.operator.handlers import compact_trial, slim, slim_rayjob  # noqa: E402
+from rlops.operator.handlers import (  # noqa: E402
+    compact_trial,
+    experiment_entry,
+    rayjob_entry,
+    trial_entry,
+)
 from tests.builders import experiment  # noqa: E402
 
 
@@ -84,8 +91,8 @@ def held(trials: int, whole: bool) -> int:
         b, r = kopf.Body(body), kopf.Body(rayjob)
         if whole:
             indexes.append((dict(b), compact_trial(b), dict(r)))
-        else:
-            indexes.append((slim(b), compact_trial(b), slim_rayjob(r)))
+        else:  # the entries the operator's index functions keep (compact JSON)
+            indexes.append((experiment_entry(b), trial_entry(b), rayjob_entry(r)))
         del body, rayjob, b, r
     gc.collect()
     size = tracemalloc.get_traced_memory()[0] - base

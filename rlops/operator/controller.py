@@ -58,6 +58,7 @@ from rlops.sweep import LABEL_SWEEP
 from rlops.tracking.drivers import KubeTracking, result_phase, trial_snapshot
 
 log = logging.getLogger(__name__)
+RECONCILES = 32  # as many as the API worker threads (rlops.operator.main)
 
 
 class Controller:
@@ -78,6 +79,9 @@ class Controller:
         self.sweep_dirty: set[Key] = set()
         self.rechecks: dict[Key, asyncio.TimerHandle] = {}
         self.create_limit = asyncio.Semaphore(16)
+        # Reconciles in flight at once: the others wait holding only their key, not a parsed
+        # experiment and its API call (at start-up every object's event arrives together).
+        self.reconciles = asyncio.Semaphore(RECONCILES)
         self.errors = ErrorLog(log)  # a permanently failing object: once per 5 min
         self.creations = Creations()  # children created, until the index shows them
         self.writer = StatusWriter(kube, self.call, self.lock, self.indexes.experiment,
@@ -101,7 +105,7 @@ class Controller:
 
     async def sync_experiment(self, key: Key) -> None:
         """Reconcile one experiment from the latest indexed state of it and its RayJob."""
-        async with self.lock(key):
+        async with self.reconciles, self.lock(key):
             body = self.indexes.experiment(key)
             if body is None:
                 return
@@ -287,7 +291,7 @@ class Controller:
             if await refuse_invalid(self, SWEEPS, body):
                 return
             sweep = Sweep.model_validate(self.effective(SWEEPS, body))
-            children = list(self.indexes.trials.get(key) or [])
+            children = self.indexes.children(key)
             children += self.creations.unseen(key, children)
             await self._fail_corrupt(key[0], children)
             actions = reconcile_sweep(sweep, children, self.clock())

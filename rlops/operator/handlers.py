@@ -17,10 +17,12 @@ from rlops.api import SweepPhase
 from rlops.backends.kuberay import LABEL_EXPERIMENT
 from rlops.operator.admission import register_admission
 from rlops.operator.controller import Controller
+from rlops.operator.packed import Packed, shed, slim_metadata
 from rlops.operator.progress import ProgressHub
 from rlops.sweep import LABEL_SWEEP
 
 GROUP, VERSION = "rlops.dev", "v1alpha1"
+LIST_CHUNK = 500  # objects per page of kopf's initial listing
 FINISHED_SWEEP = {SweepPhase.SUCCEEDED.value, SweepPhase.FAILED.value, SweepPhase.STOPPED.value}
 
 
@@ -41,19 +43,6 @@ def compact_trial(body: kopf.Body) -> dict[str, Any]:
     }
 
 
-# Metadata the operator never reads: kept out of the indexes (managedFields alone is
-# often larger than the spec).
-_UNREAD_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
-
-
-def slim_metadata(meta: Any) -> dict[str, Any]:
-    out = {k: v for k, v in dict(meta).items() if k != "managedFields"}
-    annotations = out.get("annotations")
-    if annotations and _UNREAD_ANNOTATION in annotations:
-        out["annotations"] = {k: v for k, v in annotations.items() if k != _UNREAD_ANNOTATION}
-    return out
-
-
 def slim(body: kopf.Body) -> dict[str, Any]:
     """An object as the operator reads it: spec and status, metadata without managedFields
     or kubectl's last applied configuration."""
@@ -69,6 +58,30 @@ def slim_rayjob(body: kopf.Body) -> dict[str, Any]:
         "metadata": slim_metadata(body.get("metadata") or {}),
         "status": dict(body.get("status") or {}),
     }
+
+
+def experiment_entry(body: kopf.Body) -> Packed:
+    """The experiments index's entry. kopf's raw body sheds what nothing reads; a sweep's
+    trial keeps spec and status for the trials index, which kopf calls next (indexes run
+    in the order they are registered), and sheds them there."""
+    entry = Packed(slim(body))
+    shed(body, content=LABEL_SWEEP not in body.metadata.labels)
+    return entry
+
+
+def trial_entry(body: kopf.Body) -> Packed:
+    """The trials index's entry; the last index of an RLExperiment, so its raw body sheds
+    spec and status."""
+    entry = Packed(compact_trial(body))
+    shed(body, content=True)
+    return entry
+
+
+def rayjob_entry(body: kopf.Body) -> Packed:
+    """The rayjobs index's entry; kopf's raw body sheds spec and status too."""
+    entry = Packed(slim_rayjob(body))
+    shed(body, content=True)
+    return entry
 
 
 def ns(namespace: str | None) -> str:
@@ -91,10 +104,14 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, hub: Progr
         settings.persistence.finalizer = "rlops.dev/operator"
         settings.watching.server_timeout = 300
         settings.peering.lifetime = controller.settings.peering_lifetime_seconds
+        # Memory at scale: the initial listing in pages, not one response of every object,
+        # and a per-object worker (holding its last event) ends 1 s after its last event.
+        settings.watching.chunk_size = LIST_CHUNK
+        settings.queueing.idle_timeout = 1.0
 
     @kopf.index(GROUP, VERSION, "rlexperiments", id="experiments", registry=registry)
     def experiments(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(ns(namespace), name): slim(body)}
+        return {(ns(namespace), name): experiment_entry(body)}
 
     @kopf.index(
         GROUP,
@@ -105,7 +122,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, hub: Progr
         registry=registry,
     )
     def trials(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
-        return {(ns(namespace), labels[LABEL_SWEEP]): compact_trial(body)}
+        return {(ns(namespace), labels[LABEL_SWEEP]): trial_entry(body)}
 
     @kopf.index(
         "ray.io",
@@ -116,11 +133,11 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, hub: Progr
         registry=registry,
     )
     def rayjobs(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
-        return {(ns(namespace), labels[LABEL_EXPERIMENT]): slim_rayjob(body)}
+        return {(ns(namespace), labels[LABEL_EXPERIMENT]): rayjob_entry(body)}
 
     @kopf.index(GROUP, VERSION, "sweeps", id="sweeps", registry=registry)
     def sweeps(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
-        return {(ns(namespace), name): slim(body)}
+        return {(ns(namespace), name): Packed(slim(body))}
 
     @kopf.on.event(GROUP, VERSION, "rlexperiments", registry=registry)
     async def experiment_event(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from rlops.operator.packed import unpacked, unpacked_all
 from rlops.operator.progress import Key
 
 Body = Mapping[str, Any]
@@ -20,8 +21,10 @@ class Lookup(Protocol):
     def __call__(self, key: Key) -> Body | None: ...
 
 
-def first(values: Iterable[Body] | None) -> Body | None:
-    return next(iter(values), None) if values is not None else None
+def first(values: Iterable[Any] | None) -> Body | None:
+    """The one entry under a key, decoded (index entries are kept `Packed`)."""
+    found = next(iter(values), None) if values is not None else None
+    return unpacked(found) if found is not None else None
 
 
 def now() -> datetime:
@@ -48,10 +51,10 @@ class Indexes:
     """The kopf indexes the controller reads, bound by the handlers when they run."""
 
     def __init__(self) -> None:
-        self.experiments: Mapping[Key, Iterable[Body]] = {}
-        self.rayjobs: Mapping[Key, Iterable[Body]] = {}
-        self.sweeps: Mapping[Key, Iterable[Body]] = {}
-        self.trials: Mapping[Key, Iterable[Body]] = {}
+        self.experiments: Mapping[Key, Iterable[Any]] = {}
+        self.rayjobs: Mapping[Key, Iterable[Any]] = {}
+        self.sweeps: Mapping[Key, Iterable[Any]] = {}
+        self.trials: Mapping[Key, Iterable[Any]] = {}
 
     def bind(self, **indexes: Any) -> None:
         for name in ("experiments", "rayjobs", "sweeps", "trials"):
@@ -66,6 +69,10 @@ class Indexes:
 
     def sweep(self, key: Key) -> Body | None:
         return first(self.sweeps.get(key))
+
+    def children(self, key: Key) -> list[Body]:
+        """A sweep's trials as the trials index shows them, decoded."""
+        return unpacked_all(self.trials.get(key))
 
 
 class Creations:

@@ -31,7 +31,7 @@ from tests.kube.patch import PatchError, json_patch, merge_patch
 from tests.kube.policies import Policies, Request
 from tests.kube.rbac import Attributes, Authorizer, User, request_verb
 from tests.kube.resources import KOPF_PEERING_CRDS, ResourceType, load_crds
-from tests.kube.selectors import SelectorError, field_selector, label_selector
+from tests.kube.selectors import SelectorError, field_selector, label_selector, page
 from tests.kube.store import (
     ApiError,
     Obj,
@@ -231,13 +231,16 @@ class ApiServer:
     def _list(
         self, request: web.Request, rt: ResourceType, namespace: str | None
     ) -> web.StreamResponse:
-        items = self.store.list_objects(rt, namespace, self._predicate(request))
-        listing = {
-            "kind": f"{rt.kind}List",
-            "apiVersion": rt.api_version,
-            "metadata": {"resourceVersion": str(self.store.rv)},
-            "items": items,
-        }
+        meta: dict[str, Any] = {"resourceVersion": str(self.store.rv)}
+
+        def window(items: list[Any]) -> list[Any]:
+            shown, meta["continue"] = page(items, request.query.get("limit"),
+                                           request.query.get("continue"))  # fmt: skip
+            return shown
+
+        items = self.store.list_objects(rt, namespace, self._predicate(request), window)
+        listing = {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta,
+                   "items": items}  # fmt: skip
         return self._maybe_table(request, rt, items, listing)
 
     def _maybe_table(

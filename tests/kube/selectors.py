@@ -1,7 +1,10 @@
-"""Label selectors (`a=b,c!=d,e in (f,g),!h`) and field selectors (`metadata.name=x`)."""
+"""Label selectors (`a=b,c!=d,e in (f,g),!h`), field selectors (`metadata.name=x`) and the
+pages of a listing (`limit`, `continue`)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -75,3 +78,25 @@ def field_selector(text: str | None) -> Predicate:
         else:
             raise SelectorError(f"invalid field selector: {part!r}")
     return lambda obj: all((_field(obj, p) == v) == equal for p, v, equal in checks)
+
+
+def page(items: list[Any], limit: str | None, token: str | None) -> tuple[list[Any], str]:
+    """One page of a sorted listing (`limit`, `continue`), and the token of the next ("" at
+    the end). The token names the last object served, so a page goes on after it as the
+    API server's does; unlike etcd's, later pages are not a snapshot of the first's version."""
+    if token:
+        try:
+            after = tuple(json.loads(base64.urlsafe_b64decode(token)))
+        except (ValueError, TypeError):
+            raise SelectorError(f"invalid continue token: {token!r}") from None
+        items = [o for o in items if _key(o) > after]
+    size = int(limit) if limit and limit.isdigit() and int(limit) > 0 else 0
+    if not size or len(items) <= size:
+        return items, ""
+    last = json.dumps(list(_key(items[size - 1]))).encode()
+    return items[:size], base64.urlsafe_b64encode(last).decode()
+
+
+def _key(obj: Any) -> tuple[str, str]:
+    meta = obj["metadata"]
+    return (meta.get("namespace") or "", meta["name"])

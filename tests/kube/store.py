@@ -198,14 +198,19 @@ class Store:
         return clone(obj)
 
     def list_objects(
-        self, rt: ResourceType, namespace: str | None, predicate: Callable[[Obj], bool]
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        predicate: Callable[[Obj], bool],
+        window: Callable[[list[Obj]], list[Obj]] = lambda items: items,
     ) -> list[Obj]:
+        """Copies of the matching objects, sorted; `window` picks a page before copying."""
         items = [
-            clone(obj)
+            obj
             for (ns, _), obj in sorted(self.objects[(rt.group, rt.plural)].items())
             if (not namespace or ns == namespace) and predicate(obj)
         ]
-        return items
+        return [clone(obj) for obj in window(items)]
 
     def watch(
         self,

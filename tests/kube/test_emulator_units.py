@@ -11,7 +11,7 @@ import pytest
 
 from tests.kube.patch import PatchError, json_patch, merge_patch
 from tests.kube.schema import StructuralSchema, to_jsonschema
-from tests.kube.selectors import SelectorError, field_selector, label_selector
+from tests.kube.selectors import SelectorError, field_selector, label_selector, page
 from tests.kube.store import ApiError, Store
 from tests.kube.tables import human_duration, json_path
 
@@ -159,6 +159,20 @@ def test_selector_errors_name_the_requirement() -> None:
         label_selector("a b c")
     with pytest.raises(SelectorError, match=r"metadata\.name"):
         field_selector("metadata.name")
+
+
+def test_listing_pages_follow_on_from_the_last_object_served() -> None:
+    items = [{"metadata": {"namespace": "ns", "name": f"o{i:02d}"}} for i in range(5)]
+    first, token = page(items, "2", None)
+    assert [o["metadata"]["name"] for o in first] == ["o00", "o01"] and token
+    rest = items[:1] + items[2:]  # o01 deleted meanwhile: the next page starts after it
+    second, token = page(rest, "2", token)
+    assert [o["metadata"]["name"] for o in second] == ["o02", "o03"] and token
+    last, token = page(items, "2", token)
+    assert [o["metadata"]["name"] for o in last] == ["o04"] and token == ""
+    assert page(items, None, None) == (items, "")
+    with pytest.raises(SelectorError, match="continue token"):
+        page(items, "2", "not-a-token")
 
 
 def test_field_selector_reads_dotted_fields() -> None:
