@@ -26,6 +26,7 @@ from rlops.api import Backend, ResourcesSpec
 from rlops.api.runinfo import RunFileError, read_result
 from rlops.backends.base import Handle, LaunchRequest, Observation, exit_observation
 from rlops.backends.local.rayhead import RayCluster, RaySource
+from rlops.backends.local.warm import WarmLauncher, WarmProcess, launch
 from rlops.backends.packing import Allocation, Request, Slots
 
 PR_SET_PDEATHSIG = 1
@@ -86,7 +87,7 @@ def _die_with_parent() -> None:
 
 @dataclass
 class _Process:
-    popen: subprocess.Popen[bytes]
+    popen: subprocess.Popen[bytes] | WarmProcess
     allocation: Allocation
     log: IO[bytes]
     run_dir: Path
@@ -119,6 +120,7 @@ class LocalExecutor:
         env: dict[str, str] | None = None,
         ray: RaySource | None = None,
         close_grace_seconds: float = 120.0,
+        warm: WarmLauncher | None = None,
     ) -> None:
         self.slots = slots
         self.command = list(command) or default_command()
@@ -127,6 +129,7 @@ class LocalExecutor:
         self.ray = ray  # None: each trial starts a Ray of its own.
         self.close_grace_seconds = close_grace_seconds
         self._processes: dict[str, _Process] = {}
+        self.warm = warm  # Forks trials that use Ray, imports done (rlops.backends.local.warm).
 
     def check(self, name: str, resources: ResourcesSpec) -> None:
         self.slots.check(Request.of(resources), name)
@@ -143,15 +146,13 @@ class LocalExecutor:
         request.log.parent.mkdir(parents=True, exist_ok=True)
         log = request.log.open("ab")
         try:
-            popen = subprocess.Popen(
+            # In a session of its own: Ctrl-C reaches the runner, which stops trials gracefully.
+            popen = launch(
+                self.warm if request.uses_ray else None,
                 runtime_command(self.command, request, cluster),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                log=log,
                 env=trial_environment(self.env, allocation, cluster, request.pause_at),
                 cwd=request.run_dir,
-                # Its own session: Ctrl-C reaches the runner, which stops trials gracefully.
-                start_new_session=True,
                 pass_fds=self.inherit_fds,
                 preexec_fn=_die_with_parent,
             )
@@ -200,6 +201,8 @@ class LocalExecutor:
                 process.popen.wait()
         for process in self._processes.values():
             process.log.close()
+        if self.warm is not None:
+            self.warm.close()
         if self.ray is not None:
             self.ray.close()
 
