@@ -23,7 +23,8 @@ first iteration itself.
 
 `--json PATH` writes these figures as one object (bench/figures.py adds `machine`): trials,
 timesteps, parallelism, wall_seconds, training_seconds and efficiency (per arm),
-startup_seconds and first_iteration_seconds (per rlops arm: median, mean, max),
+load_at_start_and_end (per arm: 1-minute load average), startup_seconds and
+first_iteration_seconds (per rlops arm: median, mean, max, launches),
 efficiency_ratio_warm_tune.
 """
 
@@ -115,11 +116,13 @@ def main() -> None:
           f"PPO CartPole-v1; load {os.getloadavg()}", flush=True)  # fmt: skip
     arms: dict[str, dict[str, Any]] = {}
     for arm in args.arms:
+        load = os.getloadavg()[0]
         arms[arm] = tune_arm(args, lrs) if arm == "tune" else rlops_arm(args, lrs, arm == "warm")
         figures = arms[arm]
+        figures["load"] = [round(load, 1), round(os.getloadavg()[0], 1)]
         figures["efficiency"] = figures["training"] / (figures["wall"] * args.parallelism)
         line = (f"{arm:5}: wall {figures['wall']:7.1f} s, training {figures['training']:7.1f} s, "
-                f"efficiency {figures['efficiency']:.2f}")  # fmt: skip
+                f"efficiency {figures['efficiency']:.2f}, load {figures['load']}")  # fmt: skip
         if "startup" in figures:
             line += (f"; start-up per launch median {statistics.median(figures['startup']):.1f} s, "
                      f"to first iteration {statistics.median(figures['first']):.1f} s")  # fmt: skip
@@ -138,6 +141,7 @@ def main() -> None:
             "wall_seconds": {k: v["wall"] for k, v in arms.items()},
             "training_seconds": {k: v["training"] for k, v in arms.items()},
             "efficiency": {k: v["efficiency"] for k, v in arms.items()},
+            "load_at_start_and_end": {k: v["load"] for k, v in arms.items()},
             "startup_seconds": {
                 k: summary(v["startup"]) for k, v in arms.items() if "startup" in v
             },

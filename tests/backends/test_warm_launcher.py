@@ -6,7 +6,8 @@ SIGUSR1 reaches the trial; one trial's environment and module state do not reach
 a dead launcher's trials still end as their result.json says and later launches are
 subprocesses; RLOPS_WARM_WORKERS=false (or a custom trial command) means no launcher. The
 launcher here preloads little (the stand-ins need no RLlib); the last test forks a real
-RLlib trial from a launcher with the default preload."""
+RLlib trial from a launcher with the default preload: SIGTERM makes it checkpoint and exit
+75, and its next launch resumes from that checkpoint and succeeds."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,7 +65,7 @@ def finish(local: LocalExecutor, handle: Handle) -> Observation:
         seen.update(local.poll([handle]))
         return handle.name in seen
 
-    wait_until(ended, 30, f"{handle.name} to end")
+    wait_until(ended, 240, f"{handle.name} to end")
     return seen[handle.name]
 
 
@@ -180,25 +182,37 @@ def test_no_launcher_when_turned_off_or_for_a_custom_command(tmp_path: Path) -> 
     assert probed(req)["ppid"] == os.getpid()
 
 
+def real_manifest(iterations: int) -> dict[str, object]:
+    return (
+        experiment("real").algorithm("PPO").env("CartPole-v1").stop(iterations=iterations)
+        .config("training", train_batch_size_per_learner=200, minibatch_size=100, num_epochs=1)
+        .set("spec.resources", {"envRunners": 0}).obj()
+    )  # fmt: skip
+
+
 @pytest.mark.training
-def test_a_real_rllib_trial_forked_warm_trains(tmp_path: Path) -> None:
+def test_a_real_rllib_trial_forked_warm_checkpoints_on_stop_and_resumes(tmp_path: Path) -> None:
     warm = WarmLauncher()
     try:
         local = LocalExecutor(Slots(2), warm=warm)
-        manifest = (
-            experiment("real").algorithm("PPO").env("CartPole-v1").stop(iterations=1)
-            .config("training", train_batch_size_per_learner=200, minibatch_size=100, num_epochs=1)
-            .set("spec.resources", {"envRunners": 0}).obj()
-        )  # fmt: skip
-        req = request(tmp_path, "real", manifest)
+        req = request(tmp_path, "real", real_manifest(10_000))
         handle = local.start(req)
         assert handle is not None
-        assert (
-            json.loads(Path(f"/proc/{handle.ref}/stat").read_text().split()[3]) == warm.process.pid
-        )
-        observation = finish(local, handle)
-        assert observation.exit_code == 0, req.log.read_text()[-3000:]
-        assert json.loads((req.run_dir / "result.json").read_text())["iteration"] == 1
-        assert "exit 0" in req.log.read_text()
+        stat = Path(f"/proc/{handle.ref}/stat").read_text().split()
+        assert int(stat[3]) == warm.process.pid  # Forked by the launcher.
+        wait_until((req.run_dir / "progress.jsonl").exists, 240, "the first iteration")
+        local.stop(handle)
+        assert finish(local, handle).exit_code == 75, req.log.read_text()[-3000:]
+        stopped = json.loads((req.run_dir / "result.json").read_text())
+        assert stopped["status"] == "requeue" and stopped["last_checkpoint"]
+        assert (req.run_dir / stopped["last_checkpoint"]).is_dir()
+        req.spec.write_text(json.dumps(real_manifest(stopped["iteration"] + 1)))
+        resumed = replace(req, attempt=2, log=req.run_dir / "attempts" / "2.log")
+        handle = local.start(resumed)
+        assert handle is not None
+        assert finish(local, handle).exit_code == 0, resumed.log.read_text()[-3000:]
+        result = json.loads((req.run_dir / "result.json").read_text())
+        assert result["status"] == "succeeded"
+        assert result["iteration"] == stopped["iteration"] + 1  # Went on from the checkpoint.
     finally:
         warm.close()
