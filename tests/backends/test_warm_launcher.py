@@ -200,7 +200,8 @@ def test_a_real_rllib_trial_forked_warm_checkpoints_on_stop_and_resumes(tmp_path
         assert handle is not None
         stat = Path(f"/proc/{handle.ref}/stat").read_text().split()
         assert int(stat[3]) == warm.process.pid  # Forked by the launcher.
-        wait_until((req.run_dir / "progress.jsonl").exists, 240, "the first iteration")
+        progress = req.run_dir / "progress.jsonl"
+        wait_until(lambda: progress.exists() and progress.read_text().strip(), 240, "an iteration")
         local.stop(handle)
         assert finish(local, handle).exit_code == 75, req.log.read_text()[-3000:]
         stopped = json.loads((req.run_dir / "result.json").read_text())
