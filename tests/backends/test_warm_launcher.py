@@ -4,7 +4,8 @@ with stdout and stderr, empty stdin, a session of its own); exit codes 0/1/75 an
 reach the executor; stop (SIGTERM) makes the stand-in trainer checkpoint and exit 75, and
 SIGUSR1 reaches the trial; one trial's environment and module state do not reach the next;
 a dead launcher's trials still end as their result.json says and later launches are
-subprocesses; RLOPS_WARM_WORKERS=false (or a custom trial command) means no launcher. The
+subprocesses, as they are when the launcher's children would share Ray's random IDs;
+RLOPS_WARM_WORKERS=false (or a custom trial command) means no launcher. The
 launcher here preloads little (the stand-ins need no RLlib); the last test forks a real
 RLlib trial from a launcher with the default preload: SIGTERM makes it checkpoint and exit
 75, and its next launch resumes from that checkpoint and succeeds."""
@@ -169,6 +170,22 @@ def test_a_dead_launcher_s_trials_end_as_their_result_says(
     assert not isinstance(probe._processes["after"].popen, WarmProcess)
     assert finish(probe, later).exit_code == 0
     assert probed(req)["ppid"] == os.getpid()
+
+
+def test_a_launcher_whose_children_would_share_ray_ids_is_not_used(tmp_path: Path) -> None:
+    # Importing Ray Data draws from Ray's random ID generator: children forked after it
+    # would draw the same IDs, so the launcher refuses and launches start cold.
+    warm = WarmLauncher(early=(), preload=("ray", "ray.data"))
+    try:
+        local = executor(warm, PROBE)
+        req = request(tmp_path, "shared", "exit 0")
+        handle = local.start(req)
+        assert handle is not None
+        assert warm.lost
+        assert finish(local, handle).exit_code == 0
+        assert probed(req)["ppid"] == os.getpid()
+    finally:
+        warm.close()
 
 
 def test_no_launcher_when_turned_off_or_for_a_custom_command(tmp_path: Path) -> None:

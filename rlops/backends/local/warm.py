@@ -32,23 +32,20 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 # What the launcher imports before it forks: what an RLlib trial imports up to its first
-# iteration (building a PPO CartPole algorithm imports some 900 modules more than
-# `import ray.rllib`: torch._dynamo, torch.distributed, sympy, RLlib's torch learner...).
+# iteration, as far as that is fork-safe (building a PPO CartPole algorithm imports some 900
+# modules more than `import ray.rllib`: torch._dynamo, torch.distributed, sympy...).
 # Ray reads some settings (its auth mode) when imported, so what imports Ray waits for the
 # first launch to say how trials connect (its RAY_* variables); the rest is imported while
-# the run's Ray head starts. A module missing here is skipped.
+# the run's head starts. Not RLlib, Tune or Ray Data: importing them draws from Ray's
+# random ID generator, whose state forked children would then share (the same object and
+# subscriber IDs in every trial; `ray_ids_differ` checks). A module missing here is skipped.
 EARLY_PRELOAD = (
     "torch", "torch._dynamo", "torch.distributed.fsdp", "numpy", "numpy.testing", "yaml",
     "pydantic", "pydantic.v1", "gymnasium.envs.classic_control", "pyarrow.json",
     "starlette.concurrency", "starlette.datastructures", "anyio.abc",
 )  # fmt: skip
 DEFAULT_PRELOAD = (
-    "ray", "ray.rllib", "ray.rllib.algorithms.ppo", "ray.rllib.env.single_agent_env_runner",
-    "ray.rllib.algorithms.ppo.torch.ppo_torch_learner",
-    "ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module",
-    "ray.rllib.core.learner.torch.torch_learner", "ray.rllib.core.models.torch",
-    "ray.rllib.connectors.common.module_to_agent_unmapping",
-    "ray.rllib.connectors.module_to_env.get_actions", "ray._private.arrow_serialization",
+    "ray", "ray._private.arrow_serialization", "ray.util.placement_group", "ray.actor",
     "rlops.runtime.main",
 )  # fmt: skip
 READY_TIMEOUT_SECONDS = 120.0
@@ -298,6 +295,9 @@ def serve(fd: int, early: Sequence[str], preload: Sequence[str]) -> int:
     assert received is not None
     os.environ.update(received[0].get("environ", {}))
     _preload(preload)
+    if not ray_ids_differ():
+        channel.send({"error": "forked children would share Ray's random ID generator"})
+        return 1
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -323,6 +323,30 @@ def serve(fd: int, early: Sequence[str], preload: Sequence[str]) -> int:
             _serve_requests(channel, running, told)
         except EOFError:  # The runner closed its end, or died.
             return 0
+
+
+def ray_ids_differ() -> bool:
+    """Whether two children forked now draw different random Ray IDs (true without Ray)."""
+    if "ray._raylet" not in sys.modules:
+        return True
+    read, write = os.pipe()
+    for _ in range(2):
+        if os.fork() == 0:
+            code = 1
+            try:
+                from ray._raylet import ObjectID
+
+                os.write(write, ObjectID.from_random().binary())
+                code = 0
+            finally:
+                os._exit(code)
+    os.close(write)
+    for _ in range(2):
+        os.wait()
+    with os.fdopen(read, "rb") as drawn:
+        data = drawn.read()
+    half = len(data) // 2
+    return len(data) % 2 == 0 and half > 0 and data[:half] != data[half:]
 
 
 def _preload(modules: Sequence[str]) -> None:
