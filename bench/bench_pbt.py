@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -115,7 +116,9 @@ def rlops_arm(args: argparse.Namespace, seed: int, algorithm: str) -> dict[str, 
         command = [rlops, "run", str(file), "--root", str(root / "runs"),
                    "--cpus", str(args.parallelism), "--quiet", "--no-report"]  # fmt: skip
         start = time.perf_counter()
-        subprocess.run(command, check=False, stdout=subprocess.DEVNULL)
+        # Exploits resume trials: forked from the warm launcher unless --cold.
+        env = {**os.environ, "RLOPS_WARM_WORKERS": "false" if args.cold else "true"}
+        subprocess.run(command, check=False, stdout=subprocess.DEVNULL, env=env)
         wall = time.perf_counter() - start
         results = json.loads(
             (root / "runs" / body["metadata"]["name"] / "results.json").read_text()
@@ -189,6 +192,10 @@ def main() -> None:
     parser.add_argument("--goal", type=float, default=200.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    parser.add_argument(
+        "--cold", action="store_true",
+        help="rlops launches a new Python per trial launch (RLOPS_WARM_WORKERS=false)",
+    )  # fmt: skip
     parser.add_argument(
         "--tune-keep", type=int, default=2,
         help="Tune's num_to_keep (0: keep every checkpoint); rlops keeps 2",

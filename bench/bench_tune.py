@@ -35,10 +35,9 @@ PPO = {"train_batch_size_per_learner": 500, "minibatch_size": 128, "num_epochs":
 METRIC = "env_runners/episode_return_mean"
 
 
-def rlops_arm(
-    lrs: list[float], timesteps: int, parallelism: int, seed: int, *flags: str
-) -> tuple[float, float]:
-    manifest: dict[str, Any] = {
+def sweep_manifest(lrs: list[float], timesteps: int, parallelism: int, seed: int) -> dict[str, Any]:
+    """The rlops arm's Sweep: a grid over the learning rates."""
+    return {
         "apiVersion": "rlops.dev/v1alpha1",
         "kind": "Sweep",
         "metadata": {"name": "bench-tune"},
@@ -55,21 +54,32 @@ def rlops_arm(
             "parallelism": parallelism,
         },
     }
+
+
+def rlops_command(file: Path, root: Path, parallelism: int, *flags: str) -> list[str]:
+    """`rlops run` of the Sweep in `file` on `parallelism` CPUs."""
+    return [
+        str(Path(sys.executable).with_name("rlops")),
+        "run",
+        str(file),
+        "--root",
+        str(root),
+        "--cpus",
+        str(parallelism),
+        "--quiet",
+        "--no-report",
+        *flags,
+    ]
+
+
+def rlops_arm(
+    lrs: list[float], timesteps: int, parallelism: int, seed: int, *flags: str
+) -> tuple[float, float]:
+    manifest = sweep_manifest(lrs, timesteps, parallelism, seed)
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp) / "sweep.yaml"
         file.write_text(yaml.safe_dump(manifest))
-        command = [
-            str(Path(sys.executable).with_name("rlops")),
-            "run",
-            str(file),
-            "--root",
-            str(Path(tmp) / "runs"),
-            "--cpus",
-            str(parallelism),
-            "--quiet",
-            "--no-report",
-            *flags,
-        ]
+        command = rlops_command(file, Path(tmp) / "runs", parallelism, *flags)
         start = time.perf_counter()
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
@@ -80,37 +90,39 @@ def rlops_arm(
 def tune_arm(lrs: list[float], timesteps: int, parallelism: int, seed: int) -> tuple[float, float]:
     start = time.perf_counter()
     import ray
-    from ray import tune
-    from ray.rllib.algorithms.ppo import PPOConfig
 
     ray.init(num_cpus=parallelism, include_dashboard=False, log_to_driver=False)
     try:
-        config = (
-            PPOConfig()
-            .environment("CartPole-v1")
-            .env_runners(num_env_runners=0)
-            .training(lr=tune.grid_search(lrs), **PPO)
-            .debugging(seed=seed)
-        )
         with tempfile.TemporaryDirectory() as tmp:
-            tuner = tune.Tuner(
-                "PPO",
-                param_space=config,
-                tune_config=tune.TuneConfig(
-                    metric=METRIC, mode="max", max_concurrent_trials=parallelism
-                ),
-                run_config=tune.RunConfig(
-                    stop={"num_env_steps_sampled_lifetime": timesteps},
-                    storage_path=tmp,
-                    verbose=0,
-                ),
-            )
-            results = tuner.fit()
+            results = tune_fit(lrs, timesteps, parallelism, seed, tmp)
             best = results.get_best_result(metric=METRIC, mode="max", scope="last")
             objective = float(best.metrics["env_runners"]["episode_return_mean"])
     finally:
         ray.shutdown()
     return time.perf_counter() - start, objective
+
+
+def tune_fit(lrs: list[float], timesteps: int, parallelism: int, seed: int, storage: str) -> Any:
+    """The Tune arm's grid, fitted on the Ray this process has started; its ResultGrid."""
+    from ray import tune
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    config = (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_env_runners=0)
+        .training(lr=tune.grid_search(lrs), **PPO)
+        .debugging(seed=seed)
+    )
+    tuner = tune.Tuner(
+        "PPO",
+        param_space=config,
+        tune_config=tune.TuneConfig(metric=METRIC, mode="max", max_concurrent_trials=parallelism),
+        run_config=tune.RunConfig(
+            stop={"num_env_steps_sampled_lifetime": timesteps}, storage_path=storage, verbose=0
+        ),
+    )
+    return tuner.fit()
 
 
 def main() -> None:

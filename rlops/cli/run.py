@@ -208,10 +208,20 @@ def backend_factory(args: argparse.Namespace, settings: Any) -> Any:
                 orphan_grace_seconds=settings.stop_grace_seconds + 60,
             )
         return LocalBackend(
-            slots, shlex.split(settings.trial_command), inherit_fds=(lock.fd,), ray=ray
-        )
+            slots, shlex.split(settings.trial_command), inherit_fds=(lock.fd,), ray=ray,
+            warm=warm_launcher(settings, lock.fd),
+        )  # fmt: skip
 
     return make
+
+
+def warm_launcher(settings: Any, lock_fd: int) -> Any:
+    """The run's warm trial launcher (RLOPS_WARM_WORKERS), for the default trial command."""
+    from rlops.backends.local.warm import WarmLauncher
+
+    if not settings.warm_workers or settings.trial_command:
+        return None
+    return WarmLauncher(inherit_fds=(lock_fd,))
 
 
 def _slurm_factory(arrays: bool | None) -> Any:

@@ -76,6 +76,14 @@ class RunnerSettings(BaseSettings):
             "(shell words); default: this Python with `-m rlops.runtime`."
         ),
     )
+    warm_workers: bool = Field(
+        default=False,
+        description=(
+            "Start RLlib trials from a warm launcher that has imported torch and Ray "
+            "(one forked process per launch); false (the default for now): a new Python "
+            "per launch."
+        ),
+    )
     max_requeues: int = Field(
         default=20, description="Requeues (exit 75) of one trial in one run before it fails."
     )

@@ -38,6 +38,7 @@ from rlops.backends.base import (
     work_key,
 )
 from rlops.backends.local.rayhead import RayCluster, RaySource
+from rlops.backends.local.warm import WarmLauncher, WarmProcess, launch
 from rlops.backends.packing import Allocation, Request, Slots
 
 PR_SET_PDEATHSIG = 1
@@ -98,7 +99,7 @@ def _die_with_parent() -> None:
 
 @dataclass
 class _Process:
-    popen: subprocess.Popen[bytes]
+    popen: subprocess.Popen[bytes] | WarmProcess
     allocation: Allocation
     log: IO[bytes]
     run_dir: Path
@@ -140,6 +141,7 @@ class LocalBackend:
         env: dict[str, str] | None = None,
         ray: RaySource | None = None,
         close_grace_seconds: float = 120.0,
+        warm: WarmLauncher | None = None,
     ) -> None:
         self.slots = slots
         self.command = list(command) or default_command()
@@ -149,6 +151,7 @@ class LocalBackend:
         self.close_grace_seconds = close_grace_seconds
         self._processes: dict[str, _Process] = {}  # by work_key
         self._ended: dict[str, Observation] = {}  # how each one's last process ended
+        self.warm = warm  # Forks trials that use Ray, imports done (rlops.backends.local.warm).
 
     def check(self, name: str, resources: ResourcesSpec) -> None:
         self.slots.check(Request.of(resources), name)
@@ -176,15 +179,13 @@ class LocalBackend:
         path.parent.mkdir(parents=True, exist_ok=True)
         log = path.open("ab")
         try:
-            popen = subprocess.Popen(
+            # In a session of its own: Ctrl-C reaches the runner, which stops trials gracefully.
+            popen = launch(
+                self.warm if uses_ray else None,
                 runtime_command(self.command, run_dir, attempt, cluster),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                log=log,
                 env=trial_environment(self.env, allocation, cluster, submission.pause_at),
                 cwd=run_dir,
-                # Its own session: Ctrl-C reaches the runner, which stops trials gracefully.
-                start_new_session=True,
                 pass_fds=self.inherit_fds,
                 preexec_fn=_die_with_parent,
             )
@@ -245,6 +246,8 @@ class LocalBackend:
                 process.popen.wait()
         for process in self._processes.values():
             process.log.close()
+        if self.warm is not None:
+            self.warm.close()
         if self.ray is not None:
             self.ray.close()
 
