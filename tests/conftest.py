@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,13 @@ def golden(request: pytest.FixtureRequest) -> Golden:
 # The Kubernetes test bed (API server emulator, KubeRay stand-in): see docs/testing.md.
 from tests.kube.fixtures import kube, kube_namespace, kuberay  # noqa: E402, F401
 from tests.operator.harness import operator  # noqa: E402, F401
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker's multi-node SLURM clusters get network namespaces,
+    a bridge and a subnet of their own (scripts/slurm-cluster.sh reads these)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        index = int(worker.removeprefix("gw") or 0)
+        os.environ.setdefault("RLOPS_SLURM_NET_PREFIX", f"rw{index}-")
+        os.environ.setdefault("RLOPS_SLURM_SUBNET", f"10.217.{10 + index}")

@@ -55,7 +55,10 @@ NODE_PORTS = (
 # Flags the stand-in sets itself: a `rayStartParams` entry for them is not passed twice.
 OWN_FLAGS = {*NODE_PORTS, "port", "address", "node-ip-address", "block", "dashboard-port",
              "dashboard-host"}  # fmt: skip
-_clusters = itertools.count(1)
+# Each pytest-xdist worker numbers its clusters from its own block, so two workers'
+# clusters never share an address.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_clusters = itertools.count(1 + 125 * (_WORKER % 2))
 # The test bed's own setting for every Ray pod: on a loaded shared machine the dashboard
 # agent can take longer than the raylet's default wait for it (the raylet then aborts).
 TEST_BED_ENV = {"RAY_agent_register_timeout_ms": "120000"}
