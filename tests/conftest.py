@@ -42,3 +42,19 @@ def pytest_configure(config: pytest.Config) -> None:
         index = int(worker.removeprefix("gw") or 0)
         os.environ.setdefault("RLOPS_SLURM_NET_PREFIX", f"rw{index}-")
         os.environ.setdefault("RLOPS_SLURM_SUBNET", f"10.217.{10 + index}")
+
+
+# The heaviest kinds of test first, so that under pytest-xdist the long container and
+# cluster files start early and the many quick files fill in around them (a file's weight
+# is its heaviest test's).
+_WEIGHT = {"containers": 3, "slurm": 2, "e2e": 2, "training": 1}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    weight: dict[Path, int] = {}
+    for item in items:
+        marks = {mark.name for mark in item.iter_markers()}
+        here = max((_WEIGHT.get(name, 0) for name in marks), default=0)
+        weight[item.path] = max(weight.get(item.path, 0), here)
+    order = {path: index for index, path in enumerate(weight)}
+    items.sort(key=lambda item: (-weight[item.path], order[item.path]))
