@@ -46,7 +46,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # The heaviest kinds of test first, so that under pytest-xdist the long container and
 # cluster files start early and the many quick files fill in around them (a file's weight
-# is its heaviest test's).
+# is its heaviest test's; .ci/run passes --no-loadscope-reorder, else xdist hands out the
+# files with the most tests first).
 _WEIGHT = {"containers": 3, "slurm": 2, "e2e": 2, "training": 1}
 
 

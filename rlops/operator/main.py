@@ -31,6 +31,7 @@ from rlops.operator.handlers import register
 from rlops.operator.kube import Kube
 from rlops.operator.progress import ProgressHub, progress_app
 from rlops.operator.signing import with_signing_key
+from rlops.operator.toggles import install as wake_on_change
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ async def run_operator(
     hub = ProgressHub(controller.write_progress, settings.status_flush_seconds)
     registry = kopf.OperatorRegistry()
     register(registry, controller, hub)
+    wake_on_change()  # a start-up with many objects: no quadratic wake-ups in kopf
 
     ready = ready_flag or asyncio.Event()
     metrics_server = start_http_server(metrics, settings.host, settings.metrics_port, ready.is_set)

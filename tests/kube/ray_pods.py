@@ -37,8 +37,9 @@ import json
 import os
 import shlex
 import socket
+import struct
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,9 +139,34 @@ def kuberay_pod(template: Obj, command: str, env: dict[str, str]) -> Obj:
     return spec
 
 
+def listening_subnets() -> set[str]:
+    """The 127.151.N subnets some process listens in (a Ray pod of an earlier test run that
+    was never removed, say): a new cluster there would meet that Ray instead of its own."""
+    subnets = set()
+    with contextlib.suppress(OSError), open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            if fields[3] != "0A":  # not LISTEN
+                continue
+            ip = socket.inet_ntoa(struct.pack("<I", int(fields[1].split(":")[0], 16)))
+            if ip.startswith("127.151."):
+                subnets.add(ip.rsplit(".", 1)[0])
+    return subnets
+
+
+def free_subnet(numbers: Iterator[int] = _clusters) -> str:
+    """The next 127.151.N subnet of this process's block that nothing listens in."""
+    taken = listening_subnets()
+    for _ in range(250):
+        subnet = f"127.151.{next(numbers) % 250}"
+        if subnet not in taken:
+            return subnet
+    raise RuntimeError("every 127.151.N subnet has a listener: remove stale Ray pods (podman ps)")
+
+
 def cluster_pods(cluster: str, spec: Obj) -> tuple[list[RayPod], str]:
     """Every Ray pod of a RayCluster spec, head first, and the GCS address of its head."""
-    subnet = f"127.151.{next(_clusters) % 250}"
+    subnet = free_subnet()
     head_ip = f"{subnet}.1"
     gcs = f"{head_ip}:{free_ports(1)[0]}"
     common = {"RAY_CLUSTER_NAME": cluster, "RAY_PORT": gcs.rsplit(":", 1)[1],

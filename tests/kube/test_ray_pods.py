@@ -15,7 +15,9 @@ does not exist never starts (the scheduler's reason).
 
 from __future__ import annotations
 
+import itertools
 import shlex
+import socket
 import subprocess
 from typing import Any
 
@@ -23,7 +25,7 @@ import kubernetes.client
 import pytest
 
 from tests.kube.ray_jobs import submit_command
-from tests.kube.ray_pods import cluster_pods
+from tests.kube.ray_pods import cluster_pods, free_subnet, listening_subnets
 from tests.kube.test_pod_containers import api, head_pod, job_status, pods, rayjob  # noqa: F401
 from tests.waiting import wait_until
 
@@ -99,6 +101,17 @@ def with_worker(head: dict[str, Any], worker: dict[str, Any]) -> dict[str, Any]:
          "rayStartParams": {}, "template": {"spec": worker}}
     ]  # fmt: skip
     return body
+
+
+def test_a_subnet_someone_listens_in_is_skipped() -> None:
+    """A Ray pod left from an earlier run (still listening on its address) never gets its
+    subnet reused by a new cluster."""
+    with socket.socket() as stale:
+        stale.bind(("127.151.77.1", 0))
+        stale.listen()
+        assert "127.151.77" in listening_subnets()
+        assert free_subnet(itertools.count(77)) == "127.151.78"
+    assert free_subnet(itertools.count(77)) == "127.151.77"
 
 
 @pytest.mark.containers

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 
+from tests.builders import TABULAR_Q
 from tests.kube.fixtures import KubeTestBed
 from tests.waiting import wait_until
 
@@ -153,3 +155,16 @@ def names(kube: KubeTestBed, kind: str, namespace: str, selector: str = "") -> l
         args += ["-l", selector]
     out = kube.kubectl(*args, check=True)
     return sorted(out.stdout.split())
+
+
+def kubernetes_command_sweep() -> dict[str, Any]:
+    """manifests/examples/command-sweep.yaml placed on Kubernetes, one seed per trial, its
+    program (tabular Q-learning) at an absolute path as an image would hold it."""
+    sweep: dict[str, Any] = yaml.safe_load(
+        (ROOT / "manifests" / "examples" / "command-sweep.yaml").read_text()
+    )
+    template = sweep["spec"]["template"]
+    template["command"] = ["python", str(ROOT / TABULAR_Q)]
+    template["placement"] = {"backend": "kubernetes"}
+    sweep["spec"]["seedsPerTrial"] = 1
+    return sweep

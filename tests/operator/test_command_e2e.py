@@ -12,10 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.builders import TABULAR_Q
-from tests.conftest import EXAMPLES, ROOT
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import OperatorProcess, names, status_of
+from tests.operator.harness import OperatorProcess, kubernetes_command_sweep, names, status_of
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -25,14 +23,9 @@ def test_the_command_sweep_trains_on_kubernetes(
     kube: KubeTestBed, kube_namespace: str, operator: OperatorProcess, kuberay: Any
 ) -> None:
     ns = kube_namespace
-    sweep = yaml.safe_load((EXAMPLES / "command-sweep.yaml").read_text())
+    sweep = kubernetes_command_sweep()
     name = sweep["metadata"]["name"]
-    template = sweep["spec"]["template"]
-    # The program as an image would hold it: at an absolute path.
-    template["command"] = ["python", str(ROOT / TABULAR_Q)]
-    template["placement"] = {"backend": "kubernetes"}
-    goal = template["stop"]["episodeReturnMean"]
-    sweep["spec"]["seedsPerTrial"] = 1
+    goal = sweep["spec"]["template"]["stop"]["episodeReturnMean"]
     kube.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(sweep), check=True)
 
     def done() -> str | None:

@@ -13,10 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.builders import TABULAR_Q
-from tests.conftest import EXAMPLES, ROOT
 from tests.kube.fixtures import KubeTestBed
-from tests.operator.harness import OperatorProcess, get, names, status_of
+from tests.operator.harness import (
+    OperatorProcess,
+    get,
+    kubernetes_command_sweep,
+    names,
+    status_of,
+)
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -26,13 +30,9 @@ def test_the_trials_share_one_cluster_that_goes_with_the_sweep(
     kube: KubeTestBed, kube_namespace: str, operator: OperatorProcess, kuberay: Any
 ) -> None:
     ns = kube_namespace
-    sweep = yaml.safe_load((EXAMPLES / "command-sweep.yaml").read_text())
+    sweep = kubernetes_command_sweep()
     name = sweep["metadata"]["name"]
     cluster = f"{name}-ray"
-    template = sweep["spec"]["template"]
-    template["command"] = ["python", str(ROOT / TABULAR_Q)]
-    template["placement"] = {"backend": "kubernetes"}
-    sweep["spec"]["seedsPerTrial"] = 1
     sweep["spec"]["placement"] = {"kubernetes": {"sharedCluster": True}}
     kube.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(sweep), check=True)
     seen: dict[str, Any] = {}
