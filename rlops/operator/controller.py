@@ -188,9 +188,9 @@ class Controller:
 
     async def write_status(
         self, kind: Kind, body: Body, status: Mapping[str, Any],
-        fields: Collection[str] | None = None,
+        fields: Collection[str] | None = None, hold: bool = True,
     ) -> bool:  # fmt: skip
-        return await self.writer.write(kind, body, status, fields)
+        return await self.writer.write(kind, body, status, fields, hold)
 
     def forget_experiment(self, key: Key) -> None:
         self.errors.forget(f"experiment {key[0]}/{key[1]}")
@@ -217,7 +217,9 @@ class Controller:
             if pending.result is not None:
                 metric = objective_metric(experiment)
                 status = with_result(status, pending.result, metric, pending.record)
-            await self.write_status(RLEXPERIMENTS, body, status.dump(), PROGRESS_FIELDS)
+            # A final result is written at once: its sender is told only then.
+            await self.write_status(RLEXPERIMENTS, body, status.dump(), PROGRESS_FIELDS,
+                                    hold=pending.result is None)  # fmt: skip
             labels = experiment.metadata.labels
             if pending.points and self._stops_early((key[0], labels.get(LABEL_SWEEP, ""))):
                 await self._append_history(key, experiment, pending)

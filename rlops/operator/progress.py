@@ -7,9 +7,11 @@ progress and nothing else, so training pods need no Kubernetes rights at all.
 The body is a ProgressRecord, or with `?final=1` the attempt's RunResult.
 
 Records are coalesced: an object's status is written at most once per
-`status_flush_seconds`, with the newest record; a final result is written at
-once. History points (iteration, objective) gathered in between are kept for
-early stopping (at most `MAX_POINTS` per object, the newest).
+`status_flush_seconds`, with the newest record. A final result is written at once, and
+answered only once it is in the status (202), or with 503 if that takes longer than
+`FINAL_WAIT_SECONDS`: the runtime sends it again until it is answered, so an operator
+killed meanwhile loses no result. History points (iteration, objective) gathered in
+between are kept for early stopping (at most `MAX_POINTS` per object, the newest).
 
 Nothing a pod sends can exhaust the operator: any request without the experiment's token
 (or for an experiment that does not exist: no 404 tells which exist), and any malformed
@@ -50,6 +52,7 @@ MAX_METRICS = MAX_REPORTED_METRICS
 MAX_NUMBER = 1e15  # a return or a count beyond this is a pod lying, and would overflow sums
 MAX_POINTS = 128
 BODY_TIMEOUT_SECONDS = 10.0
+FINAL_WAIT_SECONDS = 4.0  # under the runtime's 5 s per POST (rlops.runtime.reporter)
 
 Key = tuple[str, str]
 
@@ -59,6 +62,7 @@ class Pending:
     record: ProgressRecord | None = None
     result: RunResult | None = None
     points: list[ProgressRecord] = field(default_factory=list)
+    written: list[asyncio.Future[None]] = field(default_factory=list)  # told once it is
 
 
 Writer = Callable[[Key, Pending], Awaitable[None]]
@@ -84,13 +88,19 @@ class ProgressHub:
         self.tasks: dict[Key, asyncio.Task[None]] = {}
         self.urgent: dict[Key, asyncio.Event] = {}
 
-    def submit(self, key: Key, record: ProgressRecord | None, result: RunResult | None) -> None:
-        self._merge(key, Pending(record, result, [record] if record is not None else []))
+    def submit(
+        self, key: Key, record: ProgressRecord | None, result: RunResult | None
+    ) -> asyncio.Future[None]:
+        """Queue a record or a final result; the future is done once it is written."""
+        written = asyncio.get_running_loop().create_future()
+        self._merge(key, Pending(record, result, [record] if record is not None else [],
+                                 [written]))  # fmt: skip
         if key not in self.tasks:
             self.urgent[key] = asyncio.Event()
             self.tasks[key] = asyncio.get_running_loop().create_task(self._run(key))
         elif result is not None:
             self.urgent[key].set()
+        return written
 
     def _merge(self, key: Key, new: Pending) -> None:
         pending = self.pending.setdefault(key, Pending())
@@ -100,6 +110,7 @@ class ProgressHub:
             pending.record = new.record
         pending.result = new.result or pending.result
         pending.points.extend(new.points)
+        pending.written.extend(new.written)
         # Bounded while writes fail or a pod floods: the newest points are kept.
         del pending.points[: -self.max_points]
 
@@ -119,6 +130,9 @@ class ProgressHub:
                 try:
                     await self.write(key, pending)
                     failing = False
+                    for written in pending.written:
+                        if not written.done():
+                            written.set_result(None)
                 except Exception:
                     # The first failure with its traceback; the retries of an outage quietly.
                     level = logging.DEBUG if failing else logging.ERROR
@@ -143,6 +157,7 @@ def progress_app(
     secret: str,
     uid_of: Callable[[Key], str | None],
     body_timeout: float = BODY_TIMEOUT_SECONDS,
+    final_wait: float = FINAL_WAIT_SECONDS,
 ) -> web.Application:
     """The aiohttp application of the progress endpoint; its rejections are logged once per
     5 min per kind (invalid token, slow body, bad body), with a count of the rest."""
@@ -175,7 +190,11 @@ def progress_app(
         try:
             data = await read_body(request, body_timeout)
             if final:
-                hub.submit(key, None, RunResult.model_validate(data))
+                written = hub.submit(key, None, RunResult.model_validate(data))
+                try:  # answered once it is in the status: else it is sent again
+                    await asyncio.wait_for(asyncio.shield(written), final_wait)
+                except TimeoutError:
+                    return web.json_response({"error": "result not written yet"}, status=503)
             else:
                 hub.submit(key, ProgressRecord.model_validate(data), None)
         except TimeoutError:

@@ -73,12 +73,14 @@ class StatusWriter:
         body: Body,
         status: Mapping[str, Any],
         fields: Collection[str] | None = None,
+        hold: bool = True,
     ) -> bool:
         """Write the fields of `status` that differ from `body`'s; False when none do.
 
         The index may still hold the version this operator last patched: then what it
         wrote is the status to compare with, so a lagging index causes no second write.
-        A change that can wait (`writes.can_wait`) is held and sent with the next write.
+        A change that can wait (`writes.can_wait`) is held and sent with the next write,
+        unless `hold` is False (a final result: it must not die with this process).
         """
         meta = body["metadata"]
         key = (kind.plural, meta["namespace"], meta["name"])
@@ -89,7 +91,7 @@ class StatusWriter:
         if patch is None:
             return False
         new = applied(old, patch)
-        if kind is RLEXPERIMENTS and can_wait(old, patch["status"]):
+        if hold and kind is RLEXPERIMENTS and can_wait(old, patch["status"]):
             self.held.hold(key, old, new, patch["status"])
             return True
         held = self.held.take(key)

@@ -94,6 +94,33 @@ async def test_final_result_is_written_without_waiting() -> None:
     assert last.result is not None and last.record is not None and last.record.iteration == 2
 
 
+async def test_a_final_result_is_answered_only_once_it_is_in_the_status() -> None:
+    """An operator killed between taking a result and writing it must not lose it: the
+    answer (202) comes after the write; a write that does not come in time is a 503, and
+    the runtime sends the result again."""
+    gate = asyncio.Event()
+    written: list[Pending] = []
+
+    async def slow(key: Key, pending: Pending) -> None:
+        await gate.wait()
+        written.append(pending)
+
+    hub = ProgressHub(slow, interval=30.0)
+    app = progress_app(hub, SECRET, UIDS.get, final_wait=0.5)
+    final = {"status": "succeeded", "exit_code": 0}
+    async with TestClient(TestServer(app)) as client:
+        late = await client.post("/progress/ns/a?final=1", json=final,
+                                 headers=auth("ns", "a", "uid-a"))  # fmt: skip
+        assert late.status == 503 and not written  # not written yet: not acknowledged
+        gate.set()
+        again = await client.post("/progress/ns/a?final=1", json=final,
+                                  headers=auth("ns", "a", "uid-a"))  # fmt: skip
+        assert again.status == 202
+        assert written and written[-1].result is not None
+    for task in list(hub.tasks.values()):
+        task.cancel()
+
+
 async def test_failed_write_is_retried_with_newer_data_merged() -> None:
     calls: list[int] = []
 
