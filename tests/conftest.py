@@ -32,14 +32,14 @@ def golden(request: pytest.FixtureRequest) -> Golden:
 # The Kubernetes test bed (API server emulator, KubeRay stand-in): see docs/testing.md.
 from tests.kube.fixtures import kube, kube_namespace, kuberay  # noqa: E402, F401
 from tests.operator.harness import operator  # noqa: E402, F401
+from tests.xdist import worker_index  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, each worker's multi-node SLURM clusters get network namespaces,
     a bridge and a subnet of their own (scripts/slurm-cluster.sh reads these)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker:
-        index = int(worker.removeprefix("gw") or 0)
+    index = worker_index()
+    if index is not None:
         os.environ.setdefault("RLOPS_SLURM_NET_PREFIX", f"rw{index}-")
         os.environ.setdefault("RLOPS_SLURM_SUBNET", f"10.217.{10 + index}")
 

@@ -62,7 +62,7 @@ class Pending:
     record: ProgressRecord | None = None
     result: RunResult | None = None
     points: list[ProgressRecord] = field(default_factory=list)
-    written: list[asyncio.Future[None]] = field(default_factory=list)  # told once it is
+    written: list[asyncio.Future[None]] = field(default_factory=list)  # final results' senders
 
 
 Writer = Callable[[Key, Pending], Awaitable[None]]
@@ -90,11 +90,11 @@ class ProgressHub:
 
     def submit(
         self, key: Key, record: ProgressRecord | None, result: RunResult | None
-    ) -> asyncio.Future[None]:
-        """Queue a record or a final result; the future is done once it is written."""
-        written = asyncio.get_running_loop().create_future()
+    ) -> asyncio.Future[None] | None:
+        """Queue a record or a final result; for a result, a future done once it is written."""
+        written = asyncio.get_running_loop().create_future() if result is not None else None
         self._merge(key, Pending(record, result, [record] if record is not None else [],
-                                 [written]))  # fmt: skip
+                                 [written] if written is not None else []))  # fmt: skip
         if key not in self.tasks:
             self.urgent[key] = asyncio.Event()
             self.tasks[key] = asyncio.get_running_loop().create_task(self._run(key))
@@ -191,6 +191,7 @@ def progress_app(
             data = await read_body(request, body_timeout)
             if final:
                 written = hub.submit(key, None, RunResult.model_validate(data))
+                assert written is not None
                 try:  # answered once it is in the status: else it is sent again
                     await asyncio.wait_for(asyncio.shield(written), final_wait)
                 except TimeoutError:

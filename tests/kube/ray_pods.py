@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.kube.kuberay_pods import add_auth_env
+from tests.xdist import worker_index
 
 Obj = dict[str, Any]
 
@@ -58,8 +59,8 @@ OWN_FLAGS = {*NODE_PORTS, "port", "address", "node-ip-address", "block", "dashbo
              "dashboard-host"}  # fmt: skip
 # Each pytest-xdist worker numbers its clusters from its own block, so two workers'
 # clusters never share an address.
-_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-_clusters = itertools.count(1 + 125 * (_WORKER % 2))
+_clusters = itertools.count(1 + 125 * ((worker_index() or 0) % 2))
+SUBNETS = "127.151."  # 127.151.<cluster>.<pod>
 # The test bed's own setting for every Ray pod: on a loaded shared machine the dashboard
 # agent can take longer than the raylet's default wait for it (the raylet then aborts).
 TEST_BED_ENV = {"RAY_agent_register_timeout_ms": "120000"}
@@ -149,7 +150,7 @@ def listening_subnets() -> set[str]:
             if fields[3] != "0A":  # not LISTEN
                 continue
             ip = socket.inet_ntoa(struct.pack("<I", int(fields[1].split(":")[0], 16)))
-            if ip.startswith("127.151."):
+            if ip.startswith(SUBNETS):
                 subnets.add(ip.rsplit(".", 1)[0])
     return subnets
 
@@ -158,7 +159,7 @@ def free_subnet(numbers: Iterator[int] = _clusters) -> str:
     """The next 127.151.N subnet of this process's block that nothing listens in."""
     taken = listening_subnets()
     for _ in range(250):
-        subnet = f"127.151.{next(numbers) % 250}"
+        subnet = f"{SUBNETS}{next(numbers) % 250}"
         if subnet not in taken:
             return subnet
     raise RuntimeError("every 127.151.N subnet has a listener: remove stale Ray pods (podman ps)")
